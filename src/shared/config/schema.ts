@@ -1,0 +1,337 @@
+/**
+ * The one configuration file of Gatehouse, as a schema.
+ *
+ * Every key has a safe default, so an empty file (or none) runs the reference deployment on one
+ * machine. Unknown keys are errors: a typo must not silently fall back to a default.
+ * docs/configuration.md describes each key; keep the two in step.
+ */
+import { z } from 'zod';
+
+const seconds = z.number().int().positive();
+const port = z.number().int().min(0).max(65535);
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+  .refine((value) => !value.includes('#'), 'must not contain a fragment');
+const scopeName = z
+  .string()
+  .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'is not a valid OAuth scope token (RFC 6749 §3.3)');
+const claimValue = z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]);
+const claims = z.record(z.string(), claimValue).default({});
+
+/** A secret given literally (32 characters or more), from an environment variable, or from a file. */
+const secretReference = z
+  .string()
+  .refine(
+    (value) => value.startsWith('env:') || value.startsWith('file:') || value.length >= 32,
+    'must be "env:NAME", "file:PATH" or a literal of at least 32 characters',
+  );
+
+const listen = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  /** 0 picks a free port; undefined means the port of the public URL. */
+  port: port.optional(),
+});
+
+const mcpResource = z.strictObject({
+  /** Canonical URI of the MCP server (RFC 8707 resource, RFC 9728 `resource`). */
+  uri: httpUrl.default('http://localhost:8000/mcp'),
+  name: z.string().min(1).default('Gatehouse MCP server'),
+  accessTokenTtlSeconds: seconds.max(86400).default(900),
+  scopes: z.record(scopeName, z.string().min(1)).default({
+    'stocks:read': 'See stock prices in your region',
+    'stocks:trade': 'Place stock orders on your behalf',
+    'customers:read': 'See your customer record',
+  }),
+  /** Scopes an agent gets when it asks for none (the 401 challenge's `scope`). */
+  baseScopes: z.array(scopeName).default(['stocks:read', 'customers:read']),
+});
+
+const upstreamApi = z.strictObject({
+  name: z.string().min(1),
+  /** The `aud` of tokens for this API; also accepted as an RFC 8707 resource or RFC 8693 audience. */
+  audience: httpUrl,
+  accessTokenTtlSeconds: seconds.max(3600).default(300),
+  scopes: z.record(scopeName, z.string().min(1)),
+});
+
+const exchangeTarget = z.strictObject({
+  audience: httpUrl,
+  /** MCP scope → the API scopes it maps to. An MCP scope not listed here maps to nothing. */
+  scopeMap: z.record(scopeName, z.array(scopeName)),
+});
+
+const exchangePolicy = z.strictObject({
+  /** The client allowed to exchange (the MCP server's client). */
+  clientId: z.string().min(1),
+  targets: z.array(exchangeTarget).min(1),
+});
+
+const preRegisteredClient = z
+  .strictObject({
+    clientId: z.string().min(1).max(200),
+    name: z.string().min(1),
+    /** What the client is for: `gateway` may introspect; `workload` gets client credentials. */
+    role: z.enum(['gateway', 'mcp-server', 'workload', 'agent']),
+    authMethod: z.enum(['client_secret_basic', 'private_key_jwt', 'none']),
+    secret: secretReference.optional(),
+    /** Public keys for private_key_jwt: a JWKS file (generated with a key pair when missing and `generateKeys`). */
+    jwksFile: z.string().optional(),
+    generateKeys: z.boolean().default(false),
+    redirectUris: z.array(z.string()).default([]),
+    scopes: z.array(scopeName).default([]),
+  })
+  .superRefine((client, ctx) => {
+    if (client.authMethod === 'client_secret_basic' && !client.secret) {
+      ctx.addIssue({ code: 'custom', path: ['secret'], message: 'is required for client_secret_basic' });
+    }
+    if (client.authMethod === 'private_key_jwt' && !client.jwksFile) {
+      ctx.addIssue({ code: 'custom', path: ['jwksFile'], message: 'is required for private_key_jwt' });
+    }
+  });
+
+const rateLimit = z.strictObject({ max: z.number().int().positive(), windowSeconds: seconds });
+
+const authorizationServerBase = z.strictObject({
+  issuer: httpUrl.default('http://localhost:9000'),
+  listen: listen.default({ host: '127.0.0.1' }),
+  /** Trust X-Forwarded-* from a reverse proxy in front (for https deployments). */
+  trustProxy: z.boolean().default(false),
+  resources: z
+    .strictObject({
+      mcp: mcpResource.prefault({}),
+      apis: z.array(upstreamApi).default([
+        {
+          name: 'Stocks API',
+          audience: 'http://localhost:8000/api/stocks',
+          accessTokenTtlSeconds: 300,
+          scopes: { 'stocks.read': 'Read stocks', 'stocks.trade': 'Place orders' },
+        },
+        {
+          name: 'Customers API',
+          audience: 'http://localhost:8000/api/customers',
+          accessTokenTtlSeconds: 300,
+          scopes: { 'customers.read': 'Read customer records' },
+        },
+      ]),
+    })
+    .prefault({}),
+  tokenExchange: z.array(exchangePolicy).default([
+    {
+      clientId: 'gatehouse-mcp-server',
+      targets: [
+        {
+          audience: 'http://localhost:8000/api/stocks',
+          scopeMap: { 'stocks:read': ['stocks.read'], 'stocks:trade': ['stocks.trade'] },
+        },
+        {
+          audience: 'http://localhost:8000/api/customers',
+          scopeMap: { 'customers:read': ['customers.read'] },
+        },
+      ],
+    },
+  ]),
+  clients: z.array(preRegisteredClient).default([
+    {
+      clientId: 'gatehouse-gateway',
+      name: 'Gatehouse gateway',
+      role: 'gateway',
+      authMethod: 'client_secret_basic',
+      secret: 'file:secrets/gatehouse-gateway.secret',
+      generateKeys: false,
+      redirectUris: [],
+      scopes: [],
+    },
+    {
+      clientId: 'gatehouse-mcp-server',
+      name: 'Gatehouse MCP server',
+      role: 'mcp-server',
+      authMethod: 'client_secret_basic',
+      secret: 'file:secrets/gatehouse-mcp-server.secret',
+      generateKeys: false,
+      redirectUris: [],
+      scopes: [],
+    },
+    {
+      clientId: 'example-workload',
+      name: 'Example workload agent',
+      role: 'workload',
+      authMethod: 'private_key_jwt',
+      jwksFile: 'secrets/example-workload.jwks.json',
+      generateKeys: true,
+      redirectUris: [],
+      scopes: ['stocks:read'],
+    },
+  ]),
+  clientIdMetadataDocuments: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Hosts (and their subdomains) whose documents the consent page marks verified. */
+      trustedDomains: z.array(z.string()).default([]),
+      deniedDomains: z.array(z.string()).default([]),
+      /** Documents from other hosts: allowed but marked unverified, or denied. */
+      unlisted: z.enum(['allow', 'deny']).default('allow'),
+      maxBytes: z.number().int().min(512).max(65536).default(5120),
+      timeoutMs: z.number().int().min(100).max(10000).default(3000),
+      cacheMaxEntries: z.number().int().min(10).default(1000),
+      failureBackoffSeconds: seconds.default(60),
+      /** DEVELOPMENT ONLY: accept http://localhost / 127.0.0.1 documents. Logs a warning when on. */
+      allowLoopbackHttp: z.boolean().default(false),
+    })
+    .prefault({}),
+  dynamicRegistration: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      maxAccessTokenTtlSeconds: seconds.default(900),
+      allowRefreshTokens: z.boolean().default(false),
+      rateLimit: rateLimit.default({ max: 20, windowSeconds: 3600 }),
+      removeUnusedAfterSeconds: seconds.default(30 * 86400),
+    })
+    .prefault({}),
+  refreshTokens: z
+    .strictObject({
+      /** Issue refresh tokens to clients allowed to use them (never to DCR clients unless dynamicRegistration allows). */
+      enabled: z.boolean().default(false),
+      ttlSeconds: seconds.default(14 * 86400),
+      /** Window in which a just-rotated refresh token still works, for concurrent refreshes. */
+      reuseGraceSeconds: z.number().int().min(0).max(60).default(10),
+    })
+    .prefault({}),
+  users: z
+    .strictObject({
+      approved: z.array(z.strictObject({ email: z.email(), name: z.string().optional(), claims })).default([
+        { email: 'alice@example.com', name: 'Alice Example', claims: { region: 'eu' } },
+        { email: 'bob@example.com', name: 'Bob Example', claims: { region: 'us' } },
+      ]),
+      domains: z
+        .array(
+          z.strictObject({
+            domain: z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i, 'is not a domain name'),
+            claims,
+          }),
+        )
+        .default([]),
+    })
+    .prefault({}),
+  login: z
+    .strictObject({
+      codeTtlSeconds: seconds.max(900).default(300),
+      maxAttempts: z.number().int().min(1).max(10).default(5),
+      perEmail: rateLimit.default({ max: 5, windowSeconds: 900 }),
+      perAddress: rateLimit.default({ max: 20, windowSeconds: 900 }),
+    })
+    .prefault({}),
+  consent: z
+    .strictObject({
+      /** How long a user's consent for a client and resource is remembered. */
+      rememberSeconds: seconds.default(30 * 86400),
+    })
+    .prefault({}),
+  mail: z
+    .strictObject({
+      from: z.string().default('Gatehouse <no-reply@localhost>'),
+      smtp: z
+        .strictObject({
+          host: z.string().min(1),
+          port: port.default(587),
+          secure: z.boolean().default(false),
+          user: z.string().optional(),
+          password: secretReference.optional(),
+        })
+        .optional(),
+    })
+    .prefault({}),
+  tokenEndpointRateLimit: rateLimit.default({ max: 600, windowSeconds: 60 }),
+  sessionTtlSeconds: seconds.default(8 * 3600),
+});
+
+export const authorizationServerSchema = authorizationServerBase.superRefine(checkCrossReferences);
+
+const trimSlash = (uri: string) => (uri.endsWith('/') ? uri.slice(0, -1) : uri);
+
+/** Rules that span keys: every name a setting refers to must exist, so mistakes surface at start. */
+function checkCrossReferences(as: z.infer<typeof authorizationServerBase>, ctx: z.RefinementCtx): void {
+  const mcpScopes = new Set(Object.keys(as.resources.mcp.scopes));
+  as.resources.mcp.baseScopes.forEach((scope, i) => {
+    if (!mcpScopes.has(scope)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['resources', 'mcp', 'baseScopes', i],
+        message: `"${scope}" is not one of resources.mcp.scopes`,
+      });
+    }
+  });
+  const apis = new Map(as.resources.apis.map((api) => [trimSlash(api.audience), api]));
+  if (apis.has(trimSlash(as.resources.mcp.uri))) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['resources', 'apis'],
+      message: 'an API audience must differ from the MCP server URI',
+    });
+  }
+  const clients = new Map(as.clients.map((client) => [client.clientId, client]));
+  if (clients.size !== as.clients.length) {
+    ctx.addIssue({ code: 'custom', path: ['clients'], message: 'clientId values must be unique' });
+  }
+  as.tokenExchange.forEach((policy, p) => {
+    if (clients.get(policy.clientId)?.role !== 'mcp-server') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tokenExchange', p, 'clientId'],
+        message: `"${policy.clientId}" is not a pre-registered client with role mcp-server`,
+      });
+    }
+    policy.targets.forEach((target, t) => {
+      const api = apis.get(trimSlash(target.audience));
+      if (!api) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tokenExchange', p, 'targets', t, 'audience'],
+          message: `"${target.audience}" is not the audience of any resources.apis entry`,
+        });
+        return;
+      }
+      for (const [mcpScope, apiScopes] of Object.entries(target.scopeMap)) {
+        if (!mcpScopes.has(mcpScope)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['tokenExchange', p, 'targets', t, 'scopeMap', mcpScope],
+            message: `"${mcpScope}" is not one of resources.mcp.scopes`,
+          });
+        }
+        for (const apiScope of apiScopes) {
+          if (!(apiScope in api.scopes)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['tokenExchange', p, 'targets', t, 'scopeMap', mcpScope],
+              message: `"${apiScope}" is not a scope of ${api.name}`,
+            });
+          }
+        }
+      }
+    });
+  });
+  as.clients.forEach((client, i) => {
+    client.scopes.forEach((scope) => {
+      if (!mcpScopes.has(scope)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clients', i, 'scopes'],
+          message: `"${scope}" is not one of resources.mcp.scopes`,
+        });
+      }
+    });
+  });
+}
+
+export const configSchema = z.strictObject({
+  /** Where state lives: the database, keys and generated secrets. Relative to the config file. */
+  dataDir: z.string().default('./data'),
+  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  authorizationServer: authorizationServerSchema.prefault({}),
+});
+
+export type GatehouseConfig = z.infer<typeof configSchema>;
+export type AuthorizationServerConfig = z.infer<typeof authorizationServerSchema>;
+export type PreRegisteredClientConfig = z.infer<typeof preRegisteredClient>;
+export type UpstreamApiConfig = z.infer<typeof upstreamApi>;
+export type ExchangePolicyConfig = z.infer<typeof exchangePolicy>;

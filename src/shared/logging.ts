@@ -1,0 +1,62 @@
+/**
+ * Structured logging: one JSON object per line on stderr, so logs can be shipped as they are.
+ *
+ * Security invariant: no token, code or secret is ever logged. Fields whose names say they hold
+ * such a value are replaced by "[redacted]" before the line is written, whatever the caller passed.
+ */
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFields = Record<string, unknown>;
+
+export interface Logger {
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+  /** One line per security event (login, consent, token issued, ...): `event` names it, `outcome` says how it ended. */
+  audit(event: string, fields: LogFields & { outcome: 'success' | 'failure' | 'denied' }): void;
+  child(fields: LogFields): Logger;
+}
+
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+const SENSITIVE_KEY =
+  /(^|_|-)(token|access_token|refresh_token|id_token|subject_token|code|otp|secret|client_secret|password|assertion|client_assertion|authorization|cookie|code_verifier|jwt|private_key|key)s?$/i;
+
+/** Replaces the values of sensitive-looking keys, recursively, with "[redacted]". */
+export function redact(value: unknown, depth = 0): unknown {
+  if (depth > 5 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) {
+    out[key] = SENSITIVE_KEY.test(key) && inner !== undefined ? '[redacted]' : redact(inner, depth + 1);
+  }
+  return out;
+}
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  /** Where lines go; defaults to stderr. Tests pass a collector. */
+  write?: (line: string) => void;
+}
+
+export function createLogger(component: string, options: LoggerOptions = {}, base: LogFields = {}): Logger {
+  const threshold = LEVELS[options.level ?? ((process.env.GATEHOUSE_LOG_LEVEL as LogLevel) || 'info')] ?? 20;
+  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+
+  const emit = (level: LogLevel, message: string, fields: LogFields = {}) => {
+    if (LEVELS[level] < threshold) return;
+    const record = redact({ time: new Date().toISOString(), level, component, message, ...base, ...fields });
+    write(JSON.stringify(record));
+  };
+
+  return {
+    debug: (message, fields) => emit('debug', message, fields),
+    info: (message, fields) => emit('info', message, fields),
+    warn: (message, fields) => emit('warn', message, fields),
+    error: (message, fields) => emit('error', message, fields),
+    audit: (event, fields) =>
+      emit(fields.outcome === 'success' ? 'info' : 'warn', 'audit', { event, ...fields }),
+    child: (fields) => createLogger(component, options, { ...base, ...fields }),
+  };
+}
