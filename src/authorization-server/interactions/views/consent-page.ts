@@ -1,0 +1,104 @@
+/**
+ * The consent page: which application asks, whether Gatehouse could verify who publishes it, where
+ * the browser goes next, and which new permissions it asks for on which resource.
+ *
+ * Everything shown about the client (name, hosts) may be chosen by the client: all of it is escaped,
+ * and an unverified client is flagged as such in words, not only in colour.
+ */
+
+import { csrfField, html, layout, type SafeHtml, safeUrl } from './html.ts';
+
+export type ClientKind = 'pre-registered' | 'cimd' | 'dynamic';
+
+export interface ConsentScope {
+  name: string;
+  description: string;
+  /** Already granted to this client by this user: listed apart, not as a new request. */
+  alreadyGranted: boolean;
+}
+
+export interface ConsentPageOptions {
+  /** Where the form posts (same origin). */
+  action: string;
+  csrfToken: string;
+  client: {
+    name: string;
+    /** For a CIMD client: the host of its client_id URL. */
+    clientIdHost?: string;
+    verified: boolean;
+    kind: ClientKind;
+  };
+  /** The host of the redirect_uri the browser is sent back to. */
+  redirectHost: string;
+  user: { email: string };
+  resource: { name: string; uri: string };
+  scopes: ConsentScope[];
+  devBanner?: boolean;
+}
+
+const KIND_TEXT: Record<ClientKind, string> = {
+  'pre-registered': 'Registered by the administrators of this Gatehouse.',
+  cimd: 'Described by a metadata document that it publishes itself.',
+  dynamic: 'Registered itself automatically.',
+};
+
+function verificationNotice(verified: boolean): SafeHtml {
+  return verified
+    ? html`<p class="notice verified">Gatehouse has verified who publishes this application.</p>`
+    : html`<p class="notice unverified">Gatehouse could not verify who publishes this application. Only continue if you trust it.</p>`;
+}
+
+function scopeList(scopes: ConsentScope[], className: string): SafeHtml {
+  return html`<ul class="${className}">${scopes.map(
+    (scope) => html`<li>${scope.description} <code>${scope.name}</code></li>`,
+  )}</ul>`;
+}
+
+export function consentPage({
+  action,
+  csrfToken,
+  client,
+  redirectHost,
+  user,
+  resource,
+  scopes,
+  devBanner,
+}: ConsentPageOptions): string {
+  const requested = scopes.filter((scope) => !scope.alreadyGranted);
+  const granted = scopes.filter((scope) => scope.alreadyGranted);
+  const badge = client.verified
+    ? html`<span class="badge verified">Verified</span>`
+    : html`<span class="badge unverified">Unverified</span>`;
+  const clientIdHost = client.kind === 'cimd' && client.clientIdHost;
+
+  const body = html`<h1>Allow ${client.name} to access ${resource.name}?</h1>
+<p><strong>${client.name}</strong> ${badge}</p>
+${verificationNotice(client.verified)}
+<dl>
+${clientIdHost && html`<dt>Published at</dt><dd><strong>${clientIdHost}</strong></dd>`}
+<dt>Application</dt><dd>${KIND_TEXT[client.kind]}</dd>
+<dt>Sends you back to</dt><dd><strong>${redirectHost}</strong></dd>
+<dt>Resource</dt><dd>${resource.name}<br><code>${resource.uri}</code></dd>
+<dt>Signed in as</dt><dd>${user.email}</dd>
+</dl>
+${
+  requested.length > 0
+    ? html`<h2>It asks permission to</h2>
+${scopeList(requested, 'scopes requested')}`
+    : html`<h2>It asks for no new permission</h2>`
+}
+${
+  granted.length > 0 &&
+  html`<h2>Already allowed</h2>
+${scopeList(granted, 'scopes granted')}`
+}
+<form method="post" action="${safeUrl(action)}">
+${csrfField(csrfToken)}
+<div class="actions">
+<button name="decision" value="allow">Allow</button>
+<button name="decision" value="deny">Deny</button>
+</div>
+</form>
+<p class="hint">Whichever you choose, you will be sent back to ${redirectHost}.</p>`;
+  return layout({ title: 'Allow access?', body, devBanner });
+}

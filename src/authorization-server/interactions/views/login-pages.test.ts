@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { codePage, emailPage } from './login-pages.ts';
+
+function inputNamed(page: string, name: string): string {
+  const match = new RegExp(`<input[^>]*\\sname="${name}"[^>]*>`).exec(page);
+  assert.ok(match, `input ${name} is present`);
+  return match[0];
+}
+
+describe('emailPage', () => {
+  const page = emailPage({ action: '/i/1/email', csrfToken: 'tok', clientName: 'Claude' });
+
+  it('asks for the email with the right input attributes', () => {
+    const input = inputNamed(page, 'email');
+    for (const attribute of ['type="email"', 'autocomplete="email"', ' required', ' autofocus']) {
+      assert.ok(input.includes(attribute), attribute);
+    }
+    assert.ok(input.includes('value=""'));
+    assert.match(page, /<label for="email">/);
+    assert.match(page, /<button type="submit">Send code<\/button>/);
+    assert.match(page, /Claude/);
+  });
+
+  it('posts to the action with the csrf field', () => {
+    assert.match(page, /<form method="post" action="\/i\/1\/email">/);
+    assert.match(page, /<input type="hidden" name="csrf" value="tok">/);
+  });
+
+  it('shows no error unless given one, then shows it as an alert and keeps the email', () => {
+    assert.doesNotMatch(page, /role="alert"/);
+    const withError = emailPage({
+      action: '/a',
+      csrfToken: 't',
+      clientName: 'c',
+      error: 'Enter a valid email address',
+      email: 'bob@example',
+    });
+    assert.match(withError, /<p class="error" role="alert" id="form-error">Enter a valid email address<\/p>/);
+    assert.ok(inputNamed(withError, 'email').includes('value="bob@example"'));
+    assert.ok(inputNamed(withError, 'email').includes('aria-invalid="true"'));
+  });
+});
+
+describe('codePage', () => {
+  const options = {
+    action: '/i/1/code',
+    csrfToken: 'tok',
+    email: 'ann@example.com',
+    resendAction: '/i/1/resend',
+  };
+  const page = codePage(options);
+
+  it('says the same thing whether the address is approved or not', () => {
+    assert.match(
+      page,
+      /We sent a six-digit code to <strong>ann@example\.com<\/strong> if it is approved to sign in\./,
+    );
+  });
+
+  it('asks for the code with the right input attributes', () => {
+    const input = inputNamed(page, 'code');
+    for (const attribute of [
+      'inputmode="numeric"',
+      'pattern="[0-9]{6}"',
+      'maxlength="6"',
+      'autocomplete="one-time-code"',
+      ' required',
+    ]) {
+      assert.ok(input.includes(attribute), attribute);
+    }
+    assert.match(page, /<button type="submit">Sign in<\/button>/);
+  });
+
+  it('has a resend form posting to resendAction with the csrf field', () => {
+    const resend = /<form method="post" action="\/i\/1\/resend">([\s\S]*?)<\/form>/.exec(page);
+    assert.ok(resend);
+    assert.ok(resend[1]?.includes('<input type="hidden" name="csrf" value="tok">'));
+    assert.ok(resend[1]?.includes('Send a new code'));
+    assert.match(page, /<form method="post" action="\/i\/1\/code">/);
+  });
+
+  it('shows the attempts left only when given', () => {
+    assert.doesNotMatch(page, /attempt/);
+    assert.match(codePage({ ...options, attemptsLeft: 3 }), /3 attempts left\./);
+    assert.match(codePage({ ...options, attemptsLeft: 1 }), /1 attempt left\./);
+    assert.match(codePage({ ...options, attemptsLeft: 0 }), /No attempts left\./);
+  });
+
+  it('shows an error and the link to use another email when given', () => {
+    assert.doesNotMatch(page, /Use a different email address/);
+    const withExtras = codePage({ ...options, error: 'That code is not right', useAnotherEmailHref: '/i/1' });
+    assert.match(withExtras, /role="alert"[^>]*>That code is not right</);
+    assert.match(withExtras, /<a href="\/i\/1">Use a different email address<\/a>/);
+  });
+
+  it('never renders a javascript: URL given as an action or link', () => {
+    const page = codePage({
+      ...options,
+      action: 'javascript:alert(1)',
+      resendAction: 'JAVASCRIPT:alert(1)',
+      useAnotherEmailHref: 'javascript:alert(1)',
+    });
+    assert.doesNotMatch(page, /javascript:/i);
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * The sign-in pages: ask for an email address, then for the six-digit code sent to it.
+ *
+ * No user enumeration: the code page says the same thing whether or not the address may sign in.
+ */
+
+import { csrfField, errorMessage, html, layout, safeUrl } from './html.ts';
+
+export interface EmailPageOptions {
+  /** Where the form posts (same origin). */
+  action: string;
+  csrfToken: string;
+  /** The name of the application the user is signing in to (escaped; may be chosen by the client). */
+  clientName: string;
+  error?: string;
+  /** Pre-fills the field, e.g. after an error. */
+  email?: string;
+  devBanner?: boolean;
+}
+
+export function emailPage({
+  action,
+  csrfToken,
+  clientName,
+  error,
+  email,
+  devBanner,
+}: EmailPageOptions): string {
+  const describedBy = error ? 'form-error email-hint' : 'email-hint';
+  const body = html`<h1>Sign in</h1>
+<p class="muted">to continue to <strong>${clientName}</strong></p>
+${errorMessage(error)}
+<form method="post" action="${safeUrl(action)}">
+${csrfField(csrfToken)}
+<div class="field">
+<label for="email">Email address</label>
+<input id="email" name="email" type="email" autocomplete="email" required autofocus spellcheck="false" autocapitalize="none" value="${email ?? ''}" aria-describedby="${describedBy}"${error ? html` aria-invalid="true"` : ''}>
+</div>
+<p class="hint" id="email-hint">If this address is approved to sign in, we will email it a six-digit code.</p>
+<div class="actions"><button type="submit">Send code</button></div>
+</form>`;
+  return layout({ title: 'Sign in', body, devBanner });
+}
+
+export interface CodePageOptions {
+  /** Where the code form posts (same origin). */
+  action: string;
+  csrfToken: string;
+  /** The address the code was sent to, as the user typed it. */
+  email: string;
+  /** Where the "Send a new code" form posts (same origin). */
+  resendAction: string;
+  error?: string;
+  /** Shown when given: how many more codes may be tried. */
+  attemptsLeft?: number;
+  /** Optional link back to the email page, to use another address. */
+  useAnotherEmailHref?: string;
+  devBanner?: boolean;
+}
+
+function attemptsText(attemptsLeft: number): string {
+  if (attemptsLeft <= 0) return 'No attempts left.';
+  return attemptsLeft === 1 ? '1 attempt left.' : `${attemptsLeft} attempts left.`;
+}
+
+export function codePage({
+  action,
+  csrfToken,
+  email,
+  resendAction,
+  error,
+  attemptsLeft,
+  useAnotherEmailHref,
+  devBanner,
+}: CodePageOptions): string {
+  const describedBy = error ? 'form-error code-hint' : 'code-hint';
+  const body = html`<h1>Check your email</h1>
+<p>We sent a six-digit code to <strong>${email}</strong> if it is approved to sign in.</p>
+${errorMessage(error)}
+<form method="post" action="${safeUrl(action)}">
+${csrfField(csrfToken)}
+<div class="field">
+<label for="code">Six-digit code</label>
+<input id="code" name="code" type="text" inputmode="numeric" pattern="[0-9]{6}" minlength="6" maxlength="6" autocomplete="one-time-code" required autofocus spellcheck="false" title="The six digits from the email" aria-describedby="${describedBy}"${error ? html` aria-invalid="true"` : ''}>
+</div>
+<p class="hint" id="code-hint">The code expires after a few minutes.${attemptsLeft !== undefined && html` ${attemptsText(attemptsLeft)}`}</p>
+<div class="actions"><button type="submit">Sign in</button></div>
+</form>
+<form method="post" action="${safeUrl(resendAction)}">
+${csrfField(csrfToken)}
+<p class="hint">Did not get it? Check your spam folder, or ask for another one.</p>
+<button type="submit" class="secondary">Send a new code</button>
+</form>
+${useAnotherEmailHref && html`<p class="hint"><a href="${safeUrl(useAnotherEmailHref)}">Use a different email address</a></p>`}`;
+  return layout({ title: 'Enter your code', body, devBanner });
+}

@@ -1,0 +1,141 @@
+/**
+ * Outgoing mail: SMTP through nodemailer when configured, otherwise an in-memory development inbox.
+ *
+ * The development inbox exists so that Gatehouse can be tried without a mail server. It holds sign-in
+ * codes in clear, so it is never created when SMTP is configured: there is no way to have both, and
+ * hence no way to leave it reachable by mistake in a deployment that sends real mail.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { createTransport } from 'nodemailer';
+import type { Logger } from '../../shared/logging.ts';
+
+export interface SmtpConfig {
+  host: string;
+  port: number;
+  /** true: TLS from the first byte (usually port 465); false: plain, upgraded by STARTTLS when offered. */
+  secure: boolean;
+  user?: string;
+  password?: string;
+  /** The From header, e.g. "Gatehouse <login@example.com>". */
+  from: string;
+}
+
+export interface MailerConfig {
+  smtp?: SmtpConfig;
+  /** How many messages the development inbox keeps (oldest dropped first); default 50. */
+  devInboxMaxMessages?: number;
+}
+
+export interface MailMessage {
+  to: string;
+  subject: string;
+  text: string;
+  html?: string;
+}
+
+export interface DevInboxMessage {
+  id: string;
+  to: string;
+  subject: string;
+  text: string;
+  /** ISO 8601 time the message was "sent". */
+  time: string;
+}
+
+export interface DevInbox {
+  /** The kept messages, newest first; copies, so callers cannot alter the inbox. */
+  list(): DevInboxMessage[];
+}
+
+export interface Mailer {
+  /** Resolves once the SMTP server accepted the message (or the inbox stored it); rejects otherwise. */
+  send(message: MailMessage): Promise<void>;
+  /** The development inbox; undefined whenever SMTP is configured. */
+  devInbox: DevInbox | undefined;
+}
+
+export function createMailer(config: MailerConfig, logger: Logger): Mailer {
+  const smtp = config.smtp;
+  if (smtp) {
+    const transport = createTransport({
+      host: smtp.host,
+      port: smtp.port,
+      secure: smtp.secure,
+      auth: smtp.user !== undefined ? { user: smtp.user, pass: smtp.password ?? '' } : undefined,
+      // nodemailer's defaults (2 minutes to connect, 10 minutes of socket silence) would leave a login
+      // request hanging far longer than anyone waits for a code; fail fast so the error can be shown.
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 30_000,
+    });
+    return {
+      devInbox: undefined,
+      async send(message) {
+        try {
+          await transport.sendMail({
+            from: smtp.from,
+            to: message.to,
+            subject: message.subject,
+            text: message.text,
+            ...(message.html !== undefined ? { html: message.html } : {}),
+          });
+        } catch (error) {
+          // Only the failure class is logged: server replies can quote the recipient, and the message
+          // body holds a sign-in code.
+          const detail = error as { code?: unknown; responseCode?: unknown };
+          logger.error('mail delivery failed', {
+            smtpError: typeof detail.code === 'string' ? detail.code : undefined,
+            responseCode: typeof detail.responseCode === 'number' ? detail.responseCode : undefined,
+          });
+          throw error;
+        }
+      },
+    };
+  }
+
+  const max = config.devInboxMaxMessages ?? 50;
+  if (!Number.isInteger(max) || max < 1)
+    throw new Error('mailer: devInboxMaxMessages must be a positive integer');
+  logger.warn(
+    'no SMTP server configured: mail goes to the in-memory development inbox, which shows sign-in codes ' +
+      'to whoever can read it; development only, configure SMTP for any real use',
+  );
+  // Newest first, so listing is a copy and dropping the oldest is a pop.
+  const messages: DevInboxMessage[] = [];
+  return {
+    devInbox: {
+      list: () => messages.map((message) => ({ ...message })),
+    },
+    async send(message) {
+      messages.unshift({
+        id: randomUUID(),
+        to: message.to,
+        subject: message.subject,
+        text: message.text,
+        time: new Date().toISOString(),
+      });
+      if (messages.length > max) messages.length = max;
+      logger.debug('message kept in the development inbox');
+    },
+  };
+}
+
+/** Subject and text of the sign-in code mail. The code stands alone in the text, easy to read and copy. */
+export function loginCodeMessage(
+  code: string,
+  issuerName: string,
+  minutes: number,
+): { subject: string; text: string } {
+  // The name comes from configuration; a line break in it would end up in a header.
+  const name = issuerName.replace(/[\r\n]+/g, ' ').trim();
+  const duration = minutes === 1 ? '1 minute' : `${minutes} minutes`;
+  return {
+    subject: `Your ${name} sign-in code`,
+    text:
+      `Your sign-in code is ${code}. It expires in ${duration}. ` +
+      'If you did not ask for it, ignore this message.\n\n' +
+      // Phishing pages ask people to read the code out; saying plainly that nobody legitimate will helps.
+      `Do not share this code with anyone: ${name} will never ask you for it.\n`,
+  };
+}

@@ -1,0 +1,367 @@
+/**
+ * Persistence for the authorization server: an oidc-provider Adapter backed by SQLite through Node's
+ * built-in `node:sqlite` (no native addon), plus housekeeping (expiry purge, removal of unused
+ * dynamically registered clients).
+ *
+ * Semantics follow oidc-provider's reference adapter (node_modules/oidc-provider/lib/adapters/memory_adapter.js):
+ * one keyspace per model name, Session rows indexed by `uid`, rows indexed by `userCode`, the
+ * grantable models indexed by `grantId`, `consume` stamping `payload.consumed` in epoch seconds.
+ *
+ * All `*_at` columns hold epoch milliseconds. The payload column is the JSON oidc-provider gave us,
+ * verbatim; the other columns are derived from it (or are our own bookkeeping) so lookups are indexed.
+ */
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+
+/** File name of the database inside the data directory. */
+export const DATABASE_FILE = 'gatehouse.db';
+
+/**
+ * oidc-provider's default `clockTolerance` (seconds, lib/helpers/defaults.js). Must equal the provider's.
+ * The memory adapter keeps rows that long past their TTL, and it matters: ReplayDetection saves a JWT's
+ * jti with ttl = exp - now, but the provider accepts that JWT until exp + clockTolerance, so forgetting
+ * the jti at exp would reopen a replay window.
+ */
+export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 15;
+
+/** recordClientUse writes a given client's last_used_at at most this often (milliseconds). */
+export const CLIENT_USE_WRITE_INTERVAL_MS = 60_000;
+
+/**
+ * Models whose rows carry a grantId and die with their grant. Same set as the memory adapter's
+ * `grantable`, plus ClientCredentials in case a future version gives those a grantId.
+ * The Grant row itself is not here: oidc-provider destroys it separately (lib/helpers/revoke.js,
+ * under revokeGrantPolicy).
+ */
+const GRANTABLE_MODELS = [
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+  'ClientCredentials',
+] as const;
+
+const GRANTABLE = new Set<string>(GRANTABLE_MODELS);
+
+/**
+ * Schema migrations; migration i brings `PRAGMA user_version` from i to i + 1. Append, never edit.
+ *
+ * Beyond the columns the brief lists: `client_id` (payload.clientId, indexed, so removing a client also
+ * removes its grants, tokens and registration access token without scanning JSON), `created_at` and
+ * `last_used_at` (Client bookkeeping). The secondary indexes are partial: most rows have no uid,
+ * userCode or grantId, and SQLite still uses a partial `x IS NOT NULL` index for `x = ?` lookups.
+ * uid and user_code lead with `model` because the lookups are per model. STRICT rejects mistyped values.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE oidc_models (
+     model        TEXT    NOT NULL,
+     id           TEXT    NOT NULL,
+     payload      TEXT    NOT NULL,
+     grant_id     TEXT,
+     uid          TEXT,
+     user_code    TEXT,
+     client_id    TEXT,
+     expires_at   INTEGER,
+     consumed_at  INTEGER,
+     created_at   INTEGER NOT NULL,
+     last_used_at INTEGER,
+     PRIMARY KEY (model, id)
+   ) STRICT;
+   CREATE INDEX oidc_models_grant_id ON oidc_models (grant_id) WHERE grant_id IS NOT NULL;
+   CREATE INDEX oidc_models_uid ON oidc_models (model, uid) WHERE uid IS NOT NULL;
+   CREATE INDEX oidc_models_user_code ON oidc_models (model, user_code) WHERE user_code IS NOT NULL;
+   CREATE INDEX oidc_models_client_id ON oidc_models (client_id) WHERE client_id IS NOT NULL;
+   CREATE INDEX oidc_models_expires_at ON oidc_models (expires_at) WHERE expires_at IS NOT NULL;`,
+];
+
+/** Latest schema version this code knows (the value of `PRAGMA user_version` after openDatabase). */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Runs fn inside BEGIN IMMEDIATE … COMMIT (rolled back if it throws); IMMEDIATE takes the write lock up front. */
+function transaction<T>(db: DatabaseSync, fn: () => T): T {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const result = fn();
+    db.exec('COMMIT');
+    return result;
+  } catch (error) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+/** Applies the pending migrations; refuses a database written by a newer Gatehouse. */
+function migrate(db: DatabaseSync): void {
+  transaction(db, () => {
+    const row = db.prepare('PRAGMA user_version').get();
+    const current = Number(row?.user_version ?? 0);
+    if (current > MIGRATIONS.length) {
+      throw new Error(
+        `database schema version ${current} is newer than this Gatehouse supports (${MIGRATIONS.length})`,
+      );
+    }
+    for (let version = current; version < MIGRATIONS.length; version++) {
+      db.exec(MIGRATIONS[version]!);
+      // PRAGMA takes no bound parameters; version is our own integer.
+      db.exec(`PRAGMA user_version = ${version + 1}`);
+    }
+  });
+}
+
+/** Opens (creating if needed) `<dataDir>/gatehouse.db` with WAL, busy timeout, foreign keys and the current schema. */
+export function openDatabase(dataDir: string): DatabaseSync {
+  // The database holds refresh tokens, sessions and client secrets: owner-only directory and files.
+  // mode only applies when mkdir creates the directory; an existing directory is the operator's choice.
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = path.join(dataDir, DATABASE_FILE);
+  // Create the file ourselves so it never exists with umask-derived permissions, and tighten any
+  // pre-existing files. SQLite gives the -wal/-shm files it creates the database file's mode.
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  for (const suffix of ['', '-wal', '-shm']) {
+    try {
+      fs.chmodSync(file + suffix, 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+
+  const db = new DatabaseSync(file);
+  try {
+    // busy_timeout first so the next statements wait for another connection (e.g. a CLI) instead of failing.
+    db.exec('PRAGMA busy_timeout = 5000');
+    // WAL: readers don't block the writer, and a commit is one sequential append.
+    db.exec('PRAGMA journal_mode = WAL');
+    // In WAL mode NORMAL is corruption-safe; a power loss can only lose the last commits, not break the file.
+    db.exec('PRAGMA synchronous = NORMAL');
+    db.exec('PRAGMA foreign_keys = ON');
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}
+
+/** Options of createSqliteAdapterFactory. */
+export interface SqliteAdapterOptions {
+  /** Seconds rows outlive their TTL; pass the provider's `clockTolerance` (default 15, as oidc-provider's). */
+  clockTolerance?: number;
+}
+
+interface PayloadRow {
+  payload: string;
+}
+
+function parsePayload(row: Record<string, unknown> | undefined): AdapterPayload | undefined {
+  if (row === undefined) return undefined;
+  return JSON.parse((row as unknown as PayloadRow).payload) as AdapterPayload;
+}
+
+function stringOrNull(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+/** Returns an oidc-provider adapter factory (`adapter` in the provider configuration) storing every model in `db`. */
+export function createSqliteAdapterFactory(
+  db: DatabaseSync,
+  options: SqliteAdapterOptions = {},
+): (model: string) => Adapter {
+  const toleranceMs = (options.clockTolerance ?? DEFAULT_CLOCK_TOLERANCE_SECONDS) * 1000;
+
+  // Prepared once and shared by every model's adapter: these run on every request.
+  // ON CONFLICT rather than INSERT OR REPLACE so created_at and last_used_at survive re-saves
+  // (sessions and grants are upserted again and again; a Client on registration update).
+  const upsert = db.prepare(
+    `INSERT INTO oidc_models
+       (model, id, payload, grant_id, uid, user_code, client_id, expires_at, consumed_at, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (model, id) DO UPDATE SET
+       payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+       user_code = excluded.user_code, client_id = excluded.client_id,
+       expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`,
+  );
+  // Expired rows are invisible even before purgeExpired runs, as with the memory adapter's LRU maxAge.
+  const live = '(expires_at IS NULL OR expires_at > ?)';
+  const find = db.prepare(`SELECT payload FROM oidc_models WHERE model = ? AND id = ? AND ${live}`);
+  const findByUid = db.prepare(
+    `SELECT payload FROM oidc_models WHERE model = ? AND uid = ? AND ${live} LIMIT 1`,
+  );
+  const findByUserCode = db.prepare(
+    `SELECT payload FROM oidc_models WHERE model = ? AND user_code = ? AND ${live} LIMIT 1`,
+  );
+  // One statement, so atomic. Numbers bind as REAL in node:sqlite; CAST keeps `consumed` a JSON integer.
+  const consume = db.prepare(
+    `UPDATE oidc_models
+       SET payload = json_set(payload, '$.consumed', CAST(?1 AS INTEGER)), consumed_at = ?2
+     WHERE model = ?3 AND id = ?4`,
+  );
+  const destroy = db.prepare('DELETE FROM oidc_models WHERE model = ? AND id = ?');
+  const revokeByGrantId = db.prepare(
+    `DELETE FROM oidc_models
+     WHERE grant_id = ? AND model IN (${GRANTABLE_MODELS.map(() => '?').join(', ')})`,
+  );
+
+  return (model: string): Adapter => ({
+    async upsert(id, payload, expiresIn) {
+      const now = Date.now();
+      // expiresIn is in seconds, undefined for rows that live until destroyed (Client, some Grants).
+      const expiresAt =
+        typeof expiresIn === 'number' && Number.isFinite(expiresIn)
+          ? now + Math.round(expiresIn * 1000 + toleranceMs)
+          : null;
+      // The memory adapter indexes uid for Session only (the only findByUid caller) and grantId for grantable models only.
+      const uid = model === 'Session' ? stringOrNull(payload.uid) : null;
+      const grantId = GRANTABLE.has(model) ? stringOrNull(payload.grantId) : null;
+      const consumedAt =
+        typeof payload.consumed === 'number' && Number.isFinite(payload.consumed)
+          ? Math.round(payload.consumed * 1000)
+          : payload.consumed
+            ? now
+            : null;
+      upsert.run(
+        model,
+        id,
+        JSON.stringify(payload),
+        grantId,
+        uid,
+        stringOrNull(payload.userCode),
+        stringOrNull(payload.clientId),
+        expiresAt,
+        consumedAt,
+        now,
+      );
+    },
+
+    async find(id) {
+      return parsePayload(find.get(model, id, Date.now()));
+    },
+
+    async findByUid(uid) {
+      return parsePayload(findByUid.get(model, uid, Date.now()));
+    },
+
+    async findByUserCode(userCode) {
+      return parsePayload(findByUserCode.get(model, userCode, Date.now()));
+    },
+
+    async consume(id) {
+      const now = Date.now();
+      // oidc-provider's epochTime(): whole seconds.
+      consume.run(Math.floor(now / 1000), now, model, id);
+    },
+
+    async destroy(id) {
+      destroy.run(model, id);
+    },
+
+    async revokeByGrantId(grantId) {
+      // oidc-provider calls this once per grantable model (lib/helpers/revoke.js) but skips models whose
+      // grant type the client no longer has; like the memory adapter's shared `grant:` index, delete the
+      // grant's rows in every grantable model at once so nothing of a revoked grant survives.
+      revokeByGrantId.run(grantId, ...GRANTABLE_MODELS);
+    },
+  });
+}
+
+/** Per-database statements and throttle state of the standalone helpers below. */
+interface Housekeeping {
+  touchClient: StatementSync;
+  lastWrite: Map<string, number>;
+  purge: StatementSync;
+  staleClients: StatementSync;
+  deleteClientRows: StatementSync;
+}
+
+const housekeepingByDb = new WeakMap<DatabaseSync, Housekeeping>();
+
+function housekeeping(db: DatabaseSync): Housekeeping {
+  let state = housekeepingByDb.get(db);
+  if (state === undefined) {
+    state = {
+      touchClient: db.prepare("UPDATE oidc_models SET last_used_at = ? WHERE model = 'Client' AND id = ?"),
+      lastWrite: new Map(),
+      purge: db.prepare('DELETE FROM oidc_models WHERE expires_at < ?'),
+      staleClients: db.prepare(
+        "SELECT id FROM oidc_models WHERE model = 'Client' AND coalesce(last_used_at, created_at) < ?",
+      ),
+      // Client rows have no clientId in their payload (they have client_id), so match them by model and id.
+      deleteClientRows: db.prepare(
+        "DELETE FROM oidc_models WHERE client_id = ?1 OR (model = 'Client' AND id = ?1)",
+      ),
+    };
+    housekeepingByDb.set(db, state);
+  }
+  return state;
+}
+
+/** Stamps a stored (dynamically registered) client's last_used_at; writes at most once a minute per client. */
+export function recordClientUse(db: DatabaseSync, clientId: string): void {
+  const state = housekeeping(db);
+  const now = Date.now();
+  const last = state.lastWrite.get(clientId);
+  if (last !== undefined && now - last < CLIENT_USE_WRITE_INTERVAL_MS) return;
+  // Bound the throttle's memory; forgetting it only costs one extra UPDATE per client.
+  if (state.lastWrite.size >= 10_000) state.lastWrite.clear();
+  state.lastWrite.set(clientId, now);
+  // A no-op for static clients from the configuration: they have no row.
+  state.touchClient.run(now, clientId);
+}
+
+/**
+ * Deletes stored clients not used (or, if never used, created) in the last `unusedForSeconds`, with every
+ * row whose payload.clientId is theirs (grants, tokens, codes, registration access tokens); returns their ids.
+ * last_used_at may lag up to CLIENT_USE_WRITE_INTERVAL_MS behind, so thresholds should be far larger.
+ */
+export function removeUnusedClients(db: DatabaseSync, unusedForSeconds: number): string[] {
+  const state = housekeeping(db);
+  const cutoff = Date.now() - unusedForSeconds * 1000;
+  return transaction(db, () => {
+    const ids = state.staleClients.all(cutoff).map((row) => String(row.id));
+    for (const id of ids) {
+      state.deleteClientRows.run(id);
+      state.lastWrite.delete(id);
+    }
+    return ids;
+  });
+}
+
+/** Deletes rows whose expiry has passed and returns how many (find already hides them; this reclaims space). */
+export function purgeExpired(db: DatabaseSync): number {
+  return Number(housekeeping(db).purge.run(Date.now()).changes);
+}
+
+/** Options of startHousekeeping. */
+export interface HousekeepingOptions {
+  /** How often to run, in milliseconds. */
+  purgeIntervalMs: number;
+  /** When set, each run also removes clients unused for this many seconds (see removeUnusedClients). */
+  unusedClientSeconds?: number;
+  /** Called after a run that removed something. */
+  onRemoved?: (removed: { expired: number; clientIds: string[] }) => void;
+  /** Called when a run fails (e.g. the database is locked); defaults to console.error. The timer keeps going. */
+  onError?: (error: unknown) => void;
+}
+
+/** Runs purgeExpired (and removeUnusedClients) every purgeIntervalMs on an unref'd timer; returns a stop function. */
+export function startHousekeeping(db: DatabaseSync, options: HousekeepingOptions): () => void {
+  const run = (): void => {
+    try {
+      const expired = purgeExpired(db);
+      const clientIds =
+        options.unusedClientSeconds === undefined ? [] : removeUnusedClients(db, options.unusedClientSeconds);
+      if (expired > 0 || clientIds.length > 0) options.onRemoved?.({ expired, clientIds });
+    } catch (error) {
+      // A throw from a timer callback would crash the process; a failed purge is retried next tick.
+      (options.onError ?? ((e: unknown) => console.error('gatehouse: store housekeeping failed', e)))(error);
+    }
+  };
+  const timer = setInterval(run, options.purgeIntervalMs);
+  // Housekeeping must not keep the process alive on shutdown.
+  timer.unref();
+  return () => clearInterval(timer);
+}
