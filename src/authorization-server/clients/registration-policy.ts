@@ -1,0 +1,137 @@
+/**
+ * The policy every client that registers itself must meet: dynamic registrations (RFC 7591) and
+ * Client ID Metadata Documents alike.
+ *
+ * oidc-provider runs its registration `policies` only with initial access tokens, so for anonymous
+ * registration this policy runs from `extraClientMetadata.validator` (for DCR) and from the CIMD
+ * adapter (for documents). It narrows what it can (drops grant types and scopes the policy does not
+ * allow, as RFC 7591 §3.2.1 lets a server do) and refuses what it cannot fix, with the RFC 7591 error
+ * codes `invalid_redirect_uri` and `invalid_client_metadata`.
+ */
+import { isLoopbackRedirectUri } from './loopback-redirect.ts';
+
+export class ClientPolicyError extends Error {
+  readonly error: 'invalid_redirect_uri' | 'invalid_client_metadata';
+  constructor(error: 'invalid_redirect_uri' | 'invalid_client_metadata', description: string) {
+    super(description);
+    this.error = error;
+  }
+}
+
+export interface ClientPolicy {
+  /** Scopes a self-registered client may hold: the MCP server's. */
+  allowedScopes: ReadonlySet<string>;
+  allowRefreshTokens: boolean;
+}
+
+/** Schemes that can run code or read local data in a browser: never a redirect target. */
+const FORBIDDEN_SCHEMES = new Set([
+  'javascript:',
+  'data:',
+  'vbscript:',
+  'file:',
+  'blob:',
+  'about:',
+  'filesystem:',
+]);
+const PUBLIC_AUTH_METHODS = new Set(['none', 'private_key_jwt']);
+const CONFIDENTIAL_AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
+
+/**
+ * Redirect URIs must be https, or http on a loopback host; private-use schemes (`com.example.app:/cb`)
+ * only for `application_type: native` (RFC 8252 §7.1). Fragments are refused (RFC 6749 §3.1.2).
+ */
+export function checkRedirectUris(uris: unknown, applicationType: unknown): void {
+  if (!Array.isArray(uris) || uris.length === 0 || !uris.every((uri) => typeof uri === 'string')) {
+    throw new ClientPolicyError('invalid_redirect_uri', 'redirect_uris must be a non-empty array of URIs');
+  }
+  for (const uri of uris as string[]) {
+    const parsed = URL.parse(uri);
+    if (!parsed)
+      throw new ClientPolicyError('invalid_redirect_uri', 'redirect_uris must only contain valid URIs');
+    if (parsed.hash || uri.includes('#')) {
+      throw new ClientPolicyError('invalid_redirect_uri', 'redirect_uris must not contain fragments');
+    }
+    if (parsed.username || parsed.password) {
+      throw new ClientPolicyError('invalid_redirect_uri', 'redirect_uris must not contain user information');
+    }
+    if (FORBIDDEN_SCHEMES.has(parsed.protocol)) {
+      throw new ClientPolicyError(
+        'invalid_redirect_uri',
+        `redirect_uris must not use the ${parsed.protocol} scheme`,
+      );
+    }
+    if (parsed.protocol === 'https:') continue;
+    if (parsed.protocol === 'http:') {
+      if (isLoopbackRedirectUri(uri)) continue;
+      throw new ClientPolicyError(
+        'invalid_redirect_uri',
+        'http redirect_uris are only allowed on loopback hosts',
+      );
+    }
+    // A private-use scheme: RFC 8252 §7.1 wants reverse-domain names, and only native apps use them.
+    if (applicationType !== 'native') {
+      throw new ClientPolicyError(
+        'invalid_redirect_uri',
+        'custom-scheme redirect_uris require application_type "native" (RFC 8252)',
+      );
+    }
+    if (!parsed.protocol.slice(0, -1).includes('.')) {
+      throw new ClientPolicyError(
+        'invalid_redirect_uri',
+        'custom-scheme redirect_uris must use a reverse domain name scheme (RFC 8252 §7.1)',
+      );
+    }
+  }
+}
+
+/**
+ * Applies the policy to self-registered client metadata, in place. `source` says where it came from;
+ * a CIMD document can only be a public client or use private_key_jwt (CIMD draft §4.1).
+ */
+export function applyClientPolicy(
+  metadata: Record<string, unknown>,
+  policy: ClientPolicy,
+  source: 'dcr' | 'cimd',
+): void {
+  const method = metadata.token_endpoint_auth_method ?? 'none';
+  const allowedMethods =
+    source === 'cimd' ? PUBLIC_AUTH_METHODS : new Set([...PUBLIC_AUTH_METHODS, ...CONFIDENTIAL_AUTH_METHODS]);
+  if (typeof method !== 'string' || !allowedMethods.has(method)) {
+    throw new ClientPolicyError(
+      'invalid_client_metadata',
+      `token_endpoint_auth_method "${String(method)}" is not allowed`,
+    );
+  }
+  // Public unless the client asks for a confidential method.
+  metadata.token_endpoint_auth_method = method;
+
+  checkRedirectUris(metadata.redirect_uris, metadata.application_type);
+
+  // Authorization code only (OAuth 2.1); refresh tokens only where the policy allows them.
+  const requestedGrants = Array.isArray(metadata.grant_types)
+    ? (metadata.grant_types as unknown[])
+    : ['authorization_code'];
+  const grants = requestedGrants.filter(
+    (grant) => grant === 'authorization_code' || (grant === 'refresh_token' && policy.allowRefreshTokens),
+  );
+  if (!grants.includes('authorization_code')) {
+    throw new ClientPolicyError('invalid_client_metadata', 'grant_types must include authorization_code');
+  }
+  metadata.grant_types = [...new Set(grants)];
+
+  const responseTypes = metadata.response_types ?? ['code'];
+  if (!Array.isArray(responseTypes) || responseTypes.some((type) => type !== 'code')) {
+    throw new ClientPolicyError('invalid_client_metadata', 'response_types must be ["code"]');
+  }
+  metadata.response_types = ['code'];
+
+  // Scopes limited to the MCP server's; an absent scope means "whatever the policy allows".
+  if (typeof metadata.scope === 'string') {
+    const kept = metadata.scope.split(' ').filter((scope) => policy.allowedScopes.has(scope));
+    metadata.scope = kept.length > 0 ? kept.join(' ') : undefined;
+    if (metadata.scope === undefined) delete metadata.scope;
+  } else if (metadata.scope !== undefined) {
+    throw new ClientPolicyError('invalid_client_metadata', 'scope must be a space-separated string');
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Pre-registered clients from configuration, turned into oidc-provider client metadata.
+ *
+ * Secrets come from secret references (shared/config/secrets.ts); the example workload's key pair
+ * is generated at first start when asked, its private half kept beside the JWKS, owner-only, for
+ * `gatehouse agent --private-key`.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { ClientMetadata } from 'oidc-provider';
+import { ConfigError } from '../../shared/config/load.ts';
+import type { PreRegisteredClientConfig } from '../../shared/config/schema.ts';
+import { resolveSecret } from '../../shared/config/secrets.ts';
+import { TOKEN_EXCHANGE_GRANT } from '../tokens/token-exchange.ts';
+
+export interface PreparedClient {
+  config: PreRegisteredClientConfig;
+  metadata: ClientMetadata;
+  /** Where the generated private key lives, when one was generated. */
+  privateKeyFile?: string;
+}
+
+/** `secrets/x.jwks.json` → `secrets/x.private-key.json`. */
+export function privateKeyFileFor(jwksFile: string): string {
+  return `${jwksFile.replace(/(\.jwks)?\.json$/, '')}.private-key.json`;
+}
+
+async function loadOrGenerateJwks(client: PreRegisteredClientConfig, dataDir: string) {
+  const jwksFile = path.resolve(dataDir, client.jwksFile!);
+  const privateKeyFile = privateKeyFileFor(jwksFile);
+  if (!existsSync(jwksFile)) {
+    if (!client.generateKeys) {
+      throw new ConfigError(`clients: ${client.clientId}.jwksFile ${jwksFile} does not exist`);
+    }
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const publicJwk = await exportJWK(publicKey);
+    const kid = await calculateJwkThumbprint(publicJwk);
+    const privateJwk: JWK = { ...(await exportJWK(privateKey)), kid, alg: 'ES256', use: 'sig' };
+    mkdirSync(path.dirname(jwksFile), { recursive: true, mode: 0o700 });
+    writeFileSync(privateKeyFile, JSON.stringify(privateJwk, null, 2), { mode: 0o600 });
+    chmodSync(privateKeyFile, 0o600);
+    writeFileSync(
+      jwksFile,
+      JSON.stringify({ keys: [{ ...publicJwk, kid, alg: 'ES256', use: 'sig' }] }, null, 2),
+    );
+  }
+  let jwks: { keys: JWK[] };
+  try {
+    jwks = JSON.parse(readFileSync(jwksFile, 'utf8'));
+  } catch {
+    throw new ConfigError(`clients: ${client.clientId}.jwksFile ${jwksFile} is not a JSON Web Key Set`);
+  }
+  if (!Array.isArray(jwks.keys) || jwks.keys.some((key) => 'd' in key || key.kty === 'oct')) {
+    throw new ConfigError(`clients: ${client.clientId}.jwksFile must hold public keys only`);
+  }
+  return { jwks, privateKeyFile: existsSync(privateKeyFile) ? privateKeyFile : undefined };
+}
+
+const GRANTS_BY_ROLE: Record<PreRegisteredClientConfig['role'], string[]> = {
+  gateway: [],
+  'mcp-server': [TOKEN_EXCHANGE_GRANT],
+  workload: ['client_credentials'],
+  agent: ['authorization_code'],
+};
+
+export async function prepareClients(
+  clients: PreRegisteredClientConfig[],
+  dataDir: string,
+): Promise<PreparedClient[]> {
+  const prepared: PreparedClient[] = [];
+  for (const client of clients) {
+    const metadata: ClientMetadata = {
+      client_id: client.clientId,
+      client_name: client.name,
+      grant_types: GRANTS_BY_ROLE[client.role],
+      response_types: client.role === 'agent' ? ['code'] : [],
+      redirect_uris: client.redirectUris,
+      token_endpoint_auth_method: client.authMethod,
+      ...(client.scopes.length > 0 ? { scope: client.scopes.join(' ') } : {}),
+    };
+    let privateKeyFile: string | undefined;
+    if (client.authMethod === 'client_secret_basic') {
+      // Internal clients' secrets are generated on first start when they are file references.
+      metadata.client_secret = resolveSecret(client.secret!, dataDir, { generate: true });
+    } else if (client.authMethod === 'private_key_jwt') {
+      const loaded = await loadOrGenerateJwks(client, dataDir);
+      metadata.jwks = loaded.jwks as ClientMetadata['jwks'];
+      privateKeyFile = loaded.privateKeyFile;
+    }
+    prepared.push({ config: client, metadata, ...(privateKeyFile ? { privateKeyFile } : {}) });
+  }
+  return prepared;
+}

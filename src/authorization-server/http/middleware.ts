@@ -1,0 +1,72 @@
+/**
+ * Small Koa middleware the authorization server adds in front of oidc-provider's routes.
+ */
+import type { Middleware } from 'koa';
+import type { Logger } from '../../shared/logging.ts';
+import type { RateLimiter } from './rate-limit.ts';
+
+/**
+ * RFC 8414 §3: metadata lives at `/.well-known/oauth-authorization-server` (with the issuer's path
+ * inserted after it). oidc-provider serves only the OpenID Connect discovery path; both carry the
+ * same document, so the RFC 8414 path is answered by the same route.
+ */
+export function oauthMetadataAlias(issuerPath: string): Middleware {
+  const suffix = issuerPath === '/' ? '' : issuerPath.replace(/\/$/, '');
+  const aliases = new Set([`/.well-known/oauth-authorization-server${suffix}`]);
+  const target = `${suffix}/.well-known/openid-configuration`;
+  return (ctx, next) => {
+    if (aliases.has(ctx.path)) ctx.path = target;
+    return next();
+  };
+}
+
+/**
+ * CORS for dynamic client registration: browser-based MCP clients register from their own origin,
+ * and oidc-provider gives the registration endpoint no CORS of its own (design §5). Registration
+ * carries no cookies, so any origin may call it.
+ */
+export function registrationCors(registrationPath: string): Middleware {
+  return async (ctx, next) => {
+    if (!ctx.path.startsWith(registrationPath)) return next();
+    ctx.set('access-control-allow-origin', '*');
+    ctx.set('access-control-expose-headers', 'WWW-Authenticate');
+    if (ctx.method === 'OPTIONS') {
+      ctx.set('access-control-allow-methods', 'GET, POST, PUT, DELETE');
+      ctx.set('access-control-allow-headers', 'Authorization, Content-Type, MCP-Protocol-Version');
+      ctx.set('access-control-max-age', '600');
+      ctx.status = 204;
+      return;
+    }
+    return next();
+  };
+}
+
+/** Refuses POSTs to `path` over the limit per source address with 429 and Retry-After. */
+export function rateLimited(path: string, limiter: RateLimiter, logger: Logger, event: string): Middleware {
+  return async (ctx, next) => {
+    if (ctx.method !== 'POST' || ctx.path !== path) return next();
+    const retryAfter = limiter.hit(ctx.ip);
+    if (retryAfter === 0) return next();
+    logger.audit(event, { outcome: 'denied', ip: ctx.ip, reason: 'rate limited' });
+    ctx.status = 429;
+    ctx.set('retry-after', String(retryAfter));
+    ctx.set('cache-control', 'no-store');
+    ctx.body = {
+      error: 'temporarily_unavailable',
+      error_description: `too many requests from this address; retry after ${retryAfter} seconds`,
+    };
+  };
+}
+
+/** Headers every response of the authorization server carries. */
+export function securityHeaders(): Middleware {
+  return async (ctx, next) => {
+    await next();
+    ctx.set('x-content-type-options', 'nosniff');
+    ctx.set('referrer-policy', 'no-referrer');
+    if (ctx.response.is('html')) {
+      ctx.set('x-frame-options', 'DENY');
+      ctx.set('cache-control', 'no-store');
+    }
+  };
+}

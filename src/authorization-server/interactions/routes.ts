@@ -1,0 +1,391 @@
+/**
+ * The interaction pages: sign-in by email one-time code, then consent.
+ *
+ * oidc-provider sends the browser here with an interaction uid whenever a prompt (login or consent)
+ * must be answered, and takes the result back through `interactionResult`. Forms are protected by
+ * the interaction cookie (SameSite=Lax, so it does not travel on cross-site POSTs), a per-interaction
+ * CSRF token and an Origin check; pages forbid framing and scripts (html.ts's CSP).
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import ipaddr from 'ipaddr.js';
+import type { Context, Middleware } from 'koa';
+import { LRUCache } from 'lru-cache';
+import type Provider from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
+import type { Logger } from '../../shared/logging.ts';
+import type { ClientClassifier } from '../clients/client-classification.ts';
+import type { Accounts } from '../login/accounts.ts';
+import type { ApprovedUsers } from '../login/approved-users.ts';
+import { loginCodeMessage, type Mailer } from '../login/mailer.ts';
+import type { OneTimeCodes } from '../login/one-time-codes.ts';
+import type { ResourceRegistry } from '../resources.ts';
+import { consentPage } from './views/consent-page.ts';
+import { devInboxPage } from './views/dev-inbox-page.ts';
+import { CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY_REDIRECTING_FORMS } from './views/html.ts';
+import { codePage, emailPage } from './views/login-pages.ts';
+import { messagePage } from './views/message-page.ts';
+
+export interface InteractionDependencies {
+  provider: Provider;
+  issuer: string;
+  csrfKey: Uint8Array;
+  approvedUsers: ApprovedUsers;
+  accounts: Accounts;
+  codes: OneTimeCodes;
+  mailer: Mailer;
+  classifier: ClientClassifier;
+  resources: ResourceRegistry;
+  codeTtlSeconds: number;
+  devBanner: boolean;
+  logger: Logger;
+}
+
+const FORM_LIMIT_BYTES = 8 * 1024;
+const ROUTE = /^\/interaction\/([A-Za-z0-9_-]{10,64})(?:\/(email|code|resend|consent))?$/;
+
+class PageError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Reads an urlencoded form, refusing bodies over the limit (nothing user-supplied is unbounded). */
+async function readForm(ctx: Context): Promise<URLSearchParams> {
+  if (!ctx.is('application/x-www-form-urlencoded'))
+    throw new PageError(415, 'The form was not sent as a web form.');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > FORM_LIMIT_BYTES) throw new PageError(413, 'The form is too large.');
+    chunks.push(chunk as Buffer);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** Throttling keys: an IPv6 client controls a whole /64, so it counts as one address. */
+function throttleAddress(ip: string): string {
+  try {
+    const parsed = ipaddr.process(ip);
+    if (parsed.kind() === 'ipv6') {
+      const bytes = parsed.toByteArray().slice(0, 8);
+      return `${Buffer.from(bytes).toString('hex')}::/64`;
+    }
+    return parsed.toString();
+  } catch {
+    return ip;
+  }
+}
+
+const SCOPE_DESCRIPTIONS: Record<string, string> = { openid: 'Know who you are (your email address)' };
+
+export function interactionRoutes(deps: InteractionDependencies): Middleware {
+  const { provider, logger } = deps;
+  const issuerOrigin = new URL(deps.issuer).origin;
+  // The email a code was sent to, per interaction, for "send a new code" (bounded, short-lived).
+  const pendingEmails = new LRUCache<string, string>({ max: 10_000, ttl: 15 * 60 * 1000 });
+
+  const csrfToken = (uid: string) =>
+    createHmac('sha256', deps.csrfKey).update(`csrf:${uid}`).digest('base64url');
+  const checkCsrf = (ctx: Context, uid: string, form: URLSearchParams) => {
+    const origin = ctx.get('origin');
+    if (origin && origin !== issuerOrigin) throw new PageError(403, 'This form was sent from another site.');
+    const expected = Buffer.from(csrfToken(uid));
+    const given = Buffer.from(form.get('csrf') ?? '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new PageError(403, 'This form has expired. Go back to your application and start again.');
+    }
+  };
+
+  const render = (
+    ctx: Context,
+    body: string,
+    options: { redirectingForm?: boolean; status?: number } = {},
+  ) => {
+    ctx.status = options.status ?? 200;
+    ctx.type = 'html';
+    ctx.set(
+      'content-security-policy',
+      options.redirectingForm ? CONTENT_SECURITY_POLICY_REDIRECTING_FORMS : CONTENT_SECURITY_POLICY,
+    );
+    ctx.set('x-frame-options', 'DENY');
+    ctx.set('cache-control', 'no-store');
+    ctx.body = body;
+  };
+
+  const finish = async (ctx: Context, result: InteractionResults) => {
+    const location = await provider.interactionResult(ctx.req, ctx.res, result, {
+      mergeWithLastSubmission: true,
+    });
+    ctx.status = 303;
+    ctx.redirect(location);
+  };
+
+  async function clientOf(clientId: string) {
+    const client = await provider.Client.find(clientId);
+    if (!client) throw new PageError(400, 'The application that sent you here is not known.');
+    return client;
+  }
+
+  async function showEmailPage(
+    ctx: Context,
+    uid: string,
+    clientId: string,
+    extra: { error?: string; email?: string; status?: number } = {},
+  ) {
+    const client = await clientOf(clientId);
+    render(
+      ctx,
+      emailPage({
+        action: `/interaction/${uid}/email`,
+        csrfToken: csrfToken(uid),
+        clientName: client.clientName ?? clientId,
+        devBanner: deps.devBanner,
+        ...(extra.error ? { error: extra.error } : {}),
+        ...(extra.email ? { email: extra.email } : {}),
+      }),
+      { status: extra.status ?? 200 },
+    );
+  }
+
+  function showCodePage(
+    ctx: Context,
+    uid: string,
+    email: string,
+    extra: { error?: string; attemptsLeft?: number; status?: number } = {},
+  ) {
+    render(
+      ctx,
+      codePage({
+        action: `/interaction/${uid}/code`,
+        resendAction: `/interaction/${uid}/resend`,
+        csrfToken: csrfToken(uid),
+        email,
+        useAnotherEmailHref: `/interaction/${uid}`,
+        devBanner: deps.devBanner,
+        ...(extra.error ? { error: extra.error } : {}),
+        ...(extra.attemptsLeft !== undefined ? { attemptsLeft: extra.attemptsLeft } : {}),
+      }),
+      { redirectingForm: true, status: extra.status ?? 200 },
+    );
+  }
+
+  /** Sends a code to an approved address, or records a decoy: the page is the same either way. */
+  async function sendCode(
+    ctx: Context,
+    uid: string,
+    clientId: string,
+    typedEmail: string,
+  ): Promise<string | undefined> {
+    const address = throttleAddress(ctx.ip);
+    const user = deps.approvedUsers.find(typedEmail);
+    const result = user
+      ? deps.codes.issue({ loginId: uid, email: user.email, address })
+      : deps.codes.issueDecoy({ loginId: uid, email: typedEmail, address });
+    if (result.status === 'throttled') {
+      logger.audit('login.code', { outcome: 'denied', client_id: clientId, reason: 'throttled', ip: ctx.ip });
+      return `Too many codes were requested. Try again in ${result.retryAfterSeconds} seconds.`;
+    }
+    pendingEmails.set(uid, typedEmail);
+    if (user && 'code' in result) {
+      const message = loginCodeMessage(
+        (result as { code: string }).code,
+        'Gatehouse',
+        Math.round(deps.codeTtlSeconds / 60),
+      );
+      // Not awaited: a slow mail server must not reveal which addresses are approved.
+      deps.mailer.send({ to: user.email, ...message }).catch(() => {
+        logger.error('could not send a sign-in code', { client_id: clientId });
+      });
+      logger.audit('login.code', { outcome: 'success', sub: user.sub, client_id: clientId });
+    } else {
+      logger.audit('login.code', { outcome: 'denied', client_id: clientId, reason: 'email not approved' });
+    }
+    return undefined;
+  }
+
+  async function handle(ctx: Context, uid: string, action: string | undefined): Promise<void> {
+    const details = await provider.interactionDetails(ctx.req, ctx.res).catch(() => {
+      throw new PageError(
+        400,
+        'This sign-in page has expired or was opened in another browser. Go back to your application and start again.',
+      );
+    });
+    if (details.uid !== uid)
+      throw new PageError(400, 'This sign-in page does not belong to this browser session.');
+    const clientId = String(details.params.client_id);
+    const prompt = details.prompt.name;
+
+    if (ctx.method === 'GET' && !action) {
+      if (prompt === 'login') return showEmailPage(ctx, uid, clientId);
+      if (prompt === 'consent') return showConsent(ctx, uid, details);
+      throw new PageError(400, 'This sign-in step is not supported.');
+    }
+    if (ctx.method !== 'POST' || !action) throw new PageError(405, 'This page cannot be used that way.');
+    const form = await readForm(ctx);
+    checkCsrf(ctx, uid, form);
+
+    if (action === 'email' || action === 'resend') {
+      if (prompt !== 'login') throw new PageError(400, 'You are already signed in.');
+      const email = (action === 'resend' ? pendingEmails.get(uid) : form.get('email'))?.trim() ?? '';
+      if (!email || email.length > 254) {
+        return showEmailPage(ctx, uid, clientId, { error: 'Enter your email address.', status: 400 });
+      }
+      const error = await sendCode(ctx, uid, clientId, email);
+      if (error) return showEmailPage(ctx, uid, clientId, { error, email, status: 429 });
+      return showCodePage(ctx, uid, email);
+    }
+
+    if (action === 'code') {
+      if (prompt !== 'login') throw new PageError(400, 'You are already signed in.');
+      const email = pendingEmails.get(uid) ?? '';
+      const result = deps.codes.verify({
+        loginId: uid,
+        code: form.get('code') ?? '',
+        address: throttleAddress(ctx.ip),
+      });
+      if (result.status === 'invalid') {
+        logger.audit('login', { outcome: 'failure', client_id: clientId, reason: 'wrong code', ip: ctx.ip });
+        return showCodePage(ctx, uid, email, {
+          error: 'That code is not right.',
+          attemptsLeft: result.attemptsLeft,
+          status: 400,
+        });
+      }
+      if (result.status !== 'ok') {
+        logger.audit('login', { outcome: 'failure', client_id: clientId, reason: result.status, ip: ctx.ip });
+        const reasons = {
+          expired: 'That code has expired. Ask for a new one.',
+          locked: 'Too many wrong codes. Ask for a new one.',
+          unknown: 'Ask for a sign-in code first.',
+        } as const;
+        return showEmailPage(ctx, uid, clientId, { error: reasons[result.status], email, status: 400 });
+      }
+      const user = deps.approvedUsers.find(result.email);
+      if (!user) throw new PageError(403, 'This email address may no longer sign in.');
+      deps.accounts.remember(user.sub, user.email);
+      pendingEmails.delete(uid);
+      logger.audit('login', { outcome: 'success', sub: user.sub, client_id: clientId });
+      return finish(ctx, { login: { accountId: user.sub, amr: ['otp'], remember: true } });
+    }
+
+    // action === 'consent'
+    if (prompt !== 'consent' || !details.session?.accountId)
+      throw new PageError(400, 'There is nothing to consent to.');
+    const accountId = details.session.accountId;
+    if (form.get('decision') !== 'allow') {
+      logger.audit('consent', { outcome: 'denied', sub: accountId, client_id: clientId });
+      return finish(ctx, { error: 'access_denied', error_description: 'The user denied the request.' });
+    }
+    const missing = details.prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    const grant =
+      (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ??
+      new provider.Grant({ accountId, clientId });
+    if (missing.missingOIDCScope?.length) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims?.length) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+    const grantId = await grant.save();
+    deps.accounts.rememberGrant(accountId, clientId, grantId);
+    logger.audit('consent', {
+      outcome: 'success',
+      sub: accountId,
+      client_id: clientId,
+      scope: Object.values(missing.missingResourceScopes ?? {})
+        .flat()
+        .join(' '),
+    });
+    return finish(ctx, { consent: { grantId } });
+  }
+
+  async function showConsent(
+    ctx: Context,
+    uid: string,
+    details: Awaited<ReturnType<Provider['interactionDetails']>>,
+  ) {
+    const clientId = String(details.params.client_id);
+    const client = await clientOf(clientId);
+    const classification = deps.classifier.classify(clientId);
+    const missing = details.prompt.details as {
+      missingOIDCScope?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    const existing = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
+    const granted = new Set(
+      existing?.getResourceScope(deps.resources.mcp.uri)?.split(' ').filter(Boolean) ?? [],
+    );
+    const requested = [
+      ...(missing.missingOIDCScope ?? []),
+      ...Object.values(missing.missingResourceScopes ?? {}).flat(),
+    ];
+    const describe = (name: string) =>
+      deps.resources.mcp.scopes.get(name) ?? SCOPE_DESCRIPTIONS[name] ?? name;
+    const redirectUri = URL.parse(String(details.params.redirect_uri ?? ''));
+    render(
+      ctx,
+      consentPage({
+        action: `/interaction/${uid}/consent`,
+        csrfToken: csrfToken(uid),
+        client: {
+          name: client.clientName ?? clientId,
+          kind: classification.kind,
+          verified: classification.verified,
+          ...(classification.kind === 'cimd' ? { clientIdHost: new URL(clientId).host } : {}),
+        },
+        redirectHost: redirectUri?.host ?? 'unknown',
+        user: { email: deps.accounts.emailOf(details.session?.accountId ?? '') ?? 'you' },
+        resource: { name: deps.resources.mcp.name, uri: deps.resources.mcp.uri },
+        scopes: [
+          ...[...new Set(requested)].map((name) => ({
+            name,
+            description: describe(name),
+            alreadyGranted: false,
+          })),
+          ...[...granted]
+            .filter((name) => !requested.includes(name))
+            .map((name) => ({ name, description: describe(name), alreadyGranted: true })),
+        ],
+        devBanner: deps.devBanner,
+      }),
+      { redirectingForm: true },
+    );
+  }
+
+  return async (ctx, next) => {
+    if (
+      deps.mailer.devInbox &&
+      ctx.method === 'GET' &&
+      (ctx.path === '/dev/inbox' || ctx.path === '/dev/inbox.json')
+    ) {
+      const messages = deps.mailer.devInbox.list();
+      if (ctx.path.endsWith('.json')) {
+        ctx.set('cache-control', 'no-store');
+        ctx.body = { development_only: true, messages };
+      } else {
+        render(ctx, devInboxPage(messages));
+      }
+      return;
+    }
+    const match = ROUTE.exec(ctx.path);
+    if (!match) return next();
+    try {
+      await handle(ctx, match[1]!, match[2]);
+    } catch (error) {
+      const status = error instanceof PageError ? error.status : 500;
+      if (!(error instanceof PageError))
+        logger.error('interaction failed', { error: (error as Error).message });
+      const message =
+        error instanceof PageError
+          ? error.message
+          : 'Something went wrong. Go back to your application and try again.';
+      render(ctx, messagePage({ title: 'Sign-in could not continue', message }), { status });
+    }
+  };
+}

@@ -1,0 +1,255 @@
+/**
+ * oidc-provider configured as Gatehouse's authorization server.
+ *
+ * Every default that is wrong for AI agents is set deliberately here (design §5): agent tokens are
+ * opaque, audience-bound to the MCP server and not tied to the browser session; PKCE S256 is required
+ * for every client; refresh tokens only where policy allows; no development keys or interactions.
+ */
+import type { DatabaseSync } from 'node:sqlite';
+import type { JWK } from 'jose';
+import Provider, {
+  type Adapter,
+  type ClientMetadata,
+  type Configuration,
+  errors,
+  type KoaContextWithOIDC,
+} from 'oidc-provider';
+import type { AuthorizationServerConfig } from '../shared/config/schema.ts';
+import type { Logger } from '../shared/logging.ts';
+import type { ClientClassifier } from './clients/client-classification.ts';
+import { redirectUriMatches } from './clients/loopback-redirect.ts';
+import { applyClientPolicy, type ClientPolicy, ClientPolicyError } from './clients/registration-policy.ts';
+import type { PreparedClient } from './clients/static-clients.ts';
+import { CONTENT_SECURITY_POLICY } from './interactions/views/html.ts';
+import { messagePage } from './interactions/views/message-page.ts';
+import type { Accounts } from './login/accounts.ts';
+import type { ApprovedUsers } from './login/approved-users.ts';
+import type { ResourceRegistry } from './resources.ts';
+import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './store/sqlite-store.ts';
+import { TOKEN_EXCHANGE_GRANT } from './tokens/token-exchange.ts';
+
+export const ROUTES = {
+  authorization: '/authorize',
+  token: '/token',
+  registration: '/register',
+  introspection: '/introspect',
+  revocation: '/revoke',
+  jwks: '/jwks',
+} as const;
+
+export interface ProviderDependencies {
+  issuer: string;
+  config: AuthorizationServerConfig;
+  db: DatabaseSync;
+  adapter: (model: string) => Adapter;
+  signingKeys: JWK[];
+  cookieKeys: string[];
+  clients: PreparedClient[];
+  classifier: ClientClassifier;
+  resources: ResourceRegistry;
+  approvedUsers: ApprovedUsers;
+  accounts: Accounts;
+  logger: Logger;
+}
+
+/** The claims a user's tokens carry: their email and configured attributes. */
+export function userClaims(deps: Pick<ProviderDependencies, 'accounts' | 'approvedUsers'>, sub: string) {
+  const email = deps.accounts.emailOf(sub);
+  const user = email ? deps.approvedUsers.find(email) : undefined;
+  // A user removed from the approved list loses access at once: no claims, no account.
+  if (!user || user.sub !== sub) return undefined;
+  return {
+    email: user.email,
+    email_verified: true,
+    ...(user.name ? { name: user.name } : {}),
+    ...user.claims,
+  };
+}
+
+export function createProvider(deps: ProviderDependencies): Provider {
+  const { config, resources, classifier } = deps;
+  const dcr = config.dynamicRegistration;
+  const clientPolicy: ClientPolicy = {
+    allowedScopes: new Set(['openid', ...resources.mcp.scopes.keys()]),
+    allowRefreshTokens: config.refreshTokens.enabled && dcr.allowRefreshTokens,
+  };
+  const scopes = ['openid', ...resources.mcp.scopes.keys()];
+
+  const configuration: Configuration = {
+    adapter: deps.adapter as unknown as Configuration['adapter'],
+    clients: deps.clients.map((client) => client.metadata),
+    jwks: { keys: deps.signingKeys as never },
+    cookies: {
+      keys: deps.cookieKeys,
+      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      short: { httpOnly: true, sameSite: 'lax', signed: true },
+      names: { session: '_gh_session', interaction: '_gh_interaction', resume: '_gh_resume' },
+    },
+    clockTolerance: DEFAULT_CLOCK_TOLERANCE_SECONDS,
+    routes: ROUTES,
+    scopes,
+    claims: { openid: ['sub'] },
+    responseTypes: ['code'],
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+      id_token_signed_response_alg: 'RS256',
+    },
+    // OAuth 2.1: PKCE for every authorization code, whatever the client; oidc-provider 9 knows only S256.
+    pkce: { required: () => true },
+    // Agent tokens outlive the browser session that granted them (design §5).
+    expiresWithSession: async () => false,
+    conformIdTokenClaims: true,
+    allowOmittingSingleRegisteredRedirectUri: true,
+    findAccount: async (_ctx, sub) => {
+      const claims = userClaims(deps, sub);
+      if (!claims) return undefined;
+      return { accountId: sub, claims: async () => ({ sub, ...claims }) };
+    },
+    // Consent is remembered per user and client, across browser sessions.
+    loadExistingGrant: async (ctx) => {
+      const { oidc } = ctx;
+      const grantId =
+        oidc.result?.consent?.grantId ??
+        oidc.session?.grantIdFor(oidc.client!.clientId) ??
+        (oidc.session?.accountId
+          ? deps.accounts.grantFor(oidc.session.accountId, oidc.client!.clientId)
+          : undefined);
+      if (!grantId) return undefined;
+      const grant = await oidc.provider.Grant.find(grantId);
+      // A grant for another account or client is never reused.
+      if (!grant || grant.accountId !== oidc.session?.accountId || grant.clientId !== oidc.client!.clientId) {
+        return undefined;
+      }
+      return grant;
+    },
+    extraTokenClaims: async (_ctx, token) => {
+      const classification = classifier.classify(token.clientId!);
+      const clientClaims = {
+        client_type: token.kind === 'ClientCredentials' ? 'workload' : classification.clientType,
+        client_assurance_level: classification.assuranceLevel,
+      };
+      const accountId = 'accountId' in token ? (token.accountId as string | undefined) : undefined;
+      if (!accountId) return clientClaims;
+      return { ...userClaims(deps, accountId), ...clientClaims };
+    },
+    issueRefreshToken: async (_ctx, client) => {
+      if (!config.refreshTokens.enabled || !client.grantTypeAllowed('refresh_token')) return false;
+      return classifier.classify(client.clientId).kind !== 'dynamic' || dcr.allowRefreshTokens;
+    },
+    // Rotation with reuse detection: a consumed refresh token presented again revokes the grant,
+    // except within the grace window handled by the store (tokens/refresh-grace.ts).
+    rotateRefreshToken: true,
+    ttl: {
+      AccessToken: (_ctx, token) =>
+        token.resourceServer?.accessTokenTTL ?? resources.mcp.accessTokenTtlSeconds,
+      ClientCredentials: (_ctx, token) =>
+        token.resourceServer?.accessTokenTTL ?? resources.mcp.accessTokenTtlSeconds,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      Interaction: 900,
+      Grant: config.consent.rememberSeconds,
+      Session: config.sessionTtlSeconds,
+      RefreshToken: config.refreshTokens.ttlSeconds,
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    extraClientMetadata: {
+      // The validator runs for every listed property; `software_id` (RFC 7591 §2) is a harmless anchor
+      // that lets the registration policy see the whole metadata of each registration.
+      properties: ['software_id'],
+      validator: (ctx, key, _value, metadata) => {
+        const route = ctx?.oidc?.route;
+        if (key !== 'software_id' || (route !== 'registration' && route !== 'client_update')) return;
+        try {
+          applyClientPolicy(metadata as Record<string, unknown>, clientPolicy, 'dcr');
+        } catch (error) {
+          if (!(error instanceof ClientPolicyError)) throw error;
+          throw error.error === 'invalid_redirect_uri'
+            ? new errors.InvalidRedirectUri(error.message)
+            : new errors.InvalidClientMetadata(error.message);
+        }
+      },
+    },
+    clientBasedCORS: () => true,
+    discovery: {
+      client_id_metadata_document_supported: config.clientIdMetadataDocuments.enabled,
+    } as Configuration['discovery'],
+    renderError: async (ctx, out) => {
+      ctx.type = 'html';
+      ctx.set('content-security-policy', CONTENT_SECURITY_POLICY);
+      ctx.set('x-frame-options', 'DENY');
+      ctx.body = messagePage({
+        title: 'Sign-in could not continue',
+        message: String(out.error_description ?? out.error ?? 'The request could not be processed.'),
+        details: `Error: ${String(out.error ?? 'server_error')}`,
+      });
+    },
+    features: {
+      devInteractions: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      userinfo: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // RFC 7662 §4: introspection is for the gateway only; anyone else learns nothing.
+        allowedPolicy: async (ctx, client) => {
+          const allowed = classifier.preRegistered(client.clientId)?.role === 'gateway';
+          if (!allowed) {
+            deps.logger.audit('introspection', { outcome: 'denied', client_id: client.clientId, ip: ctx.ip });
+          }
+          return allowed;
+        },
+      },
+      jwtIntrospection: { enabled: true },
+      revocation: { enabled: true },
+      registration: {
+        enabled: dcr.enabled,
+        initialAccessToken: false,
+        issueRegistrationAccessToken: true,
+      },
+      registrationManagement: { enabled: dcr.enabled, rotateRegistrationAccessToken: true },
+      resourceIndicators: {
+        enabled: true,
+        // Clients that omit `resource` get the MCP server (interoperability, design §4).
+        defaultResource: async () => resources.mcp.uri,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx, indicator, client) => {
+          if (!resources.isMcpResource(indicator)) throw new errors.InvalidTarget();
+          const dynamic = classifier.classify(client.clientId).kind === 'dynamic';
+          const ttl = dynamic
+            ? Math.min(resources.mcp.accessTokenTtlSeconds, dcr.maxAccessTokenTtlSeconds)
+            : resources.mcp.accessTokenTtlSeconds;
+          return {
+            scope: [...resources.mcp.scopes.keys()].join(' '),
+            audience: resources.mcp.uri,
+            accessTokenTTL: ttl,
+            accessTokenFormat: 'opaque',
+          };
+        },
+      },
+    },
+  };
+
+  const provider = new Provider(deps.issuer, configuration);
+
+  // RFC 8252 §7.3 for every client, not only native ones (clients/loopback-redirect.ts).
+  provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(
+    this: ClientMetadata,
+    value: string,
+  ) {
+    return redirectUriMatches(value, (this as unknown as { redirectUris: string[] }).redirectUris ?? []);
+  };
+  return provider;
+}
+
+/** The grant types the provider offers; token exchange is registered after construction. */
+export const GRANT_TYPES = [
+  'authorization_code',
+  'client_credentials',
+  'refresh_token',
+  TOKEN_EXCHANGE_GRANT,
+];
+
+export type { KoaContextWithOIDC };

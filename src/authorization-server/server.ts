@@ -1,0 +1,362 @@
+/**
+ * Starts the authorization server: storage, keys, clients, oidc-provider and the HTTP listener.
+ */
+import { createHmac } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Provider from 'oidc-provider';
+import type { Adapter, KoaContextWithOIDC } from 'oidc-provider';
+import type { LoadedConfig } from '../shared/config/load.ts';
+import { resolveSecret } from '../shared/config/secrets.ts';
+import { createLogger, type Logger } from '../shared/logging.ts';
+import { createClientClassifier } from './clients/client-classification.ts';
+import {
+  createClientMetadataDocumentResolver,
+  isClientIdMetadataDocumentUrl,
+} from './clients/client-metadata-document.ts';
+import { classifyClientIdUrl } from './clients/client-trust-policy.ts';
+import { withMetadataDocumentClients } from './clients/metadata-document-clients.ts';
+import { prepareClients } from './clients/static-clients.ts';
+import { oauthMetadataAlias, rateLimited, registrationCors, securityHeaders } from './http/middleware.ts';
+import { createRateLimiter } from './http/rate-limit.ts';
+import { interactionRoutes } from './interactions/routes.ts';
+import { loadOrCreateKeys, publicJwk } from './keys.ts';
+import { createAccounts } from './login/accounts.ts';
+import { createApprovedUsers } from './login/approved-users.ts';
+import { createMailer, type DevInbox } from './login/mailer.ts';
+import { createOneTimeCodes } from './login/one-time-codes.ts';
+import { createProvider, ROUTES } from './provider.ts';
+import { createResourceRegistry } from './resources.ts';
+import {
+  createSqliteAdapterFactory,
+  DEFAULT_CLOCK_TOLERANCE_SECONDS,
+  openDatabase,
+  purgeExpired,
+  recordClientUse,
+  startHousekeeping,
+} from './store/sqlite-store.ts';
+import { createAccessTokenSigner } from './tokens/access-token-jwt.ts';
+import { phantomTokenMiddleware } from './tokens/phantom-token.ts';
+import { withRefreshTokenGrace } from './tokens/refresh-grace.ts';
+import {
+  createTokenExchangeHandler,
+  TOKEN_EXCHANGE_GRANT,
+  TOKEN_EXCHANGE_PARAMETERS,
+} from './tokens/token-exchange.ts';
+
+export interface RunningAuthorizationServer {
+  issuer: string;
+  provider: Provider;
+  devInbox: DevInbox | undefined;
+  /** Where the generated private key of each pre-registered private_key_jwt client lives. */
+  privateKeyFiles: Record<string, string>;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+}
+
+/** Listens first, so that port 0 can put the real port into the issuer before the provider exists. */
+async function listen(server: Server, host: string, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+function defaultPort(url: URL): number {
+  if (url.port) return Number(url.port);
+  return url.protocol === 'https:' ? 443 : 80;
+}
+
+export async function startAuthorizationServer(
+  loaded: LoadedConfig,
+  options: StartOptions = {},
+): Promise<RunningAuthorizationServer> {
+  const config = loaded.config.authorizationServer;
+  const logger = options.logger ?? createLogger('authorization-server', { level: loaded.config.logLevel });
+  const configuredIssuer = new URL(config.issuer);
+  const server = createServer();
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  const wantedPort = config.listen.port ?? defaultPort(configuredIssuer);
+  let port: number;
+  try {
+    port = await listen(server, config.listen.host, wantedPort);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') {
+      throw new Error(
+        `port ${wantedPort} on ${config.listen.host} is already in use: stop what uses it, or set authorizationServer.listen.port (and authorizationServer.issuer) in the configuration file`,
+      );
+    }
+    throw error;
+  }
+  if (config.listen.port === 0) configuredIssuer.port = String(port);
+  const issuer = configuredIssuer.href.replace(/\/$/, '');
+
+  const db = openDatabase(loaded.dataDir);
+  try {
+    const keys = await loadOrCreateKeys(loaded.dataDir);
+    const resources = createResourceRegistry(config);
+    const clients = await prepareClients(config.clients, loaded.dataDir);
+    const cimd = config.clientIdMetadataDocuments;
+    const isDocumentUrl = (clientId: string) =>
+      cimd.enabled && isClientIdMetadataDocumentUrl(clientId, { allowLoopbackHttp: cimd.allowLoopbackHttp });
+    const trustOf = (clientId: string) => classifyClientIdUrl(clientId, cimd);
+    const classifier = createClientClassifier(
+      config.clients,
+      isDocumentUrl,
+      (id) => trustOf(id) === 'trusted',
+    );
+    const resolver = createClientMetadataDocumentResolver({
+      allowLoopbackHttp: cimd.allowLoopbackHttp,
+      maxBytes: cimd.maxBytes,
+      timeoutMs: cimd.timeoutMs,
+      cacheMaxEntries: cimd.cacheMaxEntries,
+      failureBackoffSeconds: cimd.failureBackoffSeconds,
+      logger: logger.child({ part: 'client-metadata-document' }),
+    });
+    const clientPolicy = {
+      allowedScopes: new Set(['openid', ...resources.mcp.scopes.keys()]),
+      allowRefreshTokens: config.refreshTokens.enabled && config.dynamicRegistration.allowRefreshTokens,
+    };
+    const sqliteAdapter = createSqliteAdapterFactory(db, { clockTolerance: DEFAULT_CLOCK_TOLERANCE_SECONDS });
+    const adapter = (model: string): Adapter => {
+      const base = sqliteAdapter(model);
+      if (model === 'Client') {
+        return withMetadataDocumentClients(base, {
+          resolver,
+          isDocumentUrl,
+          trustOf,
+          policy: clientPolicy,
+          logger,
+        });
+      }
+      if (model === 'RefreshToken')
+        return withRefreshTokenGrace(base, config.refreshTokens.reuseGraceSeconds);
+      return base;
+    };
+
+    const approvedUsers = createApprovedUsers({
+      users: config.users.approved,
+      domains: config.users.domains,
+    });
+    const accounts = createAccounts(db);
+    const derivedKey = (purpose: string) =>
+      createHmac('sha256', keys.cookieKeys[0]!).update(purpose).digest();
+    const codes = createOneTimeCodes(db, {
+      ttlSeconds: config.login.codeTtlSeconds,
+      maxAttempts: config.login.maxAttempts,
+      perEmail: config.login.perEmail,
+      perAddress: config.login.perAddress,
+      secret: derivedKey('gatehouse one-time codes'),
+    });
+    const smtp = config.mail.smtp;
+    const mailer = createMailer(
+      smtp
+        ? {
+            smtp: {
+              host: smtp.host,
+              port: smtp.port,
+              secure: smtp.secure,
+              from: config.mail.from,
+              ...(smtp.user ? { user: smtp.user } : {}),
+              ...(smtp.password ? { password: resolveSecret(smtp.password, loaded.dataDir) } : {}),
+            },
+          }
+        : {},
+      logger.child({ part: 'mail' }),
+    );
+
+    const provider = createProvider({
+      issuer,
+      config,
+      db,
+      adapter,
+      signingKeys: keys.signingKeys,
+      cookieKeys: keys.cookieKeys,
+      clients,
+      classifier,
+      resources,
+      approvedUsers,
+      accounts,
+      logger,
+    });
+    provider.proxy = config.trustProxy;
+
+    const publicKeys = keys.signingKeys.map(publicJwk);
+    const sign = await createAccessTokenSigner(issuer, keys.signingKeys);
+    provider.registerGrantType(
+      TOKEN_EXCHANGE_GRANT,
+      createTokenExchangeHandler(provider, {
+        issuer,
+        resources,
+        policies: config.tokenExchange,
+        publicKeys,
+        sign,
+        logger,
+      }) as never,
+      TOKEN_EXCHANGE_PARAMETERS,
+    );
+
+    provider.use(securityHeaders());
+    provider.use(oauthMetadataAlias(new URL(issuer).pathname));
+    provider.use(registrationCors(ROUTES.registration));
+    provider.use(
+      rateLimited(
+        ROUTES.registration,
+        createRateLimiter(config.dynamicRegistration.rateLimit),
+        logger,
+        'client.registration',
+      ),
+    );
+    provider.use(
+      rateLimited(ROUTES.token, createRateLimiter(config.tokenEndpointRateLimit), logger, 'token'),
+    );
+    provider.use(phantomTokenMiddleware(ROUTES.introspection, resources, sign));
+    provider.use(
+      interactionRoutes({
+        provider,
+        issuer,
+        csrfKey: derivedKey('gatehouse csrf'),
+        approvedUsers,
+        accounts,
+        codes,
+        mailer,
+        classifier,
+        resources,
+        codeTtlSeconds: config.login.codeTtlSeconds,
+        devBanner: mailer.devInbox !== undefined || cimd.allowLoopbackHttp,
+        logger,
+      }),
+    );
+    subscribeAuditEvents(provider, logger, db, accounts);
+
+    purgeExpired(db);
+    codes.purgeExpired();
+    const stopHousekeeping = startHousekeeping(db, {
+      purgeIntervalMs: 60_000,
+      unusedClientSeconds: config.dynamicRegistration.removeUnusedAfterSeconds,
+      onRemoved: ({ clientIds }) => {
+        codes.purgeExpired();
+        for (const clientId of clientIds) {
+          logger.audit('client.removed', { outcome: 'success', client_id: clientId, reason: 'unused' });
+        }
+      },
+      onError: (error) => logger.error('housekeeping failed', { error: (error as Error).message }),
+    });
+
+    server.on('request', provider.callback());
+    logger.info('authorization server listening', { issuer, address: `${config.listen.host}:${port}` });
+    if (mailer.devInbox)
+      logger.warn('development inbox enabled (no SMTP configured)', { url: `${issuer}/dev/inbox` });
+
+    const privateKeyFiles = Object.fromEntries(
+      clients.flatMap((client) =>
+        client.privateKeyFile ? [[client.config.clientId, client.privateKeyFile]] : [],
+      ),
+    );
+    return {
+      issuer,
+      provider,
+      devInbox: mailer.devInbox,
+      privateKeyFiles,
+      async close() {
+        stopHousekeeping();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        db.close();
+      },
+    };
+  } catch (error) {
+    server.close();
+    db.close();
+    throw error;
+  }
+}
+
+/** One audit line per security event (issue: subject, client, outcome; never a token). */
+function subscribeAuditEvents(
+  provider: Provider,
+  logger: Logger,
+  db: ReturnType<typeof openDatabase>,
+  accounts: ReturnType<typeof createAccounts>,
+) {
+  provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+    const token = ctx.oidc.entities.AccessToken ?? ctx.oidc.entities.ClientCredentials;
+    const clientId = ctx.oidc.client?.clientId;
+    if (clientId) recordClientUse(db, clientId);
+    logger.audit('token.issued', {
+      outcome: 'success',
+      grant_type: ctx.oidc.params?.grant_type,
+      client_id: clientId,
+      sub: token && 'accountId' in token ? token.accountId : undefined,
+      scope: token?.scope,
+    });
+  });
+  provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error?: string }) => {
+    logger.audit('token.issued', {
+      outcome: 'failure',
+      grant_type: ctx.oidc?.params?.grant_type,
+      client_id: ctx.oidc?.client?.clientId,
+      error: error.error,
+    });
+  });
+  provider.on('authorization.error', (ctx: KoaContextWithOIDC, error: { error?: string }) => {
+    logger.audit('authorization', {
+      outcome: 'failure',
+      client_id: ctx.oidc?.client?.clientId,
+      error: error.error,
+    });
+  });
+  provider.on('registration_create.success', (ctx: KoaContextWithOIDC, client: { clientId: string }) => {
+    logger.audit('client.registered', { outcome: 'success', client_id: client.clientId, ip: ctx.ip });
+  });
+  provider.on('registration_create.error', (ctx: KoaContextWithOIDC, error: { error?: string }) => {
+    logger.audit('client.registered', { outcome: 'failure', ip: ctx.ip, error: error.error });
+  });
+  provider.on('introspection.error', (ctx: KoaContextWithOIDC, error: { error?: string }) => {
+    logger.audit('introspection', {
+      outcome: 'failure',
+      client_id: ctx.oidc?.client?.clientId,
+      error: error.error,
+    });
+  });
+  provider.on('revocation.error', (ctx: KoaContextWithOIDC, error: { error?: string }) => {
+    logger.audit('token.revoked', {
+      outcome: 'failure',
+      client_id: ctx.oidc?.client?.clientId,
+      error: error.error,
+    });
+  });
+  for (const model of ['access_token', 'refresh_token', 'client_credentials'] as const) {
+    // Model events are not in the library's typed event map.
+    const on = provider.on.bind(provider) as (
+      event: string,
+      listener: (token: { clientId?: string; accountId?: string }) => void,
+    ) => void;
+    on(`${model}.destroyed`, (token) => {
+      logger.audit('token.revoked', {
+        outcome: 'success',
+        kind: model,
+        client_id: token.clientId,
+        sub: token.accountId,
+      });
+    });
+  }
+  provider.on('grant.revoked', (_ctx: KoaContextWithOIDC, grantId: string) => {
+    accounts.forgetGrant(grantId);
+    logger.audit('grant.revoked', { outcome: 'success' });
+  });
+  provider.on('server_error', (_ctx: KoaContextWithOIDC, error: Error) => {
+    logger.error('server error', { error: error.message, stack: error.stack });
+  });
+}

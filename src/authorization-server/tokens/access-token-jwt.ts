@@ -1,0 +1,52 @@
+/**
+ * Signs RFC 9068 JWT access tokens: the phantom token the gateway forwards and the tokens minted
+ * by token exchange for upstream APIs. Both exist only inside the organization; agents hold opaque
+ * tokens (design invariant 1).
+ *
+ * oidc-provider can issue JWT access tokens, but not a JWT *for an existing opaque token* nor one
+ * for an exchanged grant, so these are signed here with jose and the server's own ES256 key.
+ */
+import { randomUUID } from 'node:crypto';
+import { importJWK, type JWK, type JWTPayload, SignJWT } from 'jose';
+import { ACCESS_TOKEN_ALG } from '../keys.ts';
+
+export interface AccessTokenClaims extends JWTPayload {
+  sub: string;
+  aud: string;
+  exp: number;
+  client_id: string;
+  scope?: string;
+}
+
+export type AccessTokenSigner = (claims: AccessTokenClaims) => Promise<string>;
+
+/** Reserved claims a caller's extra claims must never overwrite. */
+const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'act']);
+
+/** Copies extra claims (user attributes, client classification) without touching reserved ones. */
+export function extraClaims(source: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(source ?? {})) {
+    if (!RESERVED.has(key) && value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
+export async function createAccessTokenSigner(
+  issuer: string,
+  signingKeys: JWK[],
+): Promise<AccessTokenSigner> {
+  const jwk = signingKeys.find((key) => key.alg === ACCESS_TOKEN_ALG);
+  if (!jwk?.kid) throw new Error(`no ${ACCESS_TOKEN_ALG} signing key with a kid in the key material`);
+  // Imported once: a key import per token would sit on the hot path.
+  const key = await importJWK(jwk, ACCESS_TOKEN_ALG);
+  const kid = jwk.kid;
+  return async (claims) => {
+    const iat = Math.floor(Date.now() / 1000);
+    // RFC 9068 §2.1: typ "at+jwt" so a JWT access token cannot be mistaken for an ID token.
+    return new SignJWT({ ...claims, iat, jti: randomUUID() })
+      .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, typ: 'at+jwt', kid })
+      .setIssuer(issuer)
+      .sign(key);
+  };
+}

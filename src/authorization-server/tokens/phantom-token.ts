@@ -1,0 +1,56 @@
+/**
+ * The phantom token: when the gateway introspects an opaque token with `Accept: application/jwt`,
+ * it gets back an RFC 9068 JWT access token for the same token (same subject, client, scope,
+ * audience and expiry, plus the user's and client's classification claims) to forward inside.
+ *
+ * oidc-provider does the RFC 7662 part (client authentication, the gateway-only policy, token
+ * lookup); this middleware only re-encodes an active result. An inactive one stays
+ * `{"active": false}` as JSON, so the gateway never mistakes it for a token.
+ */
+import type { Middleware } from 'koa';
+import type { ResourceRegistry } from '../resources.ts';
+import { type AccessTokenSigner, extraClaims } from './access-token-jwt.ts';
+
+/** True when the client asked for a bare JWT (not the RFC 9701 `token-introspection+jwt` envelope). */
+function wantsPhantomToken(accept: string | undefined): boolean {
+  if (!accept) return false;
+  return accept.split(',').some((part) => part.split(';')[0]!.trim().toLowerCase() === 'application/jwt');
+}
+
+export function phantomTokenMiddleware(
+  introspectionPath: string,
+  resources: ResourceRegistry,
+  sign: AccessTokenSigner,
+): Middleware {
+  return async (ctx, next) => {
+    if (ctx.method !== 'POST' || ctx.path !== introspectionPath || !wantsPhantomToken(ctx.get('accept'))) {
+      return next();
+    }
+    // Let the library answer in JSON, then re-encode.
+    ctx.request.headers.accept = 'application/json';
+    await next();
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (ctx.status !== 200 || !body || body.active !== true) return;
+    const audiences = [body.aud ?? []].flat() as string[];
+    if (!audiences.some((aud) => resources.isMcpResource(aud)) || typeof body.exp !== 'number') {
+      // Only tokens for the MCP server become phantom tokens; anything else is inactive to the gateway.
+      ctx.body = { active: false };
+      return;
+    }
+    const clientId = String(body.client_id);
+    ctx.body = await sign({
+      ...extraClaims(body),
+      sub: typeof body.sub === 'string' ? body.sub : clientId,
+      aud: resources.mcp.uri,
+      exp: body.exp,
+      client_id: clientId,
+      ...(typeof body.scope === 'string' ? { scope: body.scope } : {}),
+      // The introspection response's own fields are not claims of the token.
+      active: undefined,
+      token_type: undefined,
+      iss: undefined,
+    });
+    ctx.type = 'application/jwt';
+    ctx.set('cache-control', 'no-store');
+  };
+}

@@ -1,0 +1,214 @@
+/**
+ * OAuth 2.0 Token Exchange (RFC 8693) for the MCP server: an agent's token for the MCP server in,
+ * a JWT for one upstream API out.
+ *
+ * Invariants (design §3): the result never widens scope (MCP scopes map down through a configured
+ * table, and a requested `scope` must be a subset of that), never outlives the subject token, and is
+ * audience-bound to the one API asked for. Only clients named in `tokenExchange` may exchange, and
+ * only for their listed targets.
+ */
+import { createLocalJWKSet, type JWK, jwtVerify } from 'jose';
+import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
+import type { ExchangePolicyConfig } from '../../shared/config/schema.ts';
+import type { Logger } from '../../shared/logging.ts';
+import { ACCESS_TOKEN_ALG } from '../keys.ts';
+import { normalizeResourceUri, type ResourceRegistry } from '../resources.ts';
+import { type AccessTokenSigner, extraClaims } from './access-token-jwt.ts';
+
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+const SUBJECT_TOKEN_TYPES = new Set([ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE]);
+
+export const TOKEN_EXCHANGE_PARAMETERS = [
+  'subject_token',
+  'subject_token_type',
+  'requested_token_type',
+  'resource',
+  'audience',
+  'scope',
+  'actor_token',
+  'actor_token_type',
+];
+
+/** What the exchange needs to know about the token being exchanged. */
+interface Subject {
+  sub: string;
+  clientId: string;
+  scopes: string[];
+  exp: number;
+  extra: Record<string, unknown>;
+  act?: Record<string, unknown>;
+}
+
+export interface TokenExchangeDependencies {
+  issuer: string;
+  resources: ResourceRegistry;
+  policies: ExchangePolicyConfig[];
+  publicKeys: JWK[];
+  sign: AccessTokenSigner;
+  logger: Logger;
+}
+
+const looksLikeJwt = (value: string) => value.split('.').length === 3;
+
+export function createTokenExchangeHandler(provider: Provider, deps: TokenExchangeDependencies) {
+  const jwks = createLocalJWKSet({ keys: deps.publicKeys });
+  const policies = new Map(deps.policies.map((policy) => [policy.clientId, policy]));
+
+  /** The phantom JWT the gateway forwarded: verified like any access token for the MCP server. */
+  async function subjectFromJwt(value: string): Promise<Subject> {
+    try {
+      const { payload } = await jwtVerify(value, jwks, {
+        issuer: deps.issuer,
+        audience: deps.resources.mcp.uri,
+        typ: 'at+jwt',
+        algorithms: [ACCESS_TOKEN_ALG],
+      });
+      if (
+        typeof payload.sub !== 'string' ||
+        typeof payload.client_id !== 'string' ||
+        typeof payload.exp !== 'number'
+      ) {
+        throw new Error('missing claims');
+      }
+      return {
+        sub: payload.sub,
+        clientId: payload.client_id,
+        scopes: typeof payload.scope === 'string' ? payload.scope.split(' ') : [],
+        exp: payload.exp,
+        extra: extraClaims(payload),
+        act: payload.act as Record<string, unknown> | undefined,
+      };
+    } catch {
+      throw new errors.InvalidGrant('subject_token is invalid, expired or not meant for the MCP server');
+    }
+  }
+
+  /** An opaque token: looked up in the store, so a revoked grant is refused at once. */
+  async function subjectFromOpaque(value: string): Promise<Subject> {
+    const token = (await provider.AccessToken.find(value)) ?? (await provider.ClientCredentials.find(value));
+    const audiences = token ? [token.aud ?? []].flat() : [];
+    if (!token || token.isExpired || !audiences.some((aud) => deps.resources.isMcpResource(aud))) {
+      throw new errors.InvalidGrant('subject_token is invalid, expired or not meant for the MCP server');
+    }
+    const grantId = 'grantId' in token ? (token.grantId as string | undefined) : undefined;
+    if (grantId && !(await provider.Grant.find(grantId))) {
+      throw new errors.InvalidGrant('subject_token has been revoked');
+    }
+    const accountId = 'accountId' in token ? (token.accountId as string | undefined) : undefined;
+    return {
+      sub: accountId ?? token.clientId!,
+      clientId: token.clientId!,
+      scopes: token.scope ? token.scope.split(' ') : [],
+      exp: token.exp!,
+      extra: extraClaims(token.extra as Record<string, unknown> | undefined),
+    };
+  }
+
+  return async function tokenExchange(ctx: KoaContextWithOIDC): Promise<void> {
+    const params = ctx.oidc.params as Record<string, string | undefined>;
+    const actor = ctx.oidc.client!.clientId;
+    const policy = policies.get(actor);
+    if (!policy) {
+      deps.logger.audit('token.exchange', {
+        outcome: 'denied',
+        actor,
+        reason: 'client not allowed to exchange',
+      });
+      throw new errors.UnauthorizedClient('this client is not allowed to exchange tokens');
+    }
+    const subjectToken = params.subject_token;
+    if (!subjectToken) throw new errors.InvalidRequest('missing required parameter subject_token');
+    if (!params.subject_token_type || !SUBJECT_TOKEN_TYPES.has(params.subject_token_type)) {
+      throw new errors.InvalidRequest('subject_token_type must be an access token or JWT token type');
+    }
+    if (params.requested_token_type && !SUBJECT_TOKEN_TYPES.has(params.requested_token_type)) {
+      throw new errors.InvalidRequest('requested_token_type must be an access token or JWT token type');
+    }
+    if (params.actor_token || params.actor_token_type) {
+      throw new errors.InvalidRequest('actor_token is not supported: the authenticated client is the actor');
+    }
+    // RFC 8693 §2.1: the target is named by `resource` or `audience`; here exactly one API.
+    const targets = [params.resource, params.audience].filter((value): value is string => Boolean(value));
+    if (targets.length === 0) throw new errors.InvalidTarget('resource or audience is required');
+    if (targets.length === 2 && normalizeResourceUri(targets[0]!) !== normalizeResourceUri(targets[1]!)) {
+      throw new errors.InvalidTarget('resource and audience name different targets');
+    }
+    const api = deps.resources.findApi(targets[0]!);
+    const target = policy.targets.find(
+      (candidate) => api && normalizeResourceUri(candidate.audience) === normalizeResourceUri(api.audience),
+    );
+    if (!api || !target) {
+      deps.logger.audit('token.exchange', {
+        outcome: 'denied',
+        actor,
+        audience: targets[0],
+        reason: 'target not allowed',
+      });
+      throw new errors.InvalidTarget('the requested audience is unknown or not allowed for this client');
+    }
+
+    const subject = looksLikeJwt(subjectToken)
+      ? await subjectFromJwt(subjectToken)
+      : await subjectFromOpaque(subjectToken);
+
+    // Scopes map down: only what the subject's MCP scopes map to for this API, never more.
+    const mapped = new Set(subject.scopes.flatMap((scope) => target.scopeMap[scope] ?? []));
+    let granted: string[];
+    if (params.scope) {
+      granted = [...new Set(params.scope.split(' ').filter(Boolean))];
+      const wider = granted.filter((scope) => !mapped.has(scope));
+      if (wider.length > 0) {
+        deps.logger.audit('token.exchange', {
+          outcome: 'denied',
+          actor,
+          sub: subject.sub,
+          audience: api.audience,
+          reason: 'scope wider than subject token',
+        });
+        throw new errors.InvalidScope(
+          'requested scope exceeds what the subject token allows',
+          wider.join(' '),
+        );
+      }
+    } else {
+      granted = [...mapped];
+    }
+    if (granted.length === 0) {
+      throw new errors.InvalidScope('the subject token carries no scope that maps to this audience', '');
+    }
+
+    // Never outlive the subject token.
+    const now = Math.floor(Date.now() / 1000);
+    const exp = Math.min(now + api.accessTokenTtlSeconds, subject.exp);
+    if (exp <= now) throw new errors.InvalidGrant('subject_token has expired');
+
+    // RFC 8693 §4.1: `act` names the current actor; a prior actor nests inside it.
+    const act = subject.act ? { sub: actor, act: subject.act } : { sub: actor };
+    const accessToken = await deps.sign({
+      ...subject.extra,
+      sub: subject.sub,
+      aud: api.audience,
+      exp,
+      client_id: subject.clientId,
+      scope: granted.join(' '),
+      act,
+    });
+    deps.logger.audit('token.exchange', {
+      outcome: 'success',
+      actor,
+      sub: subject.sub,
+      client_id: subject.clientId,
+      audience: api.audience,
+      scope: granted.join(' '),
+    });
+    ctx.body = {
+      access_token: accessToken,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: exp - now,
+      scope: granted.join(' '),
+    };
+  };
+}
