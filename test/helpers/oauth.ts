@@ -1,0 +1,215 @@
+/**
+ * OAuth client-side helpers for tests: PKCE, token requests, and a scripted user who signs in with
+ * the one-time code from the development inbox and answers the consent page, over plain HTTP.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+
+export function pkce() {
+  const verifier = randomBytes(32).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  return { verifier, challenge };
+}
+
+export const basic = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+export async function postForm(
+  url: string,
+  fields: Record<string, string | undefined>,
+  headers: Record<string, string> = {},
+) {
+  const body = new URLSearchParams();
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined) body.set(key, value);
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body,
+    redirect: 'manual',
+  });
+  const text = await response.text();
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, json: json ?? {} };
+}
+
+/** A browser without a renderer: a cookie jar and manual redirects. */
+export class Browser {
+  readonly cookies = new Map<string, string>();
+
+  async request(
+    url: string,
+    init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {},
+  ) {
+    const headers: Record<string, string> = { ...init.headers };
+    if (this.cookies.size > 0)
+      headers.cookie = [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
+    let body: URLSearchParams | undefined;
+    if (init.form) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = new URLSearchParams(init.form);
+    }
+    const response = await fetch(url, {
+      method: init.method ?? (body ? 'POST' : 'GET'),
+      headers,
+      body,
+      redirect: 'manual',
+    });
+    for (const cookie of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = cookie.split(';');
+      const index = pair!.indexOf('=');
+      const name = pair!.slice(0, index).trim();
+      const value = pair!.slice(index + 1).trim();
+      const expired = attributes.some((a) => /expires=thu, 01 jan 1970/i.test(a.trim())) || value === '';
+      if (expired) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+    const text = await response.text();
+    const location = response.headers.get('location');
+    return {
+      status: response.status,
+      headers: response.headers,
+      text,
+      location: location ? new URL(location, url).href : undefined,
+    };
+  }
+}
+
+export const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+
+export interface InboxMessage {
+  to: string;
+  subject: string;
+  text: string;
+  time: string;
+}
+
+export async function inbox(issuer: string): Promise<InboxMessage[]> {
+  const response = await fetch(`${issuer}/dev/inbox.json`);
+  return ((await response.json()) as { messages: InboxMessage[] }).messages;
+}
+
+export async function latestCode(issuer: string, email: string): Promise<string> {
+  const message = (await inbox(issuer)).find((m) => m.to === email);
+  const code = message && /\b(\d{6})\b/.exec(message.text)?.[1];
+  if (!code) throw new Error(`no sign-in code for ${email} in the development inbox`);
+  return code;
+}
+
+export interface AuthorizeOptions {
+  issuer: string;
+  clientId: string;
+  redirectUri: string;
+  scope?: string;
+  resource?: string;
+  email?: string;
+  /** What to answer on the consent page. */
+  consent?: 'allow' | 'deny';
+  browser?: Browser;
+  extra?: Record<string, string>;
+}
+
+export interface AuthorizeResult {
+  /** The final redirect back to the client, parsed. */
+  callback: URL;
+  state: string;
+  verifier: string;
+  browser: Browser;
+  /** Pages the user saw, in order: 'email', 'code', 'consent'. */
+  pages: string[];
+  consentHtml?: string;
+}
+
+/** Plays the user through login and consent until the browser is sent back to the client. */
+export async function authorize(options: AuthorizeOptions): Promise<AuthorizeResult> {
+  const browser = options.browser ?? new Browser();
+  const { verifier, challenge } = pkce();
+  const state = randomBytes(12).toString('base64url');
+  const url = new URL(`${options.issuer}/authorize`);
+  const params: Record<string, string | undefined> = {
+    response_type: 'code',
+    client_id: options.clientId,
+    redirect_uri: options.redirectUri,
+    scope: options.scope,
+    resource: options.resource,
+    state,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+    ...options.extra,
+  };
+  for (const [key, value] of Object.entries(params))
+    if (value !== undefined) url.searchParams.set(key, value);
+  const pages: string[] = [];
+  let consentHtml: string | undefined;
+  let response = await browser.request(url.href);
+  for (let step = 0; step < 12; step += 1) {
+    if (response.status !== 303 && response.status !== 302) {
+      throw new Error(`unexpected ${response.status} during authorization: ${response.text.slice(0, 300)}`);
+    }
+    const location = response.location!;
+    if (!location.startsWith(options.issuer)) {
+      return {
+        callback: new URL(location),
+        state,
+        verifier,
+        browser,
+        pages,
+        ...(consentHtml ? { consentHtml } : {}),
+      };
+    }
+    const page = await browser.request(location);
+    if (page.status === 303 || page.status === 302) {
+      response = page;
+      continue;
+    }
+    if (page.status !== 200)
+      throw new Error(`page ${location} answered ${page.status}: ${page.text.slice(0, 300)}`);
+    const uidPath = new URL(location).pathname;
+    if (page.text.includes('name="email"')) {
+      pages.push('email');
+      const email = options.email ?? 'alice@example.com';
+      const sent = await browser.request(`${options.issuer}${uidPath}/email`, {
+        form: { csrf: csrfOf(page.text), email },
+      });
+      if (sent.status !== 200)
+        throw new Error(`email step answered ${sent.status}: ${sent.text.slice(0, 300)}`);
+      pages.push('code');
+      const code = await latestCode(options.issuer, email);
+      response = await browser.request(`${options.issuer}${uidPath}/code`, {
+        form: { csrf: csrfOf(sent.text), code },
+      });
+    } else if (page.text.includes('name="decision"')) {
+      pages.push('consent');
+      consentHtml = page.text;
+      response = await browser.request(`${options.issuer}${uidPath}/consent`, {
+        form: { csrf: csrfOf(page.text), decision: options.consent ?? 'allow' },
+      });
+    } else {
+      throw new Error(`unexpected page at ${location}: ${page.text.slice(0, 300)}`);
+    }
+  }
+  throw new Error('authorization did not finish');
+}
+
+/** Exchanges an authorization code at the token endpoint. */
+export function redeemCode(
+  issuer: string,
+  fields: { code: string; verifier?: string; redirectUri: string; clientId: string; resource?: string },
+  headers: Record<string, string> = {},
+) {
+  return postForm(
+    `${issuer}/token`,
+    {
+      grant_type: 'authorization_code',
+      code: fields.code,
+      code_verifier: fields.verifier,
+      redirect_uri: fields.redirectUri,
+      client_id: headers.authorization ? undefined : fields.clientId,
+      resource: fields.resource,
+    },
+    headers,
+  );
+}
