@@ -12,6 +12,7 @@ import Provider, {
   type ClientMetadata,
   type Configuration,
   errors,
+  interactionPolicy,
   type KoaContextWithOIDC,
 } from 'oidc-provider';
 import type { AuthorizationServerConfig } from '../shared/config/schema.ts';
@@ -64,6 +65,34 @@ export function userClaims(deps: Pick<ProviderDependencies, 'accounts' | 'approv
     ...(user.name ? { name: user.name } : {}),
     ...user.claims,
   };
+}
+
+/**
+ * The library's prompts, with one change: oidc-provider asks native clients for consent on every
+ * request. RFC 8252 §8.6 asks for user *interaction* before serving a native app; a sign-in during
+ * the same request is that interaction, so remembered consent is honoured then. With only an
+ * existing browser session, native clients still see the consent page.
+ */
+function interactionPrompts() {
+  const prompts = interactionPolicy.base();
+  const consent = prompts.get('consent')!;
+  consent.checks.remove('native_client_prompt');
+  consent.checks.add(
+    new interactionPolicy.Check(
+      'native_client_prompt',
+      'native clients require End-User interaction',
+      'interaction_required',
+      (ctx) => {
+        const { oidc } = ctx;
+        const interacted = Boolean(oidc.result?.consent || oidc.result?.login);
+        return oidc.client!.applicationType === 'native' && !interacted
+          ? interactionPolicy.Check.REQUEST_PROMPT
+          : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      },
+    ),
+    0,
+  );
+  return prompts;
 }
 
 export function createProvider(deps: ProviderDependencies): Provider {
@@ -154,7 +183,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
       Session: config.sessionTtlSeconds,
       RefreshToken: config.refreshTokens.ttlSeconds,
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: interactionPrompts(),
+    },
     extraClientMetadata: {
       // The validator runs for every listed property; `software_id` (RFC 7591 §2) is a harmless anchor
       // that lets the registration policy see the whole metadata of each registration.
@@ -166,9 +198,17 @@ export function createProvider(deps: ProviderDependencies): Provider {
           applyClientPolicy(metadata as Record<string, unknown>, clientPolicy, 'dcr');
         } catch (error) {
           if (!(error instanceof ClientPolicyError)) throw error;
+          // InvalidRedirectUri takes no description: its fixed one speaks of a mismatch at /authorize.
           throw error.error === 'invalid_redirect_uri'
-            ? new errors.InvalidRedirectUri(error.message)
+            ? Object.assign(new errors.InvalidRedirectUri(), { error_description: error.message })
             : new errors.InvalidClientMetadata(error.message);
+        }
+        // oidc-provider decides whether to mint a client_secret from the raw request, before this
+        // policy makes an unspecified auth method 'none': a public client must not get one.
+        const Client = ctx?.oidc?.provider.Client as unknown as { needsSecret(m: object): boolean };
+        if (!Client.needsSecret(metadata)) {
+          delete (metadata as Record<string, unknown>).client_secret;
+          delete (metadata as Record<string, unknown>).client_secret_expires_at;
         }
       },
     },

@@ -53,7 +53,12 @@ export async function startTestAuthorizationServer(
     dataDir,
     logLevel: 'debug',
     authorizationServer: merge(
-      { issuer: 'http://127.0.0.1:9000', listen: { host: '127.0.0.1', port: 0 } },
+      {
+        issuer: 'http://127.0.0.1:9000',
+        listen: { host: '127.0.0.1', port: 0 },
+        // Suites sign in many times from one address; the throttling tests set their own limits.
+        login: { perEmail: { max: 1000, windowSeconds: 60 }, perAddress: { max: 1000, windowSeconds: 60 } },
+      },
       authorizationServer,
     ),
   });

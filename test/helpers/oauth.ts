@@ -175,7 +175,12 @@ export async function authorize(options: AuthorizeOptions): Promise<AuthorizeRes
         form: { csrf: csrfOf(page.text), email },
       });
       if (sent.status !== 200)
-        throw new Error(`email step answered ${sent.status}: ${sent.text.slice(0, 300)}`);
+        throw new Error(
+          `email step answered ${sent.status}: ${sent.text
+            .replace(/<[^>]+>/g, ' ')
+            .replace(/\s+/g, ' ')
+            .slice(0, 600)}`,
+        );
       pages.push('code');
       const code = await latestCode(options.issuer, email);
       response = await browser.request(`${options.issuer}${uidPath}/code`, {
