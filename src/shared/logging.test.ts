@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createLogger, redact } from './logging.ts';
+
+test('values of sensitive keys never reach a log line', () => {
+  const lines: string[] = [];
+  const logger = createLogger('test', { level: 'debug', write: (line) => lines.push(line) });
+  logger.info('request', {
+    access_token: 'AT-secret',
+    subject_token: 'ST-secret',
+    client_secret: 'CS-secret',
+    code: '123456',
+    headers: { authorization: 'Bearer xyz', cookie: 'a=b' },
+    nested: [{ refresh_token: 'RT-secret' }],
+    client_id: 'kept',
+    scope: 'stocks:read',
+  });
+  assert.equal(lines.length, 1);
+  for (const secret of ['AT-secret', 'ST-secret', 'CS-secret', '123456', 'Bearer xyz', 'a=b', 'RT-secret']) {
+    assert.ok(!lines[0]!.includes(secret), secret);
+  }
+  const record = JSON.parse(lines[0]!);
+  assert.equal(record.client_id, 'kept');
+  assert.equal(record.scope, 'stocks:read');
+  assert.equal(record.component, 'test');
+});
+
+test('levels filter and audit lines carry event and outcome', () => {
+  const lines: string[] = [];
+  const logger = createLogger('test', { level: 'warn', write: (line) => lines.push(line) });
+  logger.info('hidden');
+  logger.audit('login', { outcome: 'failure', sub: 'user_1' });
+  logger.audit('login', { outcome: 'success', sub: 'user_1' });
+  assert.equal(lines.length, 1, 'success audits are info, failures warn');
+  const record = JSON.parse(lines[0]!);
+  assert.equal(record.event, 'login');
+  assert.equal(record.outcome, 'failure');
+});
+
+test('redact leaves plain values alone', () => {
+  assert.equal(redact('x'), 'x');
+  assert.deepEqual(redact({ a: 1, token: undefined }), { a: 1, token: undefined });
+});
