@@ -2,12 +2,12 @@
  * Starts the authorization server: storage, keys, clients, oidc-provider and the HTTP listener.
  */
 import { createHmac } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { Adapter, KoaContextWithOIDC } from 'oidc-provider';
 import type { LoadedConfig } from '../shared/config/load.ts';
 import { resolveSecret } from '../shared/config/secrets.ts';
+import { close as closeServer, listen } from '../shared/http.ts';
 import { createLogger, type Logger } from '../shared/logging.ts';
 import { createClientClassifier } from './clients/client-classification.ts';
 import {
@@ -57,18 +57,6 @@ export interface StartOptions {
   logger?: Logger;
 }
 
-/** Listens first, so that port 0 can put the real port into the issuer before the provider exists. */
-async function listen(server: Server, host: string, port: number): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return (server.address() as AddressInfo).port;
-}
-
 function defaultPort(url: URL): number {
   if (url.port) return Number(url.port);
   return url.protocol === 'https:' ? 443 : 80;
@@ -85,18 +73,13 @@ export async function startAuthorizationServer(
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   const wantedPort = config.listen.port ?? defaultPort(configuredIssuer);
-  let port: number;
-  try {
-    port = await listen(server, config.listen.host, wantedPort);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') {
-      throw new Error(
-        `port ${wantedPort} on ${config.listen.host} is already in use: stop what uses it, or set authorizationServer.listen.port (and authorizationServer.issuer) in the configuration file`,
-      );
-    }
-    throw error;
-  }
+  // Listen first, so that port 0 can put the real port into the issuer before the provider exists.
+  const port = await listen(
+    server,
+    config.listen.host,
+    wantedPort,
+    'authorizationServer.listen.port (and authorizationServer.issuer)',
+  );
   if (config.listen.port === 0) configuredIssuer.port = String(port);
   const issuer = configuredIssuer.href.replace(/\/$/, '');
 
@@ -269,10 +252,7 @@ export async function startAuthorizationServer(
       privateKeyFiles,
       async close() {
         stopHousekeeping();
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        });
+        await closeServer(server);
         db.close();
       },
     };

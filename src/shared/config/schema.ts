@@ -323,15 +323,239 @@ function checkCrossReferences(as: z.infer<typeof authorizationServerBase>, ctx: 
   });
 }
 
-export const configSchema = z.strictObject({
-  /** Where state lives: the database, keys and generated secrets. Relative to the config file. */
-  dataDir: z.string().default('./data'),
-  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-  authorizationServer: authorizationServerSchema.prefault({}),
+/** A client of the authorization server, seen from the component that uses it. */
+const clientCredentials = z.strictObject({
+  clientId: z.string().min(1),
+  secret: secretReference,
 });
+
+const gatewayRoute = z.strictObject({
+  /** Path prefix on the gateway, e.g. `/api/stocks`. */
+  prefix: z.string().regex(/^\/[A-Za-z0-9._~/-]*$/, 'must be a path starting with /'),
+  /** Where requests go; the prefix is replaced by this URL's path. */
+  upstream: httpUrl,
+});
+
+export const gatewaySchema = z.strictObject({
+  /** The public URL agents use; the MCP server's canonical URI lives under it. */
+  publicUrl: httpUrl.default('http://localhost:8000'),
+  listen: listen.default({ host: '127.0.0.1' }),
+  /** Where the authorization server is reached for introspection (defaults to its issuer). */
+  authorizationServerUrl: httpUrl.optional(),
+  client: clientCredentials.default({
+    clientId: 'gatehouse-gateway',
+    secret: 'file:secrets/gatehouse-gateway.secret',
+  }),
+  /** The MCP server behind `/mcp` and its Protected Resource Metadata. */
+  mcpServerUrl: httpUrl.default('http://127.0.0.1:8001'),
+  routes: z.array(gatewayRoute).default([
+    { prefix: '/api/stocks', upstream: 'http://127.0.0.1:8002/stocks' },
+    { prefix: '/api/customers', upstream: 'http://127.0.0.1:8002/customers' },
+  ]),
+  introspectionCache: z
+    .strictObject({
+      /**
+       * Longest time a token's introspection result is reused. A revoked token keeps working at most
+       * this long: the cache trades revocation latency for speed (docs/security.md).
+       */
+      maxSeconds: seconds.max(3600).default(30),
+      maxEntries: z.number().int().min(1).default(10_000),
+    })
+    .prefault({}),
+  introspectionTimeoutMs: z.number().int().min(100).max(30_000).default(3000),
+  upstreamTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+  maxBodyBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(100 * 1024 * 1024)
+    .default(1024 * 1024),
+  trustProxy: z.boolean().default(false),
+});
+
+const toolSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 letters, digits, "_", "-" or "."'),
+  title: z.string().min(1).optional(),
+  description: z.string().min(1),
+  /** JSON Schema (an object schema) for the tool's arguments. */
+  inputSchema: z.record(z.string(), z.unknown()).default({ type: 'object', properties: {} }),
+  /** Name of an entry in mcpServer.apis. */
+  api: z.string().min(1),
+  method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET'),
+  /** Path under the API's base URL; `{name}` is replaced by the URL-encoded argument. */
+  path: z.string().regex(/^\//, 'must start with /'),
+  /** MCP scopes the token must carry to call this tool; checked before any upstream call. */
+  scopes: z.array(scopeName).min(1),
+  /** Arguments not used in the path are sent as the JSON body (POST/PUT/PATCH) or the query string. */
+  annotations: z
+    .strictObject({
+      readOnlyHint: z.boolean().optional(),
+      destructiveHint: z.boolean().optional(),
+      idempotentHint: z.boolean().optional(),
+      openWorldHint: z.boolean().optional(),
+    })
+    .default({}),
+});
+
+const DEFAULT_TOOLS: z.input<typeof toolSchema>[] = [
+  {
+    name: 'list_stocks',
+    title: 'List stocks',
+    description: 'Lists the stocks you can see, with their current prices (filtered by your region).',
+    api: 'stocks',
+    method: 'GET',
+    path: '/',
+    scopes: ['stocks:read'],
+    annotations: { readOnlyHint: true },
+  },
+  {
+    name: 'get_stock',
+    title: 'Get a stock',
+    description: 'Gets one stock by its ticker symbol.',
+    inputSchema: {
+      type: 'object',
+      properties: {
+        symbol: { type: 'string', description: 'Ticker symbol, e.g. ACME', pattern: '^[A-Z]{1,8}$' },
+      },
+      required: ['symbol'],
+      additionalProperties: false,
+    },
+    api: 'stocks',
+    method: 'GET',
+    path: '/{symbol}',
+    scopes: ['stocks:read'],
+    annotations: { readOnlyHint: true },
+  },
+  {
+    name: 'place_order',
+    title: 'Place a stock order',
+    description: 'Places an order to buy or sell a stock. Needs the stocks:trade permission.',
+    inputSchema: {
+      type: 'object',
+      properties: {
+        symbol: { type: 'string', pattern: '^[A-Z]{1,8}$' },
+        side: { type: 'string', enum: ['buy', 'sell'] },
+        quantity: { type: 'integer', minimum: 1, maximum: 10000 },
+      },
+      required: ['symbol', 'side', 'quantity'],
+      additionalProperties: false,
+    },
+    api: 'stocks',
+    method: 'POST',
+    path: '/orders',
+    scopes: ['stocks:trade'],
+    annotations: { readOnlyHint: false, destructiveHint: true },
+  },
+  {
+    name: 'get_my_customer_record',
+    title: 'Get my customer record',
+    description: 'Gets the customer record of the signed-in user.',
+    api: 'customers',
+    method: 'GET',
+    path: '/me',
+    scopes: ['customers:read'],
+    annotations: { readOnlyHint: true },
+  },
+];
+
+export const mcpServerSchema = z.strictObject({
+  listen: listen.default({ host: '127.0.0.1', port: 8001 }),
+  /** Canonical URI (defaults to authorizationServer.resources.mcp.uri). */
+  resource: httpUrl.optional(),
+  /** Where the authorization server is reached for JWKS and token exchange (defaults to its issuer). */
+  authorizationServerUrl: httpUrl.optional(),
+  client: clientCredentials.default({
+    clientId: 'gatehouse-mcp-server',
+    secret: 'file:secrets/gatehouse-mcp-server.secret',
+  }),
+  /** Browser origins allowed to call /mcp (requests without Origin are always allowed). */
+  allowedOrigins: z.array(z.string()).default(['http://localhost', 'http://127.0.0.1']),
+  apis: z
+    .record(
+      z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be a lowercase name'),
+      z.strictObject({
+        /** Where the MCP server calls the API (directly, not through the gateway). */
+        baseUrl: httpUrl,
+        /** The API's audience for token exchange. */
+        audience: httpUrl,
+      }),
+    )
+    .default({
+      stocks: { baseUrl: 'http://127.0.0.1:8002/stocks', audience: 'http://localhost:8000/api/stocks' },
+      customers: {
+        baseUrl: 'http://127.0.0.1:8002/customers',
+        audience: 'http://localhost:8000/api/customers',
+      },
+    }),
+  tools: z.array(toolSchema).default(DEFAULT_TOOLS as never),
+  upstreamTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  exchangeCache: z
+    .strictObject({
+      maxEntries: z.number().int().min(1).default(10_000),
+      /** Exchanged tokens are dropped this long before they expire. */
+      refreshBeforeSeconds: z.number().int().min(0).max(300).default(30),
+    })
+    .prefault({}),
+  jwksCacheSeconds: seconds.default(600),
+});
+
+export const apisSchema = z.strictObject({
+  listen: listen.default({ host: '127.0.0.1', port: 8002 }),
+  /** Issuer of the tokens the APIs accept (defaults to authorizationServer.issuer). */
+  issuer: httpUrl.optional(),
+  /** Where the JWKS is fetched (defaults to `<issuer>/jwks`). */
+  jwksUri: httpUrl.optional(),
+  clockSkewSeconds: z.number().int().min(0).max(30).default(30),
+  stocks: z
+    .strictObject({
+      audience: httpUrl.default('http://localhost:8000/api/stocks'),
+      readScope: scopeName.default('stocks.read'),
+      tradeScope: scopeName.default('stocks.trade'),
+      /** Orders need at least this client_assurance_level (4 pre-registered … 1 DCR). */
+      minAssuranceLevelForOrders: z.number().int().min(0).max(4).default(1),
+    })
+    .prefault({}),
+  customers: z
+    .strictObject({
+      audience: httpUrl.default('http://localhost:8000/api/customers'),
+      readScope: scopeName.default('customers.read'),
+    })
+    .prefault({}),
+});
+
+export const configSchema = z
+  .strictObject({
+    /** Where state lives: the database, keys and generated secrets. Relative to the config file. */
+    dataDir: z.string().default('./data'),
+    logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    authorizationServer: authorizationServerSchema.prefault({}),
+    gateway: gatewaySchema.prefault({}),
+    mcpServer: mcpServerSchema.prefault({}),
+    apis: apisSchema.prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    // Every tool names a configured API.
+    config.mcpServer.tools.forEach((tool, i) => {
+      if (!(tool.api in config.mcpServer.apis)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['mcpServer', 'tools', i, 'api'],
+          message: `"${tool.api}" is not a key of mcpServer.apis`,
+        });
+      }
+    });
+    const names = config.mcpServer.tools.map((tool) => tool.name);
+    if (new Set(names).size !== names.length) {
+      ctx.addIssue({ code: 'custom', path: ['mcpServer', 'tools'], message: 'tool names must be unique' });
+    }
+  });
 
 export type GatehouseConfig = z.infer<typeof configSchema>;
 export type AuthorizationServerConfig = z.infer<typeof authorizationServerSchema>;
 export type PreRegisteredClientConfig = z.infer<typeof preRegisteredClient>;
 export type UpstreamApiConfig = z.infer<typeof upstreamApi>;
 export type ExchangePolicyConfig = z.infer<typeof exchangePolicy>;
+export type GatewayConfig = z.infer<typeof gatewaySchema>;
+export type McpServerConfig = z.infer<typeof mcpServerSchema>;
+export type ToolConfig = z.infer<typeof toolSchema>;
+export type ApisConfig = z.infer<typeof apisSchema>;

@@ -1,0 +1,103 @@
+/**
+ * Validation of RFC 9068 JWT access tokens, shared by the MCP server and the example APIs.
+ *
+ * Every check a resource server owes (RFC 9068 §4, RFC 8725): signature against the authorization
+ * server's JWKS (fetched once, cached, refetched on an unknown `kid` by jose), `typ: at+jwt`, an
+ * algorithm allow-list (so `alg: none` and HS256-with-the-public-key are refused), issuer, audience,
+ * `exp` and `nbf` with bounded clock skew. Verified tokens are cached by hash until they expire, in
+ * a bounded cache, because validation sits on every request.
+ */
+import { createHash } from 'node:crypto';
+import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
+import { LRUCache } from 'lru-cache';
+
+export interface AccessTokenPayload extends JWTPayload {
+  sub: string;
+  client_id: string;
+  scope?: string;
+  exp: number;
+  [claim: string]: unknown;
+}
+
+/** Why a token was refused; the message is safe to send back in `error_description`. */
+export class InvalidTokenError extends Error {
+  override name = 'InvalidTokenError';
+}
+
+export interface AccessTokenVerifierOptions {
+  issuer: string;
+  jwksUri: string;
+  /** The audience this resource server answers to. */
+  audience: string;
+  algorithms?: string[];
+  clockToleranceSeconds?: number;
+  /** How long fetched keys are trusted before a refetch (jose's cacheMaxAge). */
+  jwksCacheSeconds?: number;
+  cacheMaxEntries?: number;
+}
+
+export interface AccessTokenVerifier {
+  verify(token: string): Promise<AccessTokenPayload>;
+}
+
+/** Asymmetric algorithms only: a symmetric one would let anyone holding the public key forge tokens. */
+export const DEFAULT_ALGORITHMS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'];
+
+export const tokenHash = (token: string) => createHash('sha256').update(token).digest('base64url');
+
+export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): AccessTokenVerifier {
+  const jwks = createRemoteJWKSet(new URL(options.jwksUri), {
+    cacheMaxAge: (options.jwksCacheSeconds ?? 600) * 1000,
+    cooldownDuration: 30_000,
+    timeoutDuration: 5000,
+  });
+  const clockTolerance = options.clockToleranceSeconds ?? 30;
+  const verified = new LRUCache<string, AccessTokenPayload>({ max: options.cacheMaxEntries ?? 10_000 });
+  const audiences = options.audience.endsWith('/')
+    ? [options.audience, options.audience.slice(0, -1)]
+    : [options.audience, `${options.audience}/`];
+
+  return {
+    async verify(token) {
+      const key = tokenHash(token);
+      const cached = verified.get(key);
+      const now = Math.floor(Date.now() / 1000);
+      if (cached && cached.exp + clockTolerance > now) return cached;
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(token, jwks, {
+          issuer: options.issuer,
+          audience: audiences,
+          typ: 'at+jwt',
+          algorithms: options.algorithms ?? DEFAULT_ALGORITHMS,
+          clockTolerance,
+          requiredClaims: ['exp', 'sub', 'client_id'],
+        }));
+      } catch (error) {
+        throw new InvalidTokenError(describe(error));
+      }
+      const result = payload as AccessTokenPayload;
+      verified.set(key, result, { ttl: Math.max(1, (result.exp + clockTolerance - now) * 1000) });
+      return result;
+    },
+  };
+}
+
+function describe(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) return 'the access token has expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed)
+    return `the access token's ${error.claim} claim is not valid here`;
+  if (error instanceof joseErrors.JOSEAlgNotAllowed)
+    return 'the access token is signed with an algorithm that is not allowed';
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return 'the access token is signed with an unknown key';
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed)
+    return 'the access token signature is not valid';
+  if (error instanceof joseErrors.JWKSTimeout || (error as { code?: string }).code === 'ERR_JOSE_GENERIC') {
+    return 'the signing keys could not be fetched';
+  }
+  return 'the access token is not valid';
+}
+
+/** The scopes a token carries, as a set. */
+export const scopesOf = (payload: { scope?: unknown }) =>
+  new Set(typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : []);
