@@ -160,6 +160,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
         client_type: token.kind === 'ClientCredentials' ? 'workload' : classification.clientType,
         client_assurance_level: classification.assuranceLevel,
       };
+      // RFC 9068 §2.2: with no resource owner (client credentials), `sub` is the client itself; the
+      // introspection JSON must say so, as the phantom token does.
+      if (token.kind === 'ClientCredentials') return { sub: token.clientId, ...clientClaims };
       const accountId = 'accountId' in token ? (token.accountId as string | undefined) : undefined;
       if (!accountId) return clientClaims;
       return { ...userClaims(deps, accountId), ...clientClaims };
@@ -243,7 +246,17 @@ export function createProvider(deps: ProviderDependencies): Provider {
         },
       },
       jwtIntrospection: { enabled: true },
-      revocation: { enabled: true },
+      // RFC 7009 §2.1: a client revokes only tokens issued to it.
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: a client revokes only tokens issued to it. A public client asking for another's
+        // token gets the same 200 as for an unknown token (§2.2), an authenticated one is told no.
+        allowedPolicy: async (_ctx, client, token) => {
+          if (token.clientId === client.clientId) return true;
+          if (client.clientAuthMethod === 'none') return false;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
       registration: {
         enabled: dcr.enabled,
         initialAccessToken: false,

@@ -149,9 +149,20 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       throw new errors.InvalidTarget('the requested audience is unknown or not allowed for this client');
     }
 
-    const subject = looksLikeJwt(subjectToken)
-      ? await subjectFromJwt(subjectToken)
-      : await subjectFromOpaque(subjectToken);
+    let subject: Subject;
+    try {
+      subject = looksLikeJwt(subjectToken)
+        ? await subjectFromJwt(subjectToken)
+        : await subjectFromOpaque(subjectToken);
+    } catch (error) {
+      deps.logger.audit('token.exchange', {
+        outcome: 'denied',
+        actor,
+        audience: api.audience,
+        reason: 'subject token refused',
+      });
+      throw error;
+    }
 
     // Scopes map down: only what the subject's MCP scopes map to for this API, never more.
     const mapped = new Set(subject.scopes.flatMap((scope) => target.scopeMap[scope] ?? []));
