@@ -17,7 +17,13 @@ import {
 import { classifyClientIdUrl } from './clients/client-trust-policy.ts';
 import { withMetadataDocumentClients } from './clients/metadata-document-clients.ts';
 import { prepareClients } from './clients/static-clients.ts';
-import { oauthMetadataAlias, rateLimited, registrationCors, securityHeaders } from './http/middleware.ts';
+import {
+  oauthMetadataAlias,
+  rateLimited,
+  registrationCors,
+  securityHeaders,
+  unauthorizedClientGrant,
+} from './http/middleware.ts';
 import { createRateLimiter } from './http/rate-limit.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { loadOrCreateKeys, publicJwk } from './keys.ts';
@@ -202,6 +208,7 @@ export async function startAuthorizationServer(
     provider.use(
       rateLimited(ROUTES.token, createRateLimiter(config.tokenEndpointRateLimit), logger, 'token'),
     );
+    provider.use(unauthorizedClientGrant(ROUTES.token));
     provider.use(phantomTokenMiddleware(ROUTES.introspection, resources, sign));
     provider.use(
       interactionRoutes({

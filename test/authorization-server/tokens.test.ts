@@ -540,10 +540,8 @@ describe('token exchange (RFC 8693)', () => {
       { subject_token: alice.accessToken, subject_token_type: ACCESS_TOKEN_TYPE, audience: STOCKS },
       gateway,
     );
-    // The gateway is not allowed the grant type at all, so oidc-provider refuses before the handler
-    // runs, with invalid_request (RFC 6749 §5.2 would say unauthorized_client; see the report).
-    await expectError(response, 'invalid_request');
-    assert.equal(response.json.error_description, 'requested grant type is not allowed for this client');
+    // The gateway is not allowed the grant type at all: RFC 6749 §5.2 unauthorized_client.
+    await expectError(response, 'unauthorized_client');
     const denied = as.audit('token.issued').at(-1)!;
     assert.equal(denied.outcome, 'failure');
     assert.equal(denied.client_id, GATEWAY);
@@ -558,8 +556,7 @@ describe('token exchange (RFC 8693)', () => {
       subject_token_type: ACCESS_TOKEN_TYPE,
       audience: STOCKS,
     });
-    await expectError(response, 'invalid_request');
-    assert.equal(response.json.error_description, 'requested grant type is not allowed for this client');
+    await expectError(response, 'unauthorized_client');
   });
 
   test('a missing subject_token is invalid_request', async () => {
@@ -804,9 +801,8 @@ describe('client credentials for workloads', () => {
   test('an agent registered by DCR may not use client credentials', async () => {
     const response = await clientCredentials(as, { client_id: agent, scope: 'stocks:read' });
     assert.equal(response.status, 400, response.text);
-    // oidc-provider's answer for a grant type the client may not use (RFC 6749 would say unauthorized_client).
-    assert.equal(response.json.error, 'invalid_request');
-    assert.equal(response.json.error_description, 'requested grant type is not allowed for this client');
+    // RFC 6749 §5.2: a grant type the client may not use is unauthorized_client.
+    assert.equal(response.json.error, 'unauthorized_client');
     assert.equal(response.json.access_token, undefined);
   });
 

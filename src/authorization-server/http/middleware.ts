@@ -70,3 +70,22 @@ export function securityHeaders(): Middleware {
     }
   };
 }
+
+/**
+ * RFC 6749 §5.2: a client using a grant type it is not allowed gets `unauthorized_client`.
+ * oidc-provider answers `invalid_request` with a fixed description; this rewrites that one answer
+ * (tokens.test.ts proves it, so a library change that alters the text fails the tests).
+ */
+export function unauthorizedClientGrant(tokenPath: string): Middleware {
+  return async (ctx, next) => {
+    await next();
+    if (ctx.path !== tokenPath || ctx.status !== 400) return;
+    const body = ctx.body as { error?: string; error_description?: string } | undefined;
+    if (
+      body?.error === 'invalid_request' &&
+      body.error_description === 'requested grant type is not allowed for this client'
+    ) {
+      ctx.body = { error: 'unauthorized_client', error_description: body.error_description };
+    }
+  };
+}
