@@ -18,6 +18,7 @@ import { classifyClientIdUrl } from './clients/client-trust-policy.ts';
 import { withMetadataDocumentClients } from './clients/metadata-document-clients.ts';
 import { prepareClients } from './clients/static-clients.ts';
 import {
+  defaultScope,
   oauthMetadataAlias,
   rateLimited,
   registrationCors,
@@ -208,6 +209,7 @@ export async function startAuthorizationServer(
     provider.use(
       rateLimited(ROUTES.token, createRateLimiter(config.tokenEndpointRateLimit), logger, 'token'),
     );
+    provider.use(defaultScope(ROUTES.authorization, resources.mcp.baseScopes));
     provider.use(unauthorizedClientGrant(ROUTES.token));
     provider.use(phantomTokenMiddleware(ROUTES.introspection, resources, sign));
     provider.use(

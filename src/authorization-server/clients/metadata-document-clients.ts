@@ -8,6 +8,7 @@
  */
 import { type Adapter, errors } from 'oidc-provider';
 import type { Logger } from '../../shared/logging.ts';
+import { withFind } from '../store/sqlite-store.ts';
 import {
   ClientMetadataDocumentError,
   type ClientMetadataDocumentResolver,
@@ -28,40 +29,31 @@ export function withMetadataDocumentClients(
   options: MetadataDocumentClientsOptions,
 ): Adapter {
   const { resolver, logger } = options;
-  return {
-    upsert: (id, payload, expiresIn) => adapter.upsert(id, payload, expiresIn),
-    findByUid: (uid) => adapter.findByUid(uid),
-    findByUserCode: (code) => adapter.findByUserCode(code),
-    consume: (id) => adapter.consume(id),
-    destroy: (id) => adapter.destroy(id),
-    revokeByGrantId: (grantId) => adapter.revokeByGrantId(grantId),
-    async find(id) {
-      if (!options.isDocumentUrl(id)) return adapter.find(id);
-      if (options.trustOf(id) === 'denied') {
+  return withFind(adapter, async (id) => {
+    if (!options.isDocumentUrl(id)) return adapter.find(id);
+    if (options.trustOf(id) === 'denied') {
+      logger.audit('client.metadata_document', {
+        outcome: 'denied',
+        client_id: id,
+        reason: 'trust policy',
+      });
+      throw new errors.InvalidClient('this client is not allowed by the server policy');
+    }
+    try {
+      const metadata = structuredClone(await resolver.resolve(id));
+      applyClientPolicy(metadata, options.policy, 'cimd');
+      return metadata;
+    } catch (error) {
+      if (error instanceof ClientMetadataDocumentError || error instanceof ClientPolicyError) {
+        const description = error instanceof ClientMetadataDocumentError ? error.description : error.message;
         logger.audit('client.metadata_document', {
-          outcome: 'denied',
+          outcome: 'failure',
           client_id: id,
-          reason: 'trust policy',
+          reason: description,
         });
-        throw new errors.InvalidClient('this client is not allowed by the server policy');
+        throw new errors.InvalidClient(`client metadata document rejected: ${description}`);
       }
-      try {
-        const metadata = structuredClone(await resolver.resolve(id));
-        applyClientPolicy(metadata, options.policy, 'cimd');
-        return metadata;
-      } catch (error) {
-        if (error instanceof ClientMetadataDocumentError || error instanceof ClientPolicyError) {
-          const description =
-            error instanceof ClientMetadataDocumentError ? error.description : error.message;
-          logger.audit('client.metadata_document', {
-            outcome: 'failure',
-            client_id: id,
-            reason: description,
-          });
-          throw new errors.InvalidClient(`client metadata document rejected: ${description}`);
-        }
-        throw error;
-      }
-    },
-  };
+      throw error;
+    }
+  });
 }

@@ -89,3 +89,24 @@ export function unauthorizedClientGrant(tokenPath: string): Middleware {
     }
   };
 }
+
+/**
+ * RFC 6749 §3.3: a request without `scope` gets a documented default. MCP clients that found no
+ * `scope` in the challenge or metadata send none; they get the MCP server's base scopes, the same
+ * the 401 challenge names, rather than a sign-in that ends in access_denied for want of any scope.
+ */
+export function defaultScope(authorizationPath: string, baseScopes: string[]): Middleware {
+  const scope = baseScopes.join(' ');
+  return (ctx, next) => {
+    if (
+      ctx.method === 'GET' &&
+      ctx.path === authorizationPath &&
+      scope &&
+      !ctx.query.scope &&
+      !ctx.query.request_uri
+    ) {
+      ctx.query = { ...ctx.query, scope };
+    }
+    return next();
+  };
+}

@@ -24,6 +24,7 @@
 
 import { createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
+import { transaction } from '../store/sqlite-store.ts';
 
 export interface RateLimit {
   /** Requests allowed per key in any window of windowSeconds (a sliding window). */
@@ -175,20 +176,7 @@ export function createOneTimeCodes(db: DatabaseSync, options: OneTimeCodesOption
   };
   const codeHash = (loginId: string, code: string) => mac('gatehouse-login-code', loginId, code);
 
-  // BEGIN IMMEDIATE takes the write lock up front, so another process sharing the file cannot read the
-  // same record between our read and our write. Inside a caller's transaction, that one already covers us.
-  const transaction = <T>(fn: () => T): T => {
-    if (db.isTransaction) return fn();
-    db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = fn();
-      db.exec('COMMIT');
-      return result;
-    } catch (error) {
-      db.exec('ROLLBACK');
-      throw error;
-    }
-  };
+  const inTransaction = <T>(fn: () => T): T => transaction(db, fn);
 
   /** Seconds until this key may issue again, or 0 if it may now. Records nothing. */
   const waitFor = (scope: string, key: Buffer, limit: RateLimit, at: number): number => {
@@ -211,7 +199,7 @@ export function createOneTimeCodes(db: DatabaseSync, options: OneTimeCodesOption
     }
     // Throttle keys use the normalized address, so "Alice@x" and "alice@x " share one counter.
     const email = input.email.trim().toLowerCase();
-    return transaction(() => {
+    return inTransaction(() => {
       const at = now();
       const emailKey = mac('gatehouse-login-throttle', 'email', email);
       const addressKey = mac('gatehouse-login-throttle', 'address', input.address);
@@ -248,7 +236,7 @@ export function createOneTimeCodes(db: DatabaseSync, options: OneTimeCodesOption
       const candidate = code.replace(/[\s-]/g, '');
       // Computed before looking at the record, so the time taken does not depend on what is stored.
       const candidateHash = codeHash(loginId, candidate);
-      return transaction((): VerifyResult => {
+      return inTransaction((): VerifyResult => {
         const row = selectCode.get(loginId) as CodeRow | undefined;
         if (!row) return { status: 'unknown' };
         if (row.code_hash === null) {
@@ -283,7 +271,7 @@ export function createOneTimeCodes(db: DatabaseSync, options: OneTimeCodesOption
     },
 
     purgeExpired() {
-      return transaction(() => {
+      return inTransaction(() => {
         const at = now();
         const longestWindowMs =
           Math.max(options.perEmail.windowSeconds, options.perAddress.windowSeconds) * 1000;

@@ -82,8 +82,13 @@ const MIGRATIONS: readonly string[] = [
 /** Latest schema version this code knows (the value of `PRAGMA user_version` after openDatabase). */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Runs fn inside BEGIN IMMEDIATE … COMMIT (rolled back if it throws); IMMEDIATE takes the write lock up front. */
-function transaction<T>(db: DatabaseSync, fn: () => T): T {
+/**
+ * Runs fn inside BEGIN IMMEDIATE … COMMIT (rolled back if it throws). IMMEDIATE takes the write lock
+ * up front, so another process sharing the file cannot read a row between our read and our write.
+ * Inside a caller's transaction, that one already covers fn.
+ */
+export function transaction<T>(db: DatabaseSync, fn: () => T): T {
+  if (db.isTransaction) return fn();
   db.exec('BEGIN IMMEDIATE');
   try {
     const result = fn();
@@ -93,6 +98,19 @@ function transaction<T>(db: DatabaseSync, fn: () => T): T {
     if (db.isTransaction) db.exec('ROLLBACK');
     throw error;
   }
+}
+
+/** An adapter that answers `find` itself and passes every other call to `adapter`. */
+export function withFind(adapter: Adapter, find: Adapter['find']): Adapter {
+  return {
+    upsert: (id, payload, expiresIn) => adapter.upsert(id, payload, expiresIn),
+    findByUid: (uid) => adapter.findByUid(uid),
+    findByUserCode: (code) => adapter.findByUserCode(code),
+    consume: (id) => adapter.consume(id),
+    destroy: (id) => adapter.destroy(id),
+    revokeByGrantId: (grantId) => adapter.revokeByGrantId(grantId),
+    find,
+  };
 }
 
 /** Applies the pending migrations; refuses a database written by a newer Gatehouse. */
