@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLogger, redact } from './logging.ts';
+import { createLogger, isSensitiveKey, redact } from './logging.ts';
 
 test('values of sensitive keys never reach a log line', () => {
   const lines: string[] = [];
@@ -12,11 +12,23 @@ test('values of sensitive keys never reach a log line', () => {
     code: '123456',
     headers: { authorization: 'Bearer xyz', cookie: 'a=b' },
     nested: [{ refresh_token: 'RT-secret' }],
+    accessToken: 'camel-secret',
+    clientSecret: 'camel-client-secret',
     client_id: 'kept',
     scope: 'stocks:read',
   });
   assert.equal(lines.length, 1);
-  for (const secret of ['AT-secret', 'ST-secret', 'CS-secret', '123456', 'Bearer xyz', 'a=b', 'RT-secret']) {
+  for (const secret of [
+    'camel-secret',
+    'camel-client-secret',
+    'AT-secret',
+    'ST-secret',
+    'CS-secret',
+    '123456',
+    'Bearer xyz',
+    'a=b',
+    'RT-secret',
+  ]) {
     assert.ok(!lines[0]!.includes(secret), secret);
   }
   const record = JSON.parse(lines[0]!);
@@ -40,4 +52,32 @@ test('levels filter and audit lines carry event and outcome', () => {
 test('redact leaves plain values alone', () => {
   assert.equal(redact('x'), 'x');
   assert.deepEqual(redact({ a: 1, token: undefined }), { a: 1, token: undefined });
+});
+
+test('isSensitiveKey covers the spellings in use', () => {
+  for (const key of [
+    'access_token',
+    'accessToken',
+    'refresh-token',
+    'client_secret',
+    'code',
+    'code_verifier',
+    'Authorization',
+    'subject_token',
+    'client_assertion',
+    'privateKey',
+  ]) {
+    assert.equal(isSensitiveKey(key), true, key);
+  }
+  for (const key of [
+    'client_id',
+    'scope',
+    'status',
+    'statusCode',
+    'sub',
+    'event',
+    'token_type_hint_count'.slice(0, 10),
+  ]) {
+    assert.equal(isSensitiveKey(key), false, key);
+  }
 });

@@ -20,8 +20,28 @@ export interface Logger {
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-const SENSITIVE_KEY =
-  /(^|_|-)(token|access_token|refresh_token|id_token|subject_token|code|otp|secret|client_secret|password|assertion|client_assertion|authorization|cookie|code_verifier|jwt|private_key|key)s?$/i;
+/** Key names (lower-cased, separators removed) whose values are secrets, whatever their spelling. */
+const SENSITIVE_SUFFIXES = [
+  'token',
+  'secret',
+  'password',
+  'assertion',
+  'authorization',
+  'cookie',
+  'verifier',
+  'privatekey',
+  'jwt',
+  'otp',
+];
+const SENSITIVE_EXACT = new Set(['code', 'authorizationcode', 'usercode', 'devicecode', 'key', 'jwk', 'd']);
+
+/** True for `access_token`, `accessToken`, `client-secret`, `code`, `Authorization`, … */
+export function isSensitiveKey(key: string): boolean {
+  const folded = key.toLowerCase().replace(/[_-]/g, '');
+  if (SENSITIVE_EXACT.has(folded)) return true;
+  const plural = folded.endsWith('s') ? folded.slice(0, -1) : folded;
+  return SENSITIVE_SUFFIXES.some((suffix) => plural.endsWith(suffix));
+}
 
 /** Replaces the values of sensitive-looking keys, recursively, with "[redacted]". */
 export function redact(value: unknown, depth = 0): unknown {
@@ -29,7 +49,7 @@ export function redact(value: unknown, depth = 0): unknown {
   if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [key, inner] of Object.entries(value)) {
-    out[key] = SENSITIVE_KEY.test(key) && inner !== undefined ? '[redacted]' : redact(inner, depth + 1);
+    out[key] = isSensitiveKey(key) && inner !== undefined ? '[redacted]' : redact(inner, depth + 1);
   }
   return out;
 }
@@ -41,7 +61,8 @@ export interface LoggerOptions {
 }
 
 export function createLogger(component: string, options: LoggerOptions = {}, base: LogFields = {}): Logger {
-  const threshold = LEVELS[options.level ?? ((process.env.GATEHOUSE_LOG_LEVEL as LogLevel) || 'info')] ?? 20;
+  // GATEHOUSE_LOG_LEVEL wins over the configuration, to turn on debug output without editing a file.
+  const threshold = LEVELS[(process.env.GATEHOUSE_LOG_LEVEL as LogLevel) || options.level || 'info'] ?? 20;
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
 
   const emit = (level: LogLevel, message: string, fields: LogFields = {}) => {

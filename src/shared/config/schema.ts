@@ -235,7 +235,8 @@ const authorizationServerBase = z.strictObject({
           port: port.default(587),
           secure: z.boolean().default(false),
           user: z.string().optional(),
-          password: secretReference.optional(),
+          /** `env:NAME` (recommended), `file:PATH`, or the password itself. */
+          password: z.string().min(1).optional(),
         })
         .optional(),
     })
@@ -487,7 +488,7 @@ export const mcpServerSchema = z.strictObject({
         audience: 'http://localhost:8000/api/customers',
       },
     }),
-  tools: z.array(toolSchema).default(DEFAULT_TOOLS as never),
+  tools: z.array(toolSchema).prefault(DEFAULT_TOOLS),
   upstreamTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
   exchangeCache: z
     .strictObject({
