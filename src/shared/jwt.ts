@@ -8,7 +8,13 @@
  * a bounded cache, because validation sits on every request.
  */
 import { createHash } from 'node:crypto';
-import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
+import {
+  createRemoteJWKSet,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  errors as joseErrors,
+  jwtVerify,
+} from 'jose';
 import { LRUCache } from 'lru-cache';
 
 export interface AccessTokenPayload extends JWTPayload {
@@ -22,6 +28,15 @@ export interface AccessTokenPayload extends JWTPayload {
 /** Why a token was refused; the message is safe to send back in `error_description`. */
 export class InvalidTokenError extends Error {
   override name = 'InvalidTokenError';
+}
+
+/**
+ * The token could not be checked because the JWKS could not be fetched (authorization server down,
+ * timeout, not a JWKS). Still a refusal (fail closed), but not the token's fault: a resource server
+ * may answer 503 so the client retries instead of discarding a good token and re-authorizing.
+ */
+export class SigningKeysUnavailableError extends InvalidTokenError {
+  override name = 'SigningKeysUnavailableError';
 }
 
 export interface AccessTokenVerifierOptions {
@@ -46,11 +61,21 @@ export const DEFAULT_ALGORITHMS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'];
 export const tokenHash = (token: string) => createHash('sha256').update(token).digest('base64url');
 
 export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): AccessTokenVerifier {
-  const jwks = createRemoteJWKSet(new URL(options.jwksUri), {
+  const remoteJwks = createRemoteJWKSet(new URL(options.jwksUri), {
     cacheMaxAge: (options.jwksCacheSeconds ?? 600) * 1000,
     cooldownDuration: 30_000,
     timeoutDuration: 5000,
   });
+  // Key lookup failures that are about the key set, not the token, become SigningKeysUnavailableError.
+  const jwks: JWTVerifyGetKey = async (protectedHeader, token) => {
+    try {
+      return await remoteJwks(protectedHeader, token);
+    } catch (error) {
+      if (isKeySetFailure(error))
+        throw new SigningKeysUnavailableError('the signing keys could not be fetched');
+      throw error;
+    }
+  };
   const clockTolerance = options.clockToleranceSeconds ?? 30;
   const verified = new LRUCache<string, AccessTokenPayload>({ max: options.cacheMaxEntries ?? 10_000 });
   const audiences = options.audience.endsWith('/')
@@ -74,6 +99,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
           requiredClaims: ['exp', 'sub', 'client_id'],
         }));
       } catch (error) {
+        if (error instanceof SigningKeysUnavailableError) throw error;
         throw new InvalidTokenError(describe(error));
       }
       const result = payload as AccessTokenPayload;
@@ -92,10 +118,18 @@ function describe(error: unknown): string {
   if (error instanceof joseErrors.JWKSNoMatchingKey) return 'the access token is signed with an unknown key';
   if (error instanceof joseErrors.JWSSignatureVerificationFailed)
     return 'the access token signature is not valid';
-  if (error instanceof joseErrors.JWKSTimeout || (error as { code?: string }).code === 'ERR_JOSE_GENERIC') {
-    return 'the signing keys could not be fetched';
-  }
   return 'the access token is not valid';
+}
+
+/**
+ * True for errors of fetching the JWKS: a timeout, a non-200 or non-JSON answer (jose's generic
+ * JOSEError), a body that is no key set, or a network failure (fetch's TypeError, not a JOSEError).
+ * Errors about the token's own header (unknown kid, several matching keys) are not.
+ */
+function isKeySetFailure(error: unknown): boolean {
+  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid) return true;
+  if (error instanceof joseErrors.JOSEError) return error.code === 'ERR_JOSE_GENERIC';
+  return true;
 }
 
 /** The scopes a token carries, as a set. */

@@ -543,3 +543,53 @@ describe('discovery', () => {
     }
   });
 });
+
+describe('development inbox', () => {
+  test('lists sent sign-in messages, newest first, marked development-only', async () => {
+    const as = await startTestAuthorizationServer();
+    try {
+      const clientId = String((await register(as.issuer)).body.client_id);
+      await authorize({
+        issuer: as.issuer,
+        clientId,
+        redirectUri: REDIRECT,
+        scope: 'stocks:read',
+        email: 'alice@example.com',
+      });
+      await authorize({
+        issuer: as.issuer,
+        clientId,
+        redirectUri: REDIRECT,
+        scope: 'stocks:read',
+        email: 'bob@example.com',
+      });
+      const json = (await (await fetch(`${as.issuer}/dev/inbox.json`)).json()) as {
+        development_only: boolean;
+        messages: Array<{ to: string; subject: string; text: string; time: string }>;
+      };
+      assert.equal(json.development_only, true);
+      assert.deepEqual(
+        json.messages.map((m) => m.to),
+        ['bob@example.com', 'alice@example.com'],
+      );
+      assert.ok(Date.parse(json.messages[0]!.time) >= Date.parse(json.messages[1]!.time));
+      const page = await fetch(`${as.issuer}/dev/inbox`);
+      assert.equal(page.status, 200);
+      const html = await page.text();
+      assert.match(html, /[Dd]evelopment/);
+      assert.match(html, /bob@example\.com/);
+    } finally {
+      await as.close();
+    }
+  });
+
+  test('is off when SMTP is configured', async () => {
+    const as = await startTestAuthorizationServer({ mail: { smtp: { host: '127.0.0.1', port: 2525 } } });
+    try {
+      assert.equal((await fetch(`${as.issuer}/dev/inbox.json`)).status, 404);
+      assert.equal((await fetch(`${as.issuer}/dev/inbox`)).status, 404);
+    } finally {
+      await as.close();
+    }
+  });
+});

@@ -1,0 +1,124 @@
+/**
+ * The example APIs: one HTTP server hosting the stocks API under `/stocks` and the customers API
+ * under `/customers` (the gateway maps `/api/stocks` and `/api/customers` here).
+ *
+ * Each API validates access tokens itself, with its own verifier bound to its own audience, so a
+ * token for one API (or for the MCP server) is refused by the other. A request goes: API by first
+ * path segment (404) → bearer token (401/503) → route (404/405) → scope (403) → handler. One
+ * structured log line per request: method, path, status, sub, client_id, duration; never a token.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { StartComponent } from '../shared/component.ts';
+import type { LoadedConfig } from '../shared/config/load.ts';
+import type { ApisConfig } from '../shared/config/schema.ts';
+import { close, listen, sendJson } from '../shared/http.ts';
+import { createAccessTokenVerifier } from '../shared/jwt.ts';
+import { createLogger, type LogFields, type Logger } from '../shared/logging.ts';
+import { ApiError, invalidRequest, notFound } from './api-error.ts';
+import { authenticate, requireScope } from './bearer-auth.ts';
+import { createCustomersApi } from './customers.ts';
+import { readJsonBody } from './json-body.ts';
+import { type Api, matchRoute } from './router.ts';
+import { createStocksApi } from './stocks.ts';
+
+/** The issuer and JWKS the APIs trust: `apis.issuer` (else the authorization server's), `<issuer>/jwks`. */
+function trustedIssuer(loaded: LoadedConfig): { issuer: string; jwksUri: string } {
+  const config = loaded.config.apis;
+  const issuer = config.issuer ?? loaded.config.authorizationServer.issuer;
+  return { issuer, jwksUri: config.jwksUri ?? `${issuer.replace(/\/$/, '')}/jwks` };
+}
+
+function createApis(config: ApisConfig, trusted: { issuer: string; jwksUri: string }, logger: Logger): Api[] {
+  const verifierFor = (audience: string) =>
+    createAccessTokenVerifier({ ...trusted, audience, clockToleranceSeconds: config.clockSkewSeconds });
+  return [
+    createStocksApi({
+      config: config.stocks,
+      verifier: verifierFor(config.stocks.audience),
+      logger: logger.child({ api: 'stocks' }),
+    }),
+    createCustomersApi({ config: config.customers, verifier: verifierFor(config.customers.audience) }),
+  ];
+}
+
+/** The request path without its query string. */
+const pathOf = (req: IncomingMessage) => (req.url ?? '/').split('?')[0]!;
+
+/** Path segments, URL-decoded; a segment that does not decode is a 400. */
+function pathSegments(pathname: string): string[] {
+  try {
+    return pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    throw invalidRequest('the request path is not validly URL-encoded');
+  }
+}
+
+function createHandler(apis: Api[], logger: Logger) {
+  async function dispatch(
+    req: IncomingMessage,
+    entry: LogFields,
+  ): Promise<{ status: number; body: unknown }> {
+    // The raw path, not `new URL(...)`: that would read `//host/...` as an authority.
+    const segments = pathSegments(pathOf(req));
+    const api = apis.find((candidate) => candidate.basePath === segments[0]);
+    if (!api) throw notFound();
+    entry.api = api.basePath;
+    const claims = await authenticate(req, api.verifier, api.name);
+    entry.sub = claims.sub;
+    entry.client_id = claims.client_id;
+    const { route, params } = matchRoute(api.routes, req.method ?? 'GET', segments.slice(1));
+    requireScope(claims, route.scope, api.name);
+    return route.handle({ claims, params, body: () => readJsonBody(req) });
+  }
+
+  return async (req: IncomingMessage, res: ServerResponse) => {
+    const started = performance.now();
+    // The path only: a query string could carry anything, and is not used.
+    const entry: LogFields = { method: req.method, path: pathOf(req).slice(0, 200) };
+    try {
+      const result = await dispatch(req, entry);
+      sendJson(res, result.status, result.body);
+    } catch (error) {
+      if (error instanceof ApiError) {
+        entry.error = error.code;
+        if (error.status === 401 || error.status === 503) entry.reason = error.message;
+        sendJson(res, error.status, error.body, error.headers);
+      } else {
+        // An unexpected failure: its details go to the log, never to the client.
+        entry.error = 'server_error';
+        logger.error('request failed', { ...entry, failure: String((error as Error)?.stack ?? error) });
+        sendJson(res, 500, {
+          error: 'server_error',
+          error_description: 'the request could not be processed',
+        });
+      }
+    }
+    const status = res.statusCode;
+    const fields = { ...entry, status, duration_ms: Math.round((performance.now() - started) * 10) / 10 };
+    if (status >= 500) logger.warn('request', fields);
+    else logger.info('request', fields);
+  };
+}
+
+const urlHost = (host: string) => (host.includes(':') ? `[${host}]` : host);
+
+/** Starts the stocks and customers APIs on `apis.listen` (default 127.0.0.1:8002). */
+export const startApis: StartComponent = async (loaded, options = {}) => {
+  const config = loaded.config.apis;
+  const logger = options.logger ?? createLogger('apis', { level: loaded.config.logLevel });
+  const trusted = trustedIssuer(loaded);
+  const handler = createHandler(createApis(config, trusted, logger), logger);
+  const server = createServer((req, res) => void handler(req, res));
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  const port = await listen(server, config.listen.host, config.listen.port ?? 8002, 'apis.listen.port');
+  const url = `http://${urlHost(config.listen.host)}:${port}`;
+  logger.info('apis listening', {
+    url,
+    stocks: `${url}/stocks`,
+    customers: `${url}/customers`,
+    issuer: trusted.issuer,
+    jwks_uri: trusted.jwksUri,
+  });
+  return { url, close: () => close(server) };
+};
