@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { describe, test } from 'node:test';
+import { EXPOSED_HEADERS, stripHopByHop, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
+
+/** Just enough of a request for the header functions. */
+const request = (headers: Record<string, string>, remoteAddress = '203.0.113.7') =>
+  ({ headers, socket: { remoteAddress } }) as unknown as IncomingMessage;
+
+describe('hop-by-hop headers (RFC 9110 §7.6.1)', () => {
+  test('the standard hop-by-hop fields are removed, end-to-end fields kept', () => {
+    const out = stripHopByHop({
+      connection: 'keep-alive',
+      'keep-alive': 'timeout=5',
+      'proxy-connection': 'keep-alive',
+      'proxy-authorization': 'Basic c2VjcmV0',
+      'proxy-authenticate': 'Basic',
+      te: 'trailers',
+      trailer: 'x-checksum',
+      'transfer-encoding': 'chunked',
+      upgrade: 'websocket',
+      expect: '100-continue',
+      authorization: 'Bearer abc',
+      'content-type': 'application/json',
+      'mcp-protocol-version': '2025-11-25',
+      accept: 'text/event-stream',
+    });
+    assert.deepEqual(out, {
+      authorization: 'Bearer abc',
+      'content-type': 'application/json',
+      'mcp-protocol-version': '2025-11-25',
+      accept: 'text/event-stream',
+    });
+  });
+
+  test('fields named in Connection are removed too, whatever their case and however listed', () => {
+    const out = stripHopByHop({
+      connection: 'X-Secret , x-other,Keep-Alive',
+      'x-secret': 'leak',
+      'x-other': 'leak',
+      'x-kept': 'fine',
+    });
+    assert.deepEqual(out, { 'x-kept': 'fine' });
+  });
+
+  test('response headers: multi-valued fields survive, Connection-named ones do not', () => {
+    const out = stripHopByHop({
+      connection: 'close, x-hop',
+      'x-hop': '1',
+      'set-cookie': ['a=1', 'b=2'],
+      'www-authenticate': 'Bearer resource_metadata="http://x/.well-known/oauth-protected-resource/mcp"',
+    });
+    assert.deepEqual(out, {
+      'set-cookie': ['a=1', 'b=2'],
+      'www-authenticate': 'Bearer resource_metadata="http://x/.well-known/oauth-protected-resource/mcp"',
+    });
+  });
+
+  test('the input is not modified', () => {
+    const input = { connection: 'x-a', 'x-a': '1', 'x-b': '2' };
+    stripHopByHop(input);
+    assert.deepEqual(input, { connection: 'x-a', 'x-a': '1', 'x-b': '2' });
+  });
+});
+
+describe('X-Forwarded-* headers', () => {
+  test('set from the connection; values a client sent are replaced unless a proxy is trusted', () => {
+    const req = request({
+      host: 'gateway.example:8000',
+      'x-forwarded-for': '10.0.0.1',
+      'x-forwarded-host': 'evil.example',
+      'x-forwarded-proto': 'https',
+      forwarded: 'for=10.0.0.1',
+      connection: 'close',
+    });
+    const out = upstreamRequestHeaders(req, false);
+    assert.equal(out['x-forwarded-for'], '203.0.113.7');
+    assert.equal(out['x-forwarded-host'], 'gateway.example:8000');
+    assert.equal(out['x-forwarded-proto'], 'http');
+    assert.equal(out.forwarded, undefined);
+    assert.equal(out.host, undefined, 'the upstream gets its own Host');
+    assert.equal(out.connection, undefined);
+  });
+
+  test('behind a trusted proxy the chain is extended and its host and proto kept', () => {
+    const req = request({
+      host: 'internal:8000',
+      'x-forwarded-for': '198.51.100.1',
+      'x-forwarded-host': 'gatehouse.example.com',
+      'x-forwarded-proto': 'https',
+    });
+    const out = upstreamRequestHeaders(req, true);
+    assert.equal(out['x-forwarded-for'], '198.51.100.1, 203.0.113.7');
+    assert.equal(out['x-forwarded-host'], 'gatehouse.example.com');
+    assert.equal(out['x-forwarded-proto'], 'https');
+  });
+});
+
+describe('Access-Control-Expose-Headers', () => {
+  test('added for browser requests (with Origin) when the upstream did not set it', () => {
+    const headers: Record<string, string> = {};
+    withExposedHeaders(request({ origin: 'http://localhost:6274' }), headers);
+    assert.equal(headers['access-control-expose-headers'], EXPOSED_HEADERS);
+    assert.match(EXPOSED_HEADERS, /WWW-Authenticate/);
+    assert.match(EXPOSED_HEADERS, /Mcp-Session-Id/);
+    assert.match(EXPOSED_HEADERS, /MCP-Protocol-Version/);
+  });
+
+  test("the upstream's own value is kept, and requests without Origin get none", () => {
+    const upstream: Record<string, string> = { 'Access-Control-Expose-Headers': 'X-Custom' };
+    withExposedHeaders(request({ origin: 'http://localhost' }), upstream);
+    assert.deepEqual(upstream, { 'Access-Control-Expose-Headers': 'X-Custom' });
+    const none: Record<string, string> = {};
+    withExposedHeaders(request({}), none);
+    assert.deepEqual(none, {});
+  });
+});

@@ -1,0 +1,88 @@
+/**
+ * Header rules of a reverse proxy: hop-by-hop fields stay on their hop (RFC 9110 §7.6.1), the
+ * upstream learns who asked through X-Forwarded-*, and browsers may read the headers an MCP client
+ * needs.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+
+/**
+ * Fields that describe one connection, not the message (RFC 9110 §7.6.1, RFC 9112 §6.1, §7.4),
+ * plus `proxy-connection` (a non-standard alias) and `expect` (the gateway already answered any
+ * `100-continue` itself).
+ */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+]);
+
+/**
+ * A copy of `headers` without hop-by-hop fields, including every field the `Connection` header
+ * names (RFC 9110 §7.6.1: "a proxy or gateway MUST ... remove any header field ... listed in the
+ * Connection header field"). Names are lowercase, as Node delivers them.
+ */
+export function stripHopByHop<T extends IncomingHttpHeaders | OutgoingHttpHeaders>(headers: T): T {
+  const connection = headers.connection;
+  const named = new Set(
+    [connection ?? []]
+      .flat()
+      .flatMap((value) => String(value).split(','))
+      .map((name) => name.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(lower) || named.has(lower)) continue;
+    out[lower] = value;
+  }
+  return out as T;
+}
+
+/**
+ * The request headers to send upstream: hop-by-hop fields and `host` removed (the upstream gets its
+ * own host; the original travels in X-Forwarded-Host), X-Forwarded-For/Proto/Host set. Values a
+ * client sent in X-Forwarded-* or Forwarded are kept only behind a trusted proxy (`trustProxy`);
+ * otherwise they are replaced, so a client cannot claim another address.
+ */
+export function upstreamRequestHeaders(req: IncomingMessage, trustProxy: boolean): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = stripHopByHop(req.headers);
+  delete headers.host;
+  const remote = req.socket.remoteAddress ?? '';
+  const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
+  const received = {
+    for: req.headers['x-forwarded-for'],
+    proto: req.headers['x-forwarded-proto'],
+    host: req.headers['x-forwarded-host'],
+  };
+  if (!trustProxy) delete headers.forwarded;
+  headers['x-forwarded-for'] = trustProxy && received.for ? `${received.for}, ${remote}` : remote;
+  headers['x-forwarded-proto'] = (trustProxy && received.proto) || proto;
+  const host = (trustProxy && received.host) || req.headers.host;
+  if (host) headers['x-forwarded-host'] = host;
+  else delete headers['x-forwarded-host'];
+  return headers;
+}
+
+/** Response headers an MCP client in a browser must be able to read (CORS, Fetch §3.2.5). */
+export const EXPOSED_HEADERS = 'WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version';
+
+/**
+ * Adds `Access-Control-Expose-Headers` when the request came from a browser (it has an `Origin`)
+ * and the upstream did not decide itself; the upstream still decides whether CORS is allowed at all.
+ */
+export function withExposedHeaders(
+  req: IncomingMessage,
+  headers: OutgoingHttpHeaders | Record<string, string>,
+): void {
+  if (req.headers.origin === undefined) return;
+  const present = Object.keys(headers).some((name) => name.toLowerCase() === 'access-control-expose-headers');
+  if (!present) headers['access-control-expose-headers'] = EXPOSED_HEADERS;
+}

@@ -1,0 +1,185 @@
+/**
+ * Starts the gateway: the public entry point in front of the MCP server and the APIs, translating
+ * agents' opaque tokens into phantom JWTs (see phantom-token.ts) and proxying everything else as is.
+ *
+ * Per request: route (404 when none) → body read within the limit (413) → token translation
+ * (503 when the authorization server cannot answer: fail closed) → proxy (502/504 when the upstream
+ * cannot answer). One log line per request; no token value is ever logged.
+ */
+import http, { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import {
+  authorizationServerUrl,
+  type ComponentOptions,
+  type RunningComponent,
+  type StartComponent,
+} from '../shared/component.ts';
+import type { LoadedConfig } from '../shared/config/load.ts';
+import { resolveSecret } from '../shared/config/secrets.ts';
+import { close, HttpError, listen, readBody, sendJson } from '../shared/http.ts';
+import { createLogger, type LogFields } from '../shared/logging.ts';
+import { upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
+import { createIntrospectionCache } from './introspection-cache.ts';
+import { AuthorizationServerUnavailableError, createIntrospectionClient } from './introspection-client.ts';
+import { createPhantomTokenTranslator } from './phantom-token.ts';
+import { proxy } from './proxy.ts';
+import { createRouter, parseRequestTarget } from './routes.ts';
+
+export interface GatewayStats {
+  /** Introspection requests sent to the authorization server (cache misses and failures). */
+  introspections: number;
+  /** Requests answered from the introspection cache. */
+  cacheHits: number;
+  cacheEntries: number;
+}
+
+export interface RunningGateway extends RunningComponent {
+  stats(): GatewayStats;
+}
+
+/** RFC 6749 §4.1.2.1's `temporarily_unavailable`; clients retry after `Retry-After` seconds (RFC 9110 §10.2.3). */
+const RETRY_AFTER_SECONDS = '5';
+
+function defaultPort(url: URL): number {
+  if (url.port) return Number(url.port);
+  return url.protocol === 'https:' ? 443 : 80;
+}
+
+/** A request carries a body when it says so (RFC 9112 §6.3): a length or a transfer coding. */
+const hasBody = (req: IncomingMessage) =>
+  req.headers['transfer-encoding'] !== undefined || req.headers['content-length'] !== undefined;
+
+export const startGateway = (async (
+  loaded: LoadedConfig,
+  options: ComponentOptions = {},
+): Promise<RunningGateway> => {
+  const config = loaded.config.gateway;
+  const logger = options.logger ?? createLogger('gateway', { level: loaded.config.logLevel });
+  const router = createRouter(config);
+  const client = createIntrospectionClient({
+    authorizationServerUrl: authorizationServerUrl(loaded, config.authorizationServerUrl),
+    clientId: config.client.clientId,
+    // The authorization server generates this file on its first start; the gateway only reads it.
+    clientSecret: resolveSecret(config.client.secret, loaded.dataDir),
+    timeoutMs: config.introspectionTimeoutMs,
+    logger,
+  });
+  const cache = createIntrospectionCache(config.introspectionCache);
+  const translate = createPhantomTokenTranslator(cache, client);
+  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+
+  async function handle(req: IncomingMessage, res: ServerResponse, log: LogFields): Promise<void> {
+    const target = parseRequestTarget(req.url);
+    if (!target) {
+      return fail(req, res, 400, 'invalid_request', 'the request target is not a plain path');
+    }
+    log.path = target.pathname;
+    const match = router.match(target);
+    if (!match) return fail(req, res, 404, 'not_found', 'nothing is served at this path');
+    log.upstream = match.route.name;
+
+    // The body is read (within the limit) before anything else, so an upstream never receives a
+    // body the gateway would refuse, and a slow client never holds an upstream connection.
+    const body = hasBody(req) ? await readBody(req, config.maxBodyBytes) : undefined;
+    const translation = await translate(req);
+    log.bearer = translation.bearer;
+    if (translation.cache) log.cache = translation.cache;
+
+    const headers = upstreamRequestHeaders(req, config.trustProxy);
+    if (translation.authorization) headers.authorization = translation.authorization;
+    else delete headers.authorization;
+    const outcome = await proxy(req, res, {
+      target: match.target,
+      headers,
+      body,
+      timeoutMs: config.upstreamTimeoutMs,
+      agents,
+    });
+    if (outcome.error) log.error = outcome.error;
+  }
+
+  const server = createServer((req, res) => {
+    const started = performance.now();
+    const log: LogFields = { method: req.method, path: undefined };
+    const closed = new Promise<void>((resolve) => res.once('close', resolve));
+    const handled = handle(req, res, log).catch((error: unknown) => {
+      if (res.destroyed) {
+        // The client left (e.g. while sending its body): nobody to answer, nothing went wrong here.
+        log.error = 'client_closed';
+        return;
+      }
+      if (error instanceof AuthorizationServerUnavailableError) {
+        log.error = error.message;
+        return fail(req, res, 503, 'temporarily_unavailable', error.message, {
+          'retry-after': RETRY_AFTER_SECONDS,
+        });
+      }
+      if (error instanceof HttpError) {
+        log.error = error.message;
+        // The rest of an oversized body is never read: close the connection rather than drain it.
+        const code = error.status === 413 ? 'request_too_large' : 'invalid_request';
+        return fail(req, res, error.status, code, error.message, { ...error.headers, connection: 'close' });
+      }
+      log.error = 'internal error';
+      logger.error('gateway error', { error: (error as Error).message, stack: (error as Error).stack });
+      return fail(req, res, 500, 'server_error', 'the gateway failed to handle the request');
+    });
+    // One line per request, once the response is over and the proxy knows how it ended.
+    void Promise.all([closed, handled]).then(() => {
+      logger.info('request', {
+        ...log,
+        status: res.statusCode,
+        duration_ms: Math.round(performance.now() - started),
+      });
+    });
+  });
+  server.headersTimeout = 10_000;
+  // Receiving a request (headers and a body within maxBodyBytes) must not take longer than this.
+  server.requestTimeout = 60_000;
+
+  const publicUrl = new URL(config.publicUrl);
+  const port = await listen(
+    server,
+    config.listen.host,
+    config.listen.port ?? defaultPort(publicUrl),
+    'gateway.listen.port (and gateway.publicUrl)',
+  );
+  if (config.listen.port === 0) publicUrl.port = String(port);
+  const url = publicUrl.href.replace(/\/$/, '');
+  const introspectionEndpoint = await client.endpoint();
+  logger.info('gateway listening', {
+    url,
+    address: `${config.listen.host}:${port}`,
+    introspection_endpoint: introspectionEndpoint,
+    mcp_server: config.mcpServerUrl,
+    routes: router.routes.map((route) => `${route.prefix} -> ${route.upstream.href}`),
+    cache_max_seconds: config.introspectionCache.maxSeconds,
+  });
+
+  return {
+    url,
+    stats: () => ({ introspections: client.requests, cacheHits: cache.hits, cacheEntries: cache.size }),
+    async close() {
+      await close(server);
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}) satisfies StartComponent;
+
+/** A JSON error answered by the gateway itself (OAuth-style `error` and `error_description`). */
+function fail(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  error: string,
+  description: string,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  withExposedHeaders(req, headers);
+  sendJson(res, status, { error, error_description: description }, headers);
+}
