@@ -1,0 +1,92 @@
+/**
+ * The MCP protocol side of /mcp, all of it the SDK's: `createMcpHandler` serves the stateless
+ * 2026-07-28 protocol (`server/discover`, per-request `_meta` envelope) and, through its default
+ * `legacy: 'stateless'` fallback, 2025-11-25 and 2025-06-18 clients with the `initialize` handshake;
+ * malformed JSON-RPC gets JSON-RPC errors from it. A fresh `McpServer` is built per request from the
+ * one tool catalogue, so both eras always see the same tools.
+ *
+ * Each tool's `scopeChallenge` makes the SDK answer a `tools/call` the token's scopes do not cover
+ * with HTTP 403 `insufficient_scope` before the handler runs: before any token exchange or API call.
+ */
+import { toNodeHandler } from '@modelcontextprotocol/node';
+import {
+  createMcpHandler,
+  McpServer,
+  type McpServerFactory,
+  type ScopeChallengeHandler,
+} from '@modelcontextprotocol/server';
+import type { Logger } from '../shared/logging.ts';
+import { auditToolCall } from './audit.ts';
+import { type ProtocolEra, scopeChallenge } from './challenges.ts';
+import { principalOf } from './token-validation.ts';
+import type { ToolDefinition } from './tools/catalogue.ts';
+import { runToolCall, type ToolCallDependencies } from './tools/tool-call.ts';
+
+/** 2026-07-28 over `server/discover`; the 2025 revisions over `initialize`, newest first. */
+export const PROTOCOL_VERSIONS = ['2026-07-28', '2025-11-25', '2025-06-18'];
+/** Tool arguments are small; anything near this is not a legitimate call. */
+export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
+
+const SERVER_INFO = { name: 'gatehouse-mcp-server', title: 'Gatehouse', version: '0.1.0' };
+
+function toolScopeChallenge(tool: ToolDefinition, era: ProtocolEra, logger: Logger): ScopeChallengeHandler {
+  return ({ authInfo }) => {
+    // No authInfo never reaches here (the HTTP layer answers 401 first); the SDK leaves it to the auth gate.
+    if (!authInfo) return undefined;
+    const challenge = scopeChallenge(`the ${tool.name} tool`, tool.scopes, authInfo.scopes, era);
+    if (challenge) {
+      const principal = principalOf(authInfo);
+      auditToolCall(logger, {
+        outcome: 'denied',
+        sub: principal?.sub,
+        client_id: principal?.clientId ?? authInfo.clientId,
+        tool: tool.name,
+        api: tool.api.name,
+        duration_ms: 0,
+        reason: 'insufficient_scope',
+      });
+    }
+    return challenge;
+  };
+}
+
+/** The per-request server: every configured tool, with its schema, annotations and scope check. */
+export function createServerFactory(
+  catalogue: ToolDefinition[],
+  deps: ToolCallDependencies,
+): McpServerFactory {
+  return ({ era }) => {
+    const server = new McpServer(SERVER_INFO, {
+      capabilities: { tools: {} },
+      supportedProtocolVersions: PROTOCOL_VERSIONS,
+    });
+    for (const tool of catalogue) {
+      server.registerTool(
+        tool.name,
+        {
+          ...(tool.title ? { title: tool.title } : {}),
+          description: tool.description,
+          inputSchema: tool.inputSchema,
+          annotations: tool.annotations,
+          scopeChallenge: toolScopeChallenge(tool, era, deps.logger),
+        },
+        (args, ctx) => runToolCall(tool, args, ctx.http?.authInfo, deps, ctx.mcpReq.signal),
+      );
+    }
+    return server;
+  };
+}
+
+/** The Node request handler for /mcp; the caller authenticates first and sets `req.auth`. */
+export function createMcpEndpoint(catalogue: ToolDefinition[], deps: ToolCallDependencies) {
+  // The SDK reports rejected requests here too (bad JSON-RPC, wrong headers): the client got its answer.
+  const onerror = (error: Error) => deps.logger.debug('mcp request not served', { reason: error.message });
+  const handler = createMcpHandler(createServerFactory(catalogue, deps), {
+    onerror,
+    maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
+  });
+  return {
+    handle: toNodeHandler(handler, { onerror, maxRequestBodySize: MAX_REQUEST_BODY_BYTES }),
+    close: () => handler.close(),
+  };
+}

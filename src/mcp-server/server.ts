@@ -1,0 +1,164 @@
+/**
+ * Starts the MCP server: Protected Resource Metadata, the authenticated /mcp endpoint and the tools
+ * from configuration, on one HTTP listener (by default 127.0.0.1:8001, behind the gateway).
+ *
+ * A request to /mcp passes, in order: the `Origin` check (browsers only; 403 otherwise), the bearer
+ * token (401 challenge when missing or invalid), then the SDK (JSON-RPC, the per-tool 403 scope
+ * challenge, input validation) and finally the tool, which exchanges the token and calls the API.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { originValidation } from '@modelcontextprotocol/node';
+import type { AuthInfo } from '@modelcontextprotocol/server';
+import type { ComponentOptions, RunningComponent, StartComponent } from '../shared/component.ts';
+import type { LoadedConfig } from '../shared/config/load.ts';
+import { close as closeServer, listen, sendJson } from '../shared/http.ts';
+import { SigningKeysUnavailableError } from '../shared/jwt.ts';
+import { createLogger } from '../shared/logging.ts';
+import { invalidTokenResponse, sendMissingTokenChallenge, sendWebResponse } from './challenges.ts';
+import { createMcpEndpoint } from './mcp-endpoint.ts';
+import {
+  buildProtectedResourceMetadata,
+  metadataPaths,
+  serveProtectedResourceMetadata,
+} from './protected-resource-metadata.ts';
+import { resolveMcpServerSettings } from './settings.ts';
+import { createTokenExchangeClient } from './token-exchange-client.ts';
+import { authenticate, createPhantomTokenVerifier, hasBearerCredentials } from './token-validation.ts';
+import { buildCatalogue } from './tools/catalogue.ts';
+
+export const MCP_PATH = '/mcp';
+
+export interface RunningMcpServer extends RunningComponent {
+  /** Where this process answers MCP (its listen address); agents use `resource`, through the gateway. */
+  endpoint: string;
+  /** The canonical URI (RFC 8707) tokens must be issued for. */
+  resource: string;
+  /** Token exchanges sent to the authorization server so far (cache misses). */
+  readonly exchanges: number;
+}
+
+/** CORS for browser-based MCP clients: the challenge must be readable (`WWW-Authenticate`). */
+const CORS_EXPOSED_HEADERS = 'WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version';
+const CORS_ALLOWED_HEADERS =
+  'Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Mcp-Method, Mcp-Name, Last-Event-ID';
+
+function applyCors(req: IncomingMessage, res: ServerResponse): void {
+  const origin = req.headers.origin;
+  if (!origin) return;
+  res.setHeader('access-control-allow-origin', origin);
+  res.setHeader('access-control-expose-headers', CORS_EXPOSED_HEADERS);
+  res.setHeader('vary', 'Origin');
+}
+
+function answerPreflight(res: ServerResponse): void {
+  res.writeHead(204, {
+    'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
+    'access-control-allow-headers': CORS_ALLOWED_HEADERS,
+    'access-control-max-age': '600',
+  });
+  res.end();
+}
+
+const urlHost = (host: string) => (host.includes(':') ? `[${host}]` : host);
+
+export async function startMcpServer(
+  loaded: LoadedConfig,
+  options: ComponentOptions = {},
+): Promise<RunningMcpServer> {
+  const logger = options.logger ?? createLogger('mcp-server', { level: loaded.config.logLevel });
+  const settings = resolveMcpServerSettings(loaded);
+  const catalogue = buildCatalogue(settings.tools, settings.apis);
+  const metadata = buildProtectedResourceMetadata(settings);
+  const metadataAt = metadataPaths(settings);
+  const verifier = createPhantomTokenVerifier(settings);
+  const tokenExchange = createTokenExchangeClient({
+    tokenEndpoint: settings.tokenEndpoint,
+    clientId: settings.client.clientId,
+    clientSecret: settings.client.secret,
+    maxEntries: settings.exchangeCache.maxEntries,
+    refreshBeforeSeconds: settings.exchangeCache.refreshBeforeSeconds,
+    timeoutMs: settings.upstreamTimeoutMs,
+  });
+  const endpoint = createMcpEndpoint(catalogue, {
+    tokenExchange,
+    logger,
+    upstreamTimeoutMs: settings.upstreamTimeoutMs,
+  });
+  // The SDK's guard: a present Origin must name an allowed host (DNS rebinding, cross-site requests).
+  const validateOrigin = originValidation(settings.allowedOriginHostnames);
+
+  async function serveMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!validateOrigin(req, res)) {
+      logger.warn('request from a browser origin that is not allowed', { origin: req.headers.origin });
+      return;
+    }
+    applyCors(req, res);
+    if (req.method === 'OPTIONS') return answerPreflight(res);
+    if (!hasBearerCredentials(req)) return sendMissingTokenChallenge(res, settings);
+    let authInfo: AuthInfo;
+    try {
+      authInfo = await authenticate(req, verifier, settings);
+    } catch (error) {
+      if (error instanceof SigningKeysUnavailableError) {
+        // Fail closed, but say it is temporary: the token may be fine, the keys could not be fetched.
+        logger.warn('token not checked: signing keys unavailable', { jwks_uri: settings.jwksUri });
+        sendJson(
+          res,
+          503,
+          { error: 'temporarily_unavailable', error_description: 'the token cannot be checked right now' },
+          { 'retry-after': '5' },
+        );
+        return;
+      }
+      logger.info('token refused', { reason: (error as Error).message });
+      await sendWebResponse(res, invalidTokenResponse(error, settings));
+      return;
+    }
+    (req as IncomingMessage & { auth?: AuthInfo }).auth = authInfo;
+    await endpoint.handle(req, res);
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://mcp-server').pathname;
+    if (metadataAt.has(path)) return serveProtectedResourceMetadata(req, res, metadata);
+    if (path === MCP_PATH || path === `${MCP_PATH}/`) return serveMcp(req, res);
+    sendJson(res, 404, {
+      error: 'not_found',
+      error_description: `nothing here; MCP is served at ${MCP_PATH}`,
+    });
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((error: unknown) => {
+      // Never a stack trace to the client; the message only to the log.
+      logger.error('request failed', { error: (error as Error).message });
+      if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+      else res.destroy();
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
+  const port = await listen(server, settings.listen.host, settings.listen.port, 'mcpServer.listen.port');
+  const url = `http://${urlHost(settings.listen.host)}:${port}`;
+  logger.info('MCP server listening', {
+    url,
+    endpoint: `${url}${MCP_PATH}`,
+    resource: settings.resource.href,
+    tools: catalogue.map((tool) => tool.name),
+  });
+
+  return {
+    url,
+    endpoint: `${url}${MCP_PATH}`,
+    resource: settings.resource.href,
+    get exchanges() {
+      return tokenExchange.exchanges;
+    },
+    async close() {
+      await endpoint.close();
+      await closeServer(server);
+    },
+  };
+}
+
+startMcpServer satisfies StartComponent;

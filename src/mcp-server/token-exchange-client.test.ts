@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { tokenHash } from '../shared/jwt.ts';
+import {
+  createTokenExchangeClient,
+  exchangeCacheKey,
+  type TokenExchangeClientOptions,
+  TokenExchangeError,
+} from './token-exchange-client.ts';
+
+const STOCKS = 'http://localhost:8000/api/stocks';
+const CUSTOMERS = 'http://localhost:8000/api/customers';
+
+interface Sent {
+  url: string;
+  authorization: string | null;
+  form: URLSearchParams;
+}
+
+/** A token endpoint stand-in: records requests, answers with `answer`. */
+function fakeTokenEndpoint(answer: (form: URLSearchParams, n: number) => Response | Promise<Response>) {
+  const sent: Sent[] = [];
+  const fetchImpl = async (input: string | URL | Request, init?: RequestInit) => {
+    const form = new URLSearchParams(String(init?.body));
+    sent.push({ url: String(input), authorization: new Headers(init?.headers).get('authorization'), form });
+    return answer(form, sent.length);
+  };
+  return { sent, fetch: fetchImpl as typeof fetch };
+}
+
+const issued = (n: number, expiresIn = 300) =>
+  Response.json({
+    access_token: `exchanged-${n}`,
+    issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    token_type: 'Bearer',
+    expires_in: expiresIn,
+    scope: 'stocks.read',
+  });
+
+function client(overrides: Partial<TokenExchangeClientOptions> & { fetch: typeof fetch }) {
+  let clock = 1_000_000;
+  const exchangeClient = createTokenExchangeClient({
+    tokenEndpoint: 'http://as.example/token',
+    clientId: 'gatehouse-mcp-server',
+    clientSecret: 'the-secret',
+    maxEntries: 100,
+    refreshBeforeSeconds: 30,
+    timeoutMs: 1000,
+    now: () => clock,
+    ...overrides,
+  });
+  return {
+    exchangeClient,
+    advance: (seconds: number) => {
+      clock += seconds;
+    },
+  };
+}
+
+describe('the token exchange client', () => {
+  test('asks for an RFC 8693 exchange with its own credentials, for the audience, without scope', async () => {
+    const endpoint = fakeTokenEndpoint((_form, n) => issued(n));
+    const { exchangeClient } = client({ fetch: endpoint.fetch });
+    const token = await exchangeClient.exchange({ subjectToken: 'subject.jwt', audience: STOCKS });
+    assert.equal(token.accessToken, 'exchanged-1');
+    assert.equal(token.expiresAt, 1_000_300);
+    assert.equal(token.scope, 'stocks.read');
+    const [request] = endpoint.sent;
+    assert.equal(request?.url, 'http://as.example/token');
+    assert.equal(
+      request?.authorization,
+      `Basic ${Buffer.from('gatehouse-mcp-server:the-secret').toString('base64')}`,
+    );
+    assert.deepEqual(Object.fromEntries(request!.form), {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: 'subject.jwt',
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      audience: STOCKS,
+    });
+  });
+
+  test('sends a scope when one is asked for', async () => {
+    const endpoint = fakeTokenEndpoint((_form, n) => issued(n));
+    const { exchangeClient } = client({ fetch: endpoint.fetch });
+    await exchangeClient.exchange({ subjectToken: 's', audience: STOCKS, scope: 'stocks.read' });
+    assert.equal(endpoint.sent[0]?.form.get('scope'), 'stocks.read');
+  });
+
+  test('the cache key is the subject token hash, audience and scope: never the token', () => {
+    const key = exchangeCacheKey({ subjectToken: 'subject.jwt', audience: STOCKS, scope: 'a b' });
+    assert.equal(key, `${tokenHash('subject.jwt')} ${STOCKS} a b`);
+    assert.ok(!key.includes('subject.jwt'));
+  });
+
+  test('reuses a token per subject, audience and scope until refreshBeforeSeconds before expiry', async () => {
+    const endpoint = fakeTokenEndpoint((_form, n) => issued(n, 300));
+    const { exchangeClient, advance } = client({ fetch: endpoint.fetch });
+    const first = await exchangeClient.exchange({ subjectToken: 's', audience: STOCKS });
+    assert.equal(
+      (await exchangeClient.exchange({ subjectToken: 's', audience: STOCKS })).accessToken,
+      first.accessToken,
+    );
+    // Another audience, another scope, another subject: each its own exchange.
+    await exchangeClient.exchange({ subjectToken: 's', audience: CUSTOMERS });
+    await exchangeClient.exchange({ subjectToken: 's', audience: STOCKS, scope: 'stocks.read' });
+    await exchangeClient.exchange({ subjectToken: 'other', audience: STOCKS });
+    assert.equal(exchangeClient.exchanges, 4);
+    advance(269);
+    assert.equal(
+      (await exchangeClient.exchange({ subjectToken: 's', audience: STOCKS })).accessToken,
+      'exchanged-1',
+    );
+    advance(1); // 300 - 30 seconds after issue: too close to expiry.
+    assert.equal(
+      (await exchangeClient.exchange({ subjectToken: 's', audience: STOCKS })).accessToken,
+      'exchanged-5',
+    );
+    assert.equal(exchangeClient.exchanges, 5);
+  });
+
+  test('a token living no longer than refreshBeforeSeconds is used once, not cached', async () => {
+    const endpoint = fakeTokenEndpoint((_form, n) => issued(n, 20));
+    const { exchangeClient } = client({ fetch: endpoint.fetch });
+    await exchangeClient.exchange({ subjectToken: 's', audience: STOCKS });
+    await exchangeClient.exchange({ subjectToken: 's', audience: STOCKS });
+    assert.equal(exchangeClient.exchanges, 2);
+    assert.equal(exchangeClient.cacheSize, 0);
+  });
+
+  test('the cache is bounded: the least recently used entry goes first', async () => {
+    const endpoint = fakeTokenEndpoint((_form, n) => issued(n));
+    const { exchangeClient } = client({ fetch: endpoint.fetch, maxEntries: 2 });
+    await exchangeClient.exchange({ subjectToken: 'a', audience: STOCKS });
+    await exchangeClient.exchange({ subjectToken: 'b', audience: STOCKS });
+    await exchangeClient.exchange({ subjectToken: 'a', audience: STOCKS }); // a is now the most recent
+    await exchangeClient.exchange({ subjectToken: 'c', audience: STOCKS }); // evicts b
+    assert.equal(exchangeClient.cacheSize, 2);
+    assert.equal(exchangeClient.exchanges, 3);
+    await exchangeClient.exchange({ subjectToken: 'a', audience: STOCKS });
+    assert.equal(exchangeClient.exchanges, 3);
+    await exchangeClient.exchange({ subjectToken: 'b', audience: STOCKS });
+    assert.equal(exchangeClient.exchanges, 4);
+  });
+
+  test('concurrent exchanges of the same key share one request', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const endpoint = fakeTokenEndpoint(async (_form, n) => {
+      await gate;
+      return issued(n);
+    });
+    const { exchangeClient } = client({ fetch: endpoint.fetch });
+    const calls = Array.from({ length: 5 }, () =>
+      exchangeClient.exchange({ subjectToken: 's', audience: STOCKS }),
+    );
+    const other = exchangeClient.exchange({ subjectToken: 's', audience: CUSTOMERS });
+    release();
+    const tokens = await Promise.all(calls);
+    assert.deepEqual(new Set(tokens.map((token) => token.accessToken)), new Set(['exchanged-1']));
+    assert.equal((await other).accessToken, 'exchanged-2');
+    assert.equal(endpoint.sent.length, 2);
+  });
+
+  test('a refusal carries the OAuth error and is not cached', async () => {
+    const endpoint = fakeTokenEndpoint((_form, n) =>
+      n === 1
+        ? Response.json(
+            { error: 'invalid_grant', error_description: 'subject_token has expired' },
+            { status: 400 },
+          )
+        : issued(n),
+    );
+    const { exchangeClient } = client({ fetch: endpoint.fetch });
+    await assert.rejects(
+      exchangeClient.exchange({ subjectToken: 's', audience: STOCKS }),
+      (error: unknown) => {
+        assert.ok(error instanceof TokenExchangeError);
+        assert.equal(error.code, 'invalid_grant');
+        assert.equal(error.status, 400);
+        assert.match(error.message, /subject_token has expired/);
+        return true;
+      },
+    );
+    assert.equal(
+      (await exchangeClient.exchange({ subjectToken: 's', audience: STOCKS })).accessToken,
+      'exchanged-2',
+    );
+  });
+
+  test('an unreachable or silent authorization server is an error of its own', async () => {
+    const unreachable = client({
+      fetch: (async () => {
+        throw new TypeError('fetch failed');
+      }) as typeof fetch,
+    });
+    await assert.rejects(unreachable.exchangeClient.exchange({ subjectToken: 's', audience: STOCKS }), {
+      code: 'unreachable',
+    });
+    const silent = client({
+      timeoutMs: 30,
+      fetch: ((_input: unknown, init?: RequestInit) =>
+        new Promise((_resolve, reject) => {
+          init?.signal?.addEventListener('abort', () => reject(init.signal?.reason));
+        })) as typeof fetch,
+    });
+    await assert.rejects(silent.exchangeClient.exchange({ subjectToken: 's', audience: STOCKS }), {
+      code: 'timeout',
+    });
+  });
+
+  test('an answer without a token is an error, not a token', async () => {
+    const endpoint = fakeTokenEndpoint(() => Response.json({ token_type: 'Bearer' }));
+    const { exchangeClient } = client({ fetch: endpoint.fetch });
+    await assert.rejects(exchangeClient.exchange({ subjectToken: 's', audience: STOCKS }), {
+      code: 'invalid_response',
+    });
+  });
+});
