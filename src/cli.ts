@@ -1,23 +1,40 @@
 /**
  * `gatehouse <command>`: the one entry point for every component.
  *
- *   gatehouse serve authorization-server [--config FILE]
+ *   gatehouse serve <component> [--config FILE]
  */
 import { parseArgs } from 'node:util';
+import { startApis } from './apis/server.ts';
 import { startAuthorizationServer } from './authorization-server/server.ts';
-import { ConfigError, loadConfig } from './shared/config/load.ts';
+import { startGateway } from './gateway/server.ts';
+import { startMcpServer } from './mcp-server/server.ts';
+import type { RunningComponent, StartComponent } from './shared/component.ts';
+import { loadConfig } from './shared/config/load.ts';
 
 const USAGE = `Usage:
-  gatehouse serve authorization-server [--config FILE]   run the authorization server alone
+  gatehouse serve authorization-server [--config FILE]   the OAuth authorization server (default http://localhost:9000)
+  gatehouse serve gateway [--config FILE]                the phantom-token gateway (default http://localhost:8000)
+  gatehouse serve mcp-server [--config FILE]             the utility MCP server (default 127.0.0.1:8001, behind the gateway)
+  gatehouse serve apis [--config FILE]                   the example stocks and customers APIs (default 127.0.0.1:8002)
   gatehouse help                                         show this text
 
 Options:
   -c, --config FILE   configuration file (YAML or JSON); without one, the safe built-in defaults
                       (see docs/configuration.md)`;
 
-const COMPONENTS = {
-  'authorization-server': startAuthorizationServer,
-} as const;
+const COMPONENTS: Record<string, { title: string; start: StartComponent }> = {
+  'authorization-server': {
+    title: 'Authorization server',
+    start: async (loaded, options) => {
+      const running = await startAuthorizationServer(loaded, options);
+      if (running.devInbox) console.log(`Development inbox: ${running.issuer}/dev/inbox`);
+      return { url: running.issuer, close: () => running.close() };
+    },
+  },
+  gateway: { title: 'Gateway', start: startGateway },
+  'mcp-server': { title: 'MCP server', start: startMcpServer },
+  apis: { title: 'Example APIs', start: startApis },
+};
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -25,19 +42,19 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
   });
-  const [command, component] = positionals;
+  const [command, name] = positionals;
   if (values.help || !command || command === 'help') {
     console.log(USAGE);
     return 0;
   }
-  if (command !== 'serve' || !component || !(component in COMPONENTS)) {
+  const component = command === 'serve' && name ? COMPONENTS[name] : undefined;
+  if (!component) {
     console.error(`gatehouse: unknown command "${positionals.join(' ')}"\n\n${USAGE}`);
     return 2;
   }
   const loaded = loadConfig(values.config);
-  const running = await COMPONENTS[component as keyof typeof COMPONENTS](loaded);
-  console.log(`Authorization server ready at ${running.issuer}`);
-  if (running.devInbox) console.log(`Development inbox: ${running.issuer}/dev/inbox`);
+  const running: RunningComponent = await component.start(loaded);
+  console.log(`${component.title} ready at ${running.url}`);
   const stop = async () => {
     await running.close();
     process.exit(0);
@@ -52,9 +69,8 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (error: unknown) => {
-    // Configuration and start-up errors say what to do; anything else is a bug worth its message only.
-    const message = error instanceof ConfigError || error instanceof Error ? error.message : String(error);
-    console.error(`gatehouse: ${message}`);
+    // Configuration and start-up errors say what to do; nothing else is shown to the user but the message.
+    console.error(`gatehouse: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   },
 );

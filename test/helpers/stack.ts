@@ -1,0 +1,146 @@
+/**
+ * The whole stack on free loopback ports with a temporary data directory, configured so that every
+ * URL points at the real ports: the MCP server's canonical URI is the gateway's `/mcp`, as an agent
+ * sees it.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { type RunningStack, startStack } from '../../src/launcher/stack.ts';
+import { parseConfig } from '../../src/shared/config/load.ts';
+import { createLogger } from '../../src/shared/logging.ts';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TestStack {
+  running: RunningStack;
+  issuer: string;
+  gatewayUrl: string;
+  /** The MCP server's canonical URI, through the gateway. */
+  mcpUrl: string;
+  apisUrl: string;
+  mcpServerUrl: string;
+  dataDir: string;
+  logs: string[];
+  audit(event: string): Array<Record<string, unknown>>;
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+type Section = Record<string, unknown>;
+
+export async function startTestStack(
+  overrides: { authorizationServer?: Section; gateway?: Section; mcpServer?: Section; apis?: Section } = {},
+): Promise<TestStack> {
+  const [asPort, gatewayPort, mcpPort, apisPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-stack-'));
+  const issuer = `http://127.0.0.1:${asPort}`;
+  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+  const mcpUrl = `${gatewayUrl}/mcp`;
+  const apisUrl = `http://127.0.0.1:${apisPort}`;
+  const mcpServerUrl = `http://127.0.0.1:${mcpPort}`;
+  const stocks = `${gatewayUrl}/api/stocks`;
+  const customers = `${gatewayUrl}/api/customers`;
+  const config = parseConfig({
+    dataDir,
+    logLevel: 'debug',
+    authorizationServer: {
+      issuer,
+      listen: { host: '127.0.0.1', port: asPort },
+      login: { perEmail: { max: 1000, windowSeconds: 60 }, perAddress: { max: 1000, windowSeconds: 60 } },
+      resources: {
+        mcp: { uri: mcpUrl },
+        apis: [
+          {
+            name: 'Stocks API',
+            audience: stocks,
+            scopes: { 'stocks.read': 'Read stocks', 'stocks.trade': 'Place orders' },
+          },
+          {
+            name: 'Customers API',
+            audience: customers,
+            scopes: { 'customers.read': 'Read customer records' },
+          },
+        ],
+      },
+      tokenExchange: [
+        {
+          clientId: 'gatehouse-mcp-server',
+          targets: [
+            {
+              audience: stocks,
+              scopeMap: { 'stocks:read': ['stocks.read'], 'stocks:trade': ['stocks.trade'] },
+            },
+            { audience: customers, scopeMap: { 'customers:read': ['customers.read'] } },
+          ],
+        },
+      ],
+      ...overrides.authorizationServer,
+    },
+    gateway: {
+      publicUrl: gatewayUrl,
+      listen: { host: '127.0.0.1', port: gatewayPort },
+      mcpServerUrl,
+      routes: [
+        { prefix: '/api/stocks', upstream: `${apisUrl}/stocks` },
+        { prefix: '/api/customers', upstream: `${apisUrl}/customers` },
+      ],
+      ...overrides.gateway,
+    },
+    mcpServer: {
+      listen: { host: '127.0.0.1', port: mcpPort },
+      apis: {
+        stocks: { baseUrl: `${apisUrl}/stocks`, audience: stocks },
+        customers: { baseUrl: `${apisUrl}/customers`, audience: customers },
+      },
+      ...overrides.mcpServer,
+    },
+    apis: {
+      listen: { host: '127.0.0.1', port: apisPort },
+      stocks: { audience: stocks },
+      customers: { audience: customers },
+      ...overrides.apis,
+    },
+  });
+  const logs: string[] = [];
+  const logger = createLogger('stack', { level: 'debug', write: (line) => logs.push(line) });
+  const start = () => startStack({ config, dataDir, file: undefined }, { logger });
+  const handle: TestStack = {
+    running: await start(),
+    issuer,
+    gatewayUrl,
+    mcpUrl,
+    apisUrl,
+    mcpServerUrl,
+    dataDir,
+    logs,
+    audit: (event) =>
+      logs
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((record) => record.message === 'audit' && record.event === event),
+    async restart() {
+      await handle.running.close();
+      handle.running = await start();
+    },
+    async close() {
+      await handle.running.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
