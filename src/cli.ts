@@ -7,11 +7,14 @@ import { parseArgs } from 'node:util';
 import { startApis } from './apis/server.ts';
 import { startAuthorizationServer } from './authorization-server/server.ts';
 import { startGateway } from './gateway/server.ts';
+import { readyBanner } from './launcher/banner.ts';
+import { startStack } from './launcher/stack.ts';
 import { startMcpServer } from './mcp-server/server.ts';
 import type { RunningComponent, StartComponent } from './shared/component.ts';
 import { loadConfig } from './shared/config/load.ts';
 
 const USAGE = `Usage:
+  gatehouse start [--config FILE]                        the whole stack on one machine (what npm start runs)
   gatehouse serve authorization-server [--config FILE]   the OAuth authorization server (default http://localhost:9000)
   gatehouse serve gateway [--config FILE]                the phantom-token gateway (default http://localhost:8000)
   gatehouse serve mcp-server [--config FILE]             the utility MCP server (default 127.0.0.1:8001, behind the gateway)
@@ -47,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (command === 'start' && !name) return start(values.config);
   const component = command === 'serve' && name ? COMPONENTS[name] : undefined;
   if (!component) {
     console.error(`gatehouse: unknown command "${positionals.join(' ')}"\n\n${USAGE}`);
@@ -55,12 +59,36 @@ async function main(argv: string[]): Promise<number> {
   const loaded = loadConfig(values.config);
   const running: RunningComponent = await component.start(loaded);
   console.log(`${component.title} ready at ${running.url}`);
+  stopOnSignal(running);
+  return -1;
+}
+
+/** Ctrl-C (or SIGTERM) closes everything cleanly, then exits. */
+function stopOnSignal(running: { close(): Promise<void> }) {
   const stop = async () => {
     await running.close();
     process.exit(0);
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+}
+
+/** `gatehouse start`: the whole stack, with progress and a ready banner. */
+async function start(configFile: string | undefined): Promise<number> {
+  const loaded = loadConfig(configFile);
+  console.log(
+    `Starting Gatehouse (${loaded.file ? `configuration ${loaded.file}` : 'built-in configuration'}, data in ${loaded.dataDir})`,
+  );
+  const stack = await startStack(loaded, {
+    onStarted: (component, url) => console.log(`  ✓ ${component.padEnd(21)} ${url}`),
+  });
+  console.log(
+    readyBanner(loaded.config, {
+      issuer: stack.authorizationServer.issuer,
+      devInbox: stack.authorizationServer.devInbox !== undefined,
+    }),
+  );
+  stopOnSignal(stack);
   return -1;
 }
 

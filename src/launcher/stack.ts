@@ -18,10 +18,13 @@ export interface RunningStack {
   close(): Promise<void>;
 }
 
-export async function startStack(
-  loaded: LoadedConfig,
-  options: ComponentOptions = {},
-): Promise<RunningStack> {
+export interface StackOptions extends ComponentOptions {
+  /** Called as each component comes up, for progress output. */
+  onStarted?: (component: string, url: string) => void;
+}
+
+export async function startStack(loaded: LoadedConfig, options: StackOptions = {}): Promise<RunningStack> {
+  const report = options.onStarted ?? (() => {});
   const started: Array<{ close(): Promise<void> }> = [];
   const closeAll = async () => {
     for (const component of started.reverse()) await component.close();
@@ -29,12 +32,16 @@ export async function startStack(
   try {
     const authorizationServer = await startAuthorizationServer(loaded, options);
     started.push(authorizationServer);
+    report('authorization server', authorizationServer.issuer);
     const apis = await startApis(loaded, options);
     started.push(apis);
+    report('example APIs', apis.url);
     const mcpServer = await startMcpServer(loaded, options);
     started.push(mcpServer);
+    report('MCP server', mcpServer.url);
     const gateway = await startGateway(loaded, options);
     started.push(gateway);
+    report('gateway', gateway.url);
     return { authorizationServer, apis, mcpServer, gateway, close: closeAll };
   } catch (error) {
     await closeAll();
