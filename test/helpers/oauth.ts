@@ -142,23 +142,48 @@ export async function authorize(options: AuthorizeOptions): Promise<AuthorizeRes
   };
   for (const [key, value] of Object.entries(params))
     if (value !== undefined) url.searchParams.set(key, value);
+  const played = await playUser(url.href, {
+    browser,
+    ...(options.email ? { email: options.email } : {}),
+    ...(options.consent ? { consent: options.consent } : {}),
+  });
+  return { ...played, state, verifier };
+}
+
+export interface PlayUserOptions {
+  email?: string;
+  consent?: 'allow' | 'deny';
+  browser?: Browser;
+  /** Follow the final redirect too (to a client's loopback callback server), as a browser would. */
+  followCallback?: boolean;
+}
+
+export interface PlayedUser {
+  callback: URL;
+  browser: Browser;
+  pages: string[];
+  consentHtml?: string;
+}
+
+/**
+ * Plays the user for an authorization URL someone else built (an agent, an SDK): signs in with the
+ * code from the development inbox, answers the consent page, and stops at the redirect back to the
+ * client (or follows it with `followCallback`).
+ */
+export async function playUser(authorizationUrl: string, options: PlayUserOptions = {}): Promise<PlayedUser> {
+  const browser = options.browser ?? new Browser();
+  const issuer = new URL(authorizationUrl).origin;
   const pages: string[] = [];
   let consentHtml: string | undefined;
-  let response = await browser.request(url.href);
+  let response = await browser.request(authorizationUrl);
   for (let step = 0; step < 12; step += 1) {
     if (response.status !== 303 && response.status !== 302) {
       throw new Error(`unexpected ${response.status} during authorization: ${response.text.slice(0, 300)}`);
     }
     const location = response.location!;
-    if (!location.startsWith(options.issuer)) {
-      return {
-        callback: new URL(location),
-        state,
-        verifier,
-        browser,
-        pages,
-        ...(consentHtml ? { consentHtml } : {}),
-      };
+    if (!location.startsWith(issuer)) {
+      if (options.followCallback) await fetch(location).then((r) => r.text());
+      return { callback: new URL(location), browser, pages, ...(consentHtml ? { consentHtml } : {}) };
     }
     const page = await browser.request(location);
     if (page.status === 303 || page.status === 302) {
@@ -171,25 +196,25 @@ export async function authorize(options: AuthorizeOptions): Promise<AuthorizeRes
     if (page.text.includes('name="email"')) {
       pages.push('email');
       const email = options.email ?? 'alice@example.com';
-      const sent = await browser.request(`${options.issuer}${uidPath}/email`, {
+      const sent = await browser.request(`${issuer}${uidPath}/email`, {
         form: { csrf: csrfOf(page.text), email },
       });
-      if (sent.status !== 200)
-        throw new Error(
-          `email step answered ${sent.status}: ${sent.text
-            .replace(/<[^>]+>/g, ' ')
-            .replace(/\s+/g, ' ')
-            .slice(0, 600)}`,
-        );
+      if (sent.status !== 200) {
+        const text = sent.text
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .slice(0, 600);
+        throw new Error(`email step answered ${sent.status}: ${text}`);
+      }
       pages.push('code');
-      const code = await latestCode(options.issuer, email);
-      response = await browser.request(`${options.issuer}${uidPath}/code`, {
+      const code = await latestCode(issuer, email);
+      response = await browser.request(`${issuer}${uidPath}/code`, {
         form: { csrf: csrfOf(sent.text), code },
       });
     } else if (page.text.includes('name="decision"')) {
       pages.push('consent');
       consentHtml = page.text;
-      response = await browser.request(`${options.issuer}${uidPath}/consent`, {
+      response = await browser.request(`${issuer}${uidPath}/consent`, {
         form: { csrf: csrfOf(page.text), decision: options.consent ?? 'allow' },
       });
     } else {
