@@ -32,7 +32,7 @@ import { createAccounts } from './login/accounts.ts';
 import { createApprovedUsers } from './login/approved-users.ts';
 import { createMailer, type DevInbox } from './login/mailer.ts';
 import { createOneTimeCodes } from './login/one-time-codes.ts';
-import { createProvider, ROUTES } from './provider.ts';
+import { createProvider, ROUTES, userClaims } from './provider.ts';
 import { createResourceRegistry } from './resources.ts';
 import {
   createSqliteAdapterFactory,
@@ -43,7 +43,7 @@ import {
   startHousekeeping,
 } from './store/sqlite-store.ts';
 import { createAccessTokenSigner } from './tokens/access-token-jwt.ts';
-import { phantomTokenMiddleware } from './tokens/phantom-token.ts';
+import { phantomTokenMiddleware, removedUsersInactive } from './tokens/phantom-token.ts';
 import { withRefreshTokenGrace } from './tokens/refresh-grace.ts';
 import {
   createTokenExchangeHandler,
@@ -181,6 +181,9 @@ export async function startAuthorizationServer(
     provider.proxy = config.trustProxy;
 
     const publicKeys = keys.signingKeys.map(publicJwk);
+    // A subject that signed in as a user (it has an account) but is no longer approved.
+    const isRemovedUser = (sub: string) =>
+      accounts.emailOf(sub) !== undefined && userClaims({ accounts, approvedUsers }, sub) === undefined;
     const sign = await createAccessTokenSigner(issuer, keys.signingKeys);
     provider.registerGrantType(
       TOKEN_EXCHANGE_GRANT,
@@ -191,6 +194,7 @@ export async function startAuthorizationServer(
         publicKeys,
         sign,
         logger,
+        isRemovedUser,
       }) as never,
       TOKEN_EXCHANGE_PARAMETERS,
     );
@@ -212,6 +216,7 @@ export async function startAuthorizationServer(
     provider.use(defaultScope(ROUTES.authorization, resources.mcp.baseScopes));
     provider.use(unauthorizedClientGrant(ROUTES.token));
     provider.use(phantomTokenMiddleware(ROUTES.introspection, resources, sign));
+    provider.use(removedUsersInactive(ROUTES.introspection, isRemovedUser));
     provider.use(
       interactionRoutes({
         provider,

@@ -593,3 +593,56 @@ describe('development inbox', () => {
     }
   });
 });
+
+describe('removing an approved user', () => {
+  test("cuts off the user's existing tokens at introspection and token exchange", async () => {
+    const as = await startTestAuthorizationServer();
+    try {
+      const clientId = String((await register(as.issuer)).body.client_id);
+      const result = await authorize({
+        issuer: as.issuer,
+        clientId,
+        redirectUri: REDIRECT,
+        scope: 'stocks:read',
+      });
+      const token = await redeemCode(as.issuer, {
+        code: result.callback.searchParams.get('code')!,
+        verifier: result.verifier,
+        redirectUri: REDIRECT,
+        clientId,
+      });
+      const accessToken = String(token.json.access_token);
+      assert.equal((await introspect(as, accessToken)).active, true);
+      await as.restart({ users: { approved: [{ email: 'bob@example.com', claims: { region: 'us' } }] } });
+      assert.deepEqual(await introspect(as, accessToken), { active: false });
+      const gatewaySecret = readFileSync(
+        path.join(as.dataDir, 'secrets/gatehouse-gateway.secret'),
+        'utf8',
+      ).trim();
+      const phantom = await postForm(
+        `${as.issuer}/introspect`,
+        { token: accessToken },
+        { authorization: basic('gatehouse-gateway', gatewaySecret), accept: 'application/jwt' },
+      );
+      assert.deepEqual(phantom.json, { active: false });
+      const mcpSecret = readFileSync(
+        path.join(as.dataDir, 'secrets/gatehouse-mcp-server.secret'),
+        'utf8',
+      ).trim();
+      const exchange = await postForm(
+        `${as.issuer}/token`,
+        {
+          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+          subject_token: accessToken,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+          audience: 'http://localhost:8000/api/stocks',
+        },
+        { authorization: basic('gatehouse-mcp-server', mcpSecret) },
+      );
+      assert.equal(exchange.status, 400);
+      assert.equal(exchange.json.error, 'invalid_grant');
+    } finally {
+      await as.close();
+    }
+  });
+});

@@ -19,8 +19,8 @@ export interface TestAuthorizationServer {
   logs: string[];
   /** Parsed audit records with the given event name. */
   audit(event: string): Array<Record<string, unknown>>;
-  /** Stops and starts again on the same data directory (and a new port). */
-  restart(): Promise<void>;
+  /** Stops and starts again on the same data directory (and a new port), optionally with changed settings. */
+  restart(overrides?: Overrides): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,19 +49,18 @@ export async function startTestAuthorizationServer(
 ): Promise<TestAuthorizationServer> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-test-'));
   const logs: string[] = [];
-  const config = parseConfig({
-    dataDir,
-    logLevel: 'debug',
-    authorizationServer: merge(
-      {
-        issuer: 'http://127.0.0.1:9000',
-        listen: { host: '127.0.0.1', port: 0 },
-        // Suites sign in many times from one address; the throttling tests set their own limits.
-        login: { perEmail: { max: 1000, windowSeconds: 60 }, perAddress: { max: 1000, windowSeconds: 60 } },
-      },
-      authorizationServer,
-    ),
-  });
+  const section = merge(
+    {
+      issuer: 'http://127.0.0.1:9000',
+      listen: { host: '127.0.0.1', port: 0 },
+      // Suites sign in many times from one address; the throttling tests set their own limits.
+      login: { perEmail: { max: 1000, windowSeconds: 60 }, perAddress: { max: 1000, windowSeconds: 60 } },
+    },
+    authorizationServer,
+  );
+  const configFor = (overrides: Overrides) =>
+    parseConfig({ dataDir, logLevel: 'debug', authorizationServer: merge(section, overrides) });
+  let config = configFor({});
   const start = () =>
     startAuthorizationServer(
       { config, dataDir, file: undefined },
@@ -76,8 +75,9 @@ export async function startTestAuthorizationServer(
       logs
         .map((line) => JSON.parse(line) as Record<string, unknown>)
         .filter((record) => record.message === 'audit' && record.event === event),
-    async restart() {
+    async restart(overrides = {}) {
       await handle.running.close();
+      config = configFor(overrides);
       handle.running = await start();
       handle.issuer = handle.running.issuer;
     },

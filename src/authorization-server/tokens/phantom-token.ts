@@ -54,3 +54,21 @@ export function phantomTokenMiddleware(
     ctx.set('cache-control', 'no-store');
   };
 }
+
+/**
+ * Introspection answers "inactive" for a token whose user is no longer approved: removing a user
+ * from the configuration cuts off their agents at the next introspection, not at token expiry.
+ * Registered inside the phantom-token middleware, so both JSON and JWT answers see it.
+ */
+export function removedUsersInactive(
+  introspectionPath: string,
+  isRemovedUser: (sub: string) => boolean,
+): Middleware {
+  return async (ctx, next) => {
+    await next();
+    if (ctx.method !== 'POST' || ctx.path !== introspectionPath || ctx.status !== 200) return;
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (body?.active === true && typeof body.sub === 'string' && isRemovedUser(body.sub))
+      ctx.body = { active: false };
+  };
+}

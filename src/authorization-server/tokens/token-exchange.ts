@@ -48,6 +48,8 @@ export interface TokenExchangeDependencies {
   publicKeys: JWK[];
   sign: AccessTokenSigner;
   logger: Logger;
+  /** True for a subject that was a user and is no longer approved: their tokens stop working. */
+  isRemovedUser: (sub: string) => boolean;
 }
 
 const looksLikeJwt = (value: string) => value.split('.').length === 3;
@@ -162,6 +164,15 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
         reason: 'subject token refused',
       });
       throw error;
+    }
+    if (deps.isRemovedUser(subject.sub)) {
+      deps.logger.audit('token.exchange', {
+        outcome: 'denied',
+        actor,
+        sub: subject.sub,
+        reason: 'user no longer approved',
+      });
+      throw new errors.InvalidGrant('the subject is no longer allowed to sign in');
     }
 
     // Scopes map down: only what the subject's MCP scopes map to for this API, never more.
