@@ -34,6 +34,7 @@ import { createMailer, type DevInbox } from './login/mailer.ts';
 import { createOneTimeCodes } from './login/one-time-codes.ts';
 import { createProvider, ROUTES, userClaims } from './provider.ts';
 import { createResourceRegistry } from './resources.ts';
+import { createMemoryAdapterFactory } from './store/memory-store.ts';
 import {
   createSqliteAdapterFactory,
   DEFAULT_CLOCK_TOLERANCE_SECONDS,
@@ -62,6 +63,12 @@ export interface RunningAuthorizationServer {
 
 export interface StartOptions {
   logger?: Logger;
+  /**
+   * Where oidc-provider keeps clients, grants, sessions and tokens: `sqlite` (the default: durable,
+   * `<dataDir>/gatehouse.db`) or `memory` (oidc-provider's in-memory adapter, lost on restart; the
+   * benchmark compares the two). Deliberately not a configuration setting: a deployment never wants it.
+   */
+  storage?: 'sqlite' | 'memory';
 }
 
 function defaultPort(url: URL): number {
@@ -116,9 +123,15 @@ export async function startAuthorizationServer(
       allowedScopes: new Set(['openid', ...resources.mcp.scopes.keys()]),
       allowRefreshTokens: config.refreshTokens.enabled && config.dynamicRegistration.allowRefreshTokens,
     };
-    const sqliteAdapter = createSqliteAdapterFactory(db, { clockTolerance: DEFAULT_CLOCK_TOLERANCE_SECONDS });
+    const storeAdapter =
+      options.storage === 'memory'
+        ? await createMemoryAdapterFactory(DEFAULT_CLOCK_TOLERANCE_SECONDS)
+        : createSqliteAdapterFactory(db, { clockTolerance: DEFAULT_CLOCK_TOLERANCE_SECONDS });
+    if (options.storage === 'memory') {
+      logger.warn('in-memory token store: clients, grants and tokens are lost on restart (benchmarks only)');
+    }
     const adapter = (model: string): Adapter => {
-      const base = sqliteAdapter(model);
+      const base = storeAdapter(model);
       if (model === 'Client') {
         return withMetadataDocumentClients(base, {
           resolver,

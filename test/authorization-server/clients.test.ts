@@ -319,16 +319,16 @@ describe('dynamic client registration policy', () => {
     });
   }
 
-  test('keeps only the MCP server scopes of a requested scope', async () => {
-    const body = await registerOk({ scope: 'stocks:read admin:all email stocks:trade' });
-    assert.equal(body.scope, 'stocks:read stocks:trade');
+  test('the registered scope ceiling is the MCP server scopes, whatever was asked (so step-up works)', async () => {
+    const body = await registerOk({ scope: 'stocks:read admin:all email' });
+    assert.equal(body.scope, 'openid stocks:read stocks:trade customers:read');
     const stored = await manage(
       as.issuer,
       String(body.client_id),
       'GET',
       String(body.registration_access_token),
     );
-    assert.equal(stored.body.scope, 'stocks:read stocks:trade');
+    assert.equal(stored.body.scope, 'openid stocks:read stocks:trade customers:read');
   });
 
   test('a client asking for client_secret_basic becomes confidential, and its secret works', async () => {

@@ -126,11 +126,12 @@ export function applyClientPolicy(
   }
   metadata.response_types = ['code'];
 
-  // Scopes limited to the MCP server's; an absent scope means "whatever the policy allows".
-  if (typeof metadata.scope === 'string') {
-    const kept = metadata.scope.split(' ').filter((scope) => policy.allowedScopes.has(scope));
-    metadata.scope = kept.length > 0 ? kept.join(' ') : undefined;
-    if (metadata.scope === undefined) delete metadata.scope;
+  // RFC 7591 §2 makes a registered `scope` a ceiling, and MCP clients register with the scope of
+  // their first request; step-up (SEP-2350) would then be refused. The ceiling is set to the MCP
+  // server's scopes instead (RFC 7591 §3.2.1 lets the server replace values): that is what a
+  // self-registered client may ever ask for, and the user's consent decides what it gets.
+  if (metadata.scope === undefined || typeof metadata.scope === 'string') {
+    metadata.scope = [...policy.allowedScopes].join(' ');
   } else if (metadata.scope !== undefined) {
     throw new ClientPolicyError('invalid_client_metadata', 'scope must be a space-separated string');
   }

@@ -63,7 +63,9 @@ export function securityHeaders(): Middleware {
   return async (ctx, next) => {
     await next();
     ctx.set('x-content-type-options', 'nosniff');
-    ctx.set('referrer-policy', 'no-referrer');
+    // Pages use same-origin: with no-referrer, browsers send `Origin: null` on the pages' own form
+    // posts and the interaction routes' Origin check (CSRF) would refuse every real user.
+    ctx.set('referrer-policy', ctx.response.is('html') ? 'same-origin' : 'no-referrer');
     if (ctx.response.is('html')) {
       ctx.set('x-frame-options', 'DENY');
       ctx.set('cache-control', 'no-store');

@@ -108,6 +108,10 @@ describe('layout', () => {
     assert.match(layout({ title: 't', body: html``, devBanner: true }), /Development mode/);
   });
 
+  it('keeps the referrer to the same origin, so form POSTs carry a real Origin header', () => {
+    assert.match(page, /<meta name="referrer" content="same-origin">/);
+  });
+
   it('has no script and no external resource', () => {
     assert.doesNotMatch(page, /<script/i);
     assert.doesNotMatch(page, /(src|href)="(https?:)?\/\//i);

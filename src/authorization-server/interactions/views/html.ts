@@ -181,7 +181,14 @@ export interface LayoutOptions {
   devBanner?: boolean;
 }
 
-/** A complete HTML document around `body`. */
+/**
+ * A complete HTML document around `body`.
+ *
+ * The referrer policy is `same-origin`, not `no-referrer`: under `no-referrer` browsers send
+ * `Origin: null` with every form POST (Fetch, "append a request Origin header"), and the forms'
+ * Origin check would refuse every real user. `same-origin` still sends nothing to other sites.
+ * It overrides the server-wide `Referrer-Policy: no-referrer` header for these pages.
+ */
 export function layout({ title, body, devBanner = false }: LayoutOptions): string {
   const banner =
     devBanner &&
@@ -192,7 +199,7 @@ export function layout({ title, body, devBanner = false }: LayoutOptions): strin
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <meta name="robots" content="noindex, nofollow">
 <title>${title} - Gatehouse</title>
 <link rel="icon" href="data:,">
