@@ -50,6 +50,8 @@ export interface ProviderDependencies {
   resources: ResourceRegistry;
   approvedUsers: ApprovedUsers;
   accounts: Accounts;
+  /** The policy for self-registered clients (DCR here; CIMD documents in the Client adapter). */
+  clientPolicy: ClientPolicy;
   logger: Logger;
 }
 
@@ -98,10 +100,7 @@ function interactionPrompts() {
 export function createProvider(deps: ProviderDependencies): Provider {
   const { config, resources, classifier } = deps;
   const dcr = config.dynamicRegistration;
-  const clientPolicy: ClientPolicy = {
-    allowedScopes: new Set(['openid', ...resources.mcp.scopes.keys()]),
-    allowRefreshTokens: config.refreshTokens.enabled && dcr.allowRefreshTokens,
-  };
+  const { clientPolicy } = deps;
   const scopes = ['openid', ...resources.mcp.scopes.keys()];
 
   const configuration: Configuration = {

@@ -178,6 +178,7 @@ export async function startAuthorizationServer(
     );
 
     const provider = createProvider({
+      clientPolicy,
       issuer,
       config,
       db,
