@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { describe, test } from 'node:test';
-import { EXPOSED_HEADERS, stripHopByHop, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
+import {
+  EXPOSED_HEADERS,
+  markInvalidToken,
+  stripHopByHop,
+  upstreamRequestHeaders,
+  withExposedHeaders,
+} from './headers.ts';
 
 /** Just enough of a request for the header functions. */
 const request = (headers: Record<string, string>, remoteAddress = '203.0.113.7') =>
@@ -114,4 +120,28 @@ describe('Access-Control-Expose-Headers', () => {
     withExposedHeaders(request({}), none);
     assert.deepEqual(none, {});
   });
+});
+
+test('markInvalidToken adds error="invalid_token" to a 401 Bearer challenge without an error', () => {
+  const headers: OutgoingHttpHeaders = {
+    'www-authenticate':
+      'Bearer resource_metadata="https://x/.well-known/oauth-protected-resource/mcp", scope="a b"',
+  };
+  markInvalidToken(401, headers);
+  assert.equal(
+    headers['www-authenticate'],
+    'Bearer error="invalid_token", resource_metadata="https://x/.well-known/oauth-protected-resource/mcp", scope="a b"',
+  );
+  const bare: OutgoingHttpHeaders = { 'www-authenticate': 'Bearer' };
+  markInvalidToken(401, bare);
+  assert.equal(bare['www-authenticate'], 'Bearer error="invalid_token"');
+  for (const [status, value] of [
+    [401, 'Bearer error="insufficient_scope", scope="x"'],
+    [403, 'Bearer scope="x"'],
+    [401, 'Basic realm="x"'],
+  ] as const) {
+    const untouched: OutgoingHttpHeaders = { 'www-authenticate': value };
+    markInvalidToken(status, untouched);
+    assert.equal(untouched['www-authenticate'], value);
+  }
 });

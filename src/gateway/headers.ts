@@ -86,3 +86,23 @@ export function withExposedHeaders(
   const present = Object.keys(headers).some((name) => name.toLowerCase() === 'access-control-expose-headers');
   if (!present) headers['access-control-expose-headers'] = EXPOSED_HEADERS;
 }
+
+/**
+ * The gateway removed a token the authorization server called inactive (expired, revoked, unknown),
+ * so the upstream answered as if none was sent. RFC 6750 §3.1 wants `error="invalid_token"` when a
+ * token was presented and is not valid; clients use it to refresh or re-authorize. Added to a
+ * Bearer challenge that carries no error of its own.
+ */
+export function markInvalidToken(status: number, headers: OutgoingHttpHeaders): void {
+  const challenge = headers['www-authenticate'];
+  if (
+    status !== 401 ||
+    typeof challenge !== 'string' ||
+    !/^Bearer\b/i.test(challenge) ||
+    /\berror=/i.test(challenge)
+  ) {
+    return;
+  }
+  const params = challenge.replace(/^Bearer\s*/i, '');
+  headers['www-authenticate'] = `Bearer error="invalid_token"${params ? `, ${params}` : ''}`;
+}

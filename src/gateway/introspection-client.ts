@@ -89,7 +89,7 @@ export function createIntrospectionClient(options: IntrospectionClientOptions): 
       }
     }
     discovered = rebase(metadata, base) ?? fallback;
-    logger.info('introspection endpoint', { url: discovered, discovered: discovered !== fallback });
+    logger.info('introspection endpoint', { url: discovered });
     return discovered;
   }
 

@@ -20,6 +20,8 @@ export interface ProxyOptions {
   body: Buffer | undefined;
   timeoutMs: number;
   agents: { http: http.Agent; https: https.Agent };
+  /** Adjusts the upstream's response headers before they are sent on. */
+  adjustResponse?: (status: number, headers: OutgoingHttpHeaders) => void;
 }
 
 export interface ProxyOutcome {
@@ -69,6 +71,7 @@ export function proxy(
       clearTimeout(headerTimer);
       const responseHeaders = stripHopByHop(answer.headers);
       withExposedHeaders(req, responseHeaders);
+      options.adjustResponse?.(answer.statusCode ?? 502, responseHeaders);
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders);
       if (isEventStream(answer.headers)) {
         // Send the headers now: the first event may be a while coming.

@@ -18,7 +18,7 @@ import type { LoadedConfig } from '../shared/config/load.ts';
 import { resolveSecret } from '../shared/config/secrets.ts';
 import { close, HttpError, listen, readBody, sendJson } from '../shared/http.ts';
 import { createLogger, type LogFields } from '../shared/logging.ts';
-import { upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
+import { markInvalidToken, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
 import { createIntrospectionCache } from './introspection-cache.ts';
 import { AuthorizationServerUnavailableError, createIntrospectionClient } from './introspection-client.ts';
 import { createPhantomTokenTranslator } from './phantom-token.ts';
@@ -94,6 +94,7 @@ export const startGateway = (async (
       body,
       timeoutMs: config.upstreamTimeoutMs,
       agents,
+      ...(translation.bearer === 'inactive' ? { adjustResponse: markInvalidToken } : {}),
     });
     if (outcome.error) log.error = outcome.error;
   }

@@ -227,6 +227,8 @@ describe('the protected side, end to end', () => {
     await new Promise((resolve) => setTimeout(resolve, 1100));
     const after = await rpc(stack.mcpUrl, token, 'tools/list');
     assert.equal(after.status, 401);
+    // RFC 6750 §3.1: a token was presented and is not valid.
+    assert.match(after.headers.get('www-authenticate')!, /^Bearer error="invalid_token", resource_metadata=/);
   });
 });
 

@@ -88,3 +88,9 @@ test('a missing or malformed file says what to do', () => {
   writeFileSync(file, 'authorizationServer: [unclosed');
   assert.throws(() => loadConfig(file), /is not valid YAML\/JSON/);
 });
+
+test('gatehouse.example.yaml documents exactly the built-in defaults', () => {
+  const example = loadConfig(path.resolve(import.meta.dirname, '../../../gatehouse.example.yaml'));
+  const defaults = loadConfig(undefined);
+  assert.deepEqual(example.config, defaults.config);
+});

@@ -383,11 +383,13 @@ const toolSchema = z.strictObject({
   /** Name of an entry in mcpServer.apis. */
   api: z.string().min(1),
   method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET'),
-  /** Path under the API's base URL; `{name}` is replaced by the URL-encoded argument. */
+  /**
+   * Path under the API's base URL; `{name}` is replaced by the URL-encoded argument. Arguments not
+   * used in the path are sent as the JSON body (POST/PUT/PATCH) or the query string.
+   */
   path: z.string().regex(/^\//, 'must start with /'),
   /** MCP scopes the token must carry to call this tool; checked before any upstream call. */
   scopes: z.array(scopeName).min(1),
-  /** Arguments not used in the path are sent as the JSON body (POST/PUT/PATCH) or the query string. */
   annotations: z
     .strictObject({
       readOnlyHint: z.boolean().optional(),
@@ -403,6 +405,7 @@ const DEFAULT_TOOLS: z.input<typeof toolSchema>[] = [
     name: 'list_stocks',
     title: 'List stocks',
     description: 'Lists the stocks you can see, with their current prices (filtered by your region).',
+    inputSchema: { type: 'object', properties: {}, additionalProperties: false },
     api: 'stocks',
     method: 'GET',
     path: '/',
@@ -451,6 +454,7 @@ const DEFAULT_TOOLS: z.input<typeof toolSchema>[] = [
     name: 'get_my_customer_record',
     title: 'Get my customer record',
     description: 'Gets the customer record of the signed-in user.',
+    inputSchema: { type: 'object', properties: {}, additionalProperties: false },
     api: 'customers',
     method: 'GET',
     path: '/me',
