@@ -2,6 +2,7 @@
  * `gatehouse <command>`: the one entry point for every component.
  *
  *   gatehouse serve <component> [--config FILE]
+ *   gatehouse agent <mcp-url> [command] [options]   (src/agent/cli.ts)
  */
 import { parseArgs } from 'node:util';
 import { startApis } from './apis/server.ts';
@@ -19,6 +20,7 @@ const USAGE = `Usage:
   gatehouse serve gateway [--config FILE]                the phantom-token gateway (default http://localhost:8000)
   gatehouse serve mcp-server [--config FILE]             the utility MCP server (default 127.0.0.1:8001, behind the gateway)
   gatehouse serve apis [--config FILE]                   the example stocks and customers APIs (default 127.0.0.1:8002)
+  gatehouse agent <mcp-url> [call <tool> --args JSON]    the MCP agent: a shell, or one command (gatehouse agent --help)
   gatehouse help                                         show this text
 
 Options:
@@ -40,6 +42,8 @@ const COMPONENTS: Record<string, { title: string; start: StartComponent }> = {
 };
 
 async function main(argv: string[]): Promise<number> {
+  // The agent has its own options; it is a client of the stack, loaded only when asked for.
+  if (argv[0] === 'agent') return agent(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -71,6 +75,22 @@ function stopOnSignal(running: { close(): Promise<void> }) {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+}
+
+/** `gatehouse agent ...`: runs the agent, and lets its output reach the pipe before the exit. */
+async function agent(argv: string[]): Promise<number> {
+  const { runAgentCli } = await import('./agent/cli.ts');
+  const code = await runAgentCli(argv, {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    interactive: Boolean(process.stdin.isTTY),
+    env: process.env,
+  });
+  const flushed = (stream: NodeJS.WriteStream) =>
+    new Promise<void>((resolve) => stream.write('', () => resolve()));
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  return code;
 }
 
 /** `gatehouse start`: the whole stack, with progress and a ready banner. */

@@ -236,12 +236,21 @@ export function createProvider(deps: ProviderDependencies): Provider {
       introspection: {
         enabled: true,
         // RFC 7662 §4: introspection is for the gateway only; anyone else learns nothing.
-        allowedPolicy: async (ctx, client) => {
+        allowedPolicy: async (ctx, client, token) => {
           const allowed = classifier.preRegistered(client.clientId)?.role === 'gateway';
           if (!allowed) {
             deps.logger.audit('introspection', { outcome: 'denied', client_id: client.clientId, ip: ctx.ip });
+            return false;
           }
-          return allowed;
+          // A token whose client is gone (deleted through RFC 7592, or removed from the configuration) is
+          // not active. Answering so here also spares oidc-provider, which would look the missing client
+          // up and fail with a 500 (and the gateway would answer 503 instead of 401 invalid_token).
+          // A CIMD client whose document cannot be fetched any more is treated the same way (fail closed).
+          const owner = token.clientId
+            ? await ctx.oidc.provider.Client.find(token.clientId).catch(() => undefined)
+            : undefined;
+          if (token.clientId && !owner) return false;
+          return true;
         },
       },
       jwtIntrospection: { enabled: true },

@@ -5,6 +5,7 @@
  * trust policy, the development switch and every rejection the CIMD draft asks for.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -475,6 +476,32 @@ describe('registration management (RFC 7592)', () => {
     const clientId = String(body.client_id);
     const rat = String(body.registration_access_token);
 
+    // A token the client holds before it is deleted.
+    const granted = await authorize({
+      issuer: as.issuer,
+      clientId,
+      redirectUri: REDIRECT,
+      scope: 'stocks:read',
+    });
+    const token = await redeemCode(as.issuer, {
+      code: granted.callback.searchParams.get('code')!,
+      verifier: granted.verifier,
+      redirectUri: REDIRECT,
+      clientId,
+    });
+    const accessToken = String(token.json.access_token);
+    const gatewaySecret = readFileSync(join(as.dataDir, 'secrets/gatehouse-gateway.secret'), 'utf8').trim();
+    const introspect = () =>
+      fetch(`${as.issuer}/introspect`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: basic('gatehouse-gateway', gatewaySecret),
+        },
+        body: new URLSearchParams({ token: accessToken }),
+      });
+    assert.equal(((await (await introspect()).json()) as { active: boolean }).active, true);
+
     // Before: the client can start an authorization (the user is sent to sign in).
     const before = await authorizationRequest(as.issuer, { clientId, redirectUri: REDIRECT });
     assert.equal(before.status, 303);
@@ -493,6 +520,10 @@ describe('registration management (RFC 7592)', () => {
     assert.equal(read.status, 401, 'the registration access token went with the client');
     const afterwards = await authorizationRequest(as.issuer, { clientId, redirectUri: REDIRECT });
     assertRefusedWithErrorPage(afterwards, 'invalid_client');
+    // Its tokens are inactive (not a server error).
+    const introspection = await introspect();
+    assert.equal(introspection.status, 200);
+    assert.deepEqual(await introspection.json(), { active: false });
   });
 
   test('a registered client survives a restart', async () => {
