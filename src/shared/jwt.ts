@@ -7,7 +7,7 @@
  * `exp` and `nbf` with bounded clock skew. Verified tokens are cached by hash until they expire, in
  * a bounded cache, because validation sits on every request.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import {
   createRemoteJWKSet,
   type JWTPayload,
@@ -58,7 +58,12 @@ export interface AccessTokenVerifier {
 /** Asymmetric algorithms only: a symmetric one would let anyone holding the public key forge tokens. */
 export const DEFAULT_ALGORITHMS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'];
 
-export const tokenHash = (token: string) => createHash('sha256').update(token).digest('base64url');
+/**
+ * SHA-256 of a token, base64url: the key of every cache that holds something about a token, so no
+ * cache ever holds the token itself. One-shot `hash()`: it runs several times per request and is
+ * about twice as fast as a `createHash()` object.
+ */
+export const tokenHash = (token: string) => hash('sha256', token, 'base64url');
 
 export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): AccessTokenVerifier {
   const remoteJwks = createRemoteJWKSet(new URL(options.jwksUri), {
