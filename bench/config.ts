@@ -1,7 +1,8 @@
 /**
  * The configuration the benchmark runs: the whole stack on free loopback ports with a temporary data
  * directory, every URL pointing at the real ports (the MCP server's canonical URI is the gateway's
- * `/mcp`), as test/helpers/stack.ts does. Production defaults everywhere (log level `info`, cache
+ * `/mcp`), as test/helpers/stack.ts does
+ * (both from src/launcher/loopback-config.ts). Production defaults everywhere (log level `info`, cache
  * lifetimes, token lifetimes) except the per-address rate limits, which a benchmark sending
  * thousands of requests from 127.0.0.1 would hit by design:
  *
@@ -15,6 +16,12 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import {
+  type LoopbackUrls,
+  loopbackStackSections,
+  loopbackUrls,
+  type StackPorts,
+} from '../src/launcher/loopback-config.ts';
 import type { LoadedConfig } from '../src/shared/config/load.ts';
 import { parseConfig } from '../src/shared/config/load.ts';
 import { freePort } from '../test/helpers/stack.ts';
@@ -25,21 +32,9 @@ export const SECRET_WORKLOAD = {
   secret: 'bench-only-secret-0123456789abcdefghijklmnopqrstuvwxyz',
 };
 
-export interface BenchPorts {
-  authorizationServer: number;
-  gateway: number;
-  mcpServer: number;
-  apis: number;
-}
-
-export interface BenchUrls {
-  issuer: string;
-  gatewayUrl: string;
-  /** The MCP server's canonical URI, through the gateway. */
-  mcpUrl: string;
-  apisUrl: string;
-  mcpServerUrl: string;
-}
+export type BenchPorts = StackPorts;
+export type BenchUrls = LoopbackUrls;
+export const urlsFor = loopbackUrls;
 
 export async function freePorts(): Promise<BenchPorts> {
   return {
@@ -50,31 +45,18 @@ export async function freePorts(): Promise<BenchPorts> {
   };
 }
 
-export function urlsFor(ports: BenchPorts): BenchUrls {
-  const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
-  return {
-    issuer: `http://127.0.0.1:${ports.authorizationServer}`,
-    gatewayUrl,
-    mcpUrl: `${gatewayUrl}/mcp`,
-    apisUrl: `http://127.0.0.1:${ports.apis}`,
-    mcpServerUrl: `http://127.0.0.1:${ports.mcpServer}`,
-  };
-}
-
 /** A fresh temporary data directory; the caller removes it. */
 export const makeDataDir = () => mkdtempSync(path.join(tmpdir(), 'gatehouse-bench-'));
 
 export function benchConfig(ports: BenchPorts, dataDir: string): LoadedConfig {
-  const urls = urlsFor(ports);
-  const stocks = `${urls.gatewayUrl}/api/stocks`;
-  const customers = `${urls.gatewayUrl}/api/customers`;
+  const sections = loopbackStackSections(ports);
   const defaultClients = parseConfig({}).authorizationServer.clients;
   const config = parseConfig({
     dataDir,
     logLevel: 'info',
+    ...sections,
     authorizationServer: {
-      issuer: urls.issuer,
-      listen: { host: '127.0.0.1', port: ports.authorizationServer },
+      ...sections.authorizationServer,
       login: { perEmail: { max: 1000, windowSeconds: 60 }, perAddress: { max: 1000, windowSeconds: 60 } },
       dynamicRegistration: { rateLimit: { max: 10_000, windowSeconds: 3600 } },
       tokenEndpointRateLimit: { max: 10_000_000, windowSeconds: 60 },
@@ -89,54 +71,6 @@ export function benchConfig(ports: BenchPorts, dataDir: string): LoadedConfig {
           scopes: ['stocks:read'],
         },
       ],
-      resources: {
-        mcp: { uri: urls.mcpUrl },
-        apis: [
-          {
-            name: 'Stocks API',
-            audience: stocks,
-            scopes: { 'stocks.read': 'Read stocks', 'stocks.trade': 'Place orders' },
-          },
-          {
-            name: 'Customers API',
-            audience: customers,
-            scopes: { 'customers.read': 'Read customer records' },
-          },
-        ],
-      },
-      tokenExchange: [
-        {
-          clientId: 'gatehouse-mcp-server',
-          targets: [
-            {
-              audience: stocks,
-              scopeMap: { 'stocks:read': ['stocks.read'], 'stocks:trade': ['stocks.trade'] },
-            },
-            { audience: customers, scopeMap: { 'customers:read': ['customers.read'] } },
-          ],
-        },
-      ],
-    },
-    gateway: {
-      publicUrl: urls.gatewayUrl,
-      listen: { host: '127.0.0.1', port: ports.gateway },
-      mcpServerUrl: urls.mcpServerUrl,
-      routes: [
-        { prefix: '/api/stocks', upstream: `${urls.apisUrl}/stocks` },
-        { prefix: '/api/customers', upstream: `${urls.apisUrl}/customers` },
-      ],
-    },
-    mcpServer: {
-      listen: { host: '127.0.0.1', port: ports.mcpServer },
-      apis: {
-        stocks: { baseUrl: `${urls.apisUrl}/stocks`, audience: stocks },
-        customers: { baseUrl: `${urls.apisUrl}/customers`, audience: customers },
-      },
-    },
-    apis: {
-      listen: { host: '127.0.0.1', port: ports.apis },
-      stocks: { audience: stocks },
-      customers: { audience: customers },
     },
   });
   return { config, dataDir, file: undefined };

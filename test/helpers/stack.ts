@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { loopbackStackSections, loopbackUrls } from '../../src/launcher/loopback-config.ts';
 import { type RunningStack, startStack } from '../../src/launcher/stack.ts';
 import { parseConfig } from '../../src/shared/config/load.ts';
 import { createLogger } from '../../src/shared/logging.ts';
@@ -42,80 +43,26 @@ type Section = Record<string, unknown>;
 export async function startTestStack(
   overrides: { authorizationServer?: Section; gateway?: Section; mcpServer?: Section; apis?: Section } = {},
 ): Promise<TestStack> {
-  const [asPort, gatewayPort, mcpPort, apisPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
+  const ports = {
+    authorizationServer: await freePort(),
+    gateway: await freePort(),
+    mcpServer: await freePort(),
+    apis: await freePort(),
+  };
   const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-stack-'));
-  const issuer = `http://127.0.0.1:${asPort}`;
-  const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
-  const mcpUrl = `${gatewayUrl}/mcp`;
-  const apisUrl = `http://127.0.0.1:${apisPort}`;
-  const mcpServerUrl = `http://127.0.0.1:${mcpPort}`;
-  const stocks = `${gatewayUrl}/api/stocks`;
-  const customers = `${gatewayUrl}/api/customers`;
+  const { issuer, gatewayUrl, mcpUrl, apisUrl, mcpServerUrl } = loopbackUrls(ports);
+  const sections = loopbackStackSections(ports);
   const config = parseConfig({
     dataDir,
     logLevel: 'debug',
     authorizationServer: {
-      issuer,
-      listen: { host: '127.0.0.1', port: asPort },
+      ...sections.authorizationServer,
       login: { perEmail: { max: 1000, windowSeconds: 60 }, perAddress: { max: 1000, windowSeconds: 60 } },
-      resources: {
-        mcp: { uri: mcpUrl },
-        apis: [
-          {
-            name: 'Stocks API',
-            audience: stocks,
-            scopes: { 'stocks.read': 'Read stocks', 'stocks.trade': 'Place orders' },
-          },
-          {
-            name: 'Customers API',
-            audience: customers,
-            scopes: { 'customers.read': 'Read customer records' },
-          },
-        ],
-      },
-      tokenExchange: [
-        {
-          clientId: 'gatehouse-mcp-server',
-          targets: [
-            {
-              audience: stocks,
-              scopeMap: { 'stocks:read': ['stocks.read'], 'stocks:trade': ['stocks.trade'] },
-            },
-            { audience: customers, scopeMap: { 'customers:read': ['customers.read'] } },
-          ],
-        },
-      ],
       ...overrides.authorizationServer,
     },
-    gateway: {
-      publicUrl: gatewayUrl,
-      listen: { host: '127.0.0.1', port: gatewayPort },
-      mcpServerUrl,
-      routes: [
-        { prefix: '/api/stocks', upstream: `${apisUrl}/stocks` },
-        { prefix: '/api/customers', upstream: `${apisUrl}/customers` },
-      ],
-      ...overrides.gateway,
-    },
-    mcpServer: {
-      listen: { host: '127.0.0.1', port: mcpPort },
-      apis: {
-        stocks: { baseUrl: `${apisUrl}/stocks`, audience: stocks },
-        customers: { baseUrl: `${apisUrl}/customers`, audience: customers },
-      },
-      ...overrides.mcpServer,
-    },
-    apis: {
-      listen: { host: '127.0.0.1', port: apisPort },
-      stocks: { audience: stocks },
-      customers: { audience: customers },
-      ...overrides.apis,
-    },
+    gateway: { ...sections.gateway, ...overrides.gateway },
+    mcpServer: { ...sections.mcpServer, ...overrides.mcpServer },
+    apis: { ...sections.apis, ...overrides.apis },
   });
   const logs: string[] = [];
   const logger = createLogger('stack', { level: 'debug', write: (line) => logs.push(line) });
