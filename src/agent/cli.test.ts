@@ -91,7 +91,7 @@ describe('gatehouse agent (arguments)', () => {
       '--no-browser',
     ]);
     assert.equal(code, EXIT_CODES.network);
-    assert.match(err, new RegExp(`could not reach http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`));
+    assert.match(err, new RegExp(`could not reach (http://)?127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`));
     assert.match(err, /gatehouse start/);
     assert.doesNotMatch(err, /\n\s+at /);
   });

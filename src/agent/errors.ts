@@ -56,6 +56,19 @@ const NETWORK_CODES = new Set([
 ]);
 
 /** Why a request never got an answer (connection refused, unknown host, …), if that is what happened. */
+/** The address a failed connection was aimed at (undici's cause carries it), e.g. `127.0.0.1:9000`. */
+function failedAddress(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 6 && current instanceof Error; depth += 1) {
+    const { address, port } = current as { address?: unknown; port?: unknown };
+    if (typeof address === 'string' && typeof port === 'number') {
+      return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+    }
+    current = current.cause;
+  }
+  return undefined;
+}
+
 function networkCause(error: unknown): string | undefined {
   let failedFetch = false;
   let current: unknown = error;
@@ -146,7 +159,8 @@ export function asAgentError(error: unknown, serverUrl: string): AgentError {
   if (network) {
     return new AgentError(
       'network',
-      `could not reach ${new URL(serverUrl).origin} (${network})`,
+      // Name the address that failed: it may be the authorization server, not the MCP server.
+      `could not reach ${failedAddress(error) ?? new URL(serverUrl).origin} (${network})`,
       'Check the URL and that the server is running (`gatehouse start`).',
     );
   }

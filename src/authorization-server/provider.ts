@@ -179,6 +179,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
       ClientCredentials: (_ctx, token) =>
         token.resourceServer?.accessTokenTTL ?? resources.mcp.accessTokenTtlSeconds,
       AuthorizationCode: 60,
+      // A pushed request's URI is what an agent prints for the user to open; give them time to.
+      PushedAuthorizationRequest: 300,
       IdToken: 3600,
       Interaction: 900,
       Grant: config.consent.rememberSeconds,

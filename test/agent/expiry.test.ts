@@ -1,5 +1,6 @@
 /**
- * An expired access token: the MCP server answers 401 invalid_token, and the agent refreshes when it
+ * An expired access token: the gateway finds it inactive and the MCP server answers 401 (the gateway
+ * adds error="invalid_token"), and the agent refreshes when it
  * holds a refresh token, else signs in again; either way the call goes through.
  */
 import assert from 'node:assert/strict';
