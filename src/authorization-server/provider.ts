@@ -173,6 +173,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // Rotation with reuse detection: a consumed refresh token presented again revokes the grant,
     // except within the grace window handled by the store (tokens/refresh-grace.ts).
     rotateRefreshToken: true,
+    // RFC 7009 §2.1 lets revoking one token revoke its grant; here it does, always: an agent that
+    // revokes its access token (logout) loses the whole grant, so no copy of it (a cached phantom
+    // token, a refresh token) can be used or exchanged any more. Consent is asked again next time.
+    revokeGrantPolicy: () => true,
     ttl: {
       AccessToken: (_ctx, token) =>
         token.resourceServer?.accessTokenTTL ?? resources.mcp.accessTokenTtlSeconds,

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { decodeJwt } from 'jose';
 import { authorize, basic, postForm, redeemCode } from '../helpers/oauth.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
@@ -155,6 +156,11 @@ describe('the protected side, end to end', () => {
     );
     assert.equal(exchanged.status, 200, exchanged.text);
     const apiToken = String(exchanged.json.access_token);
+    assert.equal(
+      decodeJwt(apiToken).grant_id,
+      undefined,
+      'the grant reference never leaves the phantom token',
+    );
     // Through the gateway: a JWT bearer is never trusted there, so the MCP server sees no token.
     const viaGateway = await rpc(stack.mcpUrl, apiToken, 'tools/list');
     assert.equal(viaGateway.status, 401);
@@ -250,6 +256,40 @@ describe('when the authorization server is down', () => {
       await stack.running.mcpServer.close();
       await stack.running.apis.close();
       await stack.running.gateway.close();
+    }
+  });
+});
+
+describe('revocation while the gateway still caches the token', () => {
+  test('no new token exchange succeeds: the revoked grant is refused', async () => {
+    const stack = await startTestStack();
+    try {
+      const clientId = await register(stack.issuer);
+      const token = await agentToken(stack, clientId, 'stocks:read customers:read');
+      const { client, transport } = mcpClient(stack.mcpUrl, token, '2026-07-28');
+      await client.connect(transport);
+      const before = await client.callTool({ name: 'get_stock', arguments: { symbol: 'SAP' } });
+      assert.notEqual(before.isError, true, textOf(before));
+      // Revoked at the authorization server; the gateway's introspection cache (30 s) still says active,
+      // so the MCP server gets the same phantom token. A call needing a new exchange must fail.
+      assert.equal((await postForm(`${stack.issuer}/revoke`, { token, client_id: clientId })).status, 200);
+      const customersCallsBefore = stack.logs.filter((line) =>
+        line.includes('"path":"/customers/me"'),
+      ).length;
+      const after = await client.callTool({ name: 'get_my_customer_record', arguments: {} });
+      await client.close();
+      assert.equal(after.isError, true, 'the tool call fails');
+      assert.ok(
+        stack.audit('token.exchange').some((r) => r.outcome === 'denied' && r.reason === 'grant revoked'),
+        'refused at token exchange',
+      );
+      assert.equal(
+        stack.logs.filter((line) => line.includes('"path":"/customers/me"')).length,
+        customersCallsBefore,
+        'the API was not called',
+      );
+    } finally {
+      await stack.close();
     }
   });
 });

@@ -21,7 +21,20 @@ export interface AccessTokenClaims extends JWTPayload {
 export type AccessTokenSigner = (claims: AccessTokenClaims) => Promise<string>;
 
 /** Reserved claims a caller's extra claims must never overwrite. */
-const RESERVED = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'act']);
+// `grant_id` ties a phantom token to its grant for token exchange; it never travels further.
+const RESERVED = new Set([
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'iat',
+  'nbf',
+  'jti',
+  'client_id',
+  'scope',
+  'act',
+  'grant_id',
+]);
 
 /** Copies extra claims (user attributes, client classification) without touching reserved ones. */
 export function extraClaims(source: Record<string, unknown> | undefined): Record<string, unknown> {

@@ -38,7 +38,11 @@ export function phantomTokenMiddleware(
       return;
     }
     const clientId = String(body.client_id);
+    // The grant behind the token, so token exchange can refuse a phantom token whose grant was
+    // revoked while the gateway still had it cached (the MCP server never forwards it further).
+    const grantId = (ctx.oidc?.entities?.AccessToken as { grantId?: string } | undefined)?.grantId;
     ctx.body = await sign({
+      ...(grantId ? { grant_id: grantId } : {}),
       ...extraClaims(body),
       sub: typeof body.sub === 'string' ? body.sub : clientId,
       aud: resources.mcp.uri,

@@ -39,6 +39,7 @@ interface Subject {
   exp: number;
   extra: Record<string, unknown>;
   act?: Record<string, unknown>;
+  grantId?: string;
 }
 
 export interface TokenExchangeDependencies {
@@ -81,6 +82,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
         exp: payload.exp,
         extra: extraClaims(payload),
         act: payload.act as Record<string, unknown> | undefined,
+        ...(typeof payload.grant_id === 'string' ? { grantId: payload.grant_id } : {}),
       };
     } catch {
       throw new errors.InvalidGrant('subject_token is invalid, expired or not meant for the MCP server');
@@ -164,6 +166,20 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
         reason: 'subject token refused',
       });
       throw error;
+    }
+    // A phantom token outlives a revocation by up to the gateway's cache lifetime; its grant does not.
+    const grant = subject.grantId ? await provider.Grant.find(subject.grantId) : undefined;
+    if (
+      subject.grantId &&
+      (!grant || grant.accountId !== subject.sub || grant.clientId !== subject.clientId)
+    ) {
+      deps.logger.audit('token.exchange', {
+        outcome: 'denied',
+        actor,
+        sub: subject.sub,
+        reason: 'grant revoked',
+      });
+      throw new errors.InvalidGrant('subject_token has been revoked');
     }
     if (deps.isRemovedUser(subject.sub)) {
       deps.logger.audit('token.exchange', {
