@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, mock, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from 'jose';
-import { startTestApis, type TestApis } from '../../test/helpers/apis.ts';
+import { startTestApis, type TestApis } from '../helpers/apis.ts';
 
 const ISSUER = 'https://issuer.test';
 const STOCKS = 'http://localhost:8000/api/stocks';

@@ -10,12 +10,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose';
-import { startTestApis, type TestApis } from '../../test/helpers/apis.ts';
+import { startTestApis, type TestApis } from '../helpers/apis.ts';
 import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
-} from '../../test/helpers/authorization-server.ts';
-import { authorize, Browser, basic, postForm, redeemCode } from '../../test/helpers/oauth.ts';
+} from '../helpers/authorization-server.ts';
+import { authorize, Browser, basic, postForm, redeemCode } from '../helpers/oauth.ts';
 
 const STOCKS = 'http://localhost:8000/api/stocks';
 const CUSTOMERS = 'http://localhost:8000/api/customers';

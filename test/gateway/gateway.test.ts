@@ -9,16 +9,16 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { EXPOSED_HEADERS } from '../../src/gateway/headers.ts';
+import { type RunningGateway, startGateway } from '../../src/gateway/server.ts';
+import { parseConfig } from '../../src/shared/config/load.ts';
+import { close } from '../../src/shared/http.ts';
+import { createLogger } from '../../src/shared/logging.ts';
 import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
-} from '../../test/helpers/authorization-server.ts';
-import { authorize, Browser, basic, postForm, redeemCode } from '../../test/helpers/oauth.ts';
-import { parseConfig } from '../shared/config/load.ts';
-import { close } from '../shared/http.ts';
-import { createLogger } from '../shared/logging.ts';
-import { EXPOSED_HEADERS } from './headers.ts';
-import { type RunningGateway, startGateway } from './server.ts';
+} from '../helpers/authorization-server.ts';
+import { authorize, Browser, basic, postForm, redeemCode } from '../helpers/oauth.ts';
 
 const MCP = 'http://localhost:8000/mcp';
 const REDIRECT = 'http://127.0.0.1/callback';

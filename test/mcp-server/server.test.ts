@@ -14,15 +14,15 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { decodeJwt, importJWK, type JWK, SignJWT } from 'jose';
+import { type RunningMcpServer, startMcpServer } from '../../src/mcp-server/server.ts';
+import { parseConfig } from '../../src/shared/config/load.ts';
+import { close as closeServer } from '../../src/shared/http.ts';
+import { createLogger } from '../../src/shared/logging.ts';
 import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
-} from '../../test/helpers/authorization-server.ts';
-import { authorize, basic, postForm, redeemCode } from '../../test/helpers/oauth.ts';
-import { parseConfig } from '../shared/config/load.ts';
-import { close as closeServer } from '../shared/http.ts';
-import { createLogger } from '../shared/logging.ts';
-import { type RunningMcpServer, startMcpServer } from './server.ts';
+} from '../helpers/authorization-server.ts';
+import { authorize, basic, postForm, redeemCode } from '../helpers/oauth.ts';
 
 const RESOURCE = 'http://localhost:8000/mcp';
 const PRM_URL = 'http://localhost:8000/.well-known/oauth-protected-resource/mcp';
