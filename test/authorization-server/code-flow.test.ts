@@ -10,7 +10,16 @@ import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
-import { authorize, Browser, basic, csrfOf, pkce, postForm, redeemCode } from '../helpers/oauth.ts';
+import {
+  authorize,
+  Browser,
+  basic,
+  csrfOf,
+  pkce,
+  postForm,
+  redeemCode,
+  userToken,
+} from '../helpers/oauth.ts';
 
 const MCP = 'http://localhost:8000/mcp';
 const REDIRECT = 'http://127.0.0.1/callback';
@@ -220,17 +229,11 @@ describe('authorization code flow', () => {
   });
 
   test('scopes the MCP server does not define are dropped', async () => {
-    const result = await authorize({
+    const { token } = await userToken({
       issuer: as.issuer,
       clientId,
       redirectUri: REDIRECT,
       scope: 'stocks:read admin:all',
-    });
-    const token = await redeemCode(as.issuer, {
-      code: result.callback.searchParams.get('code')!,
-      verifier: result.verifier,
-      redirectUri: REDIRECT,
-      clientId,
     });
     assert.equal(token.status, 200, token.text);
     assert.equal(token.json.scope, 'stocks:read');
@@ -468,17 +471,11 @@ describe('state survives a restart', () => {
     const as = await startTestAuthorizationServer();
     try {
       const clientId = String((await register(as.issuer)).body.client_id);
-      const result = await authorize({
+      const { token } = await userToken({
         issuer: as.issuer,
         clientId,
         redirectUri: REDIRECT,
         scope: 'stocks:read',
-      });
-      const token = await redeemCode(as.issuer, {
-        code: result.callback.searchParams.get('code')!,
-        verifier: result.verifier,
-        redirectUri: REDIRECT,
-        clientId,
       });
       const jwksBefore = await (await fetch(`${as.issuer}/jwks`)).json();
       await as.restart();
@@ -599,17 +596,11 @@ describe('removing an approved user', () => {
     const as = await startTestAuthorizationServer();
     try {
       const clientId = String((await register(as.issuer)).body.client_id);
-      const result = await authorize({
+      const { token } = await userToken({
         issuer: as.issuer,
         clientId,
         redirectUri: REDIRECT,
         scope: 'stocks:read',
-      });
-      const token = await redeemCode(as.issuer, {
-        code: result.callback.searchParams.get('code')!,
-        verifier: result.verifier,
-        redirectUri: REDIRECT,
-        clientId,
       });
       const accessToken = String(token.json.access_token);
       assert.equal((await introspect(as, accessToken)).active, true);

@@ -243,3 +243,19 @@ export function redeemCode(
     headers,
   );
 }
+
+/**
+ * A user's token in one step: plays the user through authorization (authorize()) and redeems the
+ * code with the same redirect URI, client and resource. Returns the token response as it came.
+ */
+export async function userToken(options: AuthorizeOptions) {
+  const result = await authorize(options);
+  const token = await redeemCode(options.issuer, {
+    code: result.callback.searchParams.get('code') ?? '',
+    verifier: result.verifier,
+    redirectUri: options.redirectUri,
+    clientId: options.clientId,
+    ...(options.resource ? { resource: options.resource } : {}),
+  });
+  return { token, result };
+}
