@@ -13,7 +13,6 @@ import Provider, {
   type Configuration,
   errors,
   interactionPolicy,
-  type KoaContextWithOIDC,
 } from 'oidc-provider';
 import type { AuthorizationServerConfig } from '../shared/config/schema.ts';
 import type { Logger } from '../shared/logging.ts';
@@ -27,7 +26,6 @@ import type { Accounts } from './login/accounts.ts';
 import type { ApprovedUsers } from './login/approved-users.ts';
 import type { ResourceRegistry } from './resources.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './store/sqlite-store.ts';
-import { TOKEN_EXCHANGE_GRANT } from './tokens/token-exchange.ts';
 
 export const ROUTES = {
   authorization: '/authorize',
@@ -310,13 +308,3 @@ export function createProvider(deps: ProviderDependencies): Provider {
   };
   return provider;
 }
-
-/** The grant types the provider offers; token exchange is registered after construction. */
-export const GRANT_TYPES = [
-  'authorization_code',
-  'client_credentials',
-  'refresh_token',
-  TOKEN_EXCHANGE_GRANT,
-];
-
-export type { KoaContextWithOIDC };

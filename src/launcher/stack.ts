@@ -29,19 +29,26 @@ export async function startStack(loaded: LoadedConfig, options: StackOptions = {
   const closeAll = async () => {
     for (const component of started.reverse()) await component.close();
   };
+  /** Starts one component, remembers it for closing, and reports where it listens. */
+  const up = async <T extends { close(): Promise<void> }>(
+    name: string,
+    start: Promise<T>,
+    url: (running: T) => string,
+  ) => {
+    const running = await start;
+    started.push(running);
+    report(name, url(running));
+    return running;
+  };
   try {
-    const authorizationServer = await startAuthorizationServer(loaded, options);
-    started.push(authorizationServer);
-    report('authorization server', authorizationServer.issuer);
-    const apis = await startApis(loaded, options);
-    started.push(apis);
-    report('example APIs', apis.url);
-    const mcpServer = await startMcpServer(loaded, options);
-    started.push(mcpServer);
-    report('MCP server', mcpServer.url);
-    const gateway = await startGateway(loaded, options);
-    started.push(gateway);
-    report('gateway', gateway.url);
+    const authorizationServer = await up(
+      'authorization server',
+      startAuthorizationServer(loaded, options),
+      (running) => running.issuer,
+    );
+    const apis = await up('example APIs', startApis(loaded, options), (running) => running.url);
+    const mcpServer = await up('MCP server', startMcpServer(loaded, options), (running) => running.url);
+    const gateway = await up('gateway', startGateway(loaded, options), (running) => running.url);
     return { authorizationServer, apis, mcpServer, gateway, close: closeAll };
   } catch (error) {
     await closeAll();
