@@ -429,6 +429,69 @@ describe('dynamic client registration rate limit', () => {
   });
 });
 
+describe('token endpoint rate limit', () => {
+  test('guessing at the token endpoint is bounded per address: 429 with Retry-After, nothing checked', async () => {
+    const as = await startTestAuthorizationServer({ tokenEndpointRateLimit: { max: 3, windowSeconds: 60 } });
+    try {
+      const guess = () =>
+        fetch(`${as.issuer}/token`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            authorization: basic('gatehouse-gateway', 'a-wrong-secret-guessed-by-an-attacker'),
+          },
+          body: new URLSearchParams({ grant_type: 'client_credentials' }),
+        });
+      for (let i = 0; i < 3; i += 1) assert.equal((await guess()).status, 401, 'a wrong secret is refused');
+      const limited = await guess();
+      assert.equal(limited.status, 429);
+      assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+      assert.equal(((await limited.json()) as Json).error, 'temporarily_unavailable');
+      assert.equal(as.audit('token').filter((r) => r.outcome === 'denied').length, 1);
+    } finally {
+      await as.close();
+    }
+  });
+});
+
+describe('client use is recorded', () => {
+  test('issuing a token stamps the client as used, so housekeeping keeps active clients', async () => {
+    const as = await startTestAuthorizationServer();
+    try {
+      const { body } = await register(as.issuer);
+      const clientId = String(body.client_id);
+      const lastUsed = () => {
+        const db = new DatabaseSync(join(as.dataDir, DATABASE_FILE), { readOnly: true });
+        try {
+          const row = db
+            .prepare("SELECT last_used_at FROM oidc_models WHERE model = 'Client' AND id = ?")
+            .get(clientId) as { last_used_at: number | null };
+          return row.last_used_at;
+        } finally {
+          db.close();
+        }
+      };
+      assert.equal(lastUsed(), null, 'not used yet');
+      const result = await authorize({
+        issuer: as.issuer,
+        clientId,
+        redirectUri: REDIRECT,
+        scope: 'stocks:read',
+      });
+      const token = await redeemCode(as.issuer, {
+        code: result.callback.searchParams.get('code')!,
+        verifier: result.verifier,
+        redirectUri: REDIRECT,
+        clientId,
+      });
+      assert.equal(token.status, 200);
+      assert.ok(Number(lastUsed()) > Date.now() - 60_000, 'last_used_at set by the token endpoint');
+    } finally {
+      await as.close();
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------
 // Registration management (RFC 7592) and CORS for browser-based clients
 // ---------------------------------------------------------------------------------------------------
