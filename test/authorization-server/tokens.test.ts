@@ -20,6 +20,7 @@ import {
   jwtVerify,
   SignJWT,
 } from 'jose';
+import { parseConfig } from '../../src/shared/config/load.ts';
 import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
@@ -814,36 +815,8 @@ describe('client credentials for workloads', () => {
       remember(BATCH_SECRET, basic('batch-job', BATCH_SECRET));
       batch = await startServer({
         clients: [
-          {
-            clientId: GATEWAY,
-            name: 'Gatehouse gateway',
-            role: 'gateway',
-            authMethod: 'client_secret_basic',
-            secret: 'file:secrets/gatehouse-gateway.secret',
-            generateKeys: false,
-            redirectUris: [],
-            scopes: [],
-          },
-          {
-            clientId: MCP_SERVER,
-            name: 'Gatehouse MCP server',
-            role: 'mcp-server',
-            authMethod: 'client_secret_basic',
-            secret: 'file:secrets/gatehouse-mcp-server.secret',
-            generateKeys: false,
-            redirectUris: [],
-            scopes: [],
-          },
-          {
-            clientId: WORKLOAD,
-            name: 'Example workload agent',
-            role: 'workload',
-            authMethod: 'private_key_jwt',
-            jwksFile: 'secrets/example-workload.jwks.json',
-            generateKeys: true,
-            redirectUris: [],
-            scopes: ['stocks:read'],
-          },
+          // The override replaces the list, so the default clients come first.
+          ...parseConfig({}).authorizationServer.clients,
           {
             clientId: 'batch-job',
             name: 'Batch',
