@@ -16,6 +16,7 @@ import Provider, {
 } from 'oidc-provider';
 import type { AuthorizationServerConfig } from '../shared/config/schema.ts';
 import type { Logger } from '../shared/logging.ts';
+import { clientAssertionHook } from './clients/client-assertion-policy.ts';
 import type { ClientClassifier } from './clients/client-classification.ts';
 import { redirectUriMatches } from './clients/loopback-redirect.ts';
 import { applyClientPolicy, type ClientPolicy, ClientPolicyError } from './clients/registration-policy.ts';
@@ -112,6 +113,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
       names: { session: '_gh_session', interaction: '_gh_interaction', resume: '_gh_resume' },
     },
     clockTolerance: DEFAULT_CLOCK_TOLERANCE_SECONDS,
+    assertJwtClientAuthClaimsAndHeader: clientAssertionHook({
+      maxLifetimeSeconds: config.clientAssertions.maxLifetimeSeconds,
+      clockToleranceSeconds: DEFAULT_CLOCK_TOLERANCE_SECONDS,
+    }) as Configuration['assertJwtClientAuthClaimsAndHeader'],
     routes: ROUTES,
     scopes,
     claims: { openid: ['sub'] },

@@ -17,6 +17,7 @@ import {
 import { classifyClientIdUrl } from './clients/client-trust-policy.ts';
 import { withMetadataDocumentClients } from './clients/metadata-document-clients.ts';
 import { prepareClients } from './clients/static-clients.ts';
+import { pinToIssuerOrigin } from './http/issuer-origin.ts';
 import {
   defaultScope,
   oauthMetadataAlias,
@@ -192,7 +193,11 @@ export async function startAuthorizationServer(
       accounts,
       logger,
     });
-    provider.proxy = config.trustProxy;
+    // Koa reads the scheme from X-Forwarded-Proto and the address from X-Forwarded-For; both are set
+    // or cleaned by pinToIssuerOrigin before a request reaches it (http/issuer-origin.ts).
+    provider.proxy = true;
+    provider.maxIpsCount = 1;
+    const pinOrigin = pinToIssuerOrigin({ issuer, trustProxy: config.trustProxy });
 
     const publicKeys = keys.signingKeys.map(publicJwk);
     // A subject that signed in as a user (it has an account) but is no longer approved.
@@ -263,7 +268,11 @@ export async function startAuthorizationServer(
       onError: (error) => logger.error('housekeeping failed', { error: (error as Error).message }),
     });
 
-    server.on('request', provider.callback());
+    const callback = provider.callback();
+    server.on('request', (req, res) => {
+      pinOrigin(req);
+      return callback(req, res);
+    });
     logger.info('authorization server listening', { issuer, address: `${config.listen.host}:${port}` });
     if (mailer.devInbox)
       logger.warn('development inbox enabled (no SMTP configured)', { url: `${issuer}/dev/inbox` });

@@ -94,7 +94,10 @@ const rateLimit = z.strictObject({ max: z.number().int().positive(), windowSecon
 const authorizationServerBase = z.strictObject({
   issuer: httpUrl.default('http://localhost:9000'),
   listen: listen.default({ host: '127.0.0.1' }),
-  /** Trust X-Forwarded-* from a reverse proxy in front (for https deployments). */
+  /**
+   * Behind a reverse proxy: take the client address from the last X-Forwarded-For entry (rate limits,
+   * audit). URLs never come from the request, proxy or not: they derive from `issuer`.
+   */
   trustProxy: z.boolean().default(false),
   resources: z
     .strictObject({
@@ -242,6 +245,12 @@ const authorizationServerBase = z.strictObject({
     })
     .prefault({}),
   tokenEndpointRateLimit: rateLimit.default({ max: 600, windowSeconds: 60 }),
+  clientAssertions: z
+    .strictObject({
+      /** Longest validity of a private_key_jwt assertion (RFC 7523 §3): its exp - iat, and exp - now. */
+      maxLifetimeSeconds: seconds.max(3600).default(300),
+    })
+    .prefault({}),
   sessionTtlSeconds: seconds.default(8 * 3600),
 });
 
