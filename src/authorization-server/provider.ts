@@ -18,7 +18,7 @@ import type { AuthorizationServerConfig } from '../shared/config/schema.ts';
 import type { Logger } from '../shared/logging.ts';
 import { clientAssertionHook } from './clients/client-assertion-policy.ts';
 import type { ClientClassifier } from './clients/client-classification.ts';
-import { redirectUriMatches } from './clients/loopback-redirect.ts';
+import { isImpersonableRedirectUri, redirectUriMatches } from './clients/loopback-redirect.ts';
 import { applyClientPolicy, type ClientPolicy, ClientPolicyError } from './clients/registration-policy.ts';
 import type { PreparedClient } from './clients/static-clients.ts';
 import { CONTENT_SECURITY_POLICY } from './interactions/views/html.ts';
@@ -69,10 +69,18 @@ export function userClaims(deps: Pick<ProviderDependencies, 'accounts' | 'approv
 }
 
 /**
- * The library's prompts, with one change: oidc-provider asks native clients for consent on every
- * request. RFC 8252 §8.6 asks for user *interaction* before serving a native app; a sign-in during
- * the same request is that interaction, so remembered consent is honoured then. With only an
- * existing browser session, native clients still see the consent page.
+ * The library's prompts, with one change to when consent is asked again.
+ *
+ * A public client proves nothing at the token endpoint: whoever holds a code and its PKCE verifier
+ * redeems it. When its redirect URI is on loopback (any port matches, RFC 8252 §7.3) or a private-use
+ * scheme, any other program on the user's machine can send an authorization request with the same
+ * client_id, its own port and its own PKCE pair, and receive the code. So for such a client a
+ * remembered consent is never enough: the user must answer a page in this very request (RFC 8252
+ * §8.6). A sign-in during the request is that interaction (the page names the client); with only an
+ * existing browser session, the consent page is shown again, whatever the `application_type`.
+ * oidc-provider's own rule asked only `native` clients, and web clients (which SDK v1 registers)
+ * slipped through. Confidential clients authenticate at the token endpoint, so a stolen code is
+ * useless to another program; their remembered consent is honoured.
  */
 function interactionPrompts() {
   const prompts = interactionPolicy.base();
@@ -81,12 +89,20 @@ function interactionPrompts() {
   consent.checks.add(
     new interactionPolicy.Check(
       'native_client_prompt',
-      'native clients require End-User interaction',
+      'clients that any local program can impersonate require End-User interaction',
       'interaction_required',
       (ctx) => {
         const { oidc } = ctx;
         const interacted = Boolean(oidc.result?.consent || oidc.result?.login);
-        return oidc.client!.applicationType === 'native' && !interacted
+        if (interacted) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        const client = oidc.client!;
+        const redirectUris = (client as unknown as { redirectUris?: string[] }).redirectUris ?? [];
+        const redirectUri =
+          typeof oidc.params?.redirect_uri === 'string' ? oidc.params.redirect_uri : undefined;
+        const impersonable =
+          client.clientAuthMethod === 'none' &&
+          (redirectUri ? [redirectUri] : redirectUris).some(isImpersonableRedirectUri);
+        return client.applicationType === 'native' || impersonable
           ? interactionPolicy.Check.REQUEST_PROMPT
           : interactionPolicy.Check.NO_NEED_TO_PROMPT;
       },

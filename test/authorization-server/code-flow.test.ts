@@ -281,6 +281,66 @@ describe('authorization code flow', () => {
     assert.ok(as.audit('consent').some((r) => r.outcome === 'success' && r.client_id === id));
   });
 
+  test('a public loopback client never gets a code for another local program without a page (defect 1)', async () => {
+    // A web client (what SDK v1 registers) with a port-less loopback redirect URI, consented to once.
+    const web = await register(as.issuer, { client_name: 'Web agent', application_type: 'web' });
+    const id = String(web.body.client_id);
+    const first = await authorize({
+      issuer: as.issuer,
+      clientId: id,
+      redirectUri: 'http://127.0.0.1:5001/callback',
+      scope: 'stocks:read',
+    });
+    assert.deepEqual(first.pages, ['email', 'code', 'consent']);
+    // Another program: same client_id, its own port and PKCE pair, the user's browser session.
+    const intruder = await authorize({
+      issuer: as.issuer,
+      clientId: id,
+      redirectUri: 'http://127.0.0.1:6002/callback',
+      scope: 'stocks:read',
+      browser: first.browser,
+      consent: 'deny',
+    });
+    assert.deepEqual(intruder.pages, ['consent'], 'the user is asked, not skipped');
+    assert.equal(intruder.callback.searchParams.get('code'), null);
+    assert.equal(intruder.callback.searchParams.get('error'), 'access_denied');
+    // Answered, it works: the page is the protection, not a refusal of the client.
+    const allowed = await authorize({
+      issuer: as.issuer,
+      clientId: id,
+      redirectUri: 'http://127.0.0.1:6003/callback',
+      scope: 'stocks:read',
+      browser: first.browser,
+    });
+    assert.deepEqual(allowed.pages, ['consent']);
+    assert.ok(allowed.callback.searchParams.get('code'));
+  });
+
+  test('a confidential loopback client keeps its remembered consent', async () => {
+    const confidential = await register(as.issuer, {
+      client_name: 'Confidential agent',
+      application_type: 'web',
+      token_endpoint_auth_method: 'client_secret_basic',
+    });
+    const id = String(confidential.body.client_id);
+    const first = await authorize({
+      issuer: as.issuer,
+      clientId: id,
+      redirectUri: REDIRECT,
+      scope: 'stocks:read',
+    });
+    assert.deepEqual(first.pages, ['email', 'code', 'consent']);
+    const again = await authorize({
+      issuer: as.issuer,
+      clientId: id,
+      redirectUri: 'http://127.0.0.1:6004/callback',
+      scope: 'stocks:read',
+      browser: first.browser,
+    });
+    assert.deepEqual(again.pages, [], 'a stolen code is useless without the client secret');
+    assert.ok(again.callback.searchParams.get('code'));
+  });
+
   test('denying consent returns access_denied with state and iss', async () => {
     const other = await register(as.issuer, { client_name: 'Denied agent' });
     const result = await authorize({

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isLoopbackRedirectUri, redirectUriMatches } from './loopback-redirect.ts';
+import { isImpersonableRedirectUri, isLoopbackRedirectUri, redirectUriMatches } from './loopback-redirect.ts';
 
 test('exact match for non-loopback redirect URIs', () => {
   const registered = ['https://app.example.com/callback'];
@@ -33,4 +33,13 @@ test('isLoopbackRedirectUri', () => {
   assert.equal(isLoopbackRedirectUri('http://127.0.0.2/x'), false);
   assert.equal(isLoopbackRedirectUri('https://localhost/x'), false);
   assert.equal(isLoopbackRedirectUri('not a url'), false);
+});
+
+test('isImpersonableRedirectUri: loopback and private-use schemes, not https or remote http', () => {
+  assert.equal(isImpersonableRedirectUri('http://127.0.0.1:5000/callback'), true);
+  assert.equal(isImpersonableRedirectUri('http://localhost/callback'), true);
+  assert.equal(isImpersonableRedirectUri('com.example.app:/oauth'), true);
+  assert.equal(isImpersonableRedirectUri('https://app.example.com/callback'), false);
+  assert.equal(isImpersonableRedirectUri('https://localhost/callback'), false);
+  assert.equal(isImpersonableRedirectUri('not a url'), false);
 });

@@ -28,3 +28,13 @@ export function redirectUriMatches(requested: string, registered: readonly strin
   if (requestedBase === undefined) return false;
   return registered.some((uri) => withoutLoopbackPort(uri) === requestedBase);
 }
+
+/**
+ * True for a redirect URI that another program on the user's machine could also listen on: a
+ * loopback URI (any port matches) or a private-use scheme (any app may claim it, RFC 8252 §8.6).
+ */
+export function isImpersonableRedirectUri(uri: string): boolean {
+  if (isLoopbackRedirectUri(uri)) return true;
+  const parsed = URL.parse(uri);
+  return parsed !== null && parsed.protocol !== 'https:' && parsed.protocol !== 'http:';
+}
