@@ -1010,13 +1010,34 @@ describe('refresh tokens (rotation with reuse detection)', () => {
     });
   });
 
+  describe('with a 1-second grace window', () => {
+    let brief: TestAuthorizationServer;
+    before(async () => {
+      brief = await startServer(refreshPolicy(1));
+    });
+
+    test('the window counts from the first use: a reuse after it revokes the family (defect 8)', async () => {
+      const { clientId, token, gateway: gw } = await setUp(brief);
+      assert.ok(token.refreshToken);
+      const first = await refresh(brief, clientId, token.refreshToken);
+      assert.equal(first.status, 200, first.text);
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      const late = await refresh(brief, clientId, token.refreshToken);
+      assert.equal(late.status, 400, late.text);
+      assert.equal(late.json.error, 'invalid_grant');
+      assert.deepEqual((await introspect(brief, String(first.json.access_token), gw)).json, {
+        active: false,
+      });
+    });
+  });
+
   describe('with a 10-second grace window', () => {
     let lenient: TestAuthorizationServer;
     before(async () => {
       lenient = await startServer(refreshPolicy(10));
     });
 
-    test('two refreshes with the same token both succeed and the grant survives', async () => {
+    test('two concurrent refreshes with the same token both succeed and the grant survives', async () => {
       const { clientId, token, gateway: gw } = await setUp(lenient);
       assert.ok(token.refreshToken);
       const [one, two] = await Promise.all([
@@ -1025,15 +1046,34 @@ describe('refresh tokens (rotation with reuse detection)', () => {
       ]);
       assert.equal(one.status, 200, one.text);
       assert.equal(two.status, 200, two.text);
-      const third = await refresh(lenient, clientId, token.refreshToken);
-      assert.equal(third.status, 200, third.text);
-      for (const response of [one, two, third]) {
+      for (const response of [one, two]) {
         assert.notEqual(response.json.refresh_token, token.refreshToken);
         assert.equal((await introspect(lenient, String(response.json.access_token), gw)).json.active, true);
       }
-      // The newest refresh token keeps working.
-      const next = await refresh(lenient, clientId, String(third.json.refresh_token));
+      // The newest refresh tokens keep working.
+      const next = await refresh(lenient, clientId, String(two.json.refresh_token));
       assert.equal(next.status, 200, next.text);
+    });
+
+    test('a rotated token works once more inside the window, and a third use revokes the family (defect 8)', async () => {
+      const { clientId, token, gateway: gw } = await setUp(lenient);
+      assert.ok(token.refreshToken);
+      const first = await refresh(lenient, clientId, token.refreshToken);
+      assert.equal(first.status, 200, first.text);
+      const grace = await refresh(lenient, clientId, token.refreshToken);
+      assert.equal(grace.status, 200, 'one more use inside the window');
+      const third = await refresh(lenient, clientId, token.refreshToken);
+      assert.equal(third.status, 400, third.text);
+      assert.equal(third.json.error, 'invalid_grant');
+      assert.equal(third.json.access_token, undefined);
+      // Reuse past the one grace use is theft: every token of the grant is gone.
+      for (const issued of [first, grace]) {
+        assert.deepEqual((await introspect(lenient, String(issued.json.access_token), gw)).json, {
+          active: false,
+        });
+        const later = await refresh(lenient, clientId, String(issued.json.refresh_token));
+        assert.equal(later.status, 400, later.text);
+      }
     });
 
     test("revoking a refresh token revokes the grant's access tokens", async () => {
