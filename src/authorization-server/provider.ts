@@ -44,6 +44,8 @@ export interface ProviderDependencies {
   adapter: (model: string) => Adapter;
   signingKeys: JWK[];
   cookieKeys: string[];
+  /** 32 bytes that key the DPoP nonces (RFC 9449 §8); derived from the cookie keys, so stable. */
+  dpopNonceSecret: Buffer;
   clients: PreparedClient[];
   classifier: ClientClassifier;
   resources: ResourceRegistry;
@@ -255,6 +257,14 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     features: {
       devInteractions: { enabled: false },
+      // RFC 9449: a token request with a DPoP proof gets a token bound to its key (code, refresh and
+      // client credentials); `dpop_bound_access_tokens` clients must send one (config `dpop`).
+      dPoP: {
+        enabled: true,
+        nonceSecret: deps.dpopNonceSecret,
+        requireNonce: () => config.dpop.requireNonce,
+        allowReplay: false,
+      },
       rpInitiatedLogout: { enabled: false },
       userinfo: { enabled: false },
       clientCredentials: { enabled: true },

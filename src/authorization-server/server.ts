@@ -20,6 +20,7 @@ import { prepareClients } from './clients/static-clients.ts';
 import { pinToIssuerOrigin } from './http/issuer-origin.ts';
 import {
   defaultScope,
+  dpopRequiredError,
   oauthMetadataAlias,
   rateLimited,
   registrationCors,
@@ -102,7 +103,9 @@ export async function startAuthorizationServer(
   try {
     const keys = await loadOrCreateKeys(loaded.dataDir);
     const resources = createResourceRegistry(config);
-    const clients = await prepareClients(config.clients, loaded.dataDir);
+    const clients = await prepareClients(config.clients, loaded.dataDir, {
+      dpopRequired: config.dpop.preRegistered === 'required',
+    });
     const cimd = config.clientIdMetadataDocuments;
     const isDocumentUrl = (clientId: string) =>
       cimd.enabled && isClientIdMetadataDocumentUrl(clientId, { allowLoopbackHttp: cimd.allowLoopbackHttp });
@@ -123,6 +126,10 @@ export async function startAuthorizationServer(
     const clientPolicy = {
       allowedScopes: new Set(['openid', ...resources.mcp.scopes.keys()]),
       allowRefreshTokens: config.refreshTokens.enabled && config.dynamicRegistration.allowRefreshTokens,
+      dpopRequired: {
+        dcr: config.dpop.dynamic === 'required',
+        cimd: config.dpop.metadataDocument === 'required',
+      },
     };
     const storeAdapter =
       options.storage === 'memory'
@@ -186,6 +193,7 @@ export async function startAuthorizationServer(
       adapter,
       signingKeys: keys.signingKeys,
       cookieKeys: keys.cookieKeys,
+      dpopNonceSecret: derivedKey('gatehouse dpop nonces'),
       clients,
       classifier,
       resources,
@@ -234,6 +242,7 @@ export async function startAuthorizationServer(
     );
     provider.use(defaultScope(ROUTES.authorization, resources.mcp.baseScopes));
     provider.use(unauthorizedClientGrant(ROUTES.token));
+    provider.use(dpopRequiredError(ROUTES.token));
     provider.use(phantomTokenMiddleware(ROUTES.introspection, resources, sign));
     provider.use(removedUsersInactive(ROUTES.introspection, isRemovedUser));
     provider.use(

@@ -22,6 +22,8 @@ export interface ClientPolicy {
   /** Scopes a self-registered client may hold: the MCP server's. */
   allowedScopes: ReadonlySet<string>;
   allowRefreshTokens: boolean;
+  /** Self-registered clients of these sources must prove possession (DPoP, RFC 9449 §5.2). */
+  dpopRequired?: { dcr: boolean; cimd: boolean };
 }
 
 /** Schemes that can run code or read local data in a browser: never a redirect target. */
@@ -125,6 +127,16 @@ export function applyClientPolicy(
     throw new ClientPolicyError('invalid_client_metadata', 'response_types must be ["code"]');
   }
   metadata.response_types = ['code'];
+
+  // RFC 9449 §5.2: where the policy requires DPoP, the client is registered as DPoP-bound whatever it
+  // asked; elsewhere a client may still ask for it itself.
+  if (policy.dpopRequired?.[source]) metadata.dpop_bound_access_tokens = true;
+  else if (
+    metadata.dpop_bound_access_tokens !== undefined &&
+    typeof metadata.dpop_bound_access_tokens !== 'boolean'
+  ) {
+    throw new ClientPolicyError('invalid_client_metadata', 'dpop_bound_access_tokens must be a boolean');
+  }
 
   // RFC 7591 §2 makes a registered `scope` a ceiling, and MCP clients register with the scope of
   // their first request; step-up (SEP-2350) would then be refused. The ceiling is set to the MCP

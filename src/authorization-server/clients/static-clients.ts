@@ -64,9 +64,13 @@ const GRANTS_BY_ROLE: Record<PreRegisteredClientConfig['role'], string[]> = {
   agent: ['authorization_code'],
 };
 
+/** Roles whose tokens DPoP can bind: internal services (gateway, MCP server) never hold tokens. */
+const TOKEN_HOLDING_ROLES = new Set<PreRegisteredClientConfig['role']>(['agent', 'workload']);
+
 export async function prepareClients(
   clients: PreRegisteredClientConfig[],
   dataDir: string,
+  options: { dpopRequired?: boolean } = {},
 ): Promise<PreparedClient[]> {
   const prepared: PreparedClient[] = [];
   for (const client of clients) {
@@ -78,6 +82,10 @@ export async function prepareClients(
       redirect_uris: client.redirectUris,
       token_endpoint_auth_method: client.authMethod,
       ...(client.scopes.length > 0 ? { scope: client.scopes.join(' ') } : {}),
+      // RFC 9449 §5.2: token requests without a DPoP proof are refused for this client.
+      ...(options.dpopRequired && TOKEN_HOLDING_ROLES.has(client.role)
+        ? { dpop_bound_access_tokens: true }
+        : {}),
     };
     let privateKeyFile: string | undefined;
     if (client.authMethod === 'client_secret_basic') {

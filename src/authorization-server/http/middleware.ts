@@ -112,3 +112,25 @@ export function defaultScope(authorizationPath: string, baseScopes: string[]): M
     return next();
   };
 }
+
+/**
+ * RFC 9449 §5.2: a client registered with `dpop_bound_access_tokens` must send a DPoP proof with
+ * every token request. oidc-provider refuses one without it as `invalid_grant` with its generic
+ * description, which tells the client nothing; this says what is missing (`invalid_request`, RFC 6749
+ * §5.2: a required parameter, the proof, is absent).
+ */
+export function dpopRequiredError(tokenPath: string): Middleware {
+  return async (ctx, next) => {
+    await next();
+    if (ctx.path !== tokenPath || ctx.status !== 400 || ctx.get('dpop')) return;
+    const body = ctx.body as { error?: string } | undefined;
+    const client = (ctx as { oidc?: { client?: { dpopBoundAccessTokens?: boolean } } }).oidc?.client;
+    if (body?.error === 'invalid_grant' && client?.dpopBoundAccessTokens === true) {
+      ctx.body = {
+        error: 'invalid_request',
+        error_description:
+          'this client must prove possession of a key: send a DPoP proof (RFC 9449) with every token request',
+      };
+    }
+  };
+}

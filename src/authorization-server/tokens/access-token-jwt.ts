@@ -21,8 +21,11 @@ export interface AccessTokenClaims extends JWTPayload {
 export type AccessTokenSigner = (claims: AccessTokenClaims) => Promise<string>;
 
 /** Reserved claims a caller's extra claims must never overwrite. */
-// `grant_id` ties a phantom token to its grant for token exchange; it never travels further.
+// `grant_id` ties a phantom token to its grant for token exchange; it never travels further. `cnf`
+// (RFC 7800) binds the agent's token to its DPoP key at the gateway; the inner hops are the gateway's
+// and the MCP server's own business, so it never enters a phantom or exchanged token (design §3).
 const RESERVED = new Set([
+  'cnf',
   'iss',
   'sub',
   'aud',

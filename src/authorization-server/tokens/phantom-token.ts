@@ -11,6 +11,9 @@ import type { Middleware } from 'koa';
 import type { ResourceRegistry } from '../resources.ts';
 import { type AccessTokenSigner, extraClaims } from './access-token-jwt.ts';
 
+/** Response header of a phantom-token introspection naming the DPoP key thumbprint of a bound token. */
+export const DPOP_JKT_HEADER = 'gatehouse-dpop-jkt';
+
 /** True when the client asked for a bare JWT (not the RFC 9701 `token-introspection+jwt` envelope). */
 function wantsPhantomToken(accept: string | undefined): boolean {
   if (!accept) return false;
@@ -56,6 +59,10 @@ export function phantomTokenMiddleware(
     });
     ctx.type = 'application/jwt';
     ctx.set('cache-control', 'no-store');
+    // A DPoP-bound token (RFC 9449 §6.2): the gateway must see the key it is bound to, to check proofs
+    // and refuse it as a plain Bearer token. It travels beside the phantom token, never inside it.
+    const jkt = (body.cnf as { jkt?: unknown } | undefined)?.jkt;
+    if (typeof jkt === 'string') ctx.set(DPOP_JKT_HEADER, jkt);
   };
 }
 

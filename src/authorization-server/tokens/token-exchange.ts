@@ -96,6 +96,13 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
     if (!token || token.isExpired || !audiences.some((aud) => deps.resources.isMcpResource(aud))) {
       throw new errors.InvalidGrant('subject_token is invalid, expired or not meant for the MCP server');
     }
+    // A DPoP-bound token is never accepted as a plain bearer credential (RFC 9449 §7.2); the MCP
+    // server exchanges the phantom token, which carries no binding, never the agent's own token.
+    if (token.isSenderConstrained()) {
+      throw new errors.InvalidGrant(
+        'subject_token is sender-constrained and cannot be exchanged as a bearer token',
+      );
+    }
     const grantId = 'grantId' in token ? (token.grantId as string | undefined) : undefined;
     if (grantId && !(await provider.Grant.find(grantId))) {
       throw new errors.InvalidGrant('subject_token has been revoked');

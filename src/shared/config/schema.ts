@@ -245,6 +245,20 @@ const authorizationServerBase = z.strictObject({
     })
     .prefault({}),
   tokenEndpointRateLimit: rateLimit.default({ max: 600, windowSeconds: 60 }),
+  /**
+   * DPoP (RFC 9449) per client class: `optional` binds a token when the request carries a proof,
+   * `required` refuses token requests without one (the client's `dpop_bound_access_tokens`).
+   * `preRegistered` covers clients of role agent and workload (internal services never hold tokens).
+   */
+  dpop: z
+    .strictObject({
+      preRegistered: z.enum(['optional', 'required']).default('optional'),
+      metadataDocument: z.enum(['optional', 'required']).default('optional'),
+      dynamic: z.enum(['optional', 'required']).default('optional'),
+      /** Proofs at the token endpoint must carry a server nonce (RFC 9449 §8). */
+      requireNonce: z.boolean().default(false),
+    })
+    .prefault({}),
   clientAssertions: z
     .strictObject({
       /** Longest validity of a private_key_jwt assertion (RFC 7523 §3): its exp - iat, and exp - now. */
