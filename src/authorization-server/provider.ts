@@ -25,6 +25,7 @@ import { CONTENT_SECURITY_POLICY } from './interactions/views/html.ts';
 import { messagePage } from './interactions/views/message-page.ts';
 import type { Accounts } from './login/accounts.ts';
 import type { ApprovedUsers } from './login/approved-users.ts';
+import { createProviderFetch, PROVIDER_FETCH_MAX_BYTES } from './outbound/provider-fetch.ts';
 import type { ResourceRegistry } from './resources.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './store/sqlite-store.ts';
 
@@ -131,6 +132,13 @@ export function createProvider(deps: ProviderDependencies): Provider {
       names: { session: '_gh_session', interaction: '_gh_interaction', resume: '_gh_resume' },
     },
     clockTolerance: DEFAULT_CLOCK_TOLERANCE_SECONDS,
+    // Every fetch for a client (jwks_uri, sector_identifier_uri) is vetted before it connects (design §3).
+    fetch: createProviderFetch({
+      allowLoopback: config.clientIdMetadataDocuments.allowLoopbackHttp,
+      timeoutMs: config.clientIdMetadataDocuments.timeoutMs,
+      maxBytes: PROVIDER_FETCH_MAX_BYTES,
+      logger: deps.logger.child({ part: 'outbound-fetch' }),
+    }) as unknown as Configuration['fetch'],
     assertJwtClientAuthClaimsAndHeader: clientAssertionHook({
       maxLifetimeSeconds: config.clientAssertions.maxLifetimeSeconds,
       clockToleranceSeconds: DEFAULT_CLOCK_TOLERANCE_SECONDS,

@@ -126,6 +126,7 @@ export async function startAuthorizationServer(
     const clientPolicy = {
       allowedScopes: new Set(['openid', ...resources.mcp.scopes.keys()]),
       allowRefreshTokens: config.refreshTokens.enabled && config.dynamicRegistration.allowRefreshTokens,
+      allowLoopbackHttp: cimd.allowLoopbackHttp,
       dpopRequired: {
         dcr: config.dpop.dynamic === 'required',
         cimd: config.dpop.metadataDocument === 'required',

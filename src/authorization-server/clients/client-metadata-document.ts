@@ -6,25 +6,24 @@
  * (RFC 7591, Section 2) or throws a ClientMetadataDocumentError carrying an OAuth error code.
  *
  * Security properties, each enforced here rather than left to callers:
- * - SSRF (Section 8.6): every address the host resolves to must be public unicast (see special-use-address.ts);
- *   the socket is then connected to exactly the vetted address, through a custom `lookup` handed to
- *   node:http/node:https, so DNS rebinding between the check and the connect is impossible. IP-literal hosts
- *   are vetted the same way, and the peer address of the connected socket is checked again.
- * - No redirects (Section 5): any status other than 200, 3xx included, is a failure; nothing is followed.
- * - Bounded work (Section 8.7): a hard deadline covers DNS, connect, TLS, headers and body; the body is capped
- *   both by Content-Length and while streaming.
+ * - SSRF (Section 8.6), no redirects (Section 5) and bounded work (Section 8.7): the document is fetched by the
+ *   server's one vetted transport (outbound/vetted-fetch.ts), which refuses special-use addresses before it
+ *   connects, pins the vetted address, follows no redirect and caps time and size; any status other than 200,
+ *   3xx included, is a failure.
  * - No shared secrets (Section 4.1) and exact client_id match (Sections 3 and 4).
  * - Document bodies are never logged, nor echoed in error descriptions.
  */
 
-import type { LookupAddress } from 'node:dns';
-import { lookup as dnsLookup } from 'node:dns/promises';
-import * as http from 'node:http';
-import * as https from 'node:https';
-import { isIP, type LookupFunction, type Socket } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { createLogger, type Logger } from '../../shared/logging.ts';
-import { isLoopbackAddress, isPublicAddress } from './special-use-address.ts';
+import {
+  type HostLookup,
+  OutboundRequestError,
+  systemLookup,
+  type VettedGet,
+  type VettedResponse,
+  vettedGet,
+} from '../outbound/vetted-fetch.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
@@ -131,202 +130,26 @@ export function isClientIdMetadataDocumentUrl(id: string, options: { allowLoopba
   return true;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Transport: pinned, SSRF-vetted HTTP GET
-// ---------------------------------------------------------------------------------------------------------------
-
-/** Resolves a host name to all of its addresses, like `dns.lookup(host, { all: true })`. */
-export type HostLookup = (hostname: string) => Promise<LookupAddress[]>;
-
-export interface MetadataDocumentResponse {
-  status: number;
-  /** Lower-case header names, as node:http delivers them. */
-  headers: Readonly<Record<string, string | string[] | undefined>>;
-  /** The body, only read for a 200 response (empty otherwise), never longer than `maxBytes`. */
-  body: Uint8Array;
+/** The transport's failure as this resolver's error: transport problems share one generic text. */
+function fromTransport(error: unknown, maxBytes: number): ClientMetadataDocumentError {
+  if (error instanceof ClientMetadataDocumentError) return error;
+  if (!(error instanceof OutboundRequestError)) return transportError('network');
+  switch (error.reason) {
+    case 'too_large':
+      return tooLarge(maxBytes);
+    case 'encoded':
+      return new ClientMetadataDocumentError(
+        'invalid_client',
+        'client metadata document must not be content-encoded',
+        'http_status',
+      );
+    case 'forbidden_address':
+    case 'timeout':
+      return transportError(error.reason);
+    default:
+      return transportError('network');
+  }
 }
-
-export interface MetadataDocumentFetchOptions {
-  maxBytes: number;
-  timeoutMs: number;
-  /** Development switch: loopback addresses count as acceptable peers. */
-  allowLoopback: boolean;
-  headers: Readonly<Record<string, string>>;
-  lookup: HostLookup;
-}
-
-/**
- * Performs one GET. It must not follow redirects, must honour the limits, and MUST do its own SSRF vetting:
- * a replacement for the default transport takes over that responsibility (Section 8.6).
- */
-export type MetadataDocumentFetcher = (
-  url: URL,
-  options: MetadataDocumentFetchOptions,
-) => Promise<MetadataDocumentResponse>;
-
-interface AddressPolicy {
-  allowLoopback: boolean;
-  /** Plain http is only ever allowed to a loopback peer: never send cleartext off the machine. */
-  loopbackOnly: boolean;
-}
-
-function isAcceptablePeer(address: string, policy: AddressPolicy): boolean {
-  if (policy.allowLoopback && isLoopbackAddress(address)) return true;
-  if (policy.loopbackOnly) return false;
-  return isPublicAddress(address);
-}
-
-const defaultLookup: HostLookup = (hostname) => dnsLookup(hostname, { all: true, order: 'verbatim' });
-
-/**
- * The default transport. Vetting happens inside the socket's `lookup` hook: the addresses it hands back to
- * node:net are the only ones the socket may connect to, so the check and the connection use the same answer.
- * Every address must pass, not just the first: otherwise a host publishing one public and one private address
- * could steer the connection (Happy Eyeballs tries several) to the private one.
- */
-const pinnedFetch: MetadataDocumentFetcher = (url, options) =>
-  new Promise<MetadataDocumentResponse>((resolve, reject) => {
-    const policy: AddressPolicy = {
-      allowLoopback: options.allowLoopback,
-      loopbackOnly: url.protocol === 'http:',
-    };
-    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-
-    // node:net skips `lookup` for IP literals, so those are vetted here, before any socket exists.
-    if (isIP(hostname) !== 0 && !isAcceptablePeer(hostname, policy)) {
-      reject(transportError('forbidden_address'));
-      return;
-    }
-
-    let settled = false;
-    let request: http.ClientRequest | undefined;
-    const finish = (outcome: { error: unknown } | { response: MetadataDocumentResponse }) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if ('error' in outcome) {
-        request?.destroy();
-        reject(outcome.error);
-      } else {
-        // Nothing more to read; also drops the connection instead of draining a non-200 body.
-        request?.destroy();
-        resolve(outcome.response);
-      }
-    };
-    const fail = (error: unknown) => finish({ error });
-
-    // One deadline for the whole exchange: a slow DNS answer, a peer that accepts and never answers, or one
-    // that trickles the body byte by byte all end here.
-    const timer = setTimeout(() => fail(transportError('timeout')), options.timeoutMs);
-
-    const lookup: LookupFunction = (host, lookupOptions, callback) => {
-      const wanted = lookupOptions.family === 4 || lookupOptions.family === 6 ? lookupOptions.family : 0;
-      const vet = (found: LookupAddress[]): LookupAddress[] | ClientMetadataDocumentError => {
-        const allAcceptable = found.every((a) => isAcceptablePeer(a.address, policy));
-        if (!allAcceptable) return transportError('forbidden_address');
-        const addresses = found.filter((a) => wanted === 0 || a.family === wanted);
-        return addresses.length === 0 ? transportError('network') : addresses;
-      };
-      options
-        .lookup(host)
-        .then(vet, () => transportError('network'))
-        .then((outcome) => {
-          if (outcome instanceof ClientMetadataDocumentError) {
-            // Settle with our own error first (node:net may wrap or replace it), then let the socket fail too.
-            fail(outcome);
-            callback(outcome as NodeJS.ErrnoException, '', 0);
-          } else if (lookupOptions.all) {
-            // Only vetted addresses are handed over: the socket cannot connect anywhere else.
-            callback(null, outcome);
-          } else {
-            callback(null, outcome[0]!.address, outcome[0]!.family);
-          }
-        });
-    };
-
-    const client = url.protocol === 'https:' ? https : http;
-    try {
-      request = client.request({
-        protocol: url.protocol,
-        hostname,
-        port: url.port === '' ? undefined : Number(url.port),
-        path: `${url.pathname}${url.search}`,
-        method: 'GET',
-        headers: { ...options.headers },
-        lookup,
-        // A fresh agent per request: no pooled keep-alive socket (possibly opened without vetting, or to a
-        // different address) can be reused.
-        agent: false,
-      });
-    } catch {
-      fail(transportError('network'));
-      return;
-    }
-
-    request.on('socket', (socket: Socket) => {
-      // Defence in depth: whatever path produced the connection, the peer must be acceptable.
-      socket.once('connect', () => {
-        const peer = socket.remoteAddress;
-        // No peer address means the connection is already gone (the peer hung up): fail closed either way.
-        if (peer === undefined) fail(transportError('network'));
-        else if (!isAcceptablePeer(peer, policy)) fail(transportError('forbidden_address'));
-      });
-    });
-
-    request.on('error', (error: NodeJS.ErrnoException) => {
-      fail(error instanceof ClientMetadataDocumentError ? error : transportError('network'));
-    });
-
-    request.on('response', (response) => {
-      const status = response.statusCode ?? 0;
-      if (status !== 200) {
-        // Section 5: only 200 is a document. A 3xx is not followed: we never look at Location.
-        finish({ response: { status, headers: response.headers, body: new Uint8Array() } });
-        return;
-      }
-
-      // Section 8.7: refuse early when the peer announces more than we will read.
-      const declared = response.headers['content-length'];
-      if (declared !== undefined && Number(declared) > options.maxBytes) {
-        fail(tooLarge(options.maxBytes));
-        return;
-      }
-      // We ask for identity encoding and do not decompress (decompressing would let a few kilobytes on the wire
-      // expand without bound), so an encoded body cannot be a document.
-      const encoding = response.headers['content-encoding'];
-      if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
-        fail(
-          new ClientMetadataDocumentError(
-            'invalid_client',
-            'client metadata document must not be content-encoded',
-            'http_status',
-          ),
-        );
-        return;
-      }
-
-      const chunks: Buffer[] = [];
-      let received = 0;
-      response.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-        // Section 8.7: the cap also holds without Content-Length (chunked or close-delimited bodies).
-        if (received > options.maxBytes) {
-          fail(tooLarge(options.maxBytes));
-          return;
-        }
-        chunks.push(chunk);
-      });
-      response.on('end', () => {
-        finish({ response: { status, headers: response.headers, body: Buffer.concat(chunks) } });
-      });
-      response.on('error', () => fail(transportError('network')));
-      response.on('close', () => {
-        if (!response.complete) fail(transportError('network'));
-      });
-    });
-
-    request.end();
-  });
 
 function tooLarge(maxBytes: number): ClientMetadataDocumentError {
   return new ClientMetadataDocumentError(
@@ -505,8 +328,8 @@ export interface ClientMetadataDocumentResolverOptions {
   /** How long a failure is remembered before the URL is fetched again; 0 disables. Default 60. */
   failureBackoffSeconds?: number;
   logger?: Logger;
-  /** Replaces the transport. It must do its own SSRF vetting; see MetadataDocumentFetcher. */
-  fetchImpl?: MetadataDocumentFetcher;
+  /** Replaces the transport. It must give every guarantee of outbound/vetted-fetch.ts. */
+  fetchImpl?: VettedGet;
   /** Replaces DNS resolution for the default transport (tests, custom resolvers). Its answers are still vetted. */
   lookup?: HostLookup;
 }
@@ -546,8 +369,8 @@ export function createClientMetadataDocumentResolver(
     throw new RangeError('failureBackoffSeconds must be a number >= 0');
   }
   const logger = options.logger ?? createLogger('client-metadata-document');
-  const fetchImpl = options.fetchImpl ?? pinnedFetch;
-  const lookup = options.lookup ?? defaultLookup;
+  const fetchImpl = options.fetchImpl ?? vettedGet;
+  const lookup = options.lookup ?? systemLookup;
 
   if (allowLoopbackHttp) {
     // Section 8.6: the loopback exception MUST NOT be applied in production deployments.
@@ -574,13 +397,18 @@ export function createClientMetadataDocumentResolver(
   const fetchAndValidate = async (
     clientId: string,
   ): Promise<{ document: Record<string, unknown>; ttl: number }> => {
-    const response = await fetchImpl(new URL(clientId), {
-      maxBytes,
-      timeoutMs,
-      allowLoopback: allowLoopbackHttp,
-      headers: { accept: 'application/json', 'accept-encoding': 'identity', 'user-agent': 'Gatehouse' },
-      lookup,
-    });
+    let response: VettedResponse;
+    try {
+      response = await fetchImpl(new URL(clientId), {
+        maxBytes,
+        timeoutMs,
+        allowLoopback: allowLoopbackHttp,
+        headers: { accept: 'application/json', 'accept-encoding': 'identity', 'user-agent': 'Gatehouse' },
+        lookup,
+      });
+    } catch (error) {
+      throw fromTransport(error, maxBytes);
+    }
     if (response.status !== 200) {
       const redirect = response.status >= 300 && response.status < 400 ? ' (redirects are not followed)' : '';
       throw new ClientMetadataDocumentError(

@@ -22,6 +22,8 @@ export interface ClientPolicy {
   /** Scopes a self-registered client may hold: the MCP server's. */
   allowedScopes: ReadonlySet<string>;
   allowRefreshTokens: boolean;
+  /** DEVELOPMENT ONLY (clientIdMetadataDocuments.allowLoopbackHttp): loopback http URLs in metadata. */
+  allowLoopbackHttp?: boolean;
   /** Self-registered clients of these sources must prove possession (DPoP, RFC 9449 §5.2). */
   dpopRequired?: { dcr: boolean; cimd: boolean };
 }
@@ -37,6 +39,36 @@ const FORBIDDEN_SCHEMES = new Set([
   'filesystem:',
 ]);
 const PUBLIC_AUTH_METHODS = new Set(['none', 'private_key_jwt']);
+
+/**
+ * Metadata URLs the server fetches (`jwks_uri`, `sector_identifier_uri`) or shows the user (logo,
+ * policy, terms): https only (RFC 7591 §5, RFC 8414 §6). An http `jwks_uri` would be fetched in
+ * cleartext, and is the usual first step of an SSRF probe.
+ */
+const WEB_URI_PROPERTIES = [
+  'jwks_uri',
+  'sector_identifier_uri',
+  'logo_uri',
+  'client_uri',
+  'policy_uri',
+  'tos_uri',
+  'initiate_login_uri',
+];
+
+export function checkWebUris(metadata: Record<string, unknown>, allowLoopbackHttp: boolean): void {
+  for (const property of WEB_URI_PROPERTIES) {
+    const value = metadata[property];
+    if (value === undefined) continue;
+    const url = typeof value === 'string' ? URL.parse(value) : null;
+    const ok =
+      url !== null &&
+      !url.username &&
+      !url.password &&
+      (url.protocol === 'https:' ||
+        (allowLoopbackHttp && url.protocol === 'http:' && isLoopbackRedirectUri(url.href)));
+    if (!ok) throw new ClientPolicyError('invalid_client_metadata', `${property} must be an https URL`);
+  }
+}
 const CONFIDENTIAL_AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
 
 /**
@@ -109,6 +141,7 @@ export function applyClientPolicy(
   metadata.token_endpoint_auth_method = method;
 
   checkRedirectUris(metadata.redirect_uris, metadata.application_type);
+  checkWebUris(metadata, policy.allowLoopbackHttp === true);
 
   // Authorization code only (OAuth 2.1); refresh tokens only where the policy allows them.
   const requestedGrants = Array.isArray(metadata.grant_types)
