@@ -15,7 +15,8 @@ import { close as closeServer, listen, sendJson } from '../shared/http.ts';
 import { SigningKeysUnavailableError } from '../shared/jwt.ts';
 import { createLogger } from '../shared/logging.ts';
 import { invalidTokenResponse, sendMissingTokenChallenge, sendWebResponse } from './challenges.ts';
-import { createMcpEndpoint } from './mcp-endpoint.ts';
+import { readJsonRpcBody } from './json-rpc-body.ts';
+import { createMcpEndpoint, MAX_REQUEST_BODY_BYTES } from './mcp-endpoint.ts';
 import {
   buildProtectedResourceMetadata,
   metadataPaths,
@@ -115,7 +116,13 @@ export async function startMcpServer(
       return;
     }
     (req as IncomingMessage & { auth?: AuthInfo }).auth = authInfo;
-    await endpoint.handle(req, res);
+    if (req.method !== 'POST') return endpoint.handle(req, res);
+    const read = await readJsonRpcBody(req, res, MAX_REQUEST_BODY_BYTES);
+    if (!read.ok) {
+      logger.info('mcp request refused', { reason: 'not a single JSON-RPC message' });
+      return;
+    }
+    await endpoint.handle(req, res, read.body);
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -605,6 +605,28 @@ describe('MCP server', () => {
     assert.doesNotMatch(invalidBody.error.message, /at .*:\d+/);
   });
 
+  test('a JSON-RPC batch is refused with one JSON-RPC error, and nothing in it runs (defect 5)', async () => {
+    const hitsBefore = upstream.hits.length;
+    const call = (id: number) => ({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: { name: 'get_stock', arguments: { symbol: 'ACME' } },
+    });
+    for (const batch of [Array.from({ length: 20 }, (_, i) => call(i + 1)), [call(1)], []]) {
+      const response = await rpc(endpoint, batch, {
+        authorization: `Bearer ${readToken}`,
+        'mcp-protocol-version': '2025-06-18',
+      });
+      assert.equal(response.status, 400);
+      const body = (await response.json()) as { id: unknown; error: { code: number; message: string } };
+      assert.equal(body.id, null);
+      assert.equal(body.error.code, -32600);
+      assert.match(body.error.message, /batches are not supported/);
+    }
+    assert.equal(upstream.hits.length, hitsBefore, 'no API call was made');
+  });
+
   test('one audit line per tool call: subject, client, tool, upstream status, duration; no token', () => {
     const records = logs
       .map((line) => JSON.parse(line) as Record<string, unknown>)
