@@ -4,6 +4,7 @@
  * needs.
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import ipaddr from 'ipaddr.js';
 
 /**
  * Fields that describe one connection, not the message (RFC 9110 §7.6.1, RFC 9112 §6.1, §7.4),
@@ -72,7 +73,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, trustProxy: boolean
 }
 
 /** Response headers an MCP client in a browser must be able to read (CORS, Fetch §3.2.5). */
-export const EXPOSED_HEADERS = 'WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version';
+export const EXPOSED_HEADERS = 'WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version, DPoP-Nonce';
 
 /**
  * Adds `Access-Control-Expose-Headers` when the request came from a browser (it has an `Origin`)
@@ -105,4 +106,27 @@ export function markInvalidToken(status: number, headers: OutgoingHttpHeaders): 
   }
   const params = challenge.replace(/^Bearer\s*/i, '');
   headers['www-authenticate'] = `Bearer error="invalid_token"${params ? `, ${params}` : ''}`;
+}
+
+/**
+ * The client's address, for limits: the socket's peer, or behind a trusted proxy the last
+ * X-Forwarded-For entry (the one that proxy appended; earlier entries are the client's to forge).
+ * An IPv6 client controls at least a /64, so it counts as one.
+ */
+export function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
+  const forwarded = trustProxy
+    ? String(req.headers['x-forwarded-for'] ?? '')
+        .split(',')
+        .pop()
+        ?.trim()
+    : undefined;
+  const raw = forwarded || req.socket.remoteAddress || '';
+  try {
+    const parsed = ipaddr.process(raw);
+    if (parsed.kind() === 'ipv6')
+      return `${Buffer.from(parsed.toByteArray().slice(0, 8)).toString('hex')}::/64`;
+    return parsed.toString();
+  } catch {
+    return raw;
+  }
 }

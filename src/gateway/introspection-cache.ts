@@ -1,26 +1,31 @@
 /**
  * The introspection cache: one introspection per token for a short while, instead of one per request.
  *
- * Trade-off between speed and revocation. RFC 7662 §4 lets a protected resource cache
- * introspection responses, and warns that a cached "active" answer outlives a revocation. Here an
- * entry lives for min(`gateway.introspectionCache.maxSeconds`, the token's remaining lifetime), so
- * a revoked token keeps working at the gateway for at most `maxSeconds` (default 30 s); never after
- * its own `exp`. Lower `maxSeconds` for faster revocation at the price of more introspection calls;
- * raise it for fewer calls. Inactive answers are cached for `maxSeconds` too (a token never becomes
- * active again), so a client repeating a dead token does not reach the authorization server each
- * time. Failures are never cached: the next request asks again.
+ * RFC 7662 §4 lets a protected resource cache introspection responses, and warns that a cached
+ * "active" answer outlives a revocation. Here an entry lives for min(`maxSeconds`, the token's
+ * remaining lifetime), and revocations announced by the authorization server remove entries at once
+ * (revocation-listener.ts): by token, by grant, by subject, or all of them. While that channel is
+ * down the lifetime is bounded further (`bound`), so the cache fails safe.
+ *
+ * Active and inactive answers live in two bounded caches, so a flood of distinct bogus tokens (each
+ * cached as inactive, so that a client repeating a dead token does not reach the authorization server
+ * each time) can never push valid tokens out. Failures are never cached.
  *
  * Entries are keyed by a SHA-256 hash of the token, never the token itself, so a heap dump or a
- * debugging aid listing keys reveals no usable token. The cache is bounded (least recently used
- * entries go first), and concurrent requests with the same uncached token share one introspection.
+ * debugging aid listing keys reveals no usable token. Concurrent requests with the same uncached token
+ * share one introspection, and an introspection that was under way while a revocation arrived is not
+ * cached (it may predate the revocation).
  */
 import { LRUCache } from 'lru-cache';
 import { tokenHash } from '../shared/jwt.ts';
-import type { Introspection } from './introspection-client.ts';
+import type { ActiveIntrospection, Introspection } from './introspection-client.ts';
 
 export interface IntrospectionCacheOptions {
   maxSeconds: number;
+  /** Bound on cached active tokens. */
   maxEntries: number;
+  /** Bound on cached inactive answers (defaults to maxEntries). */
+  inactiveMaxEntries?: number;
   /** Milliseconds since the epoch; tests pass a fake clock. */
   now?: () => number;
 }
@@ -40,6 +45,13 @@ export interface IntrospectionCache {
   keys(): string[];
   /** Milliseconds the entry for `token` has left, or 0 when there is none. */
   remainingMs(token: string): number;
+  /** Revocation: drops the entry of the token with this SHA-256 hash (base64url); the count dropped. */
+  dropToken(hash: string): number;
+  dropGrant(grantId: string): number;
+  dropSubject(sub: string): number;
+  clear(): void;
+  /** Caps entry lifetimes at `seconds` (while revocations cannot be heard); undefined lifts the cap. */
+  bound(seconds: number | undefined): void;
 }
 
 interface Entry {
@@ -54,18 +66,84 @@ export function cacheLifetimeMs(result: Introspection, nowMs: number, maxSeconds
   return result.active ? Math.min(max, result.exp * 1000 - nowMs) : max;
 }
 
+/** key sets per grant and per subject, so a revocation finds its entries without a scan. */
+class Index {
+  readonly #sets = new Map<string, Set<string>>();
+  add(name: string | undefined, key: string) {
+    if (!name) return;
+    let set = this.#sets.get(name);
+    if (!set) {
+      set = new Set();
+      this.#sets.set(name, set);
+    }
+    set.add(key);
+  }
+  remove(name: string | undefined, key: string) {
+    if (!name) return;
+    const set = this.#sets.get(name);
+    set?.delete(key);
+    if (set?.size === 0) this.#sets.delete(name);
+  }
+  take(name: string): string[] {
+    const keys = [...(this.#sets.get(name) ?? [])];
+    this.#sets.delete(name);
+    return keys;
+  }
+  clear() {
+    this.#sets.clear();
+  }
+}
+
 export function createIntrospectionCache(options: IntrospectionCacheOptions): IntrospectionCache {
   const now = options.now ?? Date.now;
-  const entries = new LRUCache<string, Entry>({ max: options.maxEntries });
+  const byGrant = new Index();
+  const bySubject = new Index();
+  const active = new LRUCache<string, Entry>({
+    max: options.maxEntries,
+    dispose: (entry, key) => {
+      const result = entry.result as ActiveIntrospection;
+      byGrant.remove(result.grantId, key);
+      bySubject.remove(result.sub, key);
+    },
+  });
+  const inactive = new LRUCache<string, Entry>({ max: options.inactiveMaxEntries ?? options.maxEntries });
   const inFlight = new Map<string, Promise<Introspection>>();
   let hits = 0;
+  let cap: number | undefined;
+  /** Bumped by every revocation: an introspection that straddles one is not cached. */
+  let generation = 0;
+
+  const maxSeconds = () => (cap === undefined ? options.maxSeconds : Math.min(cap, options.maxSeconds));
 
   const fresh = (key: string): Entry | undefined => {
-    const entry = entries.get(key);
-    if (!entry) return undefined;
-    if (entry.expiresAt > now()) return entry;
-    entries.delete(key);
+    for (const cache of [active, inactive]) {
+      const entry = cache.get(key);
+      if (!entry) continue;
+      if (entry.expiresAt > now()) return entry;
+      cache.delete(key);
+    }
     return undefined;
+  };
+
+  const store = (key: string, result: Introspection) => {
+    const lifetime = cacheLifetimeMs(result, now(), maxSeconds());
+    if (lifetime <= 0) return;
+    // lru-cache's own TTL evicts lapsed entries early; `expiresAt` is the rule that decides.
+    const entry = { result, expiresAt: now() + lifetime };
+    if (result.active) {
+      active.set(key, entry, { ttl: lifetime });
+      byGrant.add(result.grantId, key);
+      bySubject.add(result.sub, key);
+    } else {
+      inactive.set(key, entry, { ttl: lifetime });
+    }
+  };
+
+  const dropKeys = (keys: string[]) => {
+    generation += 1;
+    let dropped = 0;
+    for (const key of keys) if (active.delete(key)) dropped += 1;
+    return dropped;
   };
 
   return {
@@ -78,10 +156,9 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
       }
       const pending = inFlight.get(key);
       if (pending) return { result: await pending, source: 'shared' };
+      const started = generation;
       const request = introspect().then((result) => {
-        const lifetime = cacheLifetimeMs(result, now(), options.maxSeconds);
-        // lru-cache's own TTL evicts lapsed entries early; `expiresAt` is the rule that decides.
-        if (lifetime > 0) entries.set(key, { result, expiresAt: now() + lifetime }, { ttl: lifetime });
+        if (generation === started) store(key, result);
         return result;
       });
       inFlight.set(key, request);
@@ -92,15 +169,28 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
       }
     },
     get size() {
-      return entries.size;
+      return active.size + inactive.size;
     },
     get hits() {
       return hits;
     },
-    keys: () => [...entries.keys()],
+    keys: () => [...active.keys(), ...inactive.keys()],
     remainingMs(token) {
       const entry = fresh(tokenHash(token));
       return entry ? entry.expiresAt - now() : 0;
+    },
+    dropToken: (hash) => dropKeys([hash]),
+    dropGrant: (grantId) => dropKeys(byGrant.take(grantId)),
+    dropSubject: (sub) => dropKeys(bySubject.take(sub)),
+    clear() {
+      generation += 1;
+      active.clear();
+      inactive.clear();
+      byGrant.clear();
+      bySubject.clear();
+    },
+    bound(seconds) {
+      cap = seconds;
     },
   };
 }

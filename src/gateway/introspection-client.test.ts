@@ -83,6 +83,34 @@ describe('introspection client', () => {
     assert.equal(await client().endpoint(), `${base}/oauth/introspect`);
   });
 
+  test('a DPoP-bound token: the binding header comes along, with the grant, subject and client', async () => {
+    const exp = now() + 900;
+    const jwt = fakeJwt({ sub: 'alice', exp, grant_id: 'g1', client_id: 'agent' });
+    const jkt = 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs';
+    handler = introspectionAnswers((res) => {
+      res.writeHead(200, { 'content-type': 'application/jwt', 'gatehouse-dpop-jkt': jkt });
+      res.end(jwt);
+    });
+    assert.deepEqual(await client().introspect('opaque-token'), {
+      active: true,
+      jwt,
+      exp,
+      jkt,
+      grantId: 'g1',
+      sub: 'alice',
+      clientId: 'agent',
+    });
+  });
+
+  test('an unreadable binding header fails closed (a bound token must never become a bearer token)', async () => {
+    const jwt = fakeJwt({ sub: 'alice', exp: now() + 900 });
+    handler = introspectionAnswers((res) => {
+      res.writeHead(200, { 'content-type': 'application/jwt', 'gatehouse-dpop-jkt': 'not a thumbprint' });
+      res.end(jwt);
+    });
+    await assert.rejects(client().introspect('opaque-token'), AuthorizationServerUnavailableError);
+  });
+
   test('falls back to /introspect when the metadata does not say', async () => {
     handler = introspectionAnswers((res) => res.writeHead(500).end());
     assert.equal(await client().endpoint(), `${base}/introspect`);
@@ -96,7 +124,7 @@ describe('introspection client', () => {
       res.end(jwt);
     });
     const result = await client().introspect('opaque-token');
-    assert.deepEqual(result, { active: true, jwt, exp });
+    assert.deepEqual(result, { active: true, jwt, exp, sub: 'alice' });
     const request = received.find((r) => r.url === '/introspect')!;
     assert.equal(request.method, 'POST');
     assert.equal(request.headers.accept, 'application/jwt');

@@ -10,9 +10,25 @@
 import { decodeJwt } from 'jose';
 import type { Logger } from '../shared/logging.ts';
 
-export type Introspection =
-  /** `jwt` is the phantom token; `exp` its expiry in seconds since the epoch. */
-  { active: true; jwt: string; exp: number } | { active: false };
+/** An active token: its phantom JWT, and what the gateway needs to know about it. */
+export interface ActiveIntrospection {
+  active: true;
+  /** The phantom token to forward. */
+  jwt: string;
+  /** Expiry, seconds since the epoch. */
+  exp: number;
+  /** RFC 9449 §6: the thumbprint of the DPoP key the token is bound to; absent for a bearer token. */
+  jkt?: string;
+  /** The grant, subject and client behind the token: what a revocation names (revocation-listener). */
+  grantId?: string;
+  sub?: string;
+  clientId?: string;
+}
+
+export type Introspection = ActiveIntrospection | { active: false };
+
+/** The authorization server's header naming the DPoP key of a bound token (tokens/phantom-token.ts there). */
+export const DPOP_JKT_HEADER = 'gatehouse-dpop-jkt';
 
 /** The authorization server could not say whether a token is active. The message is safe for clients. */
 export class AuthorizationServerUnavailableError extends Error {
@@ -130,7 +146,10 @@ export function createIntrospectionClient(options: IntrospectionClientOptions): 
         `the authorization server is failing (HTTP ${response.status})`,
       );
     }
-    const result = response.status === 200 ? parse(response.headers.get('content-type'), text) : undefined;
+    const result =
+      response.status === 200
+        ? parse(response.headers.get('content-type'), text, response.headers.get(DPOP_JKT_HEADER))
+        : undefined;
     if (!result) {
       logger.error(
         'unexpected introspection response: is gateway.authorizationServerUrl a Gatehouse authorization server?',
@@ -167,7 +186,7 @@ function rebase(metadata: { issuer?: unknown; introspection_endpoint?: unknown }
 }
 
 /** A 200 answer: the phantom JWT, or `{"active": false}`; anything else is undefined. */
-function parse(contentType: string | null, text: string): Introspection | undefined {
+function parse(contentType: string | null, text: string, jkt: string | null): Introspection | undefined {
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
   if (text.length > MAX_RESPONSE_CHARS) return undefined;
   if (type === 'application/jwt') {
@@ -176,8 +195,23 @@ function parse(contentType: string | null, text: string): Introspection | undefi
     try {
       // Not verified here: it came from the authorization server over the authenticated channel,
       // and the MCP server verifies it (signature, issuer, audience, expiry) before trusting it.
-      const { exp } = decodeJwt(jwt);
-      return typeof exp === 'number' ? { active: true, jwt, exp } : undefined;
+      const claims = decodeJwt(jwt);
+      if (typeof claims.exp !== 'number') return undefined;
+      // A binding the gateway cannot read must not turn a bound token into a bearer one: fail closed.
+      if (jkt !== null && !/^[A-Za-z0-9_-]{43}$/.test(jkt)) return undefined;
+      const text = (value: unknown) => (typeof value === 'string' && value.length > 0 ? value : undefined);
+      const grantId = text(claims.grant_id);
+      const sub = text(claims.sub);
+      const clientId = text(claims.client_id);
+      return {
+        active: true,
+        jwt,
+        exp: claims.exp,
+        ...(jkt !== null ? { jkt } : {}),
+        ...(grantId ? { grantId } : {}),
+        ...(sub ? { sub } : {}),
+        ...(clientId ? { clientId } : {}),
+      };
     } catch {
       return undefined;
     }

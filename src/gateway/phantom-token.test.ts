@@ -1,13 +1,28 @@
 import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { describe, test } from 'node:test';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { createDpopProofVerifier } from './dpop-proof.ts';
 import { createIntrospectionCache } from './introspection-cache.ts';
 import { AuthorizationServerUnavailableError, type Introspection } from './introspection-client.ts';
 import { createPhantomTokenTranslator, isOpaqueToken } from './phantom-token.ts';
 
 const PHANTOM = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln';
-const request = (authorization?: string) =>
-  ({ headers: authorization === undefined ? {} : { authorization } }) as IncomingMessage;
+const HTU = 'https://gateway.example/mcp';
+const CONTEXT = { address: '127.0.0.1', htu: HTU };
+
+function request(authorization?: string | string[], dpop?: string, method = 'POST') {
+  const rawHeaders: string[] = [];
+  for (const value of [authorization ?? []].flat()) rawHeaders.push('Authorization', value);
+  if (dpop) rawHeaders.push('DPoP', dpop);
+  const first = Array.isArray(authorization) ? authorization[0] : authorization;
+  return {
+    method,
+    rawHeaders,
+    headers: { ...(first === undefined ? {} : { authorization: first }), ...(dpop ? { dpop } : {}) },
+  } as unknown as IncomingMessage;
+}
 
 /** A translator over a scripted introspection that records the tokens it was asked about. */
 function translator(answer: (token: string) => Introspection) {
@@ -20,34 +35,74 @@ function translator(answer: (token: string) => Introspection) {
         return answer(token);
       },
     },
+    {
+      dpop: {
+        verifier: createDpopProofVerifier({
+          algorithms: ['ES256'],
+          maxAgeSeconds: 60,
+          replayCacheMaxEntries: 1000,
+        }),
+        algorithms: ['ES256'],
+      },
+    },
   );
   return { translate, asked };
 }
 
 const exp = () => Math.floor(Date.now() / 1000) + 600;
 
+async function dpopKey() {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk = await exportJWK(publicKey);
+  return { privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) };
+}
+
+async function proof(
+  key: Awaited<ReturnType<typeof dpopKey>>,
+  token: string,
+  claims: Record<string, unknown> = {},
+) {
+  return new SignJWT({
+    htm: 'POST',
+    htu: HTU,
+    jti: randomUUID(),
+    iat: Math.floor(Date.now() / 1000),
+    ath: createHash('sha256').update(token).digest('base64url'),
+    ...claims,
+  })
+    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: key.jwk })
+    .sign(key.privateKey);
+}
+
 describe('phantom-token translation', () => {
   test('no Authorization: nothing to translate, nothing introspected', async () => {
     const { translate, asked } = translator(() => ({ active: false }));
-    assert.deepEqual(await translate(request()), { authorization: undefined, bearer: 'none' });
+    assert.deepEqual(await translate(request(), CONTEXT), {
+      action: 'forward',
+      authorization: undefined,
+      bearer: 'none',
+    });
     assert.deepEqual(asked, []);
   });
 
   test('an active opaque token becomes the phantom JWT', async () => {
     const { translate, asked } = translator(() => ({ active: true, jwt: PHANTOM, exp: exp() }));
-    assert.deepEqual(await translate(request('Bearer opaque-abc_123')), {
+    assert.deepEqual(await translate(request('Bearer opaque-abc_123'), CONTEXT), {
+      action: 'forward',
       authorization: `Bearer ${PHANTOM}`,
       bearer: 'phantom',
       cache: 'miss',
     });
-    assert.equal((await translate(request('bearer opaque-abc_123'))).cache, 'hit');
+    const again = await translate(request('bearer opaque-abc_123'), CONTEXT);
+    assert.equal(again.cache, 'hit');
     assert.deepEqual(asked, ['opaque-abc_123']);
   });
 
   test('an inactive opaque token is removed', async () => {
     const { translate } = translator(() => ({ active: false }));
-    const result = await translate(request('Bearer unknown'));
-    assert.equal(result.authorization, undefined);
+    const result = await translate(request('Bearer unknown'), CONTEXT);
+    assert.equal(result.action, 'forward');
+    assert.equal(result.action === 'forward' && result.authorization, undefined);
     assert.equal(result.bearer, 'inactive');
   });
 
@@ -60,22 +115,86 @@ describe('phantom-token translation', () => {
       'Bearer',
       'Bearer two tokens',
       `Bearer ${'a'.repeat(2000)}`,
-      'DPoP opaque',
     ]) {
       assert.deepEqual(
-        await translate(request(header)),
-        { authorization: undefined, bearer: 'refused' },
+        await translate(request(header), CONTEXT),
+        { action: 'forward', authorization: undefined, bearer: 'refused' },
         header,
       );
     }
     assert.deepEqual(asked, []);
   });
 
+  test('two Authorization headers are refused with invalid_request, nothing introspected', async () => {
+    const { translate, asked } = translator(() => ({ active: true, jwt: PHANTOM, exp: exp() }));
+    const result = await translate(request(['Bearer one', 'Bearer two']), CONTEXT);
+    assert.equal(result.action, 'refuse');
+    assert.equal(result.action === 'refuse' && result.status, 400);
+    assert.equal(result.action === 'refuse' && result.error, 'invalid_request');
+    assert.deepEqual(asked, []);
+  });
+
+  test('a DPoP-bound token sent as Bearer is refused (RFC 9449 §7.2)', async () => {
+    const key = await dpopKey();
+    const { translate } = translator(() => ({ active: true, jwt: PHANTOM, exp: exp(), jkt: key.jkt }));
+    const result = await translate(request('Bearer bound-token'), CONTEXT);
+    assert.equal(result.action, 'refuse');
+    if (result.action !== 'refuse') return;
+    assert.equal(result.status, 401);
+    assert.equal(result.error, 'invalid_token');
+    assert.match(result.headers['www-authenticate']!, /^DPoP error="invalid_token"/);
+    assert.match(result.headers['www-authenticate']!, /algs="ES256"/);
+  });
+
+  test('a bound token with a good proof becomes the phantom JWT, as Bearer', async () => {
+    const key = await dpopKey();
+    const { translate } = translator(() => ({ active: true, jwt: PHANTOM, exp: exp(), jkt: key.jkt }));
+    const result = await translate(request('DPoP bound-token', await proof(key, 'bound-token')), CONTEXT);
+    assert.deepEqual(result, {
+      action: 'forward',
+      authorization: `Bearer ${PHANTOM}`,
+      bearer: 'phantom',
+      cache: 'miss',
+    });
+  });
+
+  test('a proof by another key is invalid_dpop_proof; a bad proof is refused before any introspection', async () => {
+    const key = await dpopKey();
+    const other = await dpopKey();
+    const { translate, asked } = translator(() => ({ active: true, jwt: PHANTOM, exp: exp(), jkt: key.jkt }));
+    const wrongKey = await translate(request('DPoP bound-token', await proof(other, 'bound-token')), CONTEXT);
+    assert.equal(wrongKey.action === 'refuse' && wrongKey.error, 'invalid_dpop_proof');
+    asked.length = 0;
+    for (const bad of [
+      undefined,
+      'not-a-jwt',
+      await proof(key, 'another-token'),
+      await proof(key, 'bound-token', { htu: 'https://evil.example/mcp' }),
+      await proof(key, 'bound-token', { htm: 'GET' }),
+      await proof(key, 'bound-token', { iat: Math.floor(Date.now() / 1000) - 3600 }),
+    ]) {
+      const result = await translate(request('DPoP bound-token', bad), CONTEXT);
+      assert.equal(result.action, 'refuse', String(bad));
+      if (result.action !== 'refuse') continue;
+      assert.equal(result.status, 401);
+      assert.equal(result.error, 'invalid_dpop_proof');
+      assert.match(result.headers['www-authenticate']!, /^DPoP error="invalid_dpop_proof"/);
+    }
+    assert.deepEqual(asked, [], 'no introspection for a request whose proof fails');
+  });
+
+  test('the DPoP scheme with an unbound token is refused', async () => {
+    const key = await dpopKey();
+    const { translate } = translator(() => ({ active: true, jwt: PHANTOM, exp: exp() }));
+    const result = await translate(request('DPoP plain-token', await proof(key, 'plain-token')), CONTEXT);
+    assert.equal(result.action === 'refuse' && result.error, 'invalid_token');
+  });
+
   test('an authorization server failure propagates: the caller fails closed', async () => {
     const { translate } = translator(() => {
       throw new AuthorizationServerUnavailableError('down');
     });
-    await assert.rejects(translate(request('Bearer opaque')), AuthorizationServerUnavailableError);
+    await assert.rejects(translate(request('Bearer opaque'), CONTEXT), AuthorizationServerUnavailableError);
   });
 
   test('opaque means a single part', () => {

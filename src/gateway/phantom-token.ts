@@ -1,25 +1,54 @@
 /**
- * The phantom-token pattern: what `Authorization` header a request carries past the gateway.
+ * The phantom-token pattern: what becomes of the credential a request carries past the gateway.
  *
  * Agents hold opaque tokens; only the gateway turns one into the JWT the MCP server validates.
  * - no `Authorization`: nothing to translate (discovery, metadata and CORS preflight need no token);
- * - an opaque bearer token: introspected (through the cache), and replaced by the phantom JWT when
- *   active, or removed when not, so the upstream answers with its own 401 challenge;
+ * - `Bearer <opaque>`: introspected (through the cache and its limits), replaced by the phantom JWT
+ *   when active, removed when not, so the upstream answers with its own 401 challenge. A token bound
+ *   to a DPoP key is refused here (RFC 9449 §7.2: never accepted as a plain bearer token);
+ * - `DPoP <opaque>` with a `DPoP` proof (RFC 9449 §7.1): the proof is verified first (dpop-proof.ts,
+ *   before any introspection), then the token, which must be bound to the proof's key. The phantom
+ *   JWT goes on as Bearer: the binding stays at the edge, and the proof is not forwarded;
  * - anything else (a JWT from outside, another scheme, a malformed header): removed. The gateway
  *   never lets a credential through that it did not verify itself.
  * When the authorization server cannot answer, the lookup throws and nothing is forwarded.
  */
 import type { IncomingMessage } from 'node:http';
-import { bearerToken } from '../shared/http.ts';
+import { authChallenge } from '../shared/http.ts';
+import type { DpopNonces } from './dpop-nonces.ts';
+import type { DpopProofVerifier, ProofError } from './dpop-proof.ts';
 import type { IntrospectionCache, LookupSource } from './introspection-cache.ts';
 import type { IntrospectionClient } from './introspection-client.ts';
+import type { IntrospectionLimiter } from './introspection-limiter.ts';
 
-export interface Translation {
-  /** The `Authorization` header to send upstream, or undefined to send none. */
-  authorization: string | undefined;
-  /** What the gateway made of the request's credential, for the request log. */
-  bearer: 'none' | 'phantom' | 'inactive' | 'refused';
-  cache?: LookupSource;
+/** What the gateway made of the request's credential, for the request log. */
+export type CredentialOutcome = 'none' | 'phantom' | 'inactive' | 'refused';
+
+export type Translation =
+  | {
+      action: 'forward';
+      /** The `Authorization` header to send upstream, or undefined to send none. */
+      authorization: string | undefined;
+      bearer: CredentialOutcome;
+      cache?: LookupSource;
+      /** Headers for the response (a fresh DPoP-Nonce). */
+      responseHeaders?: Record<string, string>;
+    }
+  | {
+      action: 'refuse';
+      status: 400 | 401;
+      error: string;
+      description: string;
+      headers: Record<string, string>;
+      bearer: CredentialOutcome;
+      cache?: LookupSource;
+    };
+
+export interface TranslationContext {
+  /** The client's address, for the introspection limits. */
+  address: string;
+  /** This request's URL as agents see it (public URL and path), the `htu` a DPoP proof must name. */
+  htu: string;
 }
 
 /** Longer "opaque" tokens are not ours: oidc-provider's are 43 characters. */
@@ -29,19 +58,137 @@ const MAX_OPAQUE_TOKEN_LENGTH = 1024;
 export const isOpaqueToken = (token: string) =>
   !token.includes('.') && token.length <= MAX_OPAQUE_TOKEN_LENGTH;
 
-export type PhantomTokenTranslator = (req: IncomingMessage) => Promise<Translation>;
+/** RFC 6750 §2.1 / RFC 9449 §7.1: `Bearer` or `DPoP`, then a token68. */
+const CREDENTIALS = /^(Bearer|DPoP)[ ]+([A-Za-z0-9\-._~+/]+=*)$/i;
+
+/** How many `Authorization` header lines the request had (Node keeps only the first one). */
+export function authorizationHeaderCount(req: IncomingMessage): number {
+  let count = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]!.toLowerCase() === 'authorization') count += 1;
+  }
+  return count;
+}
+
+export interface TranslatorDependencies {
+  cache: IntrospectionCache;
+  client: Pick<IntrospectionClient, 'introspect'>;
+  limiter?: IntrospectionLimiter | undefined;
+  dpop?:
+    | {
+        verifier: DpopProofVerifier;
+        /** Algorithms named in DPoP challenges (RFC 9449 §7.1 `algs`). */
+        algorithms: readonly string[];
+        nonces?: DpopNonces | undefined;
+      }
+    | undefined;
+}
+
+export type PhantomTokenTranslator = (
+  req: IncomingMessage,
+  context?: TranslationContext,
+) => Promise<Translation>;
 
 export function createPhantomTokenTranslator(
   cache: IntrospectionCache,
   client: Pick<IntrospectionClient, 'introspect'>,
+  options: Omit<TranslatorDependencies, 'cache' | 'client'> = {},
 ): PhantomTokenTranslator {
-  return async (req) => {
-    if (req.headers.authorization === undefined) return { authorization: undefined, bearer: 'none' };
-    const token = bearerToken(req);
-    if (!token || !isOpaqueToken(token)) return { authorization: undefined, bearer: 'refused' };
-    const { result, source } = await cache.lookup(token, () => client.introspect(token));
-    return result.active
-      ? { authorization: `Bearer ${result.jwt}`, bearer: 'phantom', cache: source }
-      : { authorization: undefined, bearer: 'inactive', cache: source };
+  const { limiter, dpop } = options;
+  const algs = dpop?.algorithms.join(' ');
+
+  const dpopRefusal = (
+    error: ProofError | 'invalid_token',
+    description: string,
+    extra: Partial<Translation> = {},
+  ): Translation => ({
+    action: 'refuse',
+    status: 401,
+    error,
+    description,
+    headers: {
+      'www-authenticate': authChallenge('DPoP', { error, error_description: description, algs }),
+      ...(error === 'use_dpop_nonce' && dpop?.nonces ? { 'dpop-nonce': dpop.nonces.current() } : {}),
+    },
+    bearer: 'refused',
+    ...(extra as object),
+  });
+
+  return async (req, context = { address: req.socket?.remoteAddress ?? '', htu: '' }) => {
+    if (req.headers.authorization === undefined)
+      return { action: 'forward', authorization: undefined, bearer: 'none' };
+    if (authorizationHeaderCount(req) > 1) {
+      return {
+        action: 'refuse',
+        status: 400,
+        error: 'invalid_request',
+        description: 'send one Authorization header, not several',
+        headers: {},
+        bearer: 'refused',
+      };
+    }
+    const match = CREDENTIALS.exec(req.headers.authorization.trim());
+    const token = match?.[2];
+    if (!match || !token || !isOpaqueToken(token)) {
+      return { action: 'forward', authorization: undefined, bearer: 'refused' };
+    }
+    const scheme = match[1]!.toLowerCase() === 'dpop' ? 'dpop' : 'bearer';
+
+    let proofKey: string | undefined;
+    if (scheme === 'dpop') {
+      if (!dpop) return dpopRefusal('invalid_token', 'DPoP is not accepted here');
+      const proof = await dpop.verifier.verify(req, { htu: context.htu, accessToken: token });
+      if (!proof.ok) return dpopRefusal(proof.error, proof.description);
+      proofKey = proof.jkt;
+    }
+
+    const introspect = () => client.introspect(token);
+    const { result, source } = await cache.lookup(token, () =>
+      limiter ? limiter.run(context.address, introspect) : introspect(),
+    );
+    if (!result.active)
+      return { action: 'forward', authorization: undefined, bearer: 'inactive', cache: source };
+
+    if (scheme === 'bearer' && result.jkt) {
+      return dpopRefusal(
+        'invalid_token',
+        'this token is bound to a DPoP key: send it with the DPoP scheme and a DPoP proof',
+        { cache: source },
+      );
+    }
+    if (scheme === 'dpop' && !result.jkt) {
+      return {
+        action: 'refuse',
+        status: 401,
+        error: 'invalid_token',
+        description: 'this token is not bound to a DPoP key: send it as a Bearer token',
+        headers: {
+          'www-authenticate': authChallenge('Bearer', {
+            error: 'invalid_token',
+            error_description: 'this token is not bound to a DPoP key: send it as a Bearer token',
+          }),
+        },
+        bearer: 'refused',
+        cache: source,
+      };
+    }
+    if (scheme === 'dpop' && proofKey !== result.jkt) {
+      return dpopRefusal(
+        'invalid_dpop_proof',
+        'the DPoP proof is not signed by the key this token is bound to',
+        {
+          cache: source,
+        },
+      );
+    }
+    return {
+      action: 'forward',
+      authorization: `Bearer ${result.jwt}`,
+      bearer: 'phantom',
+      cache: source,
+      ...(scheme === 'dpop' && dpop?.nonces
+        ? { responseHeaders: { 'dpop-nonce': dpop.nonces.current() } }
+        : {}),
+    };
   };
 }

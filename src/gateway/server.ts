@@ -6,6 +6,8 @@
  * (503 when the authorization server cannot answer: fail closed) → proxy (502/504 when the upstream
  * cannot answer). One log line per request; no token value is ever logged.
  */
+
+import { createHmac } from 'node:crypto';
 import http, { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import {
@@ -16,11 +18,14 @@ import {
 } from '../shared/component.ts';
 import type { LoadedConfig } from '../shared/config/load.ts';
 import { resolveSecret } from '../shared/config/secrets.ts';
-import { close, HttpError, listen, readBody, sendJson } from '../shared/http.ts';
+import { bearerChallenge, close, HttpError, listen, readBody, sendJson } from '../shared/http.ts';
 import { createLogger, type LogFields } from '../shared/logging.ts';
-import { markInvalidToken, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
+import { createDpopNonces } from './dpop-nonces.ts';
+import { createDpopProofVerifier } from './dpop-proof.ts';
+import { clientAddress, markInvalidToken, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
 import { createIntrospectionCache } from './introspection-cache.ts';
 import { AuthorizationServerUnavailableError, createIntrospectionClient } from './introspection-client.ts';
+import { AddressLimitError, createIntrospectionLimiter, GatewayBusyError } from './introspection-limiter.ts';
 import { createPhantomTokenTranslator } from './phantom-token.ts';
 import { proxy } from './proxy.ts';
 import { createRouter, parseRequestTarget } from './routes.ts';
@@ -36,6 +41,9 @@ export interface GatewayStats {
 export interface RunningGateway extends RunningComponent {
   stats(): GatewayStats;
 }
+
+const API_ROUTE_TOKEN_REFUSED =
+  'tokens issued to agents are for the MCP server only; the APIs are reached through its tools';
 
 /** RFC 6749 §4.1.2.1's `temporarily_unavailable`; clients retry after `Retry-After` seconds (RFC 9110 §10.2.3). */
 const RETRY_AFTER_SECONDS = '5';
@@ -56,16 +64,37 @@ export const startGateway = (async (
   const config = loaded.config.gateway;
   const logger = options.logger ?? createLogger('gateway', { level: loaded.config.logLevel });
   const router = createRouter(config);
+  // The authorization server generates this file on its first start; the gateway only reads it.
+  const clientSecret = resolveSecret(config.client.secret, loaded.dataDir);
   const client = createIntrospectionClient({
     authorizationServerUrl: authorizationServerUrl(loaded, config.authorizationServerUrl),
     clientId: config.client.clientId,
-    // The authorization server generates this file on its first start; the gateway only reads it.
-    clientSecret: resolveSecret(config.client.secret, loaded.dataDir),
+    clientSecret,
     timeoutMs: config.introspectionTimeoutMs,
     logger,
   });
   const cache = createIntrospectionCache(config.introspectionCache);
-  const translate = createPhantomTokenTranslator(cache, client);
+  // Every gateway with the same client secret accepts the others' nonces (dpop-nonces.ts).
+  const nonces = config.dpop.requireNonce
+    ? createDpopNonces(
+        createHmac('sha256', clientSecret).update('gatehouse gateway dpop nonces').digest(),
+        config.dpop.nonceLifetimeSeconds,
+      )
+    : undefined;
+  const translate = createPhantomTokenTranslator(cache, client, {
+    limiter: createIntrospectionLimiter(config.introspectionLimits),
+    dpop: {
+      verifier: createDpopProofVerifier({
+        algorithms: config.dpop.algorithms,
+        maxAgeSeconds: config.dpop.proofMaxAgeSeconds,
+        nonces,
+        replayCacheMaxEntries: config.dpop.replayCacheMaxEntries,
+      }),
+      algorithms: config.dpop.algorithms,
+      nonces,
+    },
+  });
+  const publicOrigin = new URL(config.publicUrl).origin;
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 
   async function handle(req: IncomingMessage, res: ServerResponse, log: LogFields): Promise<void> {
@@ -74,27 +103,68 @@ export const startGateway = (async (
       return fail(req, res, 400, 'invalid_request', 'the request target is not a plain path');
     }
     log.path = target.pathname;
+    // RFC 6750 §2.3: a token in the query string ends up in logs and browser history; refused, not forwarded.
+    if (new URLSearchParams(target.search).has('access_token')) {
+      return fail(
+        req,
+        res,
+        400,
+        'invalid_request',
+        'send the access token in the Authorization header, not the URL',
+      );
+    }
     const match = router.match(target);
     if (!match) return fail(req, res, 404, 'not_found', 'nothing is served at this path');
     log.upstream = match.route.name;
+    // Agents' tokens are for the MCP server only (their phantom token's audience): neither the token
+    // nor anything derived from it ever goes to another upstream (defect 3). Refused here, unasked.
+    if (match.route.kind === 'api' && req.headers.authorization !== undefined) {
+      log.bearer = 'refused';
+      return fail(req, res, 401, 'invalid_token', API_ROUTE_TOKEN_REFUSED, {
+        'www-authenticate': bearerChallenge({
+          error: 'invalid_token',
+          error_description: API_ROUTE_TOKEN_REFUSED,
+        }),
+      });
+    }
 
     // The body is read (within the limit) before anything else, so an upstream never receives a
     // body the gateway would refuse, and a slow client never holds an upstream connection.
     const body = hasBody(req) ? await readBody(req, config.maxBodyBytes) : undefined;
-    const translation = await translate(req);
+    const translation = await translate(req, {
+      address: clientAddress(req, config.trustProxy),
+      htu: `${publicOrigin}${target.pathname}`,
+    });
     log.bearer = translation.bearer;
     if (translation.cache) log.cache = translation.cache;
+    if (translation.action === 'refuse') {
+      log.error = translation.error;
+      return fail(
+        req,
+        res,
+        translation.status,
+        translation.error,
+        translation.description,
+        translation.headers,
+      );
+    }
 
     const headers = upstreamRequestHeaders(req, config.trustProxy);
+    // The proof is for the gateway; the upstream gets the phantom token as a plain bearer token.
+    delete headers.dpop;
     if (translation.authorization) headers.authorization = translation.authorization;
     else delete headers.authorization;
+    const extra = translation.responseHeaders;
     const outcome = await proxy(req, res, {
       target: match.target,
       headers,
       body,
       timeoutMs: config.upstreamTimeoutMs,
       agents,
-      ...(translation.bearer === 'inactive' ? { adjustResponse: markInvalidToken } : {}),
+      adjustResponse: (status, responseHeaders) => {
+        if (translation.bearer === 'inactive') markInvalidToken(status, responseHeaders);
+        if (extra) Object.assign(responseHeaders, extra);
+      },
     });
     if (outcome.error) log.error = outcome.error;
   }
@@ -108,6 +178,20 @@ export const startGateway = (async (
         // The client left (e.g. while sending its body): nobody to answer, nothing went wrong here.
         log.error = 'client_closed';
         return;
+      }
+      if (error instanceof AddressLimitError || error instanceof GatewayBusyError) {
+        log.error = error.name;
+        const limited = error instanceof AddressLimitError;
+        return fail(
+          req,
+          res,
+          limited ? 429 : 503,
+          limited ? 'too_many_requests' : 'temporarily_unavailable',
+          error.message,
+          {
+            'retry-after': '1',
+          },
+        );
       }
       if (error instanceof AuthorizationServerUnavailableError) {
         log.error = error.message;

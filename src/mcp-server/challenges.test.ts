@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   challengeScopes,
+  dpopChallenge,
   invalidToken,
   invalidTokenResponse,
   missingScopes,
@@ -12,6 +13,7 @@ import {
 const settings = {
   resourceMetadataUrl: 'http://localhost:8000/.well-known/oauth-protected-resource/mcp',
   baseScopes: ['stocks:read', 'customers:read'],
+  dpopAlgorithms: ['ES256', 'EdDSA'],
 };
 
 describe('challenges', () => {
@@ -20,6 +22,10 @@ describe('challenges', () => {
       missingTokenChallenge(settings),
       'Bearer resource_metadata="http://localhost:8000/.well-known/oauth-protected-resource/mcp", scope="stocks:read customers:read"',
     );
+  });
+
+  test('the second challenge names the DPoP scheme and its algorithms (RFC 9449 §7.1)', () => {
+    assert.equal(dpopChallenge(settings), 'DPoP algs="ES256 EdDSA"');
   });
 
   test('no token and no base scopes: the scope parameter is left out', () => {

@@ -16,11 +16,18 @@ import {
   OAuthErrorCode,
   type ScopeChallenge,
 } from '@modelcontextprotocol/server';
-import { bearerChallenge } from '../shared/http.ts';
+import { authChallenge, bearerChallenge } from '../shared/http.ts';
 
 export interface ChallengeSettings {
   resourceMetadataUrl: string;
   baseScopes: string[];
+  /** DPoP algorithms the gateway verifies proofs with: the 401 names both schemes (RFC 9449 §7.1). */
+  dpopAlgorithms: readonly string[];
+}
+
+/** The second challenge of every 401: tokens may also be DPoP-bound (RFC 9449 §7.1). */
+export function dpopChallenge(settings: Pick<ChallengeSettings, 'dpopAlgorithms'>): string {
+  return authChallenge('DPoP', { algs: settings.dpopAlgorithms.join(' ') });
 }
 
 /** The protocol era of the request: 2026-07-28 (`modern`) or a 2025 revision (`legacy`). */
@@ -40,7 +47,7 @@ export function sendMissingTokenChallenge(res: ServerResponse, settings: Challen
     error_description: 'this MCP server needs an OAuth access token; WWW-Authenticate says where to get one',
   });
   res.writeHead(401, {
-    'www-authenticate': missingTokenChallenge(settings),
+    'www-authenticate': [missingTokenChallenge(settings), dpopChallenge(settings)],
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
@@ -59,13 +66,21 @@ export function invalidTokenResponse(error: unknown, settings: ChallengeSettings
   });
 }
 
-/** Writes a web `Response` (a challenge built by the SDK) to a Node response. */
-export async function sendWebResponse(res: ServerResponse, response: Response): Promise<void> {
+/** Writes a web `Response` (a challenge built by the SDK) to a Node response, with more challenges. */
+export async function sendWebResponse(
+  res: ServerResponse,
+  response: Response,
+  extraChallenges: string[] = [],
+): Promise<void> {
   const body = Buffer.from(await response.arrayBuffer());
-  const headers: Record<string, string> = { 'cache-control': 'no-store' };
+  const headers: Record<string, string | string[]> = { 'cache-control': 'no-store' };
   response.headers.forEach((value, name) => {
     headers[name] = value;
   });
+  if (extraChallenges.length > 0) {
+    const own = headers['www-authenticate'];
+    headers['www-authenticate'] = [...(own ? [own].flat() : []), ...extraChallenges];
+  }
   headers['content-length'] = String(body.length);
   res.writeHead(response.status, headers);
   res.end(body);

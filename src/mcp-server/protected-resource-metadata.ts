@@ -21,6 +21,9 @@ export interface ProtectedResourceMetadata {
   resource_name: string;
   /** RFC 6750 §2.1 only: tokens in the query or a form body are refused. */
   bearer_methods_supported: ['header'];
+  /** RFC 9728 §2 / RFC 9449 §7: tokens may be DPoP-bound, with proofs signed by these. */
+  dpop_signing_alg_values_supported: string[];
+  dpop_bound_access_tokens_required: boolean;
 }
 
 /** Builds the document once; the SDK also checks the issuer (https outside localhost). */
@@ -43,6 +46,8 @@ export function buildProtectedResourceMetadata(settings: McpServerSettings): Pro
     scopes_supported: settings.scopesSupported,
     resource_name: settings.resourceName,
     bearer_methods_supported: ['header'],
+    dpop_signing_alg_values_supported: settings.dpopAlgorithms,
+    dpop_bound_access_tokens_required: settings.dpopRequired,
   };
 }
 

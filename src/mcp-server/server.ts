@@ -14,7 +14,12 @@ import type { LoadedConfig } from '../shared/config/load.ts';
 import { close as closeServer, listen, sendJson } from '../shared/http.ts';
 import { SigningKeysUnavailableError } from '../shared/jwt.ts';
 import { createLogger } from '../shared/logging.ts';
-import { invalidTokenResponse, sendMissingTokenChallenge, sendWebResponse } from './challenges.ts';
+import {
+  dpopChallenge,
+  invalidTokenResponse,
+  sendMissingTokenChallenge,
+  sendWebResponse,
+} from './challenges.ts';
 import { readJsonRpcBody } from './json-rpc-body.ts';
 import { createMcpEndpoint, MAX_REQUEST_BODY_BYTES } from './mcp-endpoint.ts';
 import {
@@ -39,9 +44,9 @@ export interface RunningMcpServer extends RunningComponent {
 }
 
 /** CORS for browser-based MCP clients: the challenge must be readable (`WWW-Authenticate`). */
-const CORS_EXPOSED_HEADERS = 'WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version';
+const CORS_EXPOSED_HEADERS = 'WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version, DPoP-Nonce';
 const CORS_ALLOWED_HEADERS =
-  'Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Mcp-Method, Mcp-Name, Last-Event-ID';
+  'Authorization, DPoP, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Mcp-Method, Mcp-Name, Last-Event-ID';
 
 function applyCors(req: IncomingMessage, res: ServerResponse): void {
   const origin = req.headers.origin;
@@ -112,7 +117,7 @@ export async function startMcpServer(
         return;
       }
       logger.info('token refused', { reason: (error as Error).message });
-      await sendWebResponse(res, invalidTokenResponse(error, settings));
+      await sendWebResponse(res, invalidTokenResponse(error, settings), [dpopChallenge(settings)]);
       return;
     }
     (req as IncomingMessage & { auth?: AuthInfo }).auth = authInfo;

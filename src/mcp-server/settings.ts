@@ -36,6 +36,10 @@ export interface McpServerSettings {
   client: { clientId: string; secret: string };
   /** Scopes asked for in the 401 challenge: what an agent should start with. */
   baseScopes: string[];
+  /** Algorithms the gateway accepts for DPoP proofs (`gateway.dpop.algorithms`): PRM and challenges name them. */
+  dpopAlgorithms: string[];
+  /** Every client class must use DPoP (`authorizationServer.dpop`), so PRM says it is required. */
+  dpopRequired: boolean;
   /** Every scope of the MCP resource (PRM `scopes_supported`). */
   scopesSupported: string[];
   /** Hostnames whose browser `Origin` may call /mcp; requests without `Origin` are not browsers. */
@@ -91,6 +95,10 @@ export function resolveMcpServerSettings(loaded: LoadedConfig): McpServerSetting
       secret: resolveSecret(mcp.client.secret, loaded.dataDir),
     },
     baseScopes: mcpResource.baseScopes,
+    dpopAlgorithms: [...config.gateway.dpop.algorithms],
+    dpopRequired: Object.values(config.authorizationServer.dpop)
+      .filter((v) => typeof v === 'string')
+      .every((v) => v === 'required'),
     scopesSupported,
     allowedOriginHostnames: mcp.allowedOrigins.map(originHostname),
     apis: new Map(

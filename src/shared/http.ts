@@ -82,10 +82,14 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   return match?.[1];
 }
 
-/** An RFC 6750 §3 `WWW-Authenticate: Bearer` value; values are quoted and escaped. */
-export function bearerChallenge(params: Record<string, string | undefined>): string {
+/** A `WWW-Authenticate` challenge (RFC 9110 §11.6.1) for `scheme`; values are quoted and escaped. */
+export function authChallenge(scheme: 'Bearer' | 'DPoP', params: Record<string, string | undefined>): string {
   const parts = Object.entries(params)
     .filter((entry): entry is [string, string] => entry[1] !== undefined)
     .map(([key, value]) => `${key}="${value.replace(/["\\]/g, '\\$&')}"`);
-  return parts.length > 0 ? `Bearer ${parts.join(', ')}` : 'Bearer';
+  return parts.length > 0 ? `${scheme} ${parts.join(', ')}` : scheme;
 }
+
+/** An RFC 6750 §3 `WWW-Authenticate: Bearer` value. */
+export const bearerChallenge = (params: Record<string, string | undefined>) =>
+  authChallenge('Bearer', params);

@@ -312,15 +312,43 @@ describe('phantom-token translation', () => {
     assert.equal(gateway.stats().introspections, before + 1);
   });
 
-  test('API routes get the phantom token too, with the prefix mapped onto the upstream path', async () => {
+  test('API routes never receive an agent token or its phantom token: 401 at the gateway (defect 3)', async () => {
     const token = await userToken();
+    const before = gateway.stats().introspections;
     const seen = await upstreamRequestsDuring(async () => {
-      const response = await fetch(`${gateway.url}/api/stocks/ACME?full=1`, { headers: bearer(token) });
-      assert.equal(response.status, 200);
+      for (const authorization of [
+        `Bearer ${token}`,
+        `DPoP ${token}`,
+        'Bearer a.b.c',
+        'Basic dXNlcjpwYXNz',
+      ]) {
+        const response = await fetch(`${gateway.url}/api/stocks/ACME?full=1`, { headers: { authorization } });
+        assert.equal(response.status, 401, authorization);
+        assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer error="invalid_token"/);
+        const body = (await response.json()) as { error: string };
+        assert.equal(body.error, 'invalid_token');
+      }
+    });
+    assert.equal(seen.length, 0, 'nothing reached the API');
+    assert.equal(gateway.stats().introspections, before, 'nothing was introspected either');
+  });
+
+  test('API routes map the prefix onto the upstream path, for requests without a token', async () => {
+    const seen = await upstreamRequestsDuring(async () => {
+      const response = await fetch(`${gateway.url}/api/stocks/ACME?full=1`);
       await response.arrayBuffer();
     });
     assert.equal(seen[0]!.url, '/stocks/ACME?full=1');
-    assert.match(String(seen[0]!.headers.authorization), /^Bearer [\w-]+\.[\w-]+\.[\w-]+$/);
+    assert.equal(seen[0]!.headers.authorization, undefined);
+  });
+
+  test('a token in the query string is refused, not forwarded (RFC 6750 §2.3)', async () => {
+    const seen = await upstreamRequestsDuring(async () => {
+      const response = await fetch(`${gateway.url}/mcp?access_token=abc`, { method: 'POST' });
+      assert.equal(response.status, 400);
+      assert.equal(((await response.json()) as { error: string }).error, 'invalid_request');
+    });
+    assert.equal(seen.length, 0);
   });
 
   test('an inactive token is removed, so the upstream answers with its own 401 challenge', async () => {

@@ -255,6 +255,8 @@ describe('MCP server', () => {
           scopes_supported: ['stocks:read', 'stocks:trade', 'customers:read'],
           resource_name: 'Gatehouse MCP server',
           bearer_methods_supported: ['header'],
+          dpop_signing_alg_values_supported: ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA', 'Ed25519'],
+          dpop_bound_access_tokens_required: false,
         });
       });
     }
@@ -279,9 +281,10 @@ describe('MCP server', () => {
     test('no token: 401 with resource_metadata and the base scope, and no error (RFC 6750 §3.1)', async () => {
       const response = await rpc(endpoint, { jsonrpc: '2.0', id: 1, method: 'tools/list' });
       assert.equal(response.status, 401);
+      // Two challenges (RFC 9110 §11.6.1): Bearer first, for clients that read only one, then DPoP.
       assert.equal(
         response.headers.get('www-authenticate'),
-        `Bearer resource_metadata="${PRM_URL}", scope="stocks:read customers:read"`,
+        `Bearer resource_metadata="${PRM_URL}", scope="stocks:read customers:read", DPoP algs="ES256 ES384 PS256 RS256 EdDSA Ed25519"`,
       );
     });
 

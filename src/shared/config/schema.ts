@@ -384,9 +384,53 @@ export const gatewaySchema = z.strictObject({
        */
       maxSeconds: seconds.max(3600).default(30),
       maxEntries: z.number().int().min(1).default(10_000),
+      /** Bound on remembered inactive answers, kept apart so bogus tokens cannot evict valid ones. */
+      inactiveMaxEntries: z.number().int().min(1).default(10_000),
+    })
+    .prefault({}),
+  /**
+   * Bounds on introspections in flight (cache misses): per client address and overall, each with a
+   * bounded queue. Over a full queue: 429 (the address) or 503 (overall), with Retry-After.
+   */
+  introspectionLimits: z
+    .strictObject({
+      maxConcurrent: z.number().int().min(1).default(64),
+      maxQueued: z.number().int().min(0).default(5000),
+      perAddressConcurrent: z.number().int().min(1).default(8),
+      perAddressQueued: z.number().int().min(0).default(1000),
     })
     .prefault({}),
   introspectionTimeoutMs: z.number().int().min(100).max(30_000).default(3000),
+  /** DPoP proofs (RFC 9449 §7.1) for tokens bound to a key; the gateway verifies them. */
+  dpop: z
+    .strictObject({
+      algorithms: z
+        .array(
+          z.enum([
+            'ES256',
+            'ES384',
+            'ES512',
+            'PS256',
+            'PS384',
+            'PS512',
+            'RS256',
+            'RS384',
+            'RS512',
+            'EdDSA',
+            'Ed25519',
+          ]),
+        )
+        .min(1)
+        .default(['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA', 'Ed25519']),
+      /** How far a proof's `iat` may be from the gateway's clock, either way. */
+      proofMaxAgeSeconds: seconds.max(600).default(60),
+      /** Proofs must carry a nonce the gateway handed out in DPoP-Nonce (RFC 9449 §9). */
+      requireNonce: z.boolean().default(false),
+      nonceLifetimeSeconds: seconds.max(3600).default(300),
+      /** Proof `jti`s remembered (per gateway process) to refuse replays within the window. */
+      replayCacheMaxEntries: z.number().int().min(1000).default(100_000),
+    })
+    .prefault({}),
   upstreamTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
   maxBodyBytes: z
     .number()
