@@ -8,7 +8,8 @@
  *
  * - `login.perEmail` / `login.perAddress`: 1,000 per minute (default 5 and 20 per 15 minutes);
  * - `dynamicRegistration.rateLimit`: 10,000 per hour (default 20);
- * - `tokenEndpointRateLimit`: 10,000,000 per minute (default 600).
+ * - `tokenEndpointRateLimit`: 10,000,000 per minute for every limit (defaults 600 per address and
+ *   per workload or agent client, 60,000 per internal service).
  *
  * One more client is registered for the token benchmark: `bench-secret-workload`, a workload with
  * client_secret_basic, next to the default clients (whose list the override would otherwise replace).
@@ -59,7 +60,14 @@ export function benchConfig(ports: BenchPorts, dataDir: string): LoadedConfig {
       ...sections.authorizationServer,
       login: { perEmail: { max: 1000, windowSeconds: 60 }, perAddress: { max: 1000, windowSeconds: 60 } },
       dynamicRegistration: { rateLimit: { max: 10_000, windowSeconds: 3600 } },
-      tokenEndpointRateLimit: { max: 10_000_000, windowSeconds: 60 },
+      tokenEndpointRateLimit: {
+        perAddress: { max: 10_000_000, windowSeconds: 60 },
+        perClient: {
+          service: { max: 10_000_000, windowSeconds: 60 },
+          workload: { max: 10_000_000, windowSeconds: 60 },
+          agent: { max: 10_000_000, windowSeconds: 60 },
+        },
+      },
       clients: [
         ...defaultClients,
         {

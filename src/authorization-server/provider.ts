@@ -21,6 +21,7 @@ import type { ClientClassifier } from './clients/client-classification.ts';
 import { isImpersonableRedirectUri, redirectUriMatches } from './clients/loopback-redirect.ts';
 import { applyClientPolicy, type ClientPolicy, ClientPolicyError } from './clients/registration-policy.ts';
 import type { PreparedClient } from './clients/static-clients.ts';
+import { checkAssertionClient, type TokenRateLimits } from './http/token-rate-limit.ts';
 import { CONTENT_SECURITY_POLICY } from './interactions/views/html.ts';
 import { messagePage } from './interactions/views/message-page.ts';
 import type { Accounts } from './login/accounts.ts';
@@ -52,6 +53,8 @@ export interface ProviderDependencies {
   resources: ResourceRegistry;
   approvedUsers: ApprovedUsers;
   accounts: Accounts;
+  /** The token endpoint's limits (http/token-rate-limit.ts). */
+  tokenLimits: TokenRateLimits;
   /** The policy for self-registered clients (DCR here; CIMD documents in the Client adapter). */
   clientPolicy: ClientPolicy;
   logger: Logger;
@@ -139,10 +142,13 @@ export function createProvider(deps: ProviderDependencies): Provider {
       maxBytes: PROVIDER_FETCH_MAX_BYTES,
       logger: deps.logger.child({ part: 'outbound-fetch' }),
     }) as unknown as Configuration['fetch'],
-    assertJwtClientAuthClaimsAndHeader: clientAssertionHook({
-      maxLifetimeSeconds: config.clientAssertions.maxLifetimeSeconds,
-      clockToleranceSeconds: DEFAULT_CLOCK_TOLERANCE_SECONDS,
-    }) as Configuration['assertJwtClientAuthClaimsAndHeader'],
+    assertJwtClientAuthClaimsAndHeader: clientAssertionHook(
+      {
+        maxLifetimeSeconds: config.clientAssertions.maxLifetimeSeconds,
+        clockToleranceSeconds: DEFAULT_CLOCK_TOLERANCE_SECONDS,
+      },
+      (ctx, clientId) => checkAssertionClient(ctx, clientId, deps.tokenLimits, ROUTES.token),
+    ) as Configuration['assertJwtClientAuthClaimsAndHeader'],
     routes: ROUTES,
     scopes,
     claims: { openid: ['sub'] },

@@ -28,6 +28,7 @@ import {
   unauthorizedClientGrant,
 } from './http/middleware.ts';
 import { createRateLimiter } from './http/rate-limit.ts';
+import { type TokenRateLimits, tokenRateLimit } from './http/token-rate-limit.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { loadOrCreateKeys, publicJwk } from './keys.ts';
 import { createAccounts } from './login/accounts.ts';
@@ -186,7 +187,22 @@ export async function startAuthorizationServer(
       logger.child({ part: 'mail' }),
     );
 
+    const limits = config.tokenEndpointRateLimit;
+    const tokenLimits: TokenRateLimits = {
+      perAddress: createRateLimiter(limits.perAddress),
+      perClient: {
+        service: createRateLimiter(limits.perClient.service),
+        workload: createRateLimiter(limits.perClient.workload),
+        agent: createRateLimiter(limits.perClient.agent),
+      },
+      classOf: (clientId) => {
+        const role = classifier.preRegistered(clientId)?.role;
+        if (role === 'gateway' || role === 'mcp-server') return 'service';
+        return role === 'workload' ? 'workload' : 'agent';
+      },
+    };
     const provider = createProvider({
+      tokenLimits,
       clientPolicy,
       issuer,
       config,
@@ -238,9 +254,7 @@ export async function startAuthorizationServer(
         'client.registration',
       ),
     );
-    provider.use(
-      rateLimited(ROUTES.token, createRateLimiter(config.tokenEndpointRateLimit), logger, 'token'),
-    );
+    provider.use(tokenRateLimit(ROUTES.token, tokenLimits, logger));
     provider.use(defaultScope(ROUTES.authorization, resources.mcp.baseScopes));
     provider.use(unauthorizedClientGrant(ROUTES.token));
     provider.use(dpopRequiredError(ROUTES.token));

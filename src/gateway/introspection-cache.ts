@@ -18,6 +18,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { tokenHash } from '../shared/jwt.ts';
+import { KeyIndex } from '../shared/key-index.ts';
 import type { ActiveIntrospection, Introspection } from './introspection-client.ts';
 
 export interface IntrospectionCacheOptions {
@@ -66,38 +67,10 @@ export function cacheLifetimeMs(result: Introspection, nowMs: number, maxSeconds
   return result.active ? Math.min(max, result.exp * 1000 - nowMs) : max;
 }
 
-/** key sets per grant and per subject, so a revocation finds its entries without a scan. */
-class Index {
-  readonly #sets = new Map<string, Set<string>>();
-  add(name: string | undefined, key: string) {
-    if (!name) return;
-    let set = this.#sets.get(name);
-    if (!set) {
-      set = new Set();
-      this.#sets.set(name, set);
-    }
-    set.add(key);
-  }
-  remove(name: string | undefined, key: string) {
-    if (!name) return;
-    const set = this.#sets.get(name);
-    set?.delete(key);
-    if (set?.size === 0) this.#sets.delete(name);
-  }
-  take(name: string): string[] {
-    const keys = [...(this.#sets.get(name) ?? [])];
-    this.#sets.delete(name);
-    return keys;
-  }
-  clear() {
-    this.#sets.clear();
-  }
-}
-
 export function createIntrospectionCache(options: IntrospectionCacheOptions): IntrospectionCache {
   const now = options.now ?? Date.now;
-  const byGrant = new Index();
-  const bySubject = new Index();
+  const byGrant = new KeyIndex();
+  const bySubject = new KeyIndex();
   const active = new LRUCache<string, Entry>({
     max: options.maxEntries,
     dispose: (entry, key) => {

@@ -86,10 +86,107 @@ describe('the token exchange client', () => {
     assert.equal(endpoint.sent[0]?.form.get('scope'), 'stocks.read');
   });
 
-  test('the cache key is the subject token hash, audience and scope: never the token', () => {
+  test('without the subject claims the cache key is the token hash, audience and scope: never the token', () => {
     const key = exchangeCacheKey({ subjectToken: 'subject.jwt', audience: STOCKS, scope: 'a b' });
-    assert.equal(key, `${tokenHash('subject.jwt')} ${STOCKS} a b`);
+    assert.equal(key, `token:${tokenHash('subject.jwt')} ${STOCKS} a b`);
     assert.ok(!key.includes('subject.jwt'));
+  });
+
+  test('with them, the key is the grant, expiry and scopes: a re-signed phantom token reuses the entry (defect 11)', async () => {
+    const endpoint = fakeTokenEndpoint((_form, n) => issued(n, 300));
+    const { exchangeClient } = client({ fetch: endpoint.fetch });
+    const subject = {
+      grantId: 'g1',
+      sub: 'alice',
+      clientId: 'agent',
+      expiresAt: 2_000_000_000,
+      scopes: ['stocks:read'],
+    };
+    const first = await exchangeClient.exchange({
+      subjectToken: 'phantom.one.sig',
+      audience: STOCKS,
+      subject,
+    });
+    const second = await exchangeClient.exchange({
+      subjectToken: 'phantom.two.sig',
+      audience: STOCKS,
+      subject,
+    });
+    assert.equal(second.accessToken, first.accessToken);
+    assert.equal(endpoint.sent.length, 1, 'one exchange for the two phantom tokens of one grant');
+    // Another token of the grant (another expiry) or more scope is another entry.
+    await exchangeClient.exchange({
+      subjectToken: 'p3',
+      audience: STOCKS,
+      subject: { ...subject, expiresAt: 2_000_000_100 },
+    });
+    await exchangeClient.exchange({
+      subjectToken: 'p4',
+      audience: STOCKS,
+      subject: { ...subject, scopes: ['stocks:read', 'stocks:trade'] },
+    });
+    assert.equal(endpoint.sent.length, 3);
+  });
+
+  test('revocation drops the entries of a grant, a client or a subject; suspended, nothing is cached', async () => {
+    const endpoint = fakeTokenEndpoint((_form, n) => issued(n, 300));
+    const { exchangeClient } = client({ fetch: endpoint.fetch });
+    const alice = {
+      grantId: 'g1',
+      sub: 'alice',
+      clientId: 'agent',
+      expiresAt: 2_000_000_000,
+      scopes: ['stocks:read'],
+    };
+    const workload = { sub: 'wl', clientId: 'wl', expiresAt: 2_000_000_000, scopes: ['stocks:read'] };
+    const call = (subject: typeof alice | typeof workload) =>
+      exchangeClient.exchange({ subjectToken: 'x', audience: STOCKS, subject });
+    await call(alice);
+    await call(workload);
+    assert.equal(exchangeClient.dropGrant('g1'), 1);
+    assert.equal(exchangeClient.dropClient('wl'), 1);
+    await call(alice);
+    assert.equal(endpoint.sent.length, 3);
+    assert.equal(exchangeClient.dropSubject('alice'), 1);
+    exchangeClient.suspend(true);
+    await call(alice);
+    await call(alice);
+    assert.equal(endpoint.sent.length, 5, 'nothing cached while suspended');
+    exchangeClient.suspend(false);
+    await call(alice);
+    await call(alice);
+    assert.equal(endpoint.sent.length, 6);
+  });
+
+  test('a 429 with a short Retry-After is waited out and retried once; a long one fails at once', async () => {
+    let calls = 0;
+    const limited = async () => {
+      calls += 1;
+      return calls === 1
+        ? new Response(JSON.stringify({ error: 'temporarily_unavailable' }), {
+            status: 429,
+            headers: { 'retry-after': '1', 'content-type': 'application/json' },
+          })
+        : Response.json({ access_token: 'after.wait.sig', expires_in: 300, token_type: 'Bearer' });
+    };
+    const waited = await client({ fetch: limited as typeof fetch, timeoutMs: 3000 }).exchangeClient.exchange({
+      subjectToken: 's',
+      audience: STOCKS,
+    });
+    assert.equal(waited.accessToken, 'after.wait.sig');
+    assert.equal(calls, 2);
+    const long = async () =>
+      new Response('{}', {
+        status: 429,
+        headers: { 'retry-after': '120', 'content-type': 'application/json' },
+      });
+    await assert.rejects(
+      client({ fetch: long as typeof fetch }).exchangeClient.exchange({
+        subjectToken: 's',
+        audience: STOCKS,
+      }),
+      (error: unknown) => error instanceof TokenExchangeError && error.code === 'temporarily_unavailable',
+    );
   });
 
   test('reuses a token per subject, audience and scope until refreshBeforeSeconds before expiry', async () => {

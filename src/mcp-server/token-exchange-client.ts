@@ -3,12 +3,22 @@
  * upstream API out, obtained with the MCP server's own client credentials (client_secret_basic).
  *
  * The agent's token is never sent upstream (design invariant 2): every API call carries a token
- * minted for that API's audience. Exchanged tokens are cached per subject token (by hash, never the
- * token itself), audience and scope until `refreshBeforeSeconds` before they expire, in a bounded
- * cache; concurrent exchanges for the same key share one request to the authorization server.
+ * minted for that API's audience. Exchanged tokens are cached until `refreshBeforeSeconds` before they
+ * expire, in a bounded cache; concurrent exchanges for the same key share one request to the
+ * authorization server.
+ *
+ * The cache key is what the subject token stands for, not its bytes: the grant (or, for a workload,
+ * the client and subject), the token's expiry and scopes, the audience and the requested scope. The
+ * gateway gets a freshly signed phantom token at each introspection, so a key by token hash made every
+ * agent re-exchange every 30 s (defect 11); the same grant and token now reuse one exchanged token.
+ * Revocations announced by the authorization server drop entries by grant, client or subject.
+ *
+ * A 429 or 503 from the token endpoint with a short `Retry-After` is waited out and retried once
+ * (RFC 9110 §10.2.3); a longer one fails the call at once as `temporarily_unavailable`.
  */
 import { LRUCache } from 'lru-cache';
 import { tokenHash } from '../shared/jwt.ts';
+import { KeyIndex } from '../shared/key-index.ts';
 
 const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 /** The phantom token is a JWT (RFC 8693 §3). */
@@ -21,12 +31,27 @@ export interface ExchangedToken {
   scope: string | undefined;
 }
 
+/** What a verified subject token stands for: the cache key and what revocations name. */
+export interface ExchangeSubject {
+  grantId?: string | undefined;
+  sub: string;
+  clientId: string;
+  /** The subject token's expiry, seconds since the epoch. */
+  expiresAt: number;
+  scopes: readonly string[];
+}
+
 export interface ExchangeRequest {
   subjectToken: string;
   audience: string;
   /** Omitted: the authorization server maps the subject's scopes down for this audience. */
   scope?: string;
+  /** The verified claims of the subject token; without them the key is the token's hash. */
+  subject?: ExchangeSubject;
 }
+
+/** The longest Retry-After waited out before one retry; longer ones fail the call at once. */
+const MAX_RETRY_AFTER_SECONDS = 5;
 
 /** The authorization server refused or could not be asked; `code` is the OAuth error or a transport one. */
 export class TokenExchangeError extends Error {
@@ -56,6 +81,13 @@ export interface TokenExchangeClientOptions {
 
 export interface TokenExchangeClient {
   exchange(request: ExchangeRequest): Promise<ExchangedToken>;
+  /** Revocation: drop cached tokens exchanged for this grant, client or subject; the count dropped. */
+  dropGrant(grantId: string): number;
+  dropClient(clientId: string): number;
+  dropSubject(sub: string): number;
+  clear(): void;
+  /** While revocations cannot be heard: cache nothing (true), or as configured (false). */
+  suspend(suspended: boolean): void;
   /** Requests actually sent to the authorization server (cache misses). */
   readonly exchanges: number;
   readonly cacheSize: number;
@@ -67,20 +99,56 @@ function basicAuthorization(clientId: string, secret: string): string {
   return `Basic ${Buffer.from(`${encode(clientId)}:${encode(secret)}`).toString('base64')}`;
 }
 
-/** The cache key: a hash of the subject token, never the token itself. */
+/** The cache key: what the subject stands for, or a hash of the subject token; never the token itself. */
 export function exchangeCacheKey(request: ExchangeRequest): string {
-  return `${tokenHash(request.subjectToken)} ${request.audience} ${request.scope ?? ''}`;
+  const { subject } = request;
+  const who = subject
+    ? `${subject.grantId ? `grant:${subject.grantId}` : `client:${subject.clientId}:${subject.sub}`} ${subject.expiresAt} ${[...subject.scopes].sort().join(',')}`
+    : `token:${tokenHash(request.subjectToken)}`;
+  return `${who} ${request.audience} ${request.scope ?? ''}`;
 }
+
+const indexNames = (subject: ExchangeSubject | undefined) =>
+  subject
+    ? [
+        ...(subject.grantId ? [`grant:${subject.grantId}`] : []),
+        `client:${subject.clientId}`,
+        `sub:${subject.sub}`,
+      ]
+    : [];
 
 export function createTokenExchangeClient(options: TokenExchangeClientOptions): TokenExchangeClient {
   const doFetch = options.fetch ?? fetch;
   const now = options.now ?? (() => Date.now() / 1000);
-  const cache = new LRUCache<string, ExchangedToken>({ max: options.maxEntries });
+  const index = new KeyIndex();
+  const cache = new LRUCache<string, { token: ExchangedToken; names: string[] }>({
+    max: options.maxEntries,
+    dispose: (entry, key) => {
+      for (const name of entry.names) index.remove(name, key);
+    },
+  });
   const inflight = new Map<string, Promise<ExchangedToken>>();
+  let suspended = false;
+  /** Bumped by every revocation: an exchange that straddles one is not cached. */
+  let generation = 0;
+  const drop = (name: string) => {
+    generation += 1;
+    let dropped = 0;
+    for (const key of index.take(name)) if (cache.delete(key)) dropped += 1;
+    return dropped;
+  };
   const authorization = basicAuthorization(options.clientId, options.clientSecret);
   let exchanges = 0;
 
-  async function requestToken(request: ExchangeRequest): Promise<ExchangedToken> {
+  /** Seconds a 429/503 asks to wait, or undefined when it does not say (RFC 9110 §10.2.3). */
+  const retryAfter = (response: Response): number | undefined => {
+    if (response.status !== 429 && response.status !== 503) return undefined;
+    const value = response.headers.get('retry-after');
+    if (value === null || !/^\d+$/.test(value.trim())) return undefined;
+    return Number(value.trim());
+  };
+
+  async function requestToken(request: ExchangeRequest, retried = false): Promise<ExchangedToken> {
     exchanges += 1;
     const body = new URLSearchParams({
       grant_type: TOKEN_EXCHANGE_GRANT,
@@ -118,8 +186,23 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
     } catch {
       // A non-JSON answer is reported by status below.
     }
+    const wait = retryAfter(response);
+    if (
+      wait !== undefined &&
+      !retried &&
+      wait <= MAX_RETRY_AFTER_SECONDS &&
+      wait * 1000 < options.timeoutMs
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      return requestToken(request, true);
+    }
     if (!response.ok) {
-      const code = typeof json.error === 'string' ? json.error : 'server_error';
+      const code =
+        wait !== undefined || response.status === 429
+          ? 'temporarily_unavailable'
+          : typeof json.error === 'string'
+            ? json.error
+            : 'server_error';
       const description = typeof json.error_description === 'string' ? json.error_description : undefined;
       throw new TokenExchangeError(
         code,
@@ -150,20 +233,43 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
     },
     exchange(request) {
       const key = exchangeCacheKey(request);
-      const cached = cache.get(key);
+      const cached = cache.get(key)?.token;
       if (cached && cached.expiresAt - options.refreshBeforeSeconds > now()) return Promise.resolve(cached);
       if (cached) cache.delete(key);
       const pending = inflight.get(key);
       if (pending) return pending;
+      const started = generation;
       const promise = requestToken(request)
         .then((token) => {
-          // Cached only while it has more than refreshBeforeSeconds to live; failures are never cached.
-          if (token.expiresAt - options.refreshBeforeSeconds > now()) cache.set(key, token);
+          // Cached only while it has more than refreshBeforeSeconds to live, while revocations can be
+          // heard, and when no revocation arrived meanwhile; failures are never cached.
+          const fresh = token.expiresAt - options.refreshBeforeSeconds > now();
+          if (fresh && !suspended && generation === started) {
+            const names = indexNames(request.subject);
+            cache.set(key, { token, names });
+            for (const name of names) index.add(name, key);
+          }
           return token;
         })
         .finally(() => inflight.delete(key));
       inflight.set(key, promise);
       return promise;
+    },
+    dropGrant: (grantId) => drop(`grant:${grantId}`),
+    dropClient: (clientId) => drop(`client:${clientId}`),
+    dropSubject: (sub) => drop(`sub:${sub}`),
+    clear() {
+      generation += 1;
+      cache.clear();
+      index.clear();
+    },
+    suspend(value) {
+      suspended = value;
+      if (value) {
+        generation += 1;
+        cache.clear();
+        index.clear();
+      }
     },
   };
 }

@@ -23,6 +23,8 @@ import type { McpServerSettings } from './settings.ts';
 export interface Principal {
   sub: string;
   clientId: string;
+  /** The grant behind a user's token (the phantom token's `grant_id`); workloads have none. */
+  grantId?: string | undefined;
 }
 
 /** Adapts the shared JWT verifier to the SDK's verifier interface. */
@@ -39,7 +41,11 @@ export function createPhantomTokenVerifier(
     async verifyAccessToken(token) {
       try {
         const payload = await verifier.verify(token);
-        const principal: Principal = { sub: payload.sub, clientId: payload.client_id };
+        const principal: Principal = {
+          sub: payload.sub,
+          clientId: payload.client_id,
+          ...(typeof payload.grant_id === 'string' ? { grantId: payload.grant_id } : {}),
+        };
         return {
           token,
           clientId: payload.client_id,

@@ -5,12 +5,14 @@
  * trust policy, the development switch and every rejection the CIMD draft asks for.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, test } from 'node:test';
+import { importJWK, type JWK, SignJWT } from 'jose';
 import { DATABASE_FILE } from '../../src/authorization-server/store/sqlite-store.ts';
 import {
   startTestAuthorizationServer,
@@ -431,7 +433,9 @@ describe('dynamic client registration rate limit', () => {
 
 describe('token endpoint rate limit', () => {
   test('guessing at the token endpoint is bounded per address: 429 with Retry-After, nothing checked', async () => {
-    const as = await startTestAuthorizationServer({ tokenEndpointRateLimit: { max: 3, windowSeconds: 60 } });
+    const as = await startTestAuthorizationServer({
+      tokenEndpointRateLimit: { perAddress: { max: 3, windowSeconds: 60 } },
+    });
     try {
       const guess = () =>
         fetch(`${as.issuer}/token`, {
@@ -448,6 +452,124 @@ describe('token endpoint rate limit', () => {
       assert.ok(Number(limited.headers.get('retry-after')) >= 1);
       assert.equal(((await limited.json()) as Json).error, 'temporarily_unavailable');
       assert.equal(as.audit('token').filter((r) => r.outcome === 'denied').length, 1);
+    } finally {
+      await as.close();
+    }
+  });
+});
+
+describe('token endpoint limits by client, not by address (defect 11)', () => {
+  test('authenticated clients count against their own client_id; public clients against the address', async () => {
+    const as = await startTestAuthorizationServer({
+      tokenEndpointRateLimit: {
+        perAddress: { max: 3, windowSeconds: 60 },
+        perClient: { workload: { max: 2, windowSeconds: 60 } },
+      },
+    });
+    try {
+      const mcpSecret = readFileSync(join(as.dataDir, 'secrets/gatehouse-mcp-server.secret'), 'utf8').trim();
+      // The MCP server's requests (token exchange, here refused for want of a subject) are its own.
+      const exchange = () =>
+        fetch(`${as.issuer}/token`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            authorization: basic('gatehouse-mcp-server', mcpSecret),
+          },
+          body: new URLSearchParams({
+            grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+            subject_token: 'not-a-token',
+            subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+            audience: 'http://localhost:8000/api/stocks',
+          }),
+        });
+      for (let i = 0; i < 8; i += 1)
+        assert.equal((await exchange()).status, 400, 'never limited by the address');
+
+      // Public clients from the same address: 3, then 429.
+      const publicRequest = () =>
+        fetch(`${as.issuer}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: 'authorization_code', client_id: 'nobody', code: 'x' }),
+        });
+      for (let i = 0; i < 3; i += 1) assert.notEqual((await publicRequest()).status, 429);
+      const limited = await publicRequest();
+      assert.equal(limited.status, 429);
+      assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+      // ... which does not stop the MCP server on the same address.
+      assert.equal((await exchange()).status, 400);
+
+      // A workload (private_key_jwt, client_id in the body) counts against its own limit of 2.
+      const jwk = JSON.parse(
+        readFileSync(join(as.dataDir, 'secrets/example-workload.private-key.json'), 'utf8'),
+      ) as JWK;
+      const workload = async () => {
+        const assertion = await new SignJWT({})
+          .setProtectedHeader({ alg: 'ES256', ...(jwk.kid ? { kid: jwk.kid } : {}) })
+          .setIssuer('example-workload')
+          .setSubject('example-workload')
+          .setAudience(as.issuer)
+          .setJti(randomUUID())
+          .setIssuedAt()
+          .setExpirationTime('60s')
+          .sign(await importJWK(jwk, 'ES256'));
+        return fetch(`${as.issuer}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            grant_type: 'client_credentials',
+            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+            client_assertion: assertion,
+            scope: 'stocks:read',
+          }),
+        });
+      };
+      // A client whose identity is in the body cannot be told apart before the body is read: from an
+      // address already over its limit, it is refused with the rest.
+      assert.equal((await workload()).status, 429);
+    } finally {
+      await as.close();
+    }
+  });
+
+  test('a workload is limited by its own client_id', async () => {
+    const as = await startTestAuthorizationServer({
+      tokenEndpointRateLimit: { perClient: { workload: { max: 2, windowSeconds: 60 } } },
+    });
+    try {
+      const jwk = JSON.parse(
+        readFileSync(join(as.dataDir, 'secrets/example-workload.private-key.json'), 'utf8'),
+      ) as JWK;
+      const workload = async () => {
+        const assertion = await new SignJWT({})
+          .setProtectedHeader({ alg: 'ES256', ...(jwk.kid ? { kid: jwk.kid } : {}) })
+          .setIssuer('example-workload')
+          .setSubject('example-workload')
+          .setAudience(as.issuer)
+          .setJti(randomUUID())
+          .setIssuedAt()
+          .setExpirationTime('60s')
+          .sign(await importJWK(jwk, 'ES256'));
+        return fetch(`${as.issuer}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            grant_type: 'client_credentials',
+            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+            client_assertion: assertion,
+            scope: 'stocks:read',
+          }),
+        });
+      };
+      assert.equal((await workload()).status, 200);
+      assert.equal((await workload()).status, 200);
+      // Refused once its signature verified, before any token is issued.
+      const limited = await workload();
+      assert.equal(limited.status, 429, await limited.clone().text());
+      assert.equal(((await limited.json()) as Json).error, 'temporarily_unavailable');
+      assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+      assert.equal(as.audit('token.issued').filter((r) => r.outcome === 'success').length, 2);
     } finally {
       await as.close();
     }

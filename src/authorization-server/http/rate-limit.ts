@@ -1,13 +1,17 @@
 /**
- * Fixed-window request limits per key (a source address), in a bounded in-memory map: brute force
- * against registration and the token endpoint is bounded (design §3) without a shared store. Behind
- * several replicas each keeps its own count; docs/deployment.md says so.
+ * Fixed-window request limits per key, in a bounded in-memory map: brute force against registration
+ * and the token endpoint is bounded (design §3) without a shared store. Behind several replicas each
+ * keeps its own count; docs/deployment.md says so.
  */
 import { LRUCache } from 'lru-cache';
 
 export interface RateLimiter {
   /** Counts one request; returns the seconds to wait when over the limit, else 0. */
   hit(key: string): number;
+  /** The seconds to wait if one more request came now (0: it would pass), without counting it. */
+  peek(key: string): number;
+  /** Takes back one counted request (it turned out to belong to another limit). */
+  refund(key: string): void;
 }
 
 export function createRateLimiter(
@@ -15,16 +19,32 @@ export function createRateLimiter(
   maxKeys = 50_000,
 ): RateLimiter {
   const windows = new LRUCache<string, { count: number; resetAt: number }>({ max: maxKeys });
+  const current = (key: string, now: number) => {
+    let window = windows.get(key);
+    if (!window || window.resetAt <= now) {
+      window = { count: 0, resetAt: now + limit.windowSeconds * 1000 };
+      windows.set(key, window);
+    }
+    return window;
+  };
+  const wait = (window: { resetAt: number }, now: number) =>
+    Math.max(1, Math.ceil((window.resetAt - now) / 1000));
   return {
     hit(key) {
       const now = Date.now();
-      let window = windows.get(key);
-      if (!window || window.resetAt <= now) {
-        window = { count: 0, resetAt: now + limit.windowSeconds * 1000 };
-        windows.set(key, window);
-      }
+      const window = current(key, now);
       window.count += 1;
-      return window.count > limit.max ? Math.max(1, Math.ceil((window.resetAt - now) / 1000)) : 0;
+      return window.count > limit.max ? wait(window, now) : 0;
+    },
+    peek(key) {
+      const now = Date.now();
+      const window = windows.get(key);
+      if (!window || window.resetAt <= now) return 0;
+      return window.count >= limit.max ? wait(window, now) : 0;
+    },
+    refund(key) {
+      const window = windows.get(key);
+      if (window && window.count > 0) window.count -= 1;
     },
   };
 }

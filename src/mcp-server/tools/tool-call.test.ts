@@ -23,7 +23,7 @@ const authInfo: AuthInfo = {
   clientId: 'agent-1',
   scopes: ['stocks:read'],
   expiresAt: Math.floor(Date.now() / 1000) + 600,
-  extra: { principal: { sub: 'alice', clientId: 'agent-1' } },
+  extra: { principal: { sub: 'alice', clientId: 'agent-1', grantId: 'grant-1' } },
 };
 
 function harness(exchange: TokenExchangeClient['exchange'], answer = () => Response.json({ ok: true })) {
@@ -52,7 +52,18 @@ describe('a tool call', () => {
     const result = await runToolCall(getStock, { symbol: 'ACME' }, authInfo, deps);
     assert.equal(result.isError, undefined);
     assert.deepEqual(asked, [
-      { subjectToken: 'subject.phantom.jwt', audience: 'http://localhost:8000/api/stocks' },
+      {
+        subjectToken: 'subject.phantom.jwt',
+        audience: 'http://localhost:8000/api/stocks',
+        // What the token stands for: the exchange cache key, stable across re-introspections.
+        subject: {
+          grantId: 'grant-1',
+          sub: 'alice',
+          clientId: 'agent-1',
+          expiresAt: authInfo.expiresAt,
+          scopes: ['stocks:read'],
+        },
+      },
     ]);
     assert.deepEqual(calls, [
       { url: 'http://api.test/stocks/ACME', authorization: 'Bearer exchanged.for.stocks' },

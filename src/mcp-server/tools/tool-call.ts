@@ -12,7 +12,7 @@ import type { ToolArguments, ToolDefinition } from './catalogue.ts';
 import { buildUpstreamRequest, callUpstream, errorResult, UpstreamRequestError } from './upstream-call.ts';
 
 export interface ToolCallDependencies {
-  tokenExchange: TokenExchangeClient;
+  tokenExchange: Pick<TokenExchangeClient, 'exchange'>;
   logger: Logger;
   upstreamTimeoutMs: number;
   fetch?: typeof fetch;
@@ -74,6 +74,17 @@ export async function runToolCall(
     const { accessToken } = await deps.tokenExchange.exchange({
       subjectToken: authInfo.token,
       audience: tool.api.audience,
+      ...(principal && authInfo.expiresAt
+        ? {
+            subject: {
+              grantId: principal.grantId,
+              sub: principal.sub,
+              clientId: principal.clientId,
+              expiresAt: authInfo.expiresAt,
+              scopes: authInfo.scopes,
+            },
+          }
+        : {}),
     });
     const outcome = await callUpstream({
       apiName: tool.api.name,

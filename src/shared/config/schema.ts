@@ -244,7 +244,23 @@ const authorizationServerBase = z.strictObject({
         .optional(),
     })
     .prefault({}),
-  tokenEndpointRateLimit: rateLimit.default({ max: 600, windowSeconds: 60 }),
+  /**
+   * POST /token limits. Authenticated clients count per client_id, by role (`service`: the gateway
+   * and MCP server; `workload`; `agent`: other confidential clients); public clients and failed
+   * client authentications count per source address.
+   */
+  tokenEndpointRateLimit: z
+    .strictObject({
+      perAddress: rateLimit.default({ max: 600, windowSeconds: 60 }),
+      perClient: z
+        .strictObject({
+          service: rateLimit.default({ max: 60_000, windowSeconds: 60 }),
+          workload: rateLimit.default({ max: 600, windowSeconds: 60 }),
+          agent: rateLimit.default({ max: 600, windowSeconds: 60 }),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   /**
    * DPoP (RFC 9449) per client class: `optional` binds a token when the request carries a proof,
    * `required` refuses token requests without one (the client's `dpop_bound_access_tokens`).
