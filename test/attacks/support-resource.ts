@@ -531,31 +531,28 @@ export interface RawResponse {
 
 /**
  * Writes `request` (bytes exactly as given) on a fresh TCP connection and collects what comes back
- * until the server closes or `quietMs` pass without data. Splits the answer into responses by
- * their status lines, so a second (smuggled) response is visible.
+ * until the server closes, or the last response is complete and `quietMs` more pass without data
+ * (so a second, smuggled response would still be seen). Waits at most `timeoutMs` overall. Splits
+ * the answer into responses by their status lines.
  */
-export function rawHttp(url: string, request: string, quietMs = 300): Promise<RawResponse> {
+export function rawHttp(url: string, request: string, quietMs = 60, timeoutMs = 5000): Promise<RawResponse> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
     let raw = '';
-    let timer: NodeJS.Timeout | undefined;
+    let quiet: NodeJS.Timeout | undefined;
     const finish = () => {
-      clearTimeout(timer);
+      clearTimeout(quiet);
+      clearTimeout(deadline);
       socket.destroy();
       resolve({ raw, responses: splitResponses(raw) });
     };
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(finish, quietMs);
-    };
-    socket.on('connect', () => {
-      socket.write(request);
-      arm();
-    });
+    const deadline = setTimeout(finish, timeoutMs);
+    socket.on('connect', () => socket.write(request));
     socket.on('data', (chunk) => {
       raw += chunk.toString('latin1');
-      arm();
+      clearTimeout(quiet);
+      if (lastResponseComplete(raw)) quiet = setTimeout(finish, quietMs);
     });
     socket.on('end', finish);
     socket.on('close', finish);
@@ -567,12 +564,24 @@ export function rawHttp(url: string, request: string, quietMs = 300): Promise<Ra
 }
 
 function splitResponses(raw: string): RawResponse['responses'] {
-  const parts = raw.split(/(?=HTTP\/1\.[01] \d{3})/).filter((part) => /^HTTP\/1\.[01] \d{3}/.test(part));
+  const parts = raw.split(/(?=HTTP\/1\.[01] \d{3} )/).filter((part) => /^HTTP\/1\.[01] \d{3} /.test(part));
   return parts.map((part) => {
     const end = part.indexOf('\r\n\r\n');
     const head = end >= 0 ? part.slice(0, end) : part;
     return { status: Number(part.slice(9, 12)), head, body: end >= 0 ? part.slice(end + 4) : '' };
   });
+}
+
+/** True when the last response read is whole: by its Content-Length, its last chunk, or its status. */
+function lastResponseComplete(raw: string): boolean {
+  const last = splitResponses(raw).at(-1);
+  if (!last || !raw.slice(raw.lastIndexOf(last.head)).includes('\r\n\r\n')) return false;
+  if ((last.status >= 100 && last.status < 200) || last.status === 204 || last.status === 304) return true;
+  const length = rawHeader(last.head, 'content-length');
+  if (length !== undefined) return last.body.length >= Number(length);
+  if (/chunked/i.test(rawHeader(last.head, 'transfer-encoding') ?? ''))
+    return /(^|\r\n)0\r\n\r\n$/.test(last.body);
+  return false;
 }
 
 /** A response header of a raw response head, lower-cased name; undefined when absent. */
