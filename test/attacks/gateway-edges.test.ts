@@ -173,7 +173,7 @@ describe('Host and X-Forwarded-* spoofing', () => {
     assert.match(String(hit.headers.authorization), /^Bearer [\w-]+\.[\w-]+\.[\w-]+$/, 'the phantom JWT');
   });
 
-  test('an absolute-form target (a host in the request line) at the gateway: 400 invalid_request, nothing forwarded', async () => {
+  test('an absolute-form target (a host in the request line) at the gateway: 400 invalid_request (`//host/path` is a path: 404), nothing forwarded', async () => {
     for (const target of ['http://evil.example/mcp', `${stack.gatewayUrl}/mcp`, '//evil.example/mcp']) {
       const answer = await nothingForwarded(() =>
         rawHttp(
@@ -232,6 +232,9 @@ describe('header smuggling toward the upstreams', () => {
             'keep-alive, authorization, x-forwarded-for, x-forwarded-host, host, content-length, x-secret',
           'x-forwarded-for': '10.9.8.7',
           'x-secret': 'hop-only',
+          // Credentials for a proxy on the way, never for the upstream (RFC 9110 §11.7.2).
+          'proxy-authorization': `Bearer ${opaque}`,
+          'proxy-connection': 'keep-alive',
         },
         body: CALL,
       });
@@ -247,6 +250,9 @@ describe('header smuggling toward the upstreams', () => {
     assert.notEqual(hit.headers.authorization, `Bearer ${opaque}`);
     assert.deepEqual(rawValues(hit, 'x-forwarded-for'), ['127.0.0.1']);
     assert.equal(hit.headers['x-secret'], undefined, 'a field named in Connection stays on its hop');
+    assert.equal(hit.headers['proxy-authorization'], undefined);
+    assert.equal(hit.headers['proxy-connection'], undefined);
+    assert.ok(!JSON.stringify(hit).includes(opaque), 'the opaque token reached the MCP server');
     assert.deepEqual(rawValues(hit, 'content-length'), [String(CALL.length)]);
     assert.equal(hit.body, CALL, 'the body arrives whole and alone');
     assert.equal(seen.api.length, 1, 'and the tool ran once');
