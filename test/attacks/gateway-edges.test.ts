@@ -133,7 +133,7 @@ describe('Host and X-Forwarded-* spoofing', () => {
       assert.equal(challenged.status, 401);
       assert.equal(
         challenged.headers['www-authenticate'],
-        `Bearer resource_metadata="${prm}", scope="stocks:read customers:read"`,
+        `Bearer resource_metadata="${prm}", scope="stocks:read customers:read", DPoP algs="ES256 ES384 PS256 RS256 EdDSA Ed25519"`,
       );
       for (const path of [
         '/.well-known/oauth-protected-resource/mcp',

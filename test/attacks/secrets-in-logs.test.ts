@@ -473,11 +473,12 @@ describe('the journey', () => {
     }
     const garbage = `garbage${randomUUID().replace(/-/g, '')}`;
     keep('forged token', garbage);
-    for (const [url, authorization] of [
-      [stack.mcpUrl, `Bearer ${garbage}`],
-      [`${stack.gatewayUrl}/api/stocks`, `Bearer ${token.accessToken}`],
-      [`${stack.gatewayUrl}/api/customers/me?access_token=${token.accessToken}`, undefined],
-      [`${stack.mcpUrl}?access_token=${token.accessToken}`, undefined],
+    for (const [url, authorization, status] of [
+      [stack.mcpUrl, `Bearer ${garbage}`, 401],
+      [`${stack.gatewayUrl}/api/stocks`, `Bearer ${token.accessToken}`, 401],
+      // RFC 6750 §2.3: a token in the query string is refused at the gateway, not forwarded.
+      [`${stack.gatewayUrl}/api/customers/me?access_token=${token.accessToken}`, undefined, 400],
+      [`${stack.mcpUrl}?access_token=${token.accessToken}`, undefined, 400],
     ] as const) {
       const response = await fetch(url, {
         method: url.includes('/mcp') ? 'POST' : 'GET',
@@ -488,7 +489,7 @@ describe('the journey', () => {
         },
         ...(url.includes('/mcp') ? { body: JSON.stringify(toolCall(1, 'list_stocks')) } : {}),
       });
-      assert.equal(response.status, 401, url.split('?')[0]);
+      assert.equal(response.status, status, url.split('?')[0]);
       await response.arrayBuffer();
     }
     // A batch and a malformed body, carrying a valid token.
