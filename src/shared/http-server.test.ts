@@ -10,6 +10,7 @@ import { type IncomingMessage, request, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
+import { parseConfig } from './config/load.ts';
 import { type HttpConfig, httpSchema } from './config/schema.ts';
 import { createHttpServer, type HttpServer } from './http-server.ts';
 import { createLogger } from './logging.ts';
@@ -140,6 +141,14 @@ function get(port: number, pathname = '/', localAddress = '127.0.0.1'): Promise<
 const statusOf = (text: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
 
 describe('timeouts', () => {
+  test('a headers timeout longer than the request timeout is a configuration error', () => {
+    assert.throws(
+      () => parseConfig({ http: { headersTimeoutSeconds: 40 } }),
+      /http\.headersTimeoutSeconds: must not be longer than requestTimeoutSeconds/,
+    );
+    assert.equal(parseConfig({ http: { headersTimeoutSeconds: 30 } }).http.requestTimeoutSeconds, 30);
+  });
+
   test('a connection that never finishes its headers gets 408 and is closed soon after headersTimeout', async () => {
     const listener = await start(ok, { headersTimeoutSeconds: 1, requestTimeoutSeconds: 5 });
     const slow = await slowConnection(listener.port);

@@ -88,17 +88,18 @@ export function createHttpServer(handler: RequestListener, settings: HttpConfig,
     keepAliveTimeout: settings.keepAliveTimeoutSeconds * 1000,
     connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
   });
-  let pressure: ReturnType<typeof createPressureLog> | undefined;
+  const caps = {
+    max_connections: settings.maxConnections,
+    max_connections_per_address: settings.maxConnectionsPerAddress,
+  };
+  const pressure = createPressureLog(logger, caps);
   const limits = createConnectionLimits({
     maxConnections: settings.maxConnections,
     maxConnectionsPerAddress: settings.maxConnectionsPerAddress,
     slowBodyMs: settings.headersTimeoutSeconds * 1000,
-    onEvicted: (_connection, reason, scope) => pressure?.(reason, scope),
+    onEvicted: (_connection, reason, scope) => pressure(reason, scope),
   });
-  pressure = createPressureLog(logger, {
-    max_connections: limits.maxConnections,
-    max_connections_per_address: settings.maxConnectionsPerAddress,
-  });
+  caps.max_connections = limits.maxConnections;
   if (limits.maxConnections < settings.maxConnections) {
     logger.info('connections capped below http.maxConnections by the open-file limit', {
       max_connections: limits.maxConnections,
@@ -120,7 +121,7 @@ export function createHttpServer(handler: RequestListener, settings: HttpConfig,
     }
     const outcome = limits.admit(socket);
     if (!outcome.admitted) {
-      pressure?.('refused', outcome.scope);
+      pressure('refused', outcome.scope);
       refuse(socket);
     }
   });
