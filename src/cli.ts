@@ -4,6 +4,7 @@
  *   gatehouse serve <component> [--config FILE]
  *   gatehouse agent <mcp-url> [command] [options]   (src/agent/cli.ts)
  */
+import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 import { startApis } from './apis/server.ts';
 import { startAuthorizationServer } from './authorization-server/server.ts';
@@ -33,7 +34,7 @@ const COMPONENTS: Record<string, { title: string; start: StartComponent }> = {
     start: async (loaded, options) => {
       const running = await startAuthorizationServer(loaded, options);
       if (running.devInbox) console.log(`Development inbox: ${running.issuer}/dev/inbox`);
-      return { url: running.issuer, close: () => running.close() };
+      return { url: running.issuer, close: (closeOptions) => running.close(closeOptions) };
     },
   },
   gateway: { title: 'Gateway', start: startGateway },
@@ -63,18 +64,46 @@ async function main(argv: string[]): Promise<number> {
   const loaded = loadConfig(values.config);
   const running: RunningComponent = await component.start(loaded);
   console.log(`${component.title} ready at ${running.url}`);
-  stopOnSignal(running);
+  stopOnSignal(running, loaded.config.http.drainTimeoutSeconds);
   return -1;
 }
 
-/** Ctrl-C (or SIGTERM) closes everything cleanly, then exits. */
-function stopOnSignal(running: { close(): Promise<void> }) {
-  const stop = async () => {
-    await running.close();
-    process.exit(0);
+/**
+ * SIGTERM or Ctrl-C (SIGINT) drains: the listeners stop accepting, requests in flight finish within
+ * `http.drainTimeoutSeconds`, then the process exits 0. A second signal exits at once, with the
+ * conventional 128 + signal number.
+ */
+function stopOnSignal(running: { close(): Promise<void> }, drainTimeoutSeconds: number) {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      console.log(`${signal} again: exiting without waiting`);
+      process.exit(128 + (osConstants.signals[signal] ?? 0));
+    }
+    stopping = true;
+    console.log(
+      `${signal}: finishing requests in flight (at most ${drainTimeoutSeconds} s; send it again to exit now)`,
+    );
+    // A backstop: the drain is bounded already, but a stuck close must not keep the process alive.
+    setTimeout(
+      () => {
+        console.error('gatehouse: components did not stop in time; exiting');
+        process.exit(1);
+      },
+      (drainTimeoutSeconds + 5) * 1000,
+    ).unref();
+    running.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(
+          `gatehouse: stopping failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+        process.exit(1);
+      },
+    );
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
 /** `gatehouse agent ...`: runs the agent, and lets its output reach the pipe before the exit. */
@@ -108,7 +137,7 @@ async function start(configFile: string | undefined): Promise<number> {
       devInbox: stack.authorizationServer.devInbox !== undefined,
     }),
   );
-  stopOnSignal(stack);
+  stopOnSignal(stack, loaded.config.http.drainTimeoutSeconds);
   return -1;
 }
 

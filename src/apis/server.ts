@@ -7,11 +7,12 @@
  * path segment (404) → bearer token (401/503) → route (404/405) → scope (403) → handler. One
  * structured log line per request: method, path, status, sub, client_id, duration; never a token.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StartComponent } from '../shared/component.ts';
 import type { LoadedConfig } from '../shared/config/load.ts';
 import type { ApisConfig } from '../shared/config/schema.ts';
-import { close, listen, sendJson } from '../shared/http.ts';
+import { sendJson } from '../shared/http.ts';
+import { createHttpServer } from '../shared/http-server.ts';
 import { createAccessTokenVerifier } from '../shared/jwt.ts';
 import { createLogger, type LogFields, type Logger } from '../shared/logging.ts';
 import { ApiError, invalidRequest, notFound } from './api-error.ts';
@@ -108,10 +109,8 @@ export const startApis: StartComponent = async (loaded, options = {}) => {
   const logger = options.logger ?? createLogger('apis', { level: loaded.config.logLevel });
   const trusted = trustedIssuer(loaded);
   const handler = createHandler(createApis(config, trusted, logger), logger);
-  const server = createServer((req, res) => void handler(req, res));
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
-  const port = await listen(server, config.listen.host, config.listen.port ?? 8002, 'apis.listen.port');
+  const http = createHttpServer((req, res) => void handler(req, res), loaded.config.http, logger);
+  const port = await http.listen(config.listen.host, config.listen.port ?? 8002, 'apis.listen.port');
   const url = `http://${urlHost(config.listen.host)}:${port}`;
   logger.info('apis listening', {
     url,
@@ -120,5 +119,5 @@ export const startApis: StartComponent = async (loaded, options = {}) => {
     issuer: trusted.issuer,
     jwks_uri: trusted.jwksUri,
   });
-  return { url, close: () => close(server) };
+  return { url, close: (options) => http.close(options) };
 };

@@ -2,12 +2,13 @@
  * Starts the authorization server: storage, keys, clients, oidc-provider and the HTTP listener.
  */
 import { createHmac } from 'node:crypto';
-import { createServer } from 'node:http';
+import type { RequestListener } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { Adapter, KoaContextWithOIDC } from 'oidc-provider';
 import type { LoadedConfig } from '../shared/config/load.ts';
 import { resolveSecret } from '../shared/config/secrets.ts';
-import { close as closeServer, listen } from '../shared/http.ts';
+import { sendJson } from '../shared/http.ts';
+import { type CloseOptions, createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type Logger } from '../shared/logging.ts';
 import { createClientClassifier } from './clients/client-classification.ts';
 import {
@@ -61,7 +62,7 @@ export interface RunningAuthorizationServer {
   devInbox: DevInbox | undefined;
   /** Where the generated private key of each pre-registered private_key_jwt client lives. */
   privateKeyFiles: Record<string, string>;
-  close(): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
 }
 
 export interface StartOptions {
@@ -86,13 +87,19 @@ export async function startAuthorizationServer(
   const config = loaded.config.authorizationServer;
   const logger = options.logger ?? createLogger('authorization-server', { level: loaded.config.logLevel });
   const configuredIssuer = new URL(config.issuer);
-  const server = createServer();
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
+  // Listen first, so that port 0 can put the real port into the issuer before the provider exists;
+  // until the provider is ready, requests get 503 (RFC 9110 §15.6.4).
+  let app: RequestListener | undefined;
+  const http = createHttpServer(
+    (req, res) => {
+      if (app) return app(req, res);
+      sendJson(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
+    },
+    loaded.config.http,
+    logger,
+  );
   const wantedPort = config.listen.port ?? defaultPort(configuredIssuer);
-  // Listen first, so that port 0 can put the real port into the issuer before the provider exists.
-  const port = await listen(
-    server,
+  const port = await http.listen(
     config.listen.host,
     wantedPort,
     'authorizationServer.listen.port (and authorizationServer.issuer)',
@@ -293,10 +300,10 @@ export async function startAuthorizationServer(
     });
 
     const callback = provider.callback();
-    server.on('request', (req, res) => {
+    app = (req, res) => {
       pinOrigin(req);
       return callback(req, res);
-    });
+    };
     logger.info('authorization server listening', { issuer, address: `${config.listen.host}:${port}` });
     if (mailer.devInbox)
       logger.warn('development inbox enabled (no SMTP configured)', { url: `${issuer}/dev/inbox` });
@@ -311,14 +318,14 @@ export async function startAuthorizationServer(
       provider,
       devInbox: mailer.devInbox,
       privateKeyFiles,
-      async close() {
+      async close(options) {
         stopHousekeeping();
-        await closeServer(server);
+        await http.close(options);
         db.close();
       },
     };
   } catch (error) {
-    server.close();
+    await http.close({ deadline: Date.now() });
     db.close();
     throw error;
   }

@@ -6,9 +6,8 @@
  * (503 when the authorization server cannot answer: fail closed) → proxy (502/504 when the upstream
  * cannot answer). One log line per request; no token value is ever logged.
  */
-
 import { createHmac } from 'node:crypto';
-import http, { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import {
   authorizationServerUrl,
@@ -18,7 +17,8 @@ import {
 } from '../shared/component.ts';
 import type { LoadedConfig } from '../shared/config/load.ts';
 import { resolveSecret } from '../shared/config/secrets.ts';
-import { bearerChallenge, close, HttpError, listen, readBody, sendJson } from '../shared/http.ts';
+import { bearerChallenge, HttpError, readBody, sendJson } from '../shared/http.ts';
+import { createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type LogFields } from '../shared/logging.ts';
 import { createDpopNonces } from './dpop-nonces.ts';
 import { createDpopProofVerifier } from './dpop-proof.ts';
@@ -169,7 +169,7 @@ export const startGateway = (async (
     if (outcome.error) log.error = outcome.error;
   }
 
-  const server = createServer((req, res) => {
+  const onRequest: RequestListener = (req, res) => {
     const started = performance.now();
     const log: LogFields = { method: req.method, path: undefined };
     const closed = new Promise<void>((resolve) => res.once('close', resolve));
@@ -217,14 +217,13 @@ export const startGateway = (async (
         duration_ms: Math.round(performance.now() - started),
       });
     });
-  });
-  server.headersTimeout = 10_000;
-  // Receiving a request (headers and a body within maxBodyBytes) must not take longer than this.
-  server.requestTimeout = 60_000;
+  };
+  // Receiving a request (headers and a body within maxBodyBytes) must not take longer than
+  // http.requestTimeoutSeconds.
+  const listener = createHttpServer(onRequest, loaded.config.http, logger);
 
   const publicUrl = new URL(config.publicUrl);
-  const port = await listen(
-    server,
+  const port = await listener.listen(
     config.listen.host,
     config.listen.port ?? defaultPort(publicUrl),
     'gateway.listen.port (and gateway.publicUrl)',
@@ -244,8 +243,9 @@ export const startGateway = (async (
   return {
     url,
     stats: () => ({ introspections: client.requests, cacheHits: cache.hits, cacheEntries: cache.size }),
-    async close() {
-      await close(server);
+    async close(options) {
+      // Requests in flight still reach their upstreams: the agents go only after the drain.
+      await listener.close(options);
       agents.http.destroy();
       agents.https.destroy();
     },

@@ -1,7 +1,9 @@
 /**
  * Starts the whole stack in one process, in dependency order: the authorization server (which
  * creates keys and the internal clients' secrets on first start), the example APIs, the MCP server,
- * then the gateway in front. Stops them in reverse order. Components still talk over HTTP only.
+ * then the gateway in front. Stops them in reverse order, the gateway first, so that requests in
+ * flight through it still reach the components behind it; all of them share one drain deadline.
+ * Components still talk over HTTP only.
  */
 import { startApis } from '../apis/server.ts';
 import { type RunningAuthorizationServer, startAuthorizationServer } from '../authorization-server/server.ts';
@@ -9,13 +11,14 @@ import { startGateway } from '../gateway/server.ts';
 import { startMcpServer } from '../mcp-server/server.ts';
 import type { ComponentOptions, RunningComponent } from '../shared/component.ts';
 import type { LoadedConfig } from '../shared/config/load.ts';
+import type { CloseOptions } from '../shared/http-server.ts';
 
 export interface RunningStack {
   authorizationServer: RunningAuthorizationServer;
   apis: RunningComponent;
   mcpServer: RunningComponent;
   gateway: RunningComponent;
-  close(): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
 }
 
 export interface StackOptions extends ComponentOptions {
@@ -25,12 +28,13 @@ export interface StackOptions extends ComponentOptions {
 
 export async function startStack(loaded: LoadedConfig, options: StackOptions = {}): Promise<RunningStack> {
   const report = options.onStarted ?? (() => {});
-  const started: Array<{ close(): Promise<void> }> = [];
-  const closeAll = async () => {
-    for (const component of started.reverse()) await component.close();
+  const started: Array<Pick<RunningComponent, 'close'>> = [];
+  const closeAll = async (closeOptions: CloseOptions = {}) => {
+    const deadline = closeOptions.deadline ?? Date.now() + loaded.config.http.drainTimeoutSeconds * 1000;
+    for (const component of [...started].reverse()) await component.close({ deadline });
   };
   /** Starts one component, remembers it for closing, and reports where it listens. */
-  const up = async <T extends { close(): Promise<void> }>(
+  const up = async <T extends Pick<RunningComponent, 'close'>>(
     name: string,
     start: Promise<T>,
     url: (running: T) => string,

@@ -6,12 +6,13 @@
  * token (401 challenge when missing or invalid), then the SDK (JSON-RPC, the per-tool 403 scope
  * challenge, input validation) and finally the tool, which exchanges the token and calls the API.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { originValidation } from '@modelcontextprotocol/node';
 import type { AuthInfo } from '@modelcontextprotocol/server';
 import type { ComponentOptions, RunningComponent, StartComponent } from '../shared/component.ts';
 import type { LoadedConfig } from '../shared/config/load.ts';
-import { close as closeServer, listen, sendJson } from '../shared/http.ts';
+import { sendJson } from '../shared/http.ts';
+import { createHttpServer } from '../shared/http-server.ts';
 import { SigningKeysUnavailableError } from '../shared/jwt.ts';
 import { createLogger } from '../shared/logging.ts';
 import {
@@ -140,17 +141,19 @@ export async function startMcpServer(
     });
   }
 
-  const server = createServer((req, res) => {
-    route(req, res).catch((error: unknown) => {
-      // Never a stack trace to the client; the message only to the log.
-      logger.error('request failed', { error: (error as Error).message });
-      if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
-      else res.destroy();
-    });
-  });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 60_000;
-  const port = await listen(server, settings.listen.host, settings.listen.port, 'mcpServer.listen.port');
+  const http = createHttpServer(
+    (req, res) => {
+      route(req, res).catch((error: unknown) => {
+        // Never a stack trace to the client; the message only to the log.
+        logger.error('request failed', { error: (error as Error).message });
+        if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+        else res.destroy();
+      });
+    },
+    loaded.config.http,
+    logger,
+  );
+  const port = await http.listen(settings.listen.host, settings.listen.port, 'mcpServer.listen.port');
   const url = `http://${urlHost(settings.listen.host)}:${port}`;
   logger.info('MCP server listening', {
     url,
@@ -166,9 +169,10 @@ export async function startMcpServer(
     get exchanges() {
       return tokenExchange.exchanges;
     },
-    async close() {
+    async close(options) {
+      // Requests in flight finish first; only then are the SDK's transports released.
+      await http.close(options);
       await endpoint.close();
-      await closeServer(server);
     },
   };
 }

@@ -36,7 +36,10 @@ export async function listen(server: Server, host: string, port: number, setting
   return (server.address() as AddressInfo).port;
 }
 
-/** Closes a server and every open connection (keep-alive included). */
+/**
+ * Closes a server and cuts every open connection at once (keep-alive included): for test and
+ * benchmark stubs. Components close through src/shared/http-server.ts, which drains instead.
+ */
 export function close(server: Server): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());

@@ -4,7 +4,8 @@
  * the client's loopback callback, then the code is redeemed. Also proves what only a browser can: the
  * pages cannot be framed, and their Content-Security-Policy lets no script run.
  *
- * Needs Chromium (`apt-get install -y chromium`, or GATEHOUSE_CHROMIUM_PATH pointing at another
+ * Needs Chromium (`sudo apt-get install -y chromium`, which `npm test` does itself as root on
+ * Debian/Ubuntu through scripts/ensure-chromium.mjs, or GATEHOUSE_CHROMIUM_PATH pointing at another
  * Chromium or Chrome). GATEHOUSE_BROWSER_TESTS=0 skips the suite; a missing browser otherwise fails
  * it, so a CI machine without Chromium cannot pass silently. Screenshots go to a temporary directory
  * (or GATEHOUSE_SCREENSHOT_DIR) and their paths are printed as test diagnostics.
@@ -153,7 +154,7 @@ describe('login and consent pages in Chromium', { skip: SKIP, timeout: 5 * TEST_
     if (!existsSync(CHROMIUM)) {
       throw new Error(
         `Chromium is not installed at ${CHROMIUM}, and the browser tests need it. ` +
-          'Install it with `apt-get install -y chromium` (Debian/Ubuntu), or point GATEHOUSE_CHROMIUM_PATH ' +
+          'Install it with `sudo apt-get install -y chromium` (Debian/Ubuntu), or point GATEHOUSE_CHROMIUM_PATH ' +
           'at a Chromium or Chrome binary, or set GATEHOUSE_BROWSER_TESTS=0 to skip these tests.',
       );
     }
@@ -180,7 +181,7 @@ describe('login and consent pages in Chromium', { skip: SKIP, timeout: 5 * TEST_
       .catch((error: Error) => {
         throw new Error(
           `Chromium at ${CHROMIUM} did not start (${error.message.split('\n')[0]}). ` +
-            'Reinstall it with `apt-get install -y chromium`, or set GATEHOUSE_BROWSER_TESTS=0 to skip these tests.',
+            'Reinstall it with `sudo apt-get install -y chromium`, or set GATEHOUSE_BROWSER_TESTS=0 to skip these tests.',
           { cause: error },
         );
       });

@@ -611,11 +611,37 @@ export const apisSchema = z.strictObject({
     .prefault({}),
 });
 
+/**
+ * The HTTP listener every component runs on (src/shared/http-server.ts): how long a client may take
+ * to send a request, how many connections it may hold, and how long a shutdown waits for requests
+ * in flight.
+ */
+export const httpSchema = z
+  .strictObject({
+    /** The request line and headers must arrive within this time (slowloris), else 408 and close. */
+    headersTimeoutSeconds: seconds.max(300).default(10),
+    /** The whole request, body included, must arrive within this time. */
+    requestTimeoutSeconds: seconds.max(3600).default(30),
+    /** An idle keep-alive connection is closed after this time. */
+    keepAliveTimeoutSeconds: seconds.max(600).default(5),
+    /** On SIGTERM/SIGINT, requests in flight get this long to finish before their connections are cut. */
+    drainTimeoutSeconds: seconds.max(600).default(10),
+    /** Connections one listener holds at most (and never more than half the process's open-file limit). */
+    maxConnections: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** Connections one client address (an IPv6 /64) holds at most on one listener. */
+    maxConnectionsPerAddress: z.number().int().min(1).max(1_000_000).default(1000),
+  })
+  .refine((http) => http.headersTimeoutSeconds <= http.requestTimeoutSeconds, {
+    path: ['headersTimeoutSeconds'],
+    message: 'must not be longer than requestTimeoutSeconds (the headers are part of the request)',
+  });
+
 export const configSchema = z
   .strictObject({
     /** Where state lives: the database, keys and generated secrets. Relative to the config file. */
     dataDir: z.string().default('./data'),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    http: httpSchema.prefault({}),
     authorizationServer: authorizationServerSchema.prefault({}),
     gateway: gatewaySchema.prefault({}),
     mcpServer: mcpServerSchema.prefault({}),
@@ -647,3 +673,4 @@ export type GatewayConfig = z.infer<typeof gatewaySchema>;
 export type McpServerConfig = z.infer<typeof mcpServerSchema>;
 export type ToolConfig = z.infer<typeof toolSchema>;
 export type ApisConfig = z.infer<typeof apisSchema>;
+export type HttpConfig = z.infer<typeof httpSchema>;
