@@ -10,6 +10,8 @@ import { HttpError, readBody } from '../shared/http.ts';
 /** JSON-RPC 2.0 §5.1 error codes. */
 const PARSE_ERROR = -32700;
 const INVALID_REQUEST = -32600;
+/** The SDK answers an oversized body with this implementation-defined server error (§5.1). */
+const SERVER_ERROR = -32000;
 
 export type BodyOutcome = { ok: true; body: unknown } | { ok: false };
 
@@ -35,7 +37,12 @@ export async function readJsonRpcBody(
   } catch (error) {
     if (error instanceof HttpError && error.status === 413) {
       res.setHeader('connection', 'close');
-      sendJsonRpcError(res, 413, INVALID_REQUEST, `the request body is larger than ${maxBytes} bytes`);
+      sendJsonRpcError(
+        res,
+        413,
+        SERVER_ERROR,
+        `Payload Too Large: the request body is larger than ${maxBytes} bytes`,
+      );
       return { ok: false };
     }
     throw error;

@@ -7,6 +7,9 @@
  *   deadline. Checking every second bounds that to about a second.
  * - Caps and eviction: see connection-limits.ts. A refused connection gets a 503 with
  *   `Retry-After` (RFC 9110 §15.6.4, §10.2.3) and is closed.
+ * - Framing: requests no server should serve (two Host or Authorization fields, HTTP/1.0 with
+ *   Transfer-Encoding, a target that is not a path) get 400 and a closed connection
+ *   (request-framing.ts).
  * - Close (drain): stop accepting, close idle keep-alive connections at once, answer what is in
  *   flight with `Connection: close` (RFC 9112 §9.6) so each connection closes after its response,
  *   wait for those responses until the drain deadline, then cut whatever is left.
@@ -22,6 +25,7 @@ import {
 } from './connection-limits.ts';
 import { listen } from './http.ts';
 import type { Logger } from './logging.ts';
+import { framingProblem, refuseFraming } from './request-framing.ts';
 
 /** How often Node looks for connections past their headers or request deadline. */
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
@@ -107,6 +111,7 @@ export function createHttpServer(handler: RequestListener, settings: HttpConfig,
   }
 
   let draining: { exchangeAnswered(exchange: Exchange): void } | undefined;
+  const faulty = new WeakSet<Socket>();
 
   function refuse(socket: Socket) {
     // Best effort: the client learns to retry, and the descriptor is released right away.
@@ -136,6 +141,20 @@ export function createHttpServer(handler: RequestListener, settings: HttpConfig,
     if (draining) {
       res.setHeader('connection', 'close');
       res.once('close', () => draining?.exchangeAnswered(exchange));
+    }
+    // A connection that carried a faulty request carries nothing more: whatever Node parsed after
+    // it (a request smuggled in the faulty one's body) is dropped unanswered.
+    if (faulty.has(req.socket)) {
+      res.destroy();
+      return;
+    }
+    const problem = framingProblem(req);
+    if (problem) {
+      faulty.add(req.socket);
+      logger.info('request refused', { reason: problem, method: req.method });
+      refuseFraming(res, problem);
+      res.once('finish', () => req.socket.destroy());
+      return;
     }
     handler(req, res);
   });

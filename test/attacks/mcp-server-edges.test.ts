@@ -150,15 +150,11 @@ describe('JSON-RPC batches', () => {
   ];
 
   for (const port of PORTS) {
-    test(
-      `${port.name}: a batch of tools/call is refused with 400 and -32600, and no API is called at all`,
-      { todo: 'defect 5: JSON-RPC batches are executed' },
-      () =>
-        nothingBehind(async () => {
-          const error = await jsonRpcError(await rpc(port.url(), calls(), port.token()), 400, -32600);
-          assert.match(error.message, /batch/i);
-        }),
-    );
+    test(`${port.name}: a batch of tools/call is refused with 400 and -32600, and no API is called at all`, () =>
+      nothingBehind(async () => {
+        const error = await jsonRpcError(await rpc(port.url(), calls(), port.token()), 400, -32600);
+        assert.match(error.message, /batch/i);
+      }));
 
     test(`${port.name}: a batch cannot carry a tool past the scope check`, async () => {
       // Read scopes only; the batch hides place_order behind a read call. Nothing of it may run.

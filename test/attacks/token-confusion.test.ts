@@ -254,9 +254,7 @@ describe('wrong audience: every real token is refused everywhere but at its own 
   test('an exchanged stocks token at the customers API', () => refusedByApi(stocksToken, '/customers/me'));
   test('an exchanged customers token at the stocks API', () => refusedByApi(customersToken));
 
-  test('the agent’s opaque token at the gateway’s /api/stocks: 401 invalid_token at the gateway, nothing forwarded', {
-    todo: 'defect 3: the gateway forwards the MCP-audience phantom JWT to the APIs',
-  }, async () => {
+  test('the agent’s opaque token at the gateway’s /api/stocks: 401 invalid_token at the gateway, nothing forwarded', async () => {
     for (const path of ['/api/stocks', '/api/customers/me']) {
       const seen = await stack.apiTap.during(async () => {
         const answer = await answerOf(
@@ -413,9 +411,7 @@ describe('forged tokens', () => {
 });
 
 describe('sender-constrained (DPoP) tokens', () => {
-  test('a DPoP-bound token presented as plain Bearer at the gateway: 401 invalid_token, the MCP server never sees it', {
-    todo: 'defect 6: the gateway accepts a DPoP-bound token as a plain Bearer token',
-  }, async () => {
+  test('a DPoP-bound token presented as plain Bearer at the gateway: 401 invalid_token, the MCP server never sees it', async () => {
     const seen = await stack.mcpTap.during(() =>
       nothingBehind(async () => {
         const answer = await answerOf(await rpc(stack.mcpUrl, toolCall(1, 'list_stocks'), dpopBound));
@@ -427,9 +423,7 @@ describe('sender-constrained (DPoP) tokens', () => {
       assert.equal(hit.headers.authorization, undefined, 'no phantom JWT for a DPoP-bound token as Bearer');
   });
 
-  test('no cnf in the tokens minted for inner hops: neither the phantom JWT nor the exchanged token', {
-    todo: 'defect 9: cnf of a DPoP-bound token is copied into the phantom JWT (and on into exchanged tokens)',
-  }, async () => {
+  test('no cnf in the tokens minted for inner hops: neither the phantom JWT nor the exchanged token', async () => {
     const introspection = await fetch(`${stack.issuer}/introspect`, {
       method: 'POST',
       headers: {
@@ -485,20 +479,12 @@ describe('how the token is carried', () => {
   }
 
   const call = () => JSON.stringify(toolCall(1, 'list_stocks'));
-  const finding = 'new finding: with two Authorization headers the first is used and the second ignored';
-  test(
-    'two Authorization headers at the gateway: 400 invalid_request, nothing forwarded',
-    { todo: finding },
-    () => twoAuthorizationHeaders(stack.mcpUrl, 'POST', opaque, call()),
-  );
-  test(
-    'two Authorization headers at the MCP server: 400 invalid_request, nothing behind it',
-    { todo: finding },
-    () => twoAuthorizationHeaders(stack.mcpDirect, 'POST', phantom, call()),
-  );
-  test('two Authorization headers at the API: 400 invalid_request', { todo: finding }, () =>
-    twoAuthorizationHeaders(`${stack.apisUrl}/stocks`, 'GET', stocksToken),
-  );
+  test('two Authorization headers at the gateway: 400 invalid_request, nothing forwarded', () =>
+    twoAuthorizationHeaders(stack.mcpUrl, 'POST', opaque, call()));
+  test('two Authorization headers at the MCP server: 400 invalid_request, nothing behind it', () =>
+    twoAuthorizationHeaders(stack.mcpDirect, 'POST', phantom, call()));
+  test('two Authorization headers at the API: 400 invalid_request', () =>
+    twoAuthorizationHeaders(`${stack.apisUrl}/stocks`, 'GET', stocksToken));
 
   test('a token in the query (RFC 6750 §2.3) is no token at the MCP server and the API', async () => {
     await nothingBehind(async () => {
@@ -529,18 +515,17 @@ describe('how the token is carried', () => {
     assert.ok(!stack.audit('stocks.order').some((record) => record.outcome === 'success'), 'no order placed');
   });
 
-  test('a token in the query at the gateway: no token, and it is never forwarded to the MCP server or an API', {
-    todo: 'new finding: the gateway forwards ?access_token=<agent token> to its upstreams',
-  }, async () => {
+  test('a token in the query at the gateway: no token, and it is never forwarded to the MCP server or an API', async () => {
     const toMcp = await stack.mcpTap.during(async () => {
       const answer = await answerOf(
         await rpc(`${stack.mcpUrl}?access_token=${opaque}`, toolCall(1, 'list_stocks')),
       );
-      assert.equal(answer.status, 401);
+      // RFC 6750 §2.3: refused outright (the token is not looked at), not forwarded.
+      assert.equal(answer.status, 400);
     });
     const toApi = await stack.apiTap.during(async () => {
       const answer = await answerOf(await fetch(`${stack.gatewayUrl}/api/stocks?access_token=${opaque}`));
-      assert.equal(answer.status, 401);
+      assert.equal(answer.status, 400);
     });
     for (const hit of [...toMcp, ...toApi])
       assert.ok(!JSON.stringify(hit).includes(opaque), `the agent's token reached ${hit.url.split('?')[0]}`);

@@ -534,7 +534,9 @@ describe('MCP server', () => {
   });
 
   test('exchanged tokens are cached: two calls, one exchange at the authorization server', async () => {
-    const token = await phantomToken(as, agentId, 'stocks:read customers:read');
+    // Its own client and grant: exchanged tokens are cached per grant, token expiry and scopes, so
+    // another token of a grant already used here (same expiry second) would share its entry.
+    const token = await phantomToken(as, await registerAgent(as.issuer), 'stocks:read customers:read');
     const exchangesAt = () =>
       as.audit('token.exchange').filter((record) => record.outcome === 'success').length;
     const before = exchangesAt();
