@@ -4,6 +4,7 @@
 import type { Middleware } from 'koa';
 import type { Logger } from '../../shared/logging.ts';
 import type { RateLimiter } from './rate-limit.ts';
+import { isRoute, isUnderRoute } from './route-match.ts';
 
 /**
  * RFC 8414 §3: metadata lives at `/.well-known/oauth-authorization-server` (with the issuer's path
@@ -12,10 +13,10 @@ import type { RateLimiter } from './rate-limit.ts';
  */
 export function oauthMetadataAlias(issuerPath: string): Middleware {
   const suffix = issuerPath === '/' ? '' : issuerPath.replace(/\/$/, '');
-  const aliases = new Set([`/.well-known/oauth-authorization-server${suffix}`]);
+  const alias = `/.well-known/oauth-authorization-server${suffix}`;
   const target = `${suffix}/.well-known/openid-configuration`;
   return (ctx, next) => {
-    if (aliases.has(ctx.path)) ctx.path = target;
+    if (isRoute(ctx.path, alias)) ctx.path = target;
     return next();
   };
 }
@@ -27,7 +28,7 @@ export function oauthMetadataAlias(issuerPath: string): Middleware {
  */
 export function registrationCors(registrationPath: string): Middleware {
   return async (ctx, next) => {
-    if (!ctx.path.startsWith(registrationPath)) return next();
+    if (!isUnderRoute(ctx.path, registrationPath)) return next();
     ctx.set('access-control-allow-origin', '*');
     ctx.set('access-control-expose-headers', 'WWW-Authenticate');
     if (ctx.method === 'OPTIONS') {
@@ -44,7 +45,7 @@ export function registrationCors(registrationPath: string): Middleware {
 /** Refuses POSTs to `path` over the limit per source address with 429 and Retry-After. */
 export function rateLimited(path: string, limiter: RateLimiter, logger: Logger, event: string): Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || ctx.path !== path) return next();
+    if (ctx.method !== 'POST' || !isRoute(ctx.path, path)) return next();
     const retryAfter = limiter.hit(ctx.ip);
     if (retryAfter === 0) return next();
     logger.audit(event, { outcome: 'denied', ip: ctx.ip, reason: 'rate limited' });
@@ -81,7 +82,7 @@ export function securityHeaders(): Middleware {
 export function unauthorizedClientGrant(tokenPath: string): Middleware {
   return async (ctx, next) => {
     await next();
-    if (ctx.path !== tokenPath || ctx.status !== 400) return;
+    if (!isRoute(ctx.path, tokenPath) || ctx.status !== 400) return;
     const body = ctx.body as { error?: string; error_description?: string } | undefined;
     if (
       body?.error === 'invalid_request' &&
@@ -102,7 +103,7 @@ export function defaultScope(authorizationPath: string, baseScopes: string[]): M
   return (ctx, next) => {
     if (
       ctx.method === 'GET' &&
-      ctx.path === authorizationPath &&
+      isRoute(ctx.path, authorizationPath) &&
       scope &&
       !ctx.query.scope &&
       !ctx.query.request_uri
@@ -122,7 +123,7 @@ export function defaultScope(authorizationPath: string, baseScopes: string[]): M
 export function dpopRequiredError(tokenPath: string): Middleware {
   return async (ctx, next) => {
     await next();
-    if (ctx.path !== tokenPath || ctx.status !== 400 || ctx.get('dpop')) return;
+    if (!isRoute(ctx.path, tokenPath) || ctx.status !== 400 || ctx.get('dpop')) return;
     const body = ctx.body as { error?: string } | undefined;
     const client = (ctx as { oidc?: { client?: { dpopBoundAccessTokens?: boolean } } }).oidc?.client;
     if (body?.error === 'invalid_grant' && client?.dpopBoundAccessTokens === true) {

@@ -31,6 +31,7 @@ import type { Context, Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Logger } from '../../shared/logging.ts';
 import type { RateLimiter } from './rate-limit.ts';
+import { isRoute } from './route-match.ts';
 
 export type ClientRateClass = 'service' | 'workload' | 'agent';
 
@@ -77,7 +78,7 @@ export function checkAssertionClient(
   limits: TokenRateLimits,
   tokenPath: string,
 ): void {
-  if (ctx.path !== tokenPath) return;
+  if (!isRoute(ctx.path, tokenPath)) return;
   const wait = limits.perClient[limits.classOf(clientId)].peek(clientId);
   if (wait === 0) return;
   ctx.set('retry-after', String(wait));
@@ -88,7 +89,7 @@ export function checkAssertionClient(
 
 export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logger: Logger): Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || ctx.path !== tokenPath) return next();
+    if (ctx.method !== 'POST' || !isRoute(ctx.path, tokenPath)) return next();
     const address = ctx.ip;
     const claimed = basicClientId(ctx.get('authorization'));
     const deny = (retryAfter: number, reason: string, description: string) => {

@@ -8,6 +8,7 @@
  * `{"active": false}` as JSON, so the gateway never mistakes it for a token.
  */
 import type { Middleware } from 'koa';
+import { isRoute } from '../http/route-match.ts';
 import type { ResourceRegistry } from '../resources.ts';
 import { type AccessTokenSigner, extraClaims } from './access-token-jwt.ts';
 
@@ -26,7 +27,11 @@ export function phantomTokenMiddleware(
   sign: AccessTokenSigner,
 ): Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || ctx.path !== introspectionPath || !wantsPhantomToken(ctx.get('accept'))) {
+    if (
+      ctx.method !== 'POST' ||
+      !isRoute(ctx.path, introspectionPath) ||
+      !wantsPhantomToken(ctx.get('accept'))
+    ) {
       return next();
     }
     // Let the library answer in JSON, then re-encode.
@@ -77,7 +82,7 @@ export function removedUsersInactive(
 ): Middleware {
   return async (ctx, next) => {
     await next();
-    if (ctx.method !== 'POST' || ctx.path !== introspectionPath || ctx.status !== 200) return;
+    if (ctx.method !== 'POST' || !isRoute(ctx.path, introspectionPath) || ctx.status !== 200) return;
     const body = ctx.body as Record<string, unknown> | undefined;
     if (body?.active === true && typeof body.sub === 'string' && isRemovedUser(body.sub))
       ctx.body = { active: false };
