@@ -48,20 +48,24 @@ let docs: DocumentServer;
 let trap: ConnectionTrap;
 /** The default: no development switch, so only https documents on public addresses. */
 let strict: TestAuthorizationServer;
-/** The development switch for loopback http documents, and a short deadline. */
+/** The development switch for loopback http documents. */
 let dev: TestAuthorizationServer;
+/** The same with a short deadline, for the slow documents. */
+let hasty: TestAuthorizationServer;
 
 before(async () => {
   docs = await startDocumentServer();
   trap = await startConnectionTrap(['127.0.0.1', '::1', ...insideAddresses]);
   strict = await startAttackServer(ledger);
-  dev = await startAttackServer(ledger, {
+  dev = await startAttackServer(ledger, { clientIdMetadataDocuments: { allowLoopbackHttp: true } });
+  hasty = await startAttackServer(ledger, {
     clientIdMetadataDocuments: { allowLoopbackHttp: true, timeoutMs: 400 },
   });
 });
 after(async () => {
   await strict.close();
   await dev.close();
+  await hasty.close();
   await docs.close();
   await trap.close();
 });
@@ -260,7 +264,7 @@ describe('slowness', () => {
     docs.route(path, () => {
       // Never answers.
     });
-    await assertRefusedClient(dev, clientId);
+    await assertRefusedClient(hasty, clientId);
     assert.ok(await docs.whenAbandoned(path), 'the server gave up on the connection');
   });
 
@@ -280,7 +284,7 @@ describe('slowness', () => {
         index += 1;
       }, 50);
     });
-    await assertRefusedClient(dev, clientId);
+    await assertRefusedClient(hasty, clientId);
     assert.ok(await docs.whenAbandoned(path), 'the server gave up on the connection');
   });
 });

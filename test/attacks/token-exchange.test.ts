@@ -264,16 +264,9 @@ describe('a revoked or expired subject', () => {
       short = await start({ resources: { mcp: { accessTokenTtlSeconds: 3 } } });
       token = await userToken(short, 'stocks:read');
       const introspected = await introspect(ledger, short, token.accessToken);
-      assert.equal(introspected.json.active, true);
+      assert.equal(introspected.json.active, true, 'alive when its phantom JWT is taken');
       phantom = (await introspect(ledger, short, token.accessToken, undefined, 'application/jwt')).text;
       assert.equal(phantom.split('.').length, 3);
-      // Control: while it lives, the token exchanges.
-      const live = await exchange(
-        short,
-        { subject_token: token.accessToken, subject_token_type: ACCESS_TOKEN_TYPE, audience: STOCKS },
-        { authorization: clientAuth(ledger, short, MCP_SERVER) },
-      );
-      assert.equal(live.status, 200, live.text);
       // Wait until the expiry (whole seconds) has passed.
       await sleep(Number(introspected.json.exp) * 1000 - Date.now() + 1100);
     });
