@@ -37,7 +37,6 @@ import {
   startDocumentServer,
 } from './support/network.ts';
 
-const DEFECT_4 = 'defect 4: jwks_uri SSRF';
 const REDIRECT = 'http://127.0.0.1/callback';
 const ledger = new SecretLedger();
 const inside = specialUseInterfaceAddresses();
@@ -335,9 +334,7 @@ describe('shared-secret client authentication', () => {
 
 describe('jwks_uri pointing inside', () => {
   for (const address of insideAddresses) {
-    test(`an https jwks_uri on this machine's private address ${address}: invalid_client, nothing connects`, {
-      todo: DEFECT_4,
-    }, async () => {
+    test(`an https jwks_uri on this machine's private address ${address}: invalid_client, nothing connects`, async () => {
       const { path, clientId } = fresh('jwks-uri');
       docs.json(
         path,

@@ -37,7 +37,6 @@ import {
 import { toConsentPage } from './support/interaction.ts';
 import { type ConnectionTrap, specialUseInterfaceAddresses, startConnectionTrap } from './support/network.ts';
 
-const DEFECT_4 = 'defect 4: jwks_uri SSRF';
 const REDIRECT = 'http://127.0.0.1/callback';
 const ledger = new SecretLedger();
 const servers: TestAuthorizationServer[] = [];
@@ -81,9 +80,7 @@ describe('rate limit', () => {
 
   // The limiter compares the path exactly; oidc-provider's router also answers these spellings.
   for (const path of ['/register/', '/REGISTER', '/Register/', '/register/.']) {
-    test(`POST ${path} once the limit is reached: refused (429 or 404), no client created`, {
-      todo: `new finding: ${path} bypasses the registration rate limit`,
-    }, async () => {
+    test(`POST ${path} once the limit is reached: refused (429 or 404), no client created`, async () => {
       const as = await start({ dynamicRegistration: { rateLimit: { max: 1, windowSeconds: 60 } } });
       assert.equal((await registerAt(as, '/register')).status, 201);
       assert.equal((await registerAt(as, '/register')).status, 429, 'the limit is reached');
@@ -94,10 +91,8 @@ describe('rate limit', () => {
   }
 
   for (const path of ['/token/', '/TOKEN']) {
-    test(`the token endpoint's limit holds for POST ${path} too: 429 once reached, no secret checked`, {
-      todo: `new finding: ${path} bypasses the token endpoint rate limit`,
-    }, async () => {
-      const as = await start({ tokenEndpointRateLimit: { max: 1, windowSeconds: 60 } });
+    test(`the token endpoint's limit holds for POST ${path} too: 429 once reached, no secret checked`, async () => {
+      const as = await start({ tokenEndpointRateLimit: { perAddress: { max: 1, windowSeconds: 60 } } });
       const guess = (at: string) =>
         rawRequest(`${as.issuer}${at}`, {
           method: 'POST',
@@ -346,9 +341,7 @@ describe('jwks_uri SSRF', () => {
   }
 
   for (const host of ['127.0.0.1', '10.0.0.1', '[::1]']) {
-    test(`an http jwks_uri on ${host} is refused at registration: invalid_client_metadata, nothing stored`, {
-      todo: DEFECT_4,
-    }, async () => {
+    test(`an http jwks_uri on ${host} is refused at registration: invalid_client_metadata, nothing stored`, async () => {
       const before = storeOf(as).count('Client');
       const response = await registerWithJwksUri(`http://${host}:${trap.port}/jwks`);
       assert.equal(response.status, 400, JSON.stringify(response.body));
@@ -357,7 +350,7 @@ describe('jwks_uri SSRF', () => {
     });
   }
 
-  test('an update (RFC 7592) to an http jwks_uri is refused too', { todo: DEFECT_4 }, async () => {
+  test('an update (RFC 7592) to an http jwks_uri is refused too', async () => {
     const body = await registerOk(ledger, as.issuer, { token_endpoint_auth_method: 'client_secret_basic' });
     const response = await rawRequest(String(body.registration_client_uri), {
       method: 'PUT',
@@ -383,9 +376,7 @@ describe('jwks_uri SSRF', () => {
     ...inside.ipv6.map((address) => ['a unique-local address of this machine', address] as const),
   ] as const;
   for (const [kind, address] of addresses) {
-    test(`an https jwks_uri on ${kind} (${address}): client authentication fails and nothing connects there`, {
-      todo: DEFECT_4,
-    }, async () => {
+    test(`an https jwks_uri on ${kind} (${address}): client authentication fails and nothing connects there`, async () => {
       assert.ok(trap.addresses.includes(address), `the trap listens on ${address}`);
       const jwksUri = `https://${hostOf(address)}:${trap.port}/jwks`;
       const registration = await registerWithJwksUri(jwksUri);
@@ -404,9 +395,7 @@ describe('jwks_uri SSRF', () => {
     });
   }
 
-  test('an open and a closed internal port answer alike, and nothing connects (no port-scan oracle)', {
-    todo: DEFECT_4,
-  }, async () => {
+  test('an open and a closed internal port answer alike, and nothing connects (no port-scan oracle)', async () => {
     const closed = await freePort();
     const answers: Array<{ status: number; body: string }> = [];
     const before = trap.total();

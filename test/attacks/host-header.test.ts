@@ -28,8 +28,6 @@ import {
   workloadKey,
 } from './support/authorization-server.ts';
 
-const DEFECT_2 = 'defect 2: Host header';
-const DEFECT_2_LIFETIME = 'defect 2: client assertion lifetime';
 const EVIL = 'evil.example';
 const ledger = new SecretLedger();
 const servers: TestAuthorizationServer[] = [];
@@ -85,10 +83,6 @@ const FORGED = [
   ['Forwarded (RFC 7239)', { forwarded: `host=${EVIL};proto=https` }],
 ] as const;
 
-/** The cases that fail today, by server kind and header: they wait for the fix of defect 2. */
-const todoFor = (trustProxy: boolean, header: string) =>
-  header.startsWith('Host') || (trustProxy && header.startsWith('X-Forwarded')) ? DEFECT_2 : undefined;
-
 for (const trustProxy of [false, true]) {
   describe(`published URLs ${trustProxy ? 'with' : 'without'} trustProxy`, () => {
     let as: TestAuthorizationServer;
@@ -102,13 +96,12 @@ for (const trustProxy of [false, true]) {
     });
 
     for (const [header, headers] of FORGED) {
-      const todo = todoFor(trustProxy, header);
       for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
-        test(`a forged ${header} does not change ${path}`, todo ? { todo } : {}, async () => {
+        test(`a forged ${header} does not change ${path}`, async () => {
           assertFromIssuer(as, await metadataWith(as, path, headers));
         });
       }
-      test(`a forged ${header} does not change registration_client_uri`, todo ? { todo } : {}, async () => {
+      test(`a forged ${header} does not change registration_client_uri`, async () => {
         const uri = await registrationClientUri(as, headers);
         assert.ok(uri.startsWith(`${as.issuer}/register/`), uri);
       });
@@ -159,9 +152,7 @@ describe('the sign-in flow under a forged Host', () => {
     return { target, url: `${as.issuer}${target.pathname}${target.search}` };
   };
 
-  test('every redirect on the way stays on the issuer, and the callback carries the configured iss', {
-    todo: DEFECT_2,
-  }, async () => {
+  test('every redirect on the way stays on the issuer, and the callback carries the configured iss', async () => {
     const jar = new Map<string, string>();
     const { params } = codeRequest(clientId, 'http://127.0.0.1/callback');
     const url = new URL(`${as.issuer}/authorize`);
@@ -253,9 +244,7 @@ describe('client assertions (private_key_jwt)', () => {
     }
   });
 
-  test("aud = another server's token endpoint, sent with a matching Host: invalid_client (401), no token", {
-    todo: DEFECT_2,
-  }, async () => {
+  test("aud = another server's token endpoint, sent with a matching Host: invalid_client (401), no token", async () => {
     const assertion = await clientAssertion(ledger, await workloadKey(as), {
       clientId: WORKLOAD,
       audience: `http://${EVIL}/token`,
@@ -263,9 +252,7 @@ describe('client assertions (private_key_jwt)', () => {
     assertOAuthError(await tokenWith(as, assertion, { host: EVIL }), 401, 'invalid_client');
   });
 
-  test("aud = another server's token endpoint, with matching X-Forwarded-* under trustProxy: invalid_client", {
-    todo: DEFECT_2,
-  }, async () => {
+  test("aud = another server's token endpoint, with matching X-Forwarded-* under trustProxy: invalid_client", async () => {
     const assertion = await clientAssertion(ledger, await workloadKey(proxied), {
       clientId: WORKLOAD,
       audience: `https://${EVIL}/token`,
@@ -285,9 +272,7 @@ describe('client assertions (private_key_jwt)', () => {
     assertOAuthError(await tokenWith(as, assertion, { host: EVIL }), 401, 'invalid_client');
   });
 
-  test('an assertion valid for a year: invalid_client (401), no token', {
-    todo: DEFECT_2_LIFETIME,
-  }, async () => {
+  test('an assertion valid for a year: invalid_client (401), no token', async () => {
     const assertion = await clientAssertion(ledger, await workloadKey(as), {
       clientId: WORKLOAD,
       audience: as.issuer,

@@ -21,7 +21,6 @@ import {
   startAttackServer,
 } from './support/authorization-server.ts';
 
-const DEFECT_1 = 'defect 1: remembered consent for public loopback clients';
 const CONSENTED = 'http://127.0.0.1:5555/callback';
 const OTHER_PROGRAM = 'http://127.0.0.1:6000/callback';
 const ledger = new SecretLedger();
@@ -88,13 +87,11 @@ describe('a public web client with a loopback redirect URI, consented to once', 
     clientId = await consentedOnce('web', browser);
   });
 
-  test('another local program (same client_id, another port, its own PKCE) gets a page the user answers, not a code', {
-    todo: DEFECT_1,
-  }, async () => {
+  test('another local program (same client_id, another port, its own PKCE) gets a page the user answers, not a code', async () => {
     await assertUserIsAsked(clientId, browser);
   });
 
-  test('the same with prompt=none: an error to the program, not a code', { todo: DEFECT_1 }, async () => {
+  test('the same with prompt=none: an error to the program, not a code', async () => {
     const { params } = codeRequest(clientId, OTHER_PROGRAM, { prompt: 'none' });
     const response = await authorizationRequest(as.issuer, params, browser);
     assert.equal(response.status, 303);
