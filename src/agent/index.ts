@@ -177,7 +177,8 @@ export function createAgent(options: AgentOptions): Agent {
     await guarded(async () => {
       const transport = new StreamableHTTPClientTransport(new URL(serverUrl), {
         authProvider: session.authProvider,
-        fetch: mcpFetch,
+        // DPoP-bound tokens go with the DPoP scheme and a proof; the trace (inside) sees what is sent.
+        fetch: session.resourceFetch(mcpFetch),
         onInsufficientScope: 'throw',
       });
       if (trace) traceTransport(transport, trace);
