@@ -18,6 +18,9 @@ import type { Tool } from '@modelcontextprotocol/client';
 import { exportJWK, importPKCS8 } from 'jose';
 import { type AgentOptions, createAgent } from '../../src/agent/index.ts';
 
+/** Scenarios whose mock server answers tools/list only (a tools/call would fail the run). */
+const LIST_ONLY = new Set(['json-schema-ref-no-deref']);
+
 /** The suite's mock authorization server accepts this URL as a client_id without fetching it. */
 const CIMD_CLIENT_METADATA_URL = 'https://conformance-test.local/client-metadata.json';
 
@@ -88,14 +91,15 @@ async function main(): Promise<number> {
   try {
     await agent.connect();
     const tools = await agent.listTools();
-    const first = tools[0];
-    if (context.toolCalls) {
-      for (const call of context.toolCalls) await agent.callTool(call.name, call.arguments ?? {});
-    } else if (first) {
-      // Twice: the migration scenario moves to another authorization server after the first call.
-      await agent.callTool(first.name, sampleArguments(first));
-      await agent.callTool(first.name, sampleArguments(first));
-    }
+    // For some scenarios listing is the test (a schema with a network $ref the agent must not fetch).
+    const calls = LIST_ONLY.has(scenario)
+      ? []
+      : (context.toolCalls ??
+        // Twice: the migration scenario moves to another authorization server after the first call.
+        (tools[0]
+          ? [tools[0], tools[0]].map((tool) => ({ name: tool.name, arguments: sampleArguments(tool) }))
+          : []));
+    for (const call of calls) await agent.callTool(call.name, call.arguments ?? {});
     process.stderr.write(`${scenario}: done\n`);
     return 0;
   } finally {
