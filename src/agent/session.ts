@@ -150,6 +150,14 @@ export function createSession(options: SessionOptions): Session {
     const { issuer } = discovered!;
     const pre =
       typeof options.preRegistered === 'function' ? options.preRegistered(issuer) : options.preRegistered;
+    if (!pre && options.workload === true && mayRegister) {
+      // Client credentials need a client the server knows already; registering one would not do.
+      throw new AgentError(
+        'authorization',
+        `no pre-registered client for ${issuer}: a workload cannot register itself there`,
+        'Give the credentials of a client pre-registered at that server (agent.json "clients", or --client-id).',
+      );
+    }
     client = await chooseClient({
       discovered: discovered!,
       preRegistered: pre,

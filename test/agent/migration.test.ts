@@ -5,13 +5,15 @@
  * revoked. The agent's next call is refused; it reads the Protected Resource Metadata again (not
  * what it discovered before), finds the new issuer, registers there (its first registration is the
  * old server's and is never shown to the new one), signs the user in there, and the call succeeds.
+ * Credentials given on the command line (a workload's) belong to the first server and are not
+ * offered to the second.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createAgent } from '../../src/agent/index.ts';
+import { AgentError, createAgent } from '../../src/agent/index.ts';
 import { startApis } from '../../src/apis/server.ts';
 import { startAuthorizationServer } from '../../src/authorization-server/server.ts';
 import { startGateway } from '../../src/gateway/server.ts';
@@ -166,6 +168,46 @@ describe('the MCP server moves to another authorization server (SEP-2352)', () =
       assert.ok(
         audit(1, 'token.issued').every((entry) => entry.client_id !== oldClient),
         'the second server never issued anything to the first one’s client',
+      );
+    } finally {
+      await agent.close();
+    }
+  });
+
+  test('credentials given on the command line stay with the first server', async () => {
+    await stopProtectedSide();
+    await startProtectedSide(first);
+    const [oldIssuer, newIssuer] = [issuerOf(first), issuerOf(second)];
+    const agent = createAgent({
+      serverUrl: mcpUrl,
+      storePath: storeFile(),
+      clientId: 'example-workload',
+      privateKeyFile: path.join(first.dataDir, 'secrets/example-workload.private-key.json'),
+      openUrl: () => {
+        throw new Error('a workload never opens a browser');
+      },
+    });
+    try {
+      parseResult(await agent.callTool('list_stocks'));
+      assert.equal(agent.identity()?.issuer, oldIssuer);
+      const registeredBefore = audit(1, 'client.registered').length;
+      await stopProtectedSide();
+      await startProtectedSide(second);
+      await assert.rejects(
+        agent.callTool('list_stocks'),
+        (error: unknown) =>
+          error instanceof AgentError &&
+          error.kind === 'authorization' &&
+          error.message.includes(`no pre-registered client for ${newIssuer}`),
+      );
+      assert.ok(
+        audit(1, 'token.issued').every((entry) => entry.client_id !== 'example-workload'),
+        'the new server never saw the first one’s client assertion',
+      );
+      assert.equal(
+        audit(1, 'client.registered').length,
+        registeredBefore,
+        'and the workload did not register',
       );
     } finally {
       await agent.close();

@@ -58,6 +58,12 @@ function sampleArguments(tool: Tool): Record<string, unknown> {
   );
 }
 
+/** json-schema-2020-12-preservation: hand a tool's input schema back, as received, to the echo tool. */
+function schemaEcho(tools: Tool[]) {
+  const focal = tools.find((tool) => tool.name === 'json_schema_2020_12_tool');
+  return focal ? [{ name: 'json_schema_echo', arguments: { schema: focal.inputSchema } }] : [];
+}
+
 async function credentialsFrom(context: Context, home: string): Promise<Partial<AgentOptions>> {
   if (!context.client_id) return {};
   if (context.private_key_pem) {
@@ -94,11 +100,13 @@ async function main(): Promise<number> {
     // For some scenarios listing is the test (a schema with a network $ref the agent must not fetch).
     const calls = LIST_ONLY.has(scenario)
       ? []
-      : (context.toolCalls ??
-        // Twice: the migration scenario moves to another authorization server after the first call.
-        (tools[0]
-          ? [tools[0], tools[0]].map((tool) => ({ name: tool.name, arguments: sampleArguments(tool) }))
-          : []));
+      : scenario === 'json-schema-2020-12-preservation'
+        ? schemaEcho(tools)
+        : (context.toolCalls ??
+          // Twice: the migration scenario moves to another authorization server after the first call.
+          (tools[0]
+            ? [tools[0], tools[0]].map((tool) => ({ name: tool.name, arguments: sampleArguments(tool) }))
+            : []));
     for (const call of calls) await agent.callTool(call.name, call.arguments ?? {});
     process.stderr.write(`${scenario}: done\n`);
     return 0;
