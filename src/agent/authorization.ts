@@ -8,9 +8,14 @@
  * request first when the server offers it (RFC 9126: the server refuses an unknown client before the
  * user sees anything, so a forgotten registration is noticed and redone), opens the browser, and
  * checks `state` and `iss` before reading anything else from the response.
+ *
+ * With DPoP (RFC 9449) the authorization request carries `dpop_jkt`, the thumbprint of the agent's
+ * key (§10), so the code can only be redeemed with a proof from that key, and every token request
+ * carries a proof (§5).
  */
 import { randomBytes } from 'node:crypto';
 import {
+  type DpopSession,
   exchangeAuthorization,
   type FetchLike,
   OAuthError,
@@ -35,6 +40,8 @@ export interface CodeFlowOptions {
   fetchFn: FetchLike;
   timeoutMs: number;
   trace?: TraceSink | undefined;
+  /** The key to bind the code and the tokens to (RFC 9449), when both servers take DPoP. */
+  dpop?: DpopSession | undefined;
 }
 
 /** RFC 6749 §5.2 / RFC 9126 §2.3: the server does not know (or no longer knows) this client. */
@@ -56,6 +63,8 @@ async function pushAuthorizationRequest(
   });
   await authenticateRequest(options.client, headers, params, endpoint, options.discovered.metadata);
   const response = await options.fetchFn(endpoint, { method: 'POST', headers, body: params });
+  // RFC 9449 §8.2: a nonce may come with any response of the server; the token request uses it.
+  options.dpop?.observeNonce(response, endpoint);
   if (!response.ok) {
     const error = await parseErrorResponse(response);
     if (isUnknownClient(error)) throw new UnknownClientError(error.message);
@@ -96,6 +105,8 @@ export async function authorizeWithCode(options: CodeFlowOptions): Promise<OAuth
       state,
       resource,
     });
+    // RFC 9449 §10: the code is bound to the key, before the user sees anything.
+    if (options.dpop) authorizationUrl.searchParams.set('dpop_jkt', options.dpop.thumbprint);
     const pushEndpoint = metadataEndpoint(metadata, 'pushed_authorization_request_endpoint');
     const userUrl = pushEndpoint
       ? await pushAuthorizationRequest(pushEndpoint, authorizationUrl, options)
@@ -140,6 +151,7 @@ export async function authorizeWithCode(options: CodeFlowOptions): Promise<OAuth
         redirectUri: callback.redirectUri,
         resource,
         ...(addClientAuthentication ? { addClientAuthentication } : {}),
+        ...(options.dpop ? { dpop: options.dpop } : {}),
         fetchFn: options.fetchFn,
       });
     } catch (failure) {
@@ -157,6 +169,8 @@ export async function refreshTokens(options: {
   client: AgentClient;
   refreshToken: string;
   fetchFn: FetchLike;
+  /** RFC 9449 §5: a public client's refresh token is bound to its key, so it needs a proof from it. */
+  dpop?: DpopSession | undefined;
 }): Promise<OAuthTokens> {
   const { clientInformation, addClientAuthentication } = tokenEndpointClient(options.client);
   try {
@@ -166,6 +180,7 @@ export async function refreshTokens(options: {
       refreshToken: options.refreshToken,
       resource: options.discovered.resource,
       ...(addClientAuthentication ? { addClientAuthentication } : {}),
+      ...(options.dpop ? { dpop: options.dpop } : {}),
       fetchFn: options.fetchFn,
     });
   } catch (failure) {

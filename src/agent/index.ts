@@ -51,7 +51,7 @@ export interface AgentOptions {
   openUrl?: ((url: string) => void | Promise<void>) | undefined;
   /** The URL of this agent's Client ID Metadata Document, used when the server supports them. */
   clientMetadataUrl?: string | undefined;
-  /** Pre-registered credentials for whatever authorization server the MCP server names. */
+  /** Pre-registered credentials for the authorization server the MCP server names (the first, in a run). */
   clientId?: string | undefined;
   clientSecret?: string | undefined;
   privateKeyFile?: string | undefined;
@@ -126,6 +126,7 @@ export function createAgent(options: AgentOptions): Agent {
         privateKeyFile: options.privateKeyFile,
       })
     : undefined;
+  let flagsIssuer: string | undefined;
   const configured = new Map(
     Object.entries(options.clients ?? {}).map(([issuer, credentials]) => [issuer, credentials]),
   );
@@ -150,13 +151,18 @@ export function createAgent(options: AgentOptions): Agent {
     fetchFn: oauthFetch,
     openUrl,
     clientMetadataUrl: options.clientMetadataUrl,
-    preRegistered:
-      flags ??
-      ((issuer: string) => {
-        const entry = configured.get(issuer) ?? configured.get(issuer.replace(/\/$/, ''));
-        return entry ? preRegisteredFrom(entry) : undefined;
-      }),
-    workload: options.workload,
+    preRegistered: (issuer: string) => {
+      if (flags) {
+        // SEP-2352: credentials are one server's. Flags name none, so they go to the first the MCP
+        // server names; should it move to another during the run, they are not offered there.
+        flagsIssuer ??= issuer;
+        return issuer === flagsIssuer ? flags : undefined;
+      }
+      const entry = configured.get(issuer) ?? configured.get(issuer.replace(/\/$/, ''));
+      return entry ? preRegisteredFrom(entry) : undefined;
+    },
+    // A private key on the command line makes the whole run a workload (never a browser sign-in).
+    workload: options.workload ?? (flags?.signingKey ? true : undefined),
     scope: options.scope,
     authorizationTimeoutMs,
     trace,
@@ -177,7 +183,8 @@ export function createAgent(options: AgentOptions): Agent {
     await guarded(async () => {
       const transport = new StreamableHTTPClientTransport(new URL(serverUrl), {
         authProvider: session.authProvider,
-        fetch: mcpFetch,
+        // DPoP-bound tokens go with the DPoP scheme and a proof; the trace (inside) sees what is sent.
+        fetch: session.resourceFetch(mcpFetch),
         onInsufficientScope: 'throw',
       });
       if (trace) traceTransport(transport, trace);

@@ -4,7 +4,10 @@
  *   401 (no token, or one refused)  discovery → a client → the stored token if there is one, else a
  *                                   refresh when a refresh token is held, else a new authorization
  *                                   (code flow, or client credentials for a workload); the transport
- *                                   then retries the request.
+ *                                   then retries the request. A refused token sends the agent back to
+ *                                   the Protected Resource Metadata (SEP-2352): when it names another
+ *                                   authorization server, the agent finds, registers with (or uses its
+ *                                   client at) and signs in to that one; nothing of the old one is used.
  *   403 insufficient_scope          step-up: a new authorization for the union of the scope held and
  *                                   the scope the challenge names (SEP-2350), then the operation is
  *                                   retried; at most MAX_STEP_UPS times per operation.
@@ -14,9 +17,13 @@
  * SDK's own orchestration would end each 401 with a redirect to finish later, where a console agent
  * can simply wait for the browser) and throws InsufficientScopeError for the 403, which `run` handles.
  * Authorizations never overlap: a second 401 while one is under way waits for it and uses its token.
+ *
+ * DPoP (dpop.ts): when both servers take it, every token request carries a proof from the client's
+ * key and the tokens come back bound to it; `resourceFetch` then presents them with the DPoP scheme.
  */
 import {
   type AuthProvider,
+  type DpopSession,
   extractWWWAuthenticateParams,
   type FetchLike,
   InsufficientScopeError,
@@ -27,6 +34,17 @@ import {
 import { authorizeWithCode, refreshTokens } from './authorization.ts';
 import type { AgentClient } from './client-authentication.ts';
 import { type Challenge, type Discovered, discover } from './discovery.ts';
+import {
+  createDpopKey,
+  type DpopAlgorithm,
+  type DpopChallenge,
+  type DpopPresentation,
+  dpopChallenge,
+  dpopSessionFor,
+  isDpopBound,
+  presentingDpop,
+  proofAlgorithm,
+} from './dpop.ts';
 import { AgentError, UnknownClientError } from './errors.ts';
 import { chooseClient, dropClient, type PreRegisteredClient } from './registration.ts';
 import { revokeTokens } from './revocation.ts';
@@ -62,11 +80,15 @@ export interface SessionIdentity {
   resource: string;
   clientId: string;
   clientKind: AgentClient['kind'];
+  /** `DPoP` when the token held is bound to the agent's key (RFC 9449), else `Bearer`. */
+  tokenType: string | undefined;
 }
 
 export interface Session {
   /** For StreamableHTTPClientTransport's `authProvider`. */
   authProvider: AuthProvider;
+  /** Wraps the transport's fetch: a DPoP-bound token is presented with the DPoP scheme and a proof. */
+  resourceFetch(base: FetchLike): FetchLike;
   /** Runs an MCP operation, stepping up on 403 insufficient_scope and retrying once after a second 401. */
   run<T>(operation: () => Promise<T>): Promise<T>;
   /** The scopes of the token held. */
@@ -90,6 +112,12 @@ export function createSession(options: SessionOptions): Session {
   let discoveredFrom: string | undefined;
   let client: AgentClient | undefined;
   let tokens: StoredTokens | undefined;
+  /** The key a DPoP-bound `tokens` is bound to (never unset while such a token is held). */
+  let boundKey: DpopSession | undefined;
+  /** The MCP server's latest `DPoP` challenge: it takes DPoP-bound tokens (RFC 9449 §7.1). */
+  let resourceDpop: DpopChallenge | undefined;
+  /** Signing sessions per `${issuer} ${client_id}`: their nonces (§8, §9) last as long as the process. */
+  const dpopSessions = new Map<string, DpopSession>();
   /** Bumped whenever `tokens` changes, so a 401 for an older token is not answered twice. */
   let generation = 0;
   let lock: Promise<unknown> = Promise.resolve();
@@ -100,13 +128,16 @@ export function createSession(options: SessionOptions): Session {
     return run;
   };
 
-  async function ensureDiscovered(challenge: Challenge): Promise<Discovered> {
+  /** Discovery, reused unless `fresh` (a refused token: SEP-2352) or the challenge names other metadata. */
+  async function ensureDiscovered(challenge: Challenge, fresh = false): Promise<Discovered> {
     const hinted = challenge.resourceMetadataUrl?.href;
-    if (discovered && (!hinted || hinted === discoveredFrom)) return discovered;
+    if (!fresh && discovered && (!hinted || hinted === discoveredFrom)) return discovered;
     const found = await discover(serverUrl, challenge, fetchFn);
     if (discovered && discovered.issuer !== found.issuer) {
+      // SEP-2352: credentials are the issuer's; the old tokens are of no use to this server any more.
+      note(`the MCP server now names the authorization server ${found.issuer} (was ${discovered.issuer})`);
+      if (tokens) forget();
       client = undefined;
-      tokens = undefined;
     }
     discovered = found;
     discoveredFrom = hinted;
@@ -119,6 +150,14 @@ export function createSession(options: SessionOptions): Session {
     const { issuer } = discovered!;
     const pre =
       typeof options.preRegistered === 'function' ? options.preRegistered(issuer) : options.preRegistered;
+    if (!pre && options.workload === true && mayRegister) {
+      // Client credentials need a client the server knows already; registering one would not do.
+      throw new AgentError(
+        'authorization',
+        `no pre-registered client for ${issuer}: a workload cannot register itself there`,
+        'Give the credentials of a client pre-registered at that server (agent.json "clients", or --client-id).',
+      );
+    }
     client = await chooseClient({
       discovered: discovered!,
       preRegistered: pre,
@@ -134,12 +173,62 @@ export function createSession(options: SessionOptions): Session {
 
   const isWorkload = (c: AgentClient) => options.workload ?? c.signingKey !== undefined;
 
-  function keep(oauth: OAuthTokens, requested: string | undefined, previous?: StoredTokens) {
+  /**
+   * The DPoP session of the current client's key: the stored one, or (with `alg`) a new one when
+   * there is none or the servers no longer take its algorithm. One key per client at an issuer.
+   */
+  async function dpopKey(alg?: DpopAlgorithm): Promise<DpopSession | undefined> {
+    const { issuer } = discovered!;
+    const { clientId } = client!;
+    const id = `${issuer} ${clientId}`;
+    const cached = dpopSessions.get(id);
+    if (cached && (!alg || cached.alg === alg)) return cached;
+    let stored = store.dpopKey(issuer, clientId);
+    if (alg && stored?.alg !== alg) {
+      stored = await createDpopKey(alg);
+      store.saveDpopKey(issuer, clientId, stored);
+      trace(`a new DPoP key (${alg}) for ${clientId}`);
+    }
+    if (!stored) return undefined;
+    const session = await dpopSessionFor(stored);
+    dpopSessions.set(id, session);
+    return session;
+  }
+
+  /**
+   * The key a token request proves possession of: the one a held bound token (and its refresh
+   * token, RFC 9449 §5) is bound to, else a key when both servers take DPoP, else none (Bearer).
+   */
+  async function proofKeyFor(held?: StoredTokens): Promise<DpopSession | undefined> {
+    if (isDpopBound(held)) return dpopKey();
+    const alg = proofAlgorithm({
+      metadata: discovered!.metadata,
+      resourceMetadata: discovered!.resourceMetadata,
+      challenge: resourceDpop,
+    });
+    return alg ? dpopKey(alg) : undefined;
+  }
+
+  function keep(
+    oauth: OAuthTokens,
+    requested: string | undefined,
+    previous: StoredTokens | undefined,
+    proofKey: DpopSession | undefined,
+  ) {
     const { issuer, resource } = discovered!;
     const refresh = oauth.refresh_token ?? previous?.refresh_token;
     // RFC 6749 §5.1: a response without `scope` granted what was asked for.
     const scope = oauth.scope ?? requested ?? previous?.scope;
     // (An empty `scope` means "nothing known to be granted": it is not stored.)
+    if (isDpopBound(oauth) && !proofKey) {
+      throw new AgentError(
+        'authorization',
+        'the authorization server issued a DPoP-bound token for a request without a DPoP proof',
+        'The server is misconfigured; tell its operator.',
+      );
+    }
+    // RFC 9449 §5: `token_type` says whether the server bound the token; a Bearer token stays Bearer.
+    boundKey = isDpopBound(oauth) ? proofKey : undefined;
     tokens = {
       access_token: oauth.access_token,
       token_type: oauth.token_type,
@@ -156,7 +245,17 @@ export function createSession(options: SessionOptions): Session {
   function forget() {
     if (client && discovered) store.forgetTokens(discovered.issuer, client.clientId, discovered.resource);
     tokens = undefined;
+    boundKey = undefined;
     generation += 1;
+  }
+
+  /** Drops a client the server no longer knows (its registration, tokens and DPoP key). */
+  function drop(current: AgentClient) {
+    dropClient(store, discovered!.issuer, current);
+    dpopSessions.delete(`${discovered!.issuer} ${current.clientId}`);
+    client = undefined;
+    tokens = undefined;
+    boundKey = undefined;
   }
 
   /** A new authorization for `scope`, registering again once if the server forgot the client. */
@@ -165,6 +264,8 @@ export function createSession(options: SessionOptions): Session {
     for (let attempt = 0; ; attempt += 1) {
       const current = (await ensureClient())!;
       try {
+        const proofKey = await proofKeyFor();
+        if (proofKey) trace(`binding the tokens to DPoP key ${proofKey.thumbprint} (${proofKey.alg})`);
         if (isWorkload(current)) {
           trace(`client credentials for ${scope ?? '(default scope)'}`);
           const oauth = await workloadTokens({
@@ -174,8 +275,9 @@ export function createSession(options: SessionOptions): Session {
             fetchFn,
             note,
             fallbackToDefaultScope: !stepUp,
+            dpop: proofKey,
           });
-          keep(oauth, scope);
+          keep(oauth, scope, undefined, proofKey);
         } else {
           note(`signing in at ${issuer} for: ${scope ?? '(default scope)'}`);
           const oauth = await authorizeWithCode({
@@ -186,17 +288,16 @@ export function createSession(options: SessionOptions): Session {
             fetchFn,
             timeoutMs: options.authorizationTimeoutMs,
             trace: options.trace,
+            dpop: proofKey,
           });
-          keep(oauth, scope);
+          keep(oauth, scope, undefined, proofKey);
         }
         return;
       } catch (error) {
         if (!(error instanceof UnknownClientError)) throw error;
         if (current.kind === 'dynamic' && attempt === 0) {
           note(`${issuer} no longer knows client ${current.clientId}; registering again`);
-          dropClient(store, issuer, current);
-          client = undefined;
-          tokens = undefined;
+          drop(current);
           continue;
         }
         throw new AgentError(
@@ -216,16 +317,23 @@ export function createSession(options: SessionOptions): Session {
     if (!held?.refresh_token || !client || isWorkload(client)) return false;
     trace('refreshing the access token');
     try {
+      const proofKey = await proofKeyFor(held);
       keep(
-        await refreshTokens({ discovered: discovered!, client, refreshToken: held.refresh_token, fetchFn }),
+        await refreshTokens({
+          discovered: discovered!,
+          client,
+          refreshToken: held.refresh_token,
+          fetchFn,
+          dpop: proofKey,
+        }),
         held.scope,
         held,
+        proofKey,
       );
       return true;
     } catch (error) {
       if (error instanceof UnknownClientError) {
-        dropClient(store, discovered!.issuer, client);
-        client = undefined;
+        drop(client);
       } else if (!(error instanceof OAuthError)) {
         throw error;
       }
@@ -235,24 +343,42 @@ export function createSession(options: SessionOptions): Session {
     }
   }
 
+  /** The stored token for the current issuer, client and resource, with the key it is bound to; false if none is usable. */
+  async function loadStored(): Promise<boolean> {
+    const stored = store.tokens(discovered!.issuer, client!.clientId, discovered!.resource);
+    if (!stored) return false;
+    const key = isDpopBound(stored) ? await dpopKey() : undefined;
+    if (isDpopBound(stored) && !key) {
+      trace('the stored token is DPoP-bound but its key is gone: it cannot be used');
+      store.forgetTokens(discovered!.issuer, client!.clientId, discovered!.resource);
+      return false;
+    }
+    tokens = stored;
+    boundKey = key;
+    generation += 1;
+    return true;
+  }
+
   async function onUnauthorized(response: Response): Promise<void> {
     const seen = generation;
     const params = extractWWWAuthenticateParams(response);
     const challenge: Challenge = params;
+    const offered = dpopChallenge(response.headers.get('www-authenticate'));
     await serialize(async () => {
       if (generation !== seen) return; // another authorization replaced the token meanwhile
+      if (offered) resourceDpop = offered;
       trace(
         `401 from the MCP server${params.error ? ` (${params.error}${params.errorDescription ? `: ${params.errorDescription}` : ''})` : ''}`,
       );
-      await ensureDiscovered(challenge);
+      const refused = tokens;
+      // SEP-2352: a refused token may mean the server moved to another authorization server, so its
+      // metadata is read again (the first 401, without a token, reuses what is known).
+      await ensureDiscovered(challenge, refused !== undefined);
       await ensureClient();
       const held = tokens;
       if (!held) {
-        const stored = store.tokens(discovered!.issuer, client!.clientId, discovered!.resource);
-        if (stored) {
-          tokens = stored;
-          generation += 1;
-          if (!expired(stored)) {
+        if (await loadStored()) {
+          if (!expired(tokens!)) {
             trace('using the stored token');
             return;
           }
@@ -261,9 +387,10 @@ export function createSession(options: SessionOptions): Session {
       } else if (await tryRefresh()) {
         return;
       }
-      // Re-authorizing after an expired or refused token keeps what was held.
-      const scope = tokens?.scope
-        ? stepUpScope(tokens.scope, challenge.scope)
+      // Re-authorizing after an expired or refused token keeps what was held (at the new server too).
+      const kept = tokens?.scope ?? (held ? undefined : refused?.scope);
+      const scope = kept
+        ? stepUpScope(kept, challenge.scope)
         : initialScope({
             requested: options.scope,
             challenged: challenge.scope,
@@ -294,11 +421,17 @@ export function createSession(options: SessionOptions): Session {
     });
   }
 
+  /** A DPoP-bound token and its key, for the MCP requests; undefined for a Bearer token or none. */
+  const presentation = (): DpopPresentation | undefined =>
+    tokens && isDpopBound(tokens) && boundKey ? { session: boundKey, token: tokens.access_token } : undefined;
+
   return {
     authProvider: {
-      token: async () => tokens?.access_token,
+      // RFC 9449 §7.2: a bound token never goes as Bearer, so one without its key is not offered at all.
+      token: async () => (tokens && (!isDpopBound(tokens) || boundKey) ? tokens.access_token : undefined),
       onUnauthorized: (ctx) => onUnauthorized(ctx.response),
     },
+    resourceFetch: (base) => presentingDpop(base, presentation),
     async run(operation) {
       let stepUps = 0;
       let retried = false;
@@ -328,6 +461,7 @@ export function createSession(options: SessionOptions): Session {
             resource: discovered.resource,
             clientId: client.clientId,
             clientKind: client.kind,
+            tokenType: tokens?.token_type,
           }
         : undefined,
     logout: () =>

@@ -86,6 +86,25 @@ describe('the token store', () => {
     assert.doesNotMatch(readFileSync(file, 'utf8'), /"a1"/);
   });
 
+  test('keeps a DPoP key per client and issuer, and forgets it with the registration', () => {
+    const file = path.join(scratch(), 'store.json');
+    const store = openTokenStore(file);
+    const key = (d: string) => ({ alg: 'ES256', private_jwk: { kty: 'EC', crv: 'P-256', d }, created_at: 1 });
+    store.saveRegistration(ISSUER, { client_id: 'dyn', registered_at: 1 });
+    store.saveDpopKey(ISSUER, 'dyn', key('d-dyn'));
+    store.saveDpopKey(ISSUER, 'cimd', key('d-cimd'));
+    store.saveDpopKey('https://other.example.com', 'dyn', key('d-other'));
+    assert.equal(store.dpopKey(ISSUER, 'dyn')?.private_jwk.d, 'd-dyn');
+    assert.equal(store.dpopKey(ISSUER, 'nobody'), undefined);
+    assert.equal(mode(file), 0o600, 'the private key is in the owner-only file');
+
+    store.forgetRegistration(ISSUER, 'dyn');
+    assert.equal(store.dpopKey(ISSUER, 'dyn'), undefined);
+    assert.equal(store.dpopKey(ISSUER, 'cimd')?.private_jwk.d, 'd-cimd');
+    assert.equal(store.dpopKey('https://other.example.com', 'dyn')?.private_jwk.d, 'd-other');
+    assert.doesNotMatch(readFileSync(file, 'utf8'), /d-dyn/);
+  });
+
   test('a damaged file is reported with what to do, not overwritten', () => {
     const file = path.join(scratch(), 'store.json');
     writeFileSync(file, '{ not json', { mode: 0o600 });

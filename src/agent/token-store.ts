@@ -1,6 +1,6 @@
 /**
- * The agent's credentials on disk: dynamic registrations and tokens, per authorization server
- * issuer (RFC 6749 §2.2: a client_id means something only to the server that issued it).
+ * The agent's credentials on disk: dynamic registrations, DPoP keys and tokens, per authorization
+ * server issuer (RFC 6749 §2.2: a client_id means something only to the server that issued it).
  *
  * One JSON file, readable only by the user: the file is written 0600 through a temporary file and a
  * rename (never half-written), and a directory the store creates is 0700. A file found readable by
@@ -34,10 +34,26 @@ export interface StoredTokens {
   expires_at?: number;
 }
 
+/**
+ * The key this agent proves possession of for one client at one authorization server (RFC 9449):
+ * its tokens (and, for a public client, its refresh tokens, §5) are bound to it, so it outlives
+ * the process and goes only with the registration.
+ */
+export interface StoredDpopKey {
+  /** The JWS algorithm of the proofs (`ES256` unless the servers rule it out). */
+  alg: string;
+  /** The private JWK (RFC 7517), `d` included: this file is the only place it exists. */
+  private_jwk: Record<string, unknown>;
+  /** Seconds since the epoch. */
+  created_at: number;
+}
+
 interface IssuerEntry {
   registration?: StoredRegistration;
   /** Keyed by `${client_id} ${resource}`. */
   tokens: Record<string, StoredTokens>;
+  /** Keyed by client_id: one DPoP key per client at this issuer. */
+  dpop_keys?: Record<string, StoredDpopKey>;
 }
 
 interface StoreFile {
@@ -62,8 +78,10 @@ export interface TokenStore {
   readonly path: string;
   registration(issuer: string): StoredRegistration | undefined;
   saveRegistration(issuer: string, registration: StoredRegistration): void;
-  /** Forgets a registration the server no longer knows, and every token issued to it. */
+  /** Forgets a registration the server no longer knows, and every token and DPoP key of it. */
   forgetRegistration(issuer: string, clientId: string): void;
+  dpopKey(issuer: string, clientId: string): StoredDpopKey | undefined;
+  saveDpopKey(issuer: string, clientId: string, key: StoredDpopKey): void;
   tokens(issuer: string, clientId: string, resource: string): StoredTokens | undefined;
   saveTokens(issuer: string, clientId: string, resource: string, tokens: StoredTokens): void;
   forgetTokens(issuer: string, clientId: string, resource: string): void;
@@ -134,6 +152,12 @@ export function openTokenStore(file: string, warn: (message: string) => void = (
         for (const key of Object.keys(entry.tokens)) {
           if (key.startsWith(`${clientId} `)) delete entry.tokens[key];
         }
+        if (entry.dpop_keys) delete entry.dpop_keys[clientId];
+      }),
+    dpopKey: (issuer, clientId) => read().authorizationServers[issuer]?.dpop_keys?.[clientId],
+    saveDpopKey: (issuer, clientId, key) =>
+      update(issuer, (entry) => {
+        entry.dpop_keys = { ...entry.dpop_keys, [clientId]: key };
       }),
     tokens: (issuer, clientId, resource) =>
       read().authorizationServers[issuer]?.tokens[tokenKey(clientId, resource)],

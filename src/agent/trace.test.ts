@@ -27,6 +27,8 @@ describe('trace redaction', () => {
     assert.equal(redactHeader('cookie', '_gh_session=abc'), '[redacted]');
     assert.equal(redactHeader('set-cookie', '_gh_session=abc; path=/'), '[redacted]');
     assert.equal(redactHeader('DPoP', 'eyJ...'), '[redacted]');
+    assert.equal(redactHeader('Authorization', 'DPoP s3cr3t-access'), 'DPoP [redacted]');
+    assert.equal(redactHeader('DPoP-Nonce', 'server-nonce'), 'server-nonce', 'a nonce is no secret');
     assert.equal(redactHeader('content-type', 'application/json'), 'application/json');
     assert.equal(
       redactHeader('location', 'http://127.0.0.1:5000/callback?code=s3cr3t-code&state=xyz'),

@@ -4,10 +4,12 @@
  * (RFC 7523 §2.2) or its secret; no browser, no refresh token.
  *
  * The SDK's providers make the request (fetchToken: grant parameters, `resource`, the assertion
- * signed with jose for `aud` = the issuer, bound to that issuer).
+ * signed with jose for `aud` = the issuer, bound to that issuer), with a DPoP proof (RFC 9449 §5)
+ * when the provider is given the agent's key.
  */
 import {
   ClientCredentialsProvider,
+  type DpopSession,
   type FetchLike,
   fetchToken,
   OAuthError,
@@ -57,10 +59,15 @@ export async function workloadTokens(options: {
   /** On `invalid_scope`, ask again without a scope (the first authorization; a step-up needs its scope). */
   fallbackToDefaultScope: boolean;
   note?: (message: string) => void;
+  /** The key to bind the tokens to, when both servers take DPoP. */
+  dpop?: DpopSession | undefined;
 }): Promise<OAuthTokens> {
-  const { discovered, client } = options;
+  const { discovered, client, dpop } = options;
+  // fetchToken signs a proof into the request when the provider offers a session (and retries on use_dpop_nonce).
+  const provider = (scope: string | undefined) =>
+    Object.assign(providerFor(client, discovered.issuer, scope), { dpop: () => dpop });
   const request = (scope: string | undefined) =>
-    fetchToken(providerFor(client, discovered.issuer, scope), discovered.issuer, {
+    fetchToken(provider(scope), discovered.issuer, {
       metadata: discovered.metadata,
       resource: discovered.resource,
       ...(scope ? { scope } : {}),

@@ -43,13 +43,14 @@ export interface StoreContents {
         registration_access_token?: string;
       };
       tokens: Record<string, { access_token: string; refresh_token?: string; scope?: string }>;
+      dpop_keys?: Record<string, { private_jwk: { d?: string } }>;
     }
   >;
 }
 
 export const readStore = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as StoreContents;
 
-/** Every token and registration secret in the store: none may appear in a trace. */
+/** Every token, registration secret and DPoP private key in the store: none may appear in a trace. */
 export function secretsIn(file: string): string[] {
   const secrets: string[] = [];
   for (const entry of Object.values(readStore(file).authorizationServers)) {
@@ -59,6 +60,8 @@ export function secretsIn(file: string): string[] {
       secrets.push(tokens.access_token);
       if (tokens.refresh_token) secrets.push(tokens.refresh_token);
     }
+    for (const key of Object.values(entry.dpop_keys ?? {}))
+      if (key.private_jwk.d) secrets.push(key.private_jwk.d);
   }
   return secrets;
 }
