@@ -145,7 +145,8 @@ describe('the agent, for a user, through the whole stack', () => {
         assert.match(text, /GET .*\/\.well-known\/oauth-authorization-server/);
         assert.match(text, /code_challenge_method=S256/);
         assert.match(text, new RegExp(`resource=${stack.mcpUrl.replace(/[.]/g, '\\.')}`));
-        assert.match(text, /authorization: Bearer \[redacted\]/);
+        // The MCP server names DPoP in its challenge, so the agent binds its tokens (RFC 9449 §7.1).
+        assert.match(text, /authorization: DPoP \[redacted\]/);
         assert.match(text, /code_verifier=\[redacted\]/);
         assert.match(text, /MCP {2}→ .*"method":"tools\/call"/);
         const codes = user.plays.map((play) => play.callback.searchParams.get('code')!);
