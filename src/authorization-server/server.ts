@@ -38,6 +38,8 @@ import { createMailer, type DevInbox } from './login/mailer.ts';
 import { createOneTimeCodes } from './login/one-time-codes.ts';
 import { createProvider, ROUTES, userClaims } from './provider.ts';
 import { createResourceRegistry } from './resources.ts';
+import { announceRevocations } from './revocation/announce.ts';
+import { createSqliteRevocationEventLog } from './revocation/event-log.ts';
 import { createMemoryAdapterFactory } from './store/memory-store.ts';
 import {
   createSqliteAdapterFactory,
@@ -284,6 +286,26 @@ export async function startAuthorizationServer(
       }),
     );
     subscribeAuditEvents(provider, logger, db, accounts);
+    // The internal clients that may listen to revocations, with their secrets (revocation/stream.ts).
+    const revocationListeners = new Map(
+      clients.flatMap((client) =>
+        (client.config.role === 'gateway' || client.config.role === 'mcp-server') &&
+        typeof client.metadata.client_secret === 'string'
+          ? [[client.config.clientId, client.metadata.client_secret] as const]
+          : [],
+      ),
+    );
+    const revocations = announceRevocations(
+      provider,
+      createSqliteRevocationEventLog(db),
+      revocationListeners,
+      logger,
+    );
+    // A user removed from the configuration since the last start: their tokens die everywhere now.
+    for (const sub of accounts.subjects()) {
+      if (isRemovedUser(sub))
+        revocations.announce({ type: 'subject', sub, at: Math.floor(Date.now() / 1000) });
+    }
 
     purgeExpired(db);
     codes.purgeExpired();
@@ -292,12 +314,17 @@ export async function startAuthorizationServer(
       unusedClientSeconds: config.dynamicRegistration.removeUnusedAfterSeconds,
       onRemoved: ({ clientIds }) => {
         codes.purgeExpired();
+        const at = Math.floor(Date.now() / 1000);
+        for (const clientId of clientIds) revocations.announce({ type: 'client', client_id: clientId, at });
         for (const clientId of clientIds) {
           logger.audit('client.removed', { outcome: 'success', client_id: clientId, reason: 'unused' });
         }
       },
       onError: (error) => logger.error('housekeeping failed', { error: (error as Error).message }),
     });
+    // A listener away longer than this (or past this many events) starts again from a reset.
+    const pruneRevocations = setInterval(() => revocations.log.prune(3600, 10_000), 60_000);
+    pruneRevocations.unref();
 
     const callback = provider.callback();
     app = (req, res) => {
@@ -308,6 +335,7 @@ export async function startAuthorizationServer(
     if (mailer.devInbox)
       logger.warn('development inbox enabled (no SMTP configured)', { url: `${issuer}/dev/inbox` });
 
+    let closing: Promise<void> | undefined;
     const privateKeyFiles = Object.fromEntries(
       clients.flatMap((client) =>
         client.privateKeyFile ? [[client.config.clientId, client.privateKeyFile]] : [],
@@ -318,10 +346,17 @@ export async function startAuthorizationServer(
       provider,
       devInbox: mailer.devInbox,
       privateKeyFiles,
-      async close(options) {
-        stopHousekeeping();
-        await http.close(options);
-        db.close();
+      close(options) {
+        // Once: a launcher or a test may close a server that is already closed.
+        closing ??= (async () => {
+          stopHousekeeping();
+          clearInterval(pruneRevocations);
+          // The revocation streams never end by themselves: end them, so the drain is not held up.
+          revocations.stream.closeAll();
+          await http.close(options);
+          db.close();
+        })();
+        return closing;
       },
     };
   } catch (error) {

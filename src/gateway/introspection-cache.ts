@@ -50,6 +50,7 @@ export interface IntrospectionCache {
   dropToken(hash: string): number;
   dropGrant(grantId: string): number;
   dropSubject(sub: string): number;
+  dropClient(clientId: string): number;
   clear(): void;
   /** Caps entry lifetimes at `seconds` (while revocations cannot be heard); undefined lifts the cap. */
   bound(seconds: number | undefined): void;
@@ -71,12 +72,14 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
   const now = options.now ?? Date.now;
   const byGrant = new KeyIndex();
   const bySubject = new KeyIndex();
+  const byClient = new KeyIndex();
   const active = new LRUCache<string, Entry>({
     max: options.maxEntries,
     dispose: (entry, key) => {
       const result = entry.result as ActiveIntrospection;
       byGrant.remove(result.grantId, key);
       bySubject.remove(result.sub, key);
+      byClient.remove(result.clientId, key);
     },
   });
   const inactive = new LRUCache<string, Entry>({ max: options.inactiveMaxEntries ?? options.maxEntries });
@@ -107,6 +110,7 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
       active.set(key, entry, { ttl: lifetime });
       byGrant.add(result.grantId, key);
       bySubject.add(result.sub, key);
+      byClient.add(result.clientId, key);
     } else {
       inactive.set(key, entry, { ttl: lifetime });
     }
@@ -155,12 +159,14 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
     dropToken: (hash) => dropKeys([hash]),
     dropGrant: (grantId) => dropKeys(byGrant.take(grantId)),
     dropSubject: (sub) => dropKeys(bySubject.take(sub)),
+    dropClient: (clientId) => dropKeys(byClient.take(clientId)),
     clear() {
       generation += 1;
       active.clear();
       inactive.clear();
       byGrant.clear();
       bySubject.clear();
+      byClient.clear();
     },
     bound(seconds) {
       cap = seconds;

@@ -17,9 +17,11 @@ import {
 } from '../shared/component.ts';
 import type { LoadedConfig } from '../shared/config/load.ts';
 import { resolveSecret } from '../shared/config/secrets.ts';
+import { serveHealth } from '../shared/health.ts';
 import { bearerChallenge, HttpError, readBody, sendJson } from '../shared/http.ts';
 import { createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type LogFields } from '../shared/logging.ts';
+import { createRevocationListener } from '../shared/revocation-listener.ts';
 import { createDpopNonces } from './dpop-nonces.ts';
 import { createDpopProofVerifier } from './dpop-proof.ts';
 import { clientAddress, markInvalidToken, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
@@ -41,6 +43,9 @@ export interface GatewayStats {
 export interface RunningGateway extends RunningComponent {
   stats(): GatewayStats;
 }
+
+/** While revocations cannot be heard, an introspection answer is reused for at most this long. */
+const DISCONNECTED_CACHE_SECONDS = 1;
 
 const API_ROUTE_TOKEN_REFUSED =
   'tokens issued to agents are for the MCP server only; the APIs are reached through its tools';
@@ -96,6 +101,29 @@ export const startGateway = (async (
   });
   const publicOrigin = new URL(config.publicUrl).origin;
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  // Revocations announced by the authorization server drop cache entries at once; while they cannot
+  // be heard, answers are reused for at most a second (fail safe, design §3).
+  const revocations = createRevocationListener({
+    authorizationServerUrl: authorizationServerUrl(loaded, config.authorizationServerUrl),
+    clientId: config.client.clientId,
+    clientSecret,
+    logger,
+    onEvent: (event) => {
+      if (event.type === 'grant') cache.dropGrant(event.grant_id);
+      else if (event.type === 'token') cache.dropToken(event.token_hash);
+      else if (event.type === 'subject') cache.dropSubject(event.sub);
+      else cache.dropClient(event.client_id);
+    },
+    onReset: () => cache.clear(),
+    onStatus: (connected) => {
+      if (connected) {
+        cache.bound(undefined);
+      } else {
+        cache.clear();
+        cache.bound(DISCONNECTED_CACHE_SECONDS);
+      }
+    },
+  });
 
   async function handle(req: IncomingMessage, res: ServerResponse, log: LogFields): Promise<void> {
     const target = parseRequestTarget(req.url);
@@ -103,6 +131,7 @@ export const startGateway = (async (
       return fail(req, res, 400, 'invalid_request', 'the request target is not a plain path');
     }
     log.path = target.pathname;
+    if (serveHealth(req, res, target.pathname, () => ({ revocations: revocations.status() }))) return;
     // RFC 6750 §2.3: a token in the query string ends up in logs and browser history; refused, not forwarded.
     if (new URLSearchParams(target.search).has('access_token')) {
       return fail(
@@ -231,6 +260,7 @@ export const startGateway = (async (
   if (config.listen.port === 0) publicUrl.port = String(port);
   const url = publicUrl.href.replace(/\/$/, '');
   const introspectionEndpoint = await client.endpoint();
+  revocations.start();
   logger.info('gateway listening', {
     url,
     address: `${config.listen.host}:${port}`,
@@ -245,7 +275,7 @@ export const startGateway = (async (
     stats: () => ({ introspections: client.requests, cacheHits: cache.hits, cacheEntries: cache.size }),
     async close(options) {
       // Requests in flight still reach their upstreams: the agents go only after the drain.
-      await listener.close(options);
+      await Promise.all([listener.close(options), revocations.stop()]);
       agents.http.destroy();
       agents.https.destroy();
     },

@@ -11,10 +11,12 @@ import { originValidation } from '@modelcontextprotocol/node';
 import type { AuthInfo } from '@modelcontextprotocol/server';
 import type { ComponentOptions, RunningComponent, StartComponent } from '../shared/component.ts';
 import type { LoadedConfig } from '../shared/config/load.ts';
+import { serveHealth } from '../shared/health.ts';
 import { sendJson } from '../shared/http.ts';
 import { createHttpServer } from '../shared/http-server.ts';
 import { SigningKeysUnavailableError } from '../shared/jwt.ts';
 import { createLogger } from '../shared/logging.ts';
+import { createRevocationListener } from '../shared/revocation-listener.ts';
 import {
   dpopChallenge,
   invalidTokenResponse,
@@ -28,6 +30,7 @@ import {
   metadataPaths,
   serveProtectedResourceMetadata,
 } from './protected-resource-metadata.ts';
+import { createRevokedTokens } from './revoked-tokens.ts';
 import { resolveMcpServerSettings } from './settings.ts';
 import { createTokenExchangeClient } from './token-exchange-client.ts';
 import { authenticate, createPhantomTokenVerifier, hasBearerCredentials } from './token-validation.ts';
@@ -77,7 +80,9 @@ export async function startMcpServer(
   const catalogue = buildCatalogue(settings.tools, settings.apis);
   const metadata = buildProtectedResourceMetadata(settings);
   const metadataAt = metadataPaths(settings);
-  const verifier = createPhantomTokenVerifier(settings);
+  // Longer than any access token lives: a revoked grant is refused here until its tokens are long gone.
+  const revoked = createRevokedTokens({ maxEntries: 100_000, retentionSeconds: 2 * 86_400 });
+  const verifier = createPhantomTokenVerifier(settings, revoked);
   const tokenExchange = createTokenExchangeClient({
     tokenEndpoint: settings.tokenEndpoint,
     clientId: settings.client.clientId,
@@ -90,6 +95,23 @@ export async function startMcpServer(
     tokenExchange,
     logger,
     upstreamTimeoutMs: settings.upstreamTimeoutMs,
+  });
+  // Revocations announced by the authorization server: tokens of a revoked grant, subject or client
+  // are refused, and their exchanged tokens dropped; while they cannot be heard, nothing is cached.
+  const revocations = createRevocationListener({
+    authorizationServerUrl: settings.authorizationServerUrl,
+    clientId: settings.client.clientId,
+    clientSecret: settings.client.secret,
+    logger,
+    onEvent: (event) => {
+      revoked.record(event);
+      if (event.type === 'grant') tokenExchange.dropGrant(event.grant_id);
+      else if (event.type === 'subject') tokenExchange.dropSubject(event.sub);
+      else if (event.type === 'client') tokenExchange.dropClient(event.client_id);
+      else if (event.client_id) tokenExchange.dropClient(event.client_id);
+    },
+    onReset: () => tokenExchange.clear(),
+    onStatus: (connected) => tokenExchange.suspend(!connected),
   });
   // The SDK's guard: a present Origin must name an allowed host (DNS rebinding, cross-site requests).
   const validateOrigin = originValidation(settings.allowedOriginHostnames);
@@ -133,6 +155,7 @@ export async function startMcpServer(
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://mcp-server').pathname;
+    if (serveHealth(req, res, path, () => ({ revocations: revocations.status() }))) return;
     if (metadataAt.has(path)) return serveProtectedResourceMetadata(req, res, metadata);
     if (path === MCP_PATH || path === `${MCP_PATH}/`) return serveMcp(req, res);
     sendJson(res, 404, {
@@ -155,6 +178,7 @@ export async function startMcpServer(
   );
   const port = await http.listen(settings.listen.host, settings.listen.port, 'mcpServer.listen.port');
   const url = `http://${urlHost(settings.listen.host)}:${port}`;
+  revocations.start();
   logger.info('MCP server listening', {
     url,
     endpoint: `${url}${MCP_PATH}`,
@@ -171,7 +195,7 @@ export async function startMcpServer(
     },
     async close(options) {
       // Requests in flight finish first; only then are the SDK's transports released.
-      await http.close(options);
+      await Promise.all([http.close(options), revocations.stop()]);
       await endpoint.close();
     },
   };

@@ -17,6 +17,7 @@ import {
   scopesOf,
 } from '../shared/jwt.ts';
 import { invalidToken } from './challenges.ts';
+import type { RevokedTokens } from './revoked-tokens.ts';
 import type { McpServerSettings } from './settings.ts';
 
 /** What the tool handlers need to know about the caller, beyond the SDK's `AuthInfo`. */
@@ -30,6 +31,7 @@ export interface Principal {
 /** Adapts the shared JWT verifier to the SDK's verifier interface. */
 export function createPhantomTokenVerifier(
   settings: Pick<McpServerSettings, 'issuer' | 'jwksUri' | 'resource' | 'jwksCacheSeconds'>,
+  revoked?: Pick<RevokedTokens, 'isRevoked'>,
   verifier: AccessTokenVerifier = createAccessTokenVerifier({
     issuer: settings.issuer,
     jwksUri: settings.jwksUri,
@@ -41,6 +43,8 @@ export function createPhantomTokenVerifier(
     async verifyAccessToken(token) {
       try {
         const payload = await verifier.verify(token);
+        // Signed and unexpired, but announced revoked (revoked-tokens.ts).
+        if (revoked?.isRevoked(payload)) throw new InvalidTokenError('the access token has been revoked');
         const principal: Principal = {
           sub: payload.sub,
           clientId: payload.client_id,

@@ -14,6 +14,8 @@ export interface Accounts {
   grantFor(sub: string, clientId: string): string | undefined;
   rememberGrant(sub: string, clientId: string, grantId: string): void;
   forgetGrant(grantId: string): void;
+  /** Every subject that ever signed in. */
+  subjects(): string[];
 }
 
 export function createAccounts(db: DatabaseSync): Accounts {
@@ -40,6 +42,7 @@ export function createAccounts(db: DatabaseSync): Accounts {
     'INSERT INTO consent_grants (sub, client_id, grant_id) VALUES (?, ?, ?) ON CONFLICT (sub, client_id) DO UPDATE SET grant_id = excluded.grant_id',
   );
   const deleteGrant = db.prepare('DELETE FROM consent_grants WHERE grant_id = ?');
+  const allSubjects = db.prepare('SELECT sub FROM accounts');
   return {
     remember: (sub, email) => void upsertAccount.run(sub, email, Date.now()),
     emailOf: (sub) => (selectEmail.get(sub) as { email: string } | undefined)?.email,
@@ -47,5 +50,6 @@ export function createAccounts(db: DatabaseSync): Accounts {
       (selectGrant.get(sub, clientId) as { grant_id: string } | undefined)?.grant_id,
     rememberGrant: (sub, clientId, grantId) => void upsertGrant.run(sub, clientId, grantId),
     forgetGrant: (grantId) => void deleteGrant.run(grantId),
+    subjects: () => allSubjects.all().map((row) => String(row.sub)),
   };
 }

@@ -1,0 +1,73 @@
+/**
+ * Turns every way a token can stop being valid into a revocation announcement (event-log.ts), and
+ * serves the announcements to the internal listeners (stream.ts):
+ * - a grant revoked (RFC 7009 revocation, which always takes the grant here; a refresh token reused
+ *   past its grace; a code replayed): `grant`;
+ * - a token deleted (a workload's client-credentials token has no grant): `token`, by its hash;
+ * - a client deleted (RFC 7592, or removed as unused): `client`;
+ * - a user removed from the approved list (found at start): `subject`, by the caller.
+ */
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import { tokenHash } from '../../shared/jwt.ts';
+import type { Logger } from '../../shared/logging.ts';
+import type { RevocationEvent } from '../../shared/revocation-events.ts';
+import type { RevocationEventLog } from './event-log.ts';
+import { createRevocationStream, type RevocationStream } from './stream.ts';
+
+export interface Revocations {
+  announce(event: RevocationEvent): void;
+  stream: RevocationStream;
+  log: RevocationEventLog;
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+
+export function announceRevocations(
+  provider: Provider,
+  log: RevocationEventLog,
+  listeners: ReadonlyMap<string, string>,
+  logger: Logger,
+): Revocations {
+  const stream = createRevocationStream({
+    log,
+    listeners,
+    logger: logger.child({ part: 'revocation-events' }),
+  });
+  provider.use(stream.middleware);
+  const announce = (event: RevocationEvent) => {
+    try {
+      log.append(event);
+    } catch (error) {
+      // The caches then keep a revoked token until they lapse (30 s): say so loudly.
+      logger.error('a revocation could not be announced', {
+        type: event.type,
+        error: (error as Error).message,
+      });
+    }
+  };
+
+  provider.on('grant.revoked', (_ctx: KoaContextWithOIDC, grantId: string) => {
+    announce({ type: 'grant', grant_id: grantId, at: now() });
+  });
+  // Model events are not in the library's typed event map.
+  const on = provider.on.bind(provider) as (
+    event: string,
+    listener: (token: { jti?: string; clientId?: string; grantId?: string }) => void,
+  ) => void;
+  for (const model of ['access_token', 'client_credentials']) {
+    on(`${model}.destroyed`, (token) => {
+      if (!token.jti) return;
+      announce({
+        type: 'token',
+        token_hash: tokenHash(token.jti),
+        ...(token.clientId ? { client_id: token.clientId } : {}),
+        at: now(),
+      });
+    });
+  }
+  provider.on('registration_delete.success', (_ctx: KoaContextWithOIDC, client: { clientId: string }) => {
+    announce({ type: 'client', client_id: client.clientId, at: now() });
+  });
+  return { announce, stream, log };
+}

@@ -1,0 +1,95 @@
+/**
+ * Where revocation announcements are kept and who hears them: an append-only log with increasing
+ * ids (so a listener that reconnects can ask for what it missed), and subscribers that hear each
+ * event as it is appended.
+ *
+ * The log sits behind `RevocationEventLog`, so that several authorization server instances can share
+ * one later (a shared store, its notification mechanism feeding `subscribe`) without the stream
+ * (stream.ts) or the listeners changing. This one keeps the log in the server's SQLite database and
+ * notifies in process. A stream id, made once per database, tells a listener whether the ids it
+ * remembers mean anything here.
+ */
+import { randomUUID } from 'node:crypto';
+import type { DatabaseSync } from 'node:sqlite';
+import type { RevocationEvent } from '../../shared/revocation-events.ts';
+
+export interface StoredRevocationEvent {
+  id: number;
+  event: RevocationEvent;
+}
+
+export interface RevocationEventLog {
+  /** Identifies this log: ids from another log (another database) are meaningless here. */
+  readonly streamId: string;
+  append(event: RevocationEvent): StoredRevocationEvent;
+  /** The events after `id`, oldest first; undefined when some of them are no longer kept. */
+  since(id: number): StoredRevocationEvent[] | undefined;
+  latestId(): number;
+  subscribe(listener: (stored: StoredRevocationEvent) => void): () => void;
+  /** Forgets events older than `maxAgeSeconds`, keeping at most `maxEvents`. */
+  prune(maxAgeSeconds: number, maxEvents: number): void;
+}
+
+export function createSqliteRevocationEventLog(db: DatabaseSync): RevocationEventLog {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS revocation_events (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      at INTEGER NOT NULL,
+      payload TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE IF NOT EXISTS gatehouse_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+  `);
+  db.prepare("INSERT OR IGNORE INTO gatehouse_meta (key, value) VALUES ('revocation_stream', ?)").run(
+    randomUUID(),
+  );
+  const streamId = String(
+    (
+      db.prepare("SELECT value FROM gatehouse_meta WHERE key = 'revocation_stream'").get() as {
+        value: string;
+      }
+    ).value,
+  );
+  const insert = db.prepare('INSERT INTO revocation_events (at, payload) VALUES (?, ?) RETURNING id');
+  const after = db.prepare('SELECT id, payload FROM revocation_events WHERE id > ? ORDER BY id');
+  const oldest = db.prepare('SELECT min(id) AS id FROM revocation_events');
+  // AUTOINCREMENT never reuses an id, even after pruning: the sequence is the latest id ever given.
+  const latest = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'revocation_events'");
+  // Always a prefix of the log (everything up to the newest old event), so what is kept has no holes.
+  const pruneOld = db.prepare(
+    'DELETE FROM revocation_events WHERE id <= (SELECT max(id) FROM revocation_events WHERE at < ?)',
+  );
+  const pruneMany = db.prepare(
+    'DELETE FROM revocation_events WHERE id <= (SELECT id FROM revocation_events ORDER BY id DESC LIMIT 1 OFFSET ?)',
+  );
+  const listeners = new Set<(stored: StoredRevocationEvent) => void>();
+  const latestId = () => Number((latest.get() as { seq?: number } | undefined)?.seq ?? 0);
+
+  return {
+    streamId,
+    append(event) {
+      const row = insert.get(event.at, JSON.stringify(event)) as { id: number };
+      const stored = { id: Number(row.id), event };
+      for (const listener of listeners) listener(stored);
+      return stored;
+    },
+    since(id) {
+      if (id > latestId()) return undefined;
+      const first = Number((oldest.get() as { id: number | null }).id ?? latestId() + 1);
+      // Events id+1 .. first-1 were pruned: the listener missed some it can no longer get.
+      if (first > id + 1) return undefined;
+      return after.all(id).map((row) => ({
+        id: Number(row.id),
+        event: JSON.parse(String(row.payload)) as RevocationEvent,
+      }));
+    },
+    latestId,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    prune(maxAgeSeconds, maxEvents) {
+      pruneOld.run(Math.floor(Date.now() / 1000) - maxAgeSeconds);
+      pruneMany.run(maxEvents);
+    },
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * `GET <issuer>/events/revocations`: revocations as Server-Sent Events (WHATWG HTML §9.2), for the
+ * gateway and MCP server instances to drop what they cache about a revoked token at once.
+ *
+ * Only the internal clients (roles `gateway` and `mcp-server`) may listen, with their client
+ * credentials (client_secret_basic): the stream says which grants and subjects are revoked, nobody
+ * else's business. The stream starts with the events missed since `Last-Event-ID` (`<stream>:<id>`)
+ * when the log still has them, else with `reset` (drop everything); then `ready`; then each event as
+ * it happens, and a comment every few seconds so a listener can tell a quiet stream from a dead one.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import type { Middleware } from 'koa';
+import type { Logger } from '../../shared/logging.ts';
+import { REVOCATION_EVENTS_PATH, REVOCATION_HEARTBEAT_SECONDS } from '../../shared/revocation-events.ts';
+import { basicClientId } from '../http/token-rate-limit.ts';
+import type { RevocationEventLog, StoredRevocationEvent } from './event-log.ts';
+
+export interface RevocationStreamOptions {
+  log: RevocationEventLog;
+  /** The secrets of the clients allowed to listen, by client_id. */
+  listeners: ReadonlyMap<string, string>;
+  logger: Logger;
+  heartbeatSeconds?: number;
+}
+
+export interface RevocationStream {
+  middleware: Middleware;
+  /** Ends every open stream (before the server drains: a stream never finishes by itself). */
+  closeAll(): void;
+  readonly open: number;
+}
+
+/** The secret of a `Basic` header, for a client id already read from it. */
+function basicSecret(header: string): string | undefined {
+  const encoded = /^Basic[ ]+([A-Za-z0-9+/=]+)$/i.exec(header.trim())?.[1];
+  if (!encoded) return undefined;
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  try {
+    return decodeURIComponent(decoded.slice(decoded.indexOf(':') + 1).replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+const sameSecret = (given: string, expected: string) => {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+};
+
+const frame = (stream: string, stored: StoredRevocationEvent) =>
+  `id: ${stream}:${stored.id}\nevent: revoked\ndata: ${JSON.stringify(stored.event)}\n\n`;
+
+export function createRevocationStream(options: RevocationStreamOptions): RevocationStream {
+  const { log, logger } = options;
+  const heartbeatMs = (options.heartbeatSeconds ?? REVOCATION_HEARTBEAT_SECONDS) * 1000;
+  const open = new Set<ServerResponse>();
+
+  const middleware: Middleware = async (ctx, next) => {
+    if (ctx.path !== REVOCATION_EVENTS_PATH) return next();
+    if (ctx.method !== 'GET') {
+      ctx.status = 405;
+      ctx.set('allow', 'GET');
+      ctx.body = { error: 'invalid_request', error_description: 'GET this stream' };
+      return;
+    }
+    const header = ctx.get('authorization');
+    const clientId = basicClientId(header);
+    const expected = clientId ? options.listeners.get(clientId) : undefined;
+    const secret = header ? basicSecret(header) : undefined;
+    if (!clientId || !expected || secret === undefined || !sameSecret(secret, expected)) {
+      logger.audit('revocation.stream', { outcome: 'denied', client_id: clientId, ip: ctx.ip });
+      ctx.status = 401;
+      ctx.set('www-authenticate', 'Basic realm="revocation events"');
+      ctx.set('cache-control', 'no-store');
+      ctx.body = {
+        error: 'invalid_client',
+        error_description: 'only the gateway and the MCP server may listen',
+      };
+      return;
+    }
+
+    // From here on the response is ours to write, for as long as the listener stays.
+    ctx.respond = false;
+    const res = ctx.res;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
+    res.write(`retry: 1000\n\n`);
+
+    // Subscribe before replaying, so nothing appended meanwhile is lost; replayed ids are skipped.
+    let replayedUpTo = 0;
+    const pending: StoredRevocationEvent[] = [];
+    let replaying = true;
+    const unsubscribe = log.subscribe((stored) => {
+      if (replaying) pending.push(stored);
+      else if (stored.id > replayedUpTo) res.write(frame(log.streamId, stored));
+    });
+
+    const [stream, lastId] = (ctx.get('last-event-id') || '').split(':');
+    const missed =
+      stream === log.streamId && /^\d+$/.test(lastId ?? '') ? log.since(Number(lastId)) : undefined;
+    if (missed) {
+      for (const stored of missed) res.write(frame(log.streamId, stored));
+      replayedUpTo = missed.at(-1)?.id ?? Number(lastId);
+    } else {
+      // Nothing to go on: the listener must drop everything it knows.
+      replayedUpTo = log.latestId();
+      res.write(`id: ${log.streamId}:${replayedUpTo}\nevent: reset\ndata: {}\n\n`);
+    }
+    for (const stored of pending) if (stored.id > replayedUpTo) res.write(frame(log.streamId, stored));
+    replaying = false;
+    res.write(`event: ready\ndata: {}\n\n`);
+    open.add(res);
+    logger.info('revocation listener connected', { client_id: clientId, replayed: missed?.length ?? 0 });
+
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
+    res.once('close', () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      open.delete(res);
+      logger.info('revocation listener gone', { client_id: clientId });
+    });
+  };
+
+  return {
+    middleware,
+    closeAll() {
+      for (const res of open) res.end();
+    },
+    get open() {
+      return open.size;
+    },
+  };
+}

@@ -1,0 +1,176 @@
+/**
+ * Listens to the authorization server's revocation stream (revocation-events.ts) on behalf of a
+ * gateway or MCP server instance, and tells it what to drop.
+ *
+ * - Connected: each `revoked` event is handed to `onEvent` as it arrives; the stream's event ids are
+ *   remembered so a reconnection asks to replay what was missed (`Last-Event-ID`). When the server
+ *   cannot replay (it restarted on another database, or too much was missed) it says `reset`, and
+ *   `onReset` must drop everything.
+ * - Disconnected (refused, unreachable, or silent past two heartbeats): `onStatus(false)`, and the
+ *   owner fails safe (bounds or drops its caches) until `onStatus(true)`. It reconnects by itself,
+ *   with a bounded backoff, and logs the change both ways (never the credentials).
+ * The stream is authenticated with the instance's own client credentials (client_secret_basic).
+ */
+import { createParser } from 'eventsource-parser';
+import type { Logger } from './logging.ts';
+import {
+  parseRevocationEvent,
+  REVOCATION_EVENTS_PATH,
+  REVOCATION_HEARTBEAT_SECONDS,
+  type RevocationEvent,
+} from './revocation-events.ts';
+
+export interface RevocationListenerOptions {
+  /** The authorization server's base URL, as this component reaches it. */
+  authorizationServerUrl: string;
+  clientId: string;
+  clientSecret: string;
+  logger: Logger;
+  onEvent: (event: RevocationEvent) => void;
+  /** Everything may have been missed: drop every cache entry. */
+  onReset: () => void;
+  /** Whether revocations are being heard; false means: fail safe. */
+  onStatus: (connected: boolean) => void;
+  /** Longest silence before the stream is taken as dead (default: two heartbeats and a half). */
+  silenceMs?: number;
+  /** Upper bound of the reconnection backoff (default 5 s). */
+  maxBackoffMs?: number;
+}
+
+export interface RevocationListenerStatus {
+  connected: boolean;
+  /** Epoch milliseconds of the last change of `connected`. */
+  since: number;
+  events: number;
+}
+
+export interface RevocationListener {
+  start(): void;
+  stop(): Promise<void>;
+  status(): RevocationListenerStatus;
+}
+
+/** RFC 6749 §2.3.1: id and secret form-encoded, joined, base64. */
+function basic(clientId: string, secret: string): string {
+  const encode = (value: string) => encodeURIComponent(value).replace(/%20/g, '+');
+  return `Basic ${Buffer.from(`${encode(clientId)}:${encode(secret)}`).toString('base64')}`;
+}
+
+export function createRevocationListener(options: RevocationListenerOptions): RevocationListener {
+  const url = `${options.authorizationServerUrl.replace(/\/$/, '')}${REVOCATION_EVENTS_PATH}`;
+  const authorization = basic(options.clientId, options.clientSecret);
+  const silenceMs = options.silenceMs ?? REVOCATION_HEARTBEAT_SECONDS * 2500;
+  const maxBackoffMs = options.maxBackoffMs ?? 5000;
+  const { logger } = options;
+  let connected = false;
+  let since = Date.now();
+  let events = 0;
+  let lastEventId: string | undefined;
+  let stopped = false;
+  let abort: AbortController | undefined;
+  let running: Promise<void> | undefined;
+  let failures = 0;
+
+  const setConnected = (value: boolean, reason?: string) => {
+    if (connected === value) return;
+    connected = value;
+    since = Date.now();
+    if (value) logger.info('revocation events connected: caches follow revocations at once', { url });
+    else {
+      logger.warn('revocation events unavailable: caches are bounded until they are back', { url, reason });
+    }
+    options.onStatus(value);
+  };
+
+  /** One connection, until it ends; resolves when it does, whatever the reason. */
+  async function connectOnce(): Promise<void> {
+    abort = new AbortController();
+    const controller = abort;
+    let watchdog: NodeJS.Timeout | undefined;
+    const feedWatchdog = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => controller.abort(new Error('silent')), silenceMs);
+    };
+    try {
+      feedWatchdog();
+      const response = await fetch(url, {
+        headers: {
+          authorization,
+          accept: 'text/event-stream',
+          ...(lastEventId ? { 'last-event-id': lastEventId } : {}),
+        },
+        signal: controller.signal,
+        redirect: 'error',
+      });
+      if (response.status === 401 || response.status === 403) {
+        logger.error(
+          "the authorization server refused this component's credentials for revocation events: check its client id and secret",
+          { url, status: response.status, client_id: options.clientId },
+        );
+        await response.body?.cancel();
+        return;
+      }
+      if (response.status !== 200 || !response.body) {
+        await response.body?.cancel();
+        setConnected(false, `HTTP ${response.status}`);
+        return;
+      }
+      const parser = createParser({
+        onEvent(message) {
+          if (message.id) lastEventId = message.id;
+          if (message.event === 'reset') {
+            options.onReset();
+          } else if (message.event === 'ready') {
+            failures = 0;
+            setConnected(true);
+          } else if (message.event === 'revoked') {
+            const event = parseRevocationEvent(message.data);
+            if (event) {
+              events += 1;
+              options.onEvent(event);
+            } else {
+              logger.warn('revocation event not understood: dropping every cache entry to be safe');
+              options.onReset();
+            }
+          }
+        },
+      });
+      const decoder = new TextDecoder();
+      for await (const chunk of response.body) {
+        feedWatchdog();
+        parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
+      }
+      setConnected(false, 'the stream ended');
+    } catch (error) {
+      if (!stopped) setConnected(false, (error as Error).name === 'AbortError' ? 'silent' : 'unreachable');
+    } finally {
+      clearTimeout(watchdog);
+    }
+  }
+
+  async function loop(): Promise<void> {
+    while (!stopped) {
+      await connectOnce();
+      if (stopped) break;
+      failures += 1;
+      // Ask again soon: revocations are being missed meanwhile (the caches are bounded).
+      const delay = Math.min(maxBackoffMs, 250 * 2 ** Math.min(failures, 5));
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+    }
+  }
+
+  return {
+    start() {
+      if (running) return;
+      // Until the first `ready`, revocations are not heard: the owner starts in its safe mode.
+      options.onStatus(false);
+      running = loop();
+    },
+    async stop() {
+      stopped = true;
+      abort?.abort(new Error('stopped'));
+      await running;
+    },
+    status: () => ({ connected, since, events }),
+  };
+}
