@@ -29,7 +29,7 @@ import {
   unauthorizedClientGrant,
 } from './http/middleware.ts';
 import { createRateLimiter } from './http/rate-limit.ts';
-import { type TokenRateLimits, tokenRateLimit } from './http/token-rate-limit.ts';
+import { tokenRateLimit, tokenRateLimitsFrom } from './http/token-rate-limit.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { loadOrCreateKeys, publicJwk } from './keys.ts';
 import { createAccounts } from './login/accounts.ts';
@@ -38,7 +38,7 @@ import { createMailer, type DevInbox } from './login/mailer.ts';
 import { createOneTimeCodes } from './login/one-time-codes.ts';
 import { createProvider, ROUTES, userClaims } from './provider.ts';
 import { createResourceRegistry } from './resources.ts';
-import { announceRevocations } from './revocation/announce.ts';
+import { announceRevocations, internalListeners } from './revocation/announce.ts';
 import { createSqliteRevocationEventLog } from './revocation/event-log.ts';
 import { createMemoryAdapterFactory } from './store/memory-store.ts';
 import {
@@ -196,20 +196,7 @@ export async function startAuthorizationServer(
       logger.child({ part: 'mail' }),
     );
 
-    const limits = config.tokenEndpointRateLimit;
-    const tokenLimits: TokenRateLimits = {
-      perAddress: createRateLimiter(limits.perAddress),
-      perClient: {
-        service: createRateLimiter(limits.perClient.service),
-        workload: createRateLimiter(limits.perClient.workload),
-        agent: createRateLimiter(limits.perClient.agent),
-      },
-      classOf: (clientId) => {
-        const role = classifier.preRegistered(clientId)?.role;
-        if (role === 'gateway' || role === 'mcp-server') return 'service';
-        return role === 'workload' ? 'workload' : 'agent';
-      },
-    };
+    const tokenLimits = tokenRateLimitsFrom(config.tokenEndpointRateLimit, classifier);
     const provider = createProvider({
       tokenLimits,
       clientPolicy,
@@ -286,19 +273,10 @@ export async function startAuthorizationServer(
       }),
     );
     subscribeAuditEvents(provider, logger, db, accounts);
-    // The internal clients that may listen to revocations, with their secrets (revocation/stream.ts).
-    const revocationListeners = new Map(
-      clients.flatMap((client) =>
-        (client.config.role === 'gateway' || client.config.role === 'mcp-server') &&
-        typeof client.metadata.client_secret === 'string'
-          ? [[client.config.clientId, client.metadata.client_secret] as const]
-          : [],
-      ),
-    );
     const revocations = announceRevocations(
       provider,
       createSqliteRevocationEventLog(db),
-      revocationListeners,
+      internalListeners(clients),
       logger,
     );
     // A user removed from the configuration since the last start: their tokens die everywhere now.

@@ -13,13 +13,15 @@
  *   never lets a credential through that it did not verify itself.
  * When the authorization server cannot answer, the lookup throws and nothing is forwarded.
  */
+import { createHmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { GatewayConfig } from '../shared/config/schema.ts';
 import { authChallenge } from '../shared/http.ts';
-import type { DpopNonces } from './dpop-nonces.ts';
-import type { DpopProofVerifier, ProofError } from './dpop-proof.ts';
+import { createDpopNonces, type DpopNonces } from './dpop-nonces.ts';
+import { createDpopProofVerifier, type DpopProofVerifier, type ProofError } from './dpop-proof.ts';
 import type { IntrospectionCache, LookupSource } from './introspection-cache.ts';
 import type { IntrospectionClient } from './introspection-client.ts';
-import type { IntrospectionLimiter } from './introspection-limiter.ts';
+import { createIntrospectionLimiter, type IntrospectionLimiter } from './introspection-limiter.ts';
 
 /** What the gateway made of the request's credential, for the request log. */
 export type CredentialOutcome = 'none' | 'phantom' | 'inactive' | 'refused';
@@ -191,4 +193,33 @@ export function createPhantomTokenTranslator(
         : {}),
     };
   };
+}
+
+/** The translator as the configuration describes it: limits, DPoP verification, nonces. */
+export function createConfiguredTranslator(
+  config: Pick<GatewayConfig, 'dpop' | 'introspectionLimits'>,
+  clientSecret: string,
+  cache: IntrospectionCache,
+  client: Pick<IntrospectionClient, 'introspect'>,
+): PhantomTokenTranslator {
+  // Every gateway with the same client secret accepts the others' nonces (dpop-nonces.ts).
+  const nonces = config.dpop.requireNonce
+    ? createDpopNonces(
+        createHmac('sha256', clientSecret).update('gatehouse gateway dpop nonces').digest(),
+        config.dpop.nonceLifetimeSeconds,
+      )
+    : undefined;
+  return createPhantomTokenTranslator(cache, client, {
+    limiter: createIntrospectionLimiter(config.introspectionLimits),
+    dpop: {
+      verifier: createDpopProofVerifier({
+        algorithms: config.dpop.algorithms,
+        maxAgeSeconds: config.dpop.proofMaxAgeSeconds,
+        nonces,
+        replayCacheMaxEntries: config.dpop.replayCacheMaxEntries,
+      }),
+      algorithms: config.dpop.algorithms,
+      nonces,
+    },
+  });
 }

@@ -6,7 +6,6 @@
  * (503 when the authorization server cannot answer: fail closed) → proxy (502/504 when the upstream
  * cannot answer). One log line per request; no token value is ever logged.
  */
-import { createHmac } from 'node:crypto';
 import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import {
@@ -21,15 +20,13 @@ import { serveHealth } from '../shared/health.ts';
 import { bearerChallenge, HttpError, readBody, sendJson } from '../shared/http.ts';
 import { createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type LogFields } from '../shared/logging.ts';
-import { createRevocationListener } from '../shared/revocation-listener.ts';
-import { createDpopNonces } from './dpop-nonces.ts';
-import { createDpopProofVerifier } from './dpop-proof.ts';
 import { clientAddress, markInvalidToken, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
 import { createIntrospectionCache } from './introspection-cache.ts';
 import { AuthorizationServerUnavailableError, createIntrospectionClient } from './introspection-client.ts';
-import { AddressLimitError, createIntrospectionLimiter, GatewayBusyError } from './introspection-limiter.ts';
-import { createPhantomTokenTranslator } from './phantom-token.ts';
+import { AddressLimitError, GatewayBusyError } from './introspection-limiter.ts';
+import { createConfiguredTranslator } from './phantom-token.ts';
 import { proxy } from './proxy.ts';
+import { followRevocations } from './revocations.ts';
 import { createRouter, parseRequestTarget } from './routes.ts';
 
 export interface GatewayStats {
@@ -43,9 +40,6 @@ export interface GatewayStats {
 export interface RunningGateway extends RunningComponent {
   stats(): GatewayStats;
 }
-
-/** While revocations cannot be heard, an introspection answer is reused for at most this long. */
-const DISCONNECTED_CACHE_SECONDS = 1;
 
 const API_ROUTE_TOKEN_REFUSED =
   'tokens issued to agents are for the MCP server only; the APIs are reached through its tools';
@@ -79,50 +73,15 @@ export const startGateway = (async (
     logger,
   });
   const cache = createIntrospectionCache(config.introspectionCache);
-  // Every gateway with the same client secret accepts the others' nonces (dpop-nonces.ts).
-  const nonces = config.dpop.requireNonce
-    ? createDpopNonces(
-        createHmac('sha256', clientSecret).update('gatehouse gateway dpop nonces').digest(),
-        config.dpop.nonceLifetimeSeconds,
-      )
-    : undefined;
-  const translate = createPhantomTokenTranslator(cache, client, {
-    limiter: createIntrospectionLimiter(config.introspectionLimits),
-    dpop: {
-      verifier: createDpopProofVerifier({
-        algorithms: config.dpop.algorithms,
-        maxAgeSeconds: config.dpop.proofMaxAgeSeconds,
-        nonces,
-        replayCacheMaxEntries: config.dpop.replayCacheMaxEntries,
-      }),
-      algorithms: config.dpop.algorithms,
-      nonces,
-    },
-  });
+  const translate = createConfiguredTranslator(config, clientSecret, cache, client);
   const publicOrigin = new URL(config.publicUrl).origin;
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
-  // Revocations announced by the authorization server drop cache entries at once; while they cannot
-  // be heard, answers are reused for at most a second (fail safe, design §3).
-  const revocations = createRevocationListener({
+  // Revocations announced by the authorization server drop cache entries at once (revocations.ts).
+  const revocations = followRevocations(cache, {
     authorizationServerUrl: authorizationServerUrl(loaded, config.authorizationServerUrl),
     clientId: config.client.clientId,
     clientSecret,
     logger,
-    onEvent: (event) => {
-      if (event.type === 'grant') cache.dropGrant(event.grant_id);
-      else if (event.type === 'token') cache.dropToken(event.token_hash);
-      else if (event.type === 'subject') cache.dropSubject(event.sub);
-      else cache.dropClient(event.client_id);
-    },
-    onReset: () => cache.clear(),
-    onStatus: (connected) => {
-      if (connected) {
-        cache.bound(undefined);
-      } else {
-        cache.clear();
-        cache.bound(DISCONNECTED_CACHE_SECONDS);
-      }
-    },
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse, log: LogFields): Promise<void> {

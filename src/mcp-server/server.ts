@@ -16,7 +16,6 @@ import { sendJson } from '../shared/http.ts';
 import { createHttpServer } from '../shared/http-server.ts';
 import { SigningKeysUnavailableError } from '../shared/jwt.ts';
 import { createLogger } from '../shared/logging.ts';
-import { createRevocationListener } from '../shared/revocation-listener.ts';
 import {
   dpopChallenge,
   invalidTokenResponse,
@@ -30,6 +29,7 @@ import {
   metadataPaths,
   serveProtectedResourceMetadata,
 } from './protected-resource-metadata.ts';
+import { followRevocations } from './revocations.ts';
 import { createRevokedTokens } from './revoked-tokens.ts';
 import { resolveMcpServerSettings } from './settings.ts';
 import { createTokenExchangeClient } from './token-exchange-client.ts';
@@ -96,22 +96,12 @@ export async function startMcpServer(
     logger,
     upstreamTimeoutMs: settings.upstreamTimeoutMs,
   });
-  // Revocations announced by the authorization server: tokens of a revoked grant, subject or client
-  // are refused, and their exchanged tokens dropped; while they cannot be heard, nothing is cached.
-  const revocations = createRevocationListener({
+  // Revocations announced by the authorization server (revocations.ts).
+  const revocations = followRevocations(revoked, tokenExchange, {
     authorizationServerUrl: settings.authorizationServerUrl,
     clientId: settings.client.clientId,
     clientSecret: settings.client.secret,
     logger,
-    onEvent: (event) => {
-      revoked.record(event);
-      if (event.type === 'grant') tokenExchange.dropGrant(event.grant_id);
-      else if (event.type === 'subject') tokenExchange.dropSubject(event.sub);
-      else if (event.type === 'client') tokenExchange.dropClient(event.client_id);
-      else if (event.client_id) tokenExchange.dropClient(event.client_id);
-    },
-    onReset: () => tokenExchange.clear(),
-    onStatus: (connected) => tokenExchange.suspend(!connected),
   });
   // The SDK's guard: a present Origin must name an allowed host (DNS rebinding, cross-site requests).
   const validateOrigin = originValidation(settings.allowedOriginHostnames);

@@ -29,8 +29,10 @@ export class TooManyTokenRequests extends errors.OIDCProviderError {
 
 import type { Context, Middleware } from 'koa';
 import { errors } from 'oidc-provider';
+import type { AuthorizationServerConfig } from '../../shared/config/schema.ts';
 import type { Logger } from '../../shared/logging.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import type { ClientClassifier } from '../clients/client-classification.ts';
+import { createRateLimiter, type RateLimiter } from './rate-limit.ts';
 import { isRoute } from './route-match.ts';
 
 export type ClientRateClass = 'service' | 'workload' | 'agent';
@@ -42,6 +44,26 @@ export interface TokenRateLimits {
   perClient: Record<ClientRateClass, RateLimiter>;
   /** The limit class of an authenticated client. */
   classOf: (clientId: string) => ClientRateClass;
+}
+
+/** The limits the configuration sets (`tokenEndpointRateLimit`), with each client's class by its role. */
+export function tokenRateLimitsFrom(
+  limits: AuthorizationServerConfig['tokenEndpointRateLimit'],
+  classifier: Pick<ClientClassifier, 'preRegistered'>,
+): TokenRateLimits {
+  return {
+    perAddress: createRateLimiter(limits.perAddress),
+    perClient: {
+      service: createRateLimiter(limits.perClient.service),
+      workload: createRateLimiter(limits.perClient.workload),
+      agent: createRateLimiter(limits.perClient.agent),
+    },
+    classOf: (clientId) => {
+      const role = classifier.preRegistered(clientId)?.role;
+      if (role === 'gateway' || role === 'mcp-server') return 'service';
+      return role === 'workload' ? 'workload' : 'agent';
+    },
+  };
 }
 
 /** The client_id a `Basic` header claims (RFC 6749 §2.3.1), not yet verified. */

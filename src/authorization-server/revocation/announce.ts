@@ -12,6 +12,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { tokenHash } from '../../shared/jwt.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { RevocationEvent } from '../../shared/revocation-events.ts';
+import type { PreparedClient } from '../clients/static-clients.ts';
 import type { RevocationEventLog } from './event-log.ts';
 import { createRevocationStream, type RevocationStream } from './stream.ts';
 
@@ -22,6 +23,18 @@ export interface Revocations {
 }
 
 const now = () => Math.floor(Date.now() / 1000);
+
+/** The internal clients that may listen (roles `gateway` and `mcp-server`), with their secrets. */
+export function internalListeners(clients: PreparedClient[]): Map<string, string> {
+  return new Map(
+    clients.flatMap((client) =>
+      (client.config.role === 'gateway' || client.config.role === 'mcp-server') &&
+      typeof client.metadata.client_secret === 'string'
+        ? [[client.config.clientId, client.metadata.client_secret] as const]
+        : [],
+    ),
+  );
+}
 
 export function announceRevocations(
   provider: Provider,

@@ -1,0 +1,35 @@
+/**
+ * The gateway's side of revocation at once: it listens to the authorization server's revocation
+ * announcements and drops the introspection cache entries they name; while it cannot hear them it
+ * fails safe, dropping the cache and reusing an answer for at most a second (design §3).
+ */
+import type { Logger } from '../shared/logging.ts';
+import { createRevocationListener, type RevocationListener } from '../shared/revocation-listener.ts';
+import type { IntrospectionCache } from './introspection-cache.ts';
+
+/** While revocations cannot be heard, an introspection answer is reused for at most this long. */
+export const DISCONNECTED_CACHE_SECONDS = 1;
+
+export function followRevocations(
+  cache: IntrospectionCache,
+  connection: { authorizationServerUrl: string; clientId: string; clientSecret: string; logger: Logger },
+): RevocationListener {
+  return createRevocationListener({
+    ...connection,
+    onEvent: (event) => {
+      if (event.type === 'grant') cache.dropGrant(event.grant_id);
+      else if (event.type === 'token') cache.dropToken(event.token_hash);
+      else if (event.type === 'subject') cache.dropSubject(event.sub);
+      else cache.dropClient(event.client_id);
+    },
+    onReset: () => cache.clear(),
+    onStatus: (connected) => {
+      if (connected) {
+        cache.bound(undefined);
+      } else {
+        cache.clear();
+        cache.bound(DISCONNECTED_CACHE_SECONDS);
+      }
+    },
+  });
+}
