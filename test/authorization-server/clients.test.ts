@@ -5,20 +5,19 @@
  * trust policy, the development switch and every rejection the CIMD draft asks for.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, test } from 'node:test';
-import { importJWK, type JWK, SignJWT } from 'jose';
 import { DATABASE_FILE } from '../../src/authorization-server/store/sqlite-store.ts';
 import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
 import { authorize, basic, pkce, redeemCode } from '../helpers/oauth.ts';
+import { workloadTokenRequest } from '../helpers/workload.ts';
 
 const REDIRECT = 'http://127.0.0.1/callback';
 
@@ -501,33 +500,10 @@ describe('token endpoint limits by client, not by address (defect 11)', () => {
       assert.equal((await exchange()).status, 400);
 
       // A workload (private_key_jwt, client_id in the body) counts against its own limit of 2.
-      const jwk = JSON.parse(
-        readFileSync(join(as.dataDir, 'secrets/example-workload.private-key.json'), 'utf8'),
-      ) as JWK;
-      const workload = async () => {
-        const assertion = await new SignJWT({})
-          .setProtectedHeader({ alg: 'ES256', ...(jwk.kid ? { kid: jwk.kid } : {}) })
-          .setIssuer('example-workload')
-          .setSubject('example-workload')
-          .setAudience(as.issuer)
-          .setJti(randomUUID())
-          .setIssuedAt()
-          .setExpirationTime('60s')
-          .sign(await importJWK(jwk, 'ES256'));
-        return fetch(`${as.issuer}/token`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: new URLSearchParams({
-            grant_type: 'client_credentials',
-            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-            client_assertion: assertion,
-            scope: 'stocks:read',
-          }),
-        });
-      };
+      const workload = async () => (await workloadTokenRequest(as)).status;
       // A client whose identity is in the body cannot be told apart before the body is read: from an
       // address already over its limit, it is refused with the rest.
-      assert.equal((await workload()).status, 429);
+      assert.equal(await workload(), 429);
     } finally {
       await as.close();
     }
@@ -538,36 +514,13 @@ describe('token endpoint limits by client, not by address (defect 11)', () => {
       tokenEndpointRateLimit: { perClient: { workload: { max: 2, windowSeconds: 60 } } },
     });
     try {
-      const jwk = JSON.parse(
-        readFileSync(join(as.dataDir, 'secrets/example-workload.private-key.json'), 'utf8'),
-      ) as JWK;
-      const workload = async () => {
-        const assertion = await new SignJWT({})
-          .setProtectedHeader({ alg: 'ES256', ...(jwk.kid ? { kid: jwk.kid } : {}) })
-          .setIssuer('example-workload')
-          .setSubject('example-workload')
-          .setAudience(as.issuer)
-          .setJti(randomUUID())
-          .setIssuedAt()
-          .setExpirationTime('60s')
-          .sign(await importJWK(jwk, 'ES256'));
-        return fetch(`${as.issuer}/token`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: new URLSearchParams({
-            grant_type: 'client_credentials',
-            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-            client_assertion: assertion,
-            scope: 'stocks:read',
-          }),
-        });
-      };
-      assert.equal((await workload()).status, 200);
-      assert.equal((await workload()).status, 200);
+      const workload = async () => (await workloadTokenRequest(as)).status;
+      assert.equal(await workload(), 200);
+      assert.equal(await workload(), 200);
       // Refused once its signature verified, before any token is issued.
-      const limited = await workload();
-      assert.equal(limited.status, 429, await limited.clone().text());
-      assert.equal(((await limited.json()) as Json).error, 'temporarily_unavailable');
+      const limited = await workloadTokenRequest(as);
+      assert.equal(limited.status, 429, limited.text);
+      assert.equal(limited.json.error, 'temporarily_unavailable');
       assert.ok(Number(limited.headers.get('retry-after')) >= 1);
       assert.equal(as.audit('token.issued').filter((r) => r.outcome === 'success').length, 2);
     } finally {

@@ -6,56 +6,29 @@
  * gateway).
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { decodeJwt, importJWK, type JWK, SignJWT } from 'jose';
+import { decodeJwt } from 'jose';
 import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
 import { createDpopKey, type DpopKey, dpopProof } from '../helpers/dpop.ts';
 import { authorize, Browser, basic, postForm, redeemCode } from '../helpers/oauth.ts';
+import { workloadTokenRequest } from '../helpers/workload.ts';
 
-const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
-const WORKLOAD = 'example-workload';
 const REDIRECT = 'http://127.0.0.1/callback';
 const STOCKS = 'http://localhost:8000/api/stocks';
 
 const secret = (as: TestAuthorizationServer, clientId: string) =>
   readFileSync(path.join(as.dataDir, `secrets/${clientId}.secret`), 'utf8').trim();
 
-async function workloadAssertion(as: TestAuthorizationServer) {
-  const jwk = JSON.parse(
-    readFileSync(path.join(as.dataDir, 'secrets/example-workload.private-key.json'), 'utf8'),
-  ) as JWK;
-  return new SignJWT({})
-    .setProtectedHeader({ alg: 'ES256', ...(jwk.kid ? { kid: jwk.kid } : {}) })
-    .setIssuer(WORKLOAD)
-    .setSubject(WORKLOAD)
-    .setAudience(as.issuer)
-    .setJti(randomUUID())
-    .setIssuedAt()
-    .setExpirationTime('60s')
-    .sign(await importJWK(jwk, 'ES256'));
-}
-
-async function workloadToken(as: TestAuthorizationServer, headers: Record<string, string> = {}) {
-  return postForm(
-    `${as.issuer}/token`,
-    {
-      grant_type: 'client_credentials',
-      client_assertion_type: JWT_BEARER,
-      client_assertion: await workloadAssertion(as),
-      scope: 'stocks:read',
-    },
-    headers,
-  );
-}
+const workloadToken = (as: TestAuthorizationServer, headers: Record<string, string> = {}) =>
+  workloadTokenRequest(as, headers);
 
 const tokenProof = (as: TestAuthorizationServer, key: DpopKey, nonce?: string) =>
   dpopProof(key, { htm: 'POST', htu: `${as.issuer}/token`, ...(nonce ? { nonce } : {}) });

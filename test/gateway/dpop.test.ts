@@ -4,16 +4,11 @@
  * refuses the bound token as a plain Bearer token, and hands nonces out when they are required.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { importJWK, type JWK, SignJWT } from 'jose';
 import { createDpopKey, type DpopKey, dpopProof } from '../helpers/dpop.ts';
-import { postForm } from '../helpers/oauth.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { workloadTokenRequest } from '../helpers/workload.ts';
 
-const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const LIST_TOOLS = { jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} };
 const CALL_STOCK = {
   jsonrpc: '2.0',
@@ -23,26 +18,8 @@ const CALL_STOCK = {
 };
 
 async function workloadToken(stack: TestStack, key: DpopKey | undefined) {
-  const jwk = JSON.parse(
-    readFileSync(path.join(stack.dataDir, 'secrets/example-workload.private-key.json'), 'utf8'),
-  ) as JWK;
-  const assertion = await new SignJWT({})
-    .setProtectedHeader({ alg: 'ES256', ...(jwk.kid ? { kid: jwk.kid } : {}) })
-    .setIssuer('example-workload')
-    .setSubject('example-workload')
-    .setAudience(stack.issuer)
-    .setJti(randomUUID())
-    .setIssuedAt()
-    .setExpirationTime('60s')
-    .sign(await importJWK(jwk, 'ES256'));
-  const response = await postForm(
-    `${stack.issuer}/token`,
-    {
-      grant_type: 'client_credentials',
-      client_assertion_type: JWT_BEARER,
-      client_assertion: assertion,
-      scope: 'stocks:read',
-    },
+  const response = await workloadTokenRequest(
+    stack,
     key ? { dpop: await dpopProof(key, { htm: 'POST', htu: `${stack.issuer}/token` }) } : {},
   );
   assert.equal(response.status, 200, response.text);

@@ -9,12 +9,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { importJWK, type JWK, SignJWT } from 'jose';
 import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
 import { basic, postForm, userToken } from '../helpers/oauth.ts';
+import { workloadTokenRequest } from '../helpers/workload.ts';
 
 const secret = (as: TestAuthorizationServer, id: string) =>
   readFileSync(path.join(as.dataDir, `secrets/${id}.secret`), 'utf8').trim();
@@ -61,25 +61,7 @@ async function listen(as: TestAuthorizationServer, headers: Record<string, strin
 }
 
 async function workloadToken(as: TestAuthorizationServer) {
-  const jwk = JSON.parse(
-    readFileSync(path.join(as.dataDir, 'secrets/example-workload.private-key.json'), 'utf8'),
-  ) as JWK;
-  const assertion = await new SignJWT({})
-    .setProtectedHeader({ alg: 'ES256', ...(jwk.kid ? { kid: jwk.kid } : {}) })
-    .setIssuer('example-workload')
-    .setSubject('example-workload')
-    .setAudience(as.issuer)
-    .setJti(randomUUID())
-    .setIssuedAt()
-    .setExpirationTime('60s')
-    .sign(await importJWK(jwk, 'ES256'));
-  const response = await postForm(`${as.issuer}/token`, {
-    grant_type: 'client_credentials',
-    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-    client_assertion: assertion,
-    scope: 'stocks:read',
-  });
-  return String(response.json.access_token);
+  return String((await workloadTokenRequest(as)).json.access_token);
 }
 
 async function register(as: TestAuthorizationServer) {
