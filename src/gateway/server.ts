@@ -7,8 +7,7 @@
  * cannot answer). One log line per request; no token value is ever logged.
  */
 import { createHmac } from 'node:crypto';
-import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
-import https from 'node:https';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import {
   authorizationServerUrl,
   type ComponentOptions,
@@ -29,6 +28,7 @@ import { AddressLimitError, createIntrospectionLimiter, GatewayBusyError } from 
 import { createPhantomTokenTranslator } from './phantom-token.ts';
 import { proxy } from './proxy.ts';
 import { createRouter, parseRequestTarget } from './routes.ts';
+import { createUpstreamAgents } from './upstream-agents.ts';
 
 export interface GatewayStats {
   /** Introspection requests sent to the authorization server (cache misses and failures). */
@@ -95,7 +95,7 @@ export const startGateway = (async (
     },
   });
   const publicOrigin = new URL(config.publicUrl).origin;
-  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  const agents = createUpstreamAgents(config.upstreamTimeoutMs);
 
   async function handle(req: IncomingMessage, res: ServerResponse, log: LogFields): Promise<void> {
     const target = parseRequestTarget(req.url);
