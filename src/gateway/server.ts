@@ -22,6 +22,7 @@ import { createLogger, type LogFields } from '../shared/logging.ts';
 import { createDpopNonces } from './dpop-nonces.ts';
 import { createDpopProofVerifier } from './dpop-proof.ts';
 import { clientAddress, markInvalidToken, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
+import { createInactiveTokenBudget } from './inactive-token-budget.ts';
 import { createIntrospectionCache } from './introspection-cache.ts';
 import { AuthorizationServerUnavailableError, createIntrospectionClient } from './introspection-client.ts';
 import { AddressLimitError, createIntrospectionLimiter, GatewayBusyError } from './introspection-limiter.ts';
@@ -83,6 +84,7 @@ export const startGateway = (async (
     : undefined;
   const translate = createPhantomTokenTranslator(cache, client, {
     limiter: createIntrospectionLimiter(config.introspectionLimits),
+    inactiveBudget: createInactiveTokenBudget(config.introspectionLimits.inactivePerAddress),
     dpop: {
       verifier: createDpopProofVerifier({
         algorithms: config.dpop.algorithms,
@@ -188,9 +190,7 @@ export const startGateway = (async (
           limited ? 429 : 503,
           limited ? 'too_many_requests' : 'temporarily_unavailable',
           error.message,
-          {
-            'retry-after': '1',
-          },
+          { 'retry-after': String(limited ? error.retryAfterSeconds : 1) },
         );
       }
       if (error instanceof AuthorizationServerUnavailableError) {
