@@ -97,7 +97,7 @@ export const startGateway = (async (
     },
   });
   const publicOrigin = new URL(config.publicUrl).origin;
-  const agents = createUpstreamAgents(config.upstreamTimeoutMs);
+  const agents = createUpstreamAgents();
 
   async function handle(req: IncomingMessage, res: ServerResponse, log: LogFields): Promise<void> {
     const target = parseRequestTarget(req.url);
