@@ -74,6 +74,26 @@ function deleteNamespace(name: string): void {
   }
 }
 
+/** The scenario running now: its process group and namespace, so an interrupt can clean up. */
+let current: { pid: number; namespace: string } | undefined;
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    // The scenario runs in a process group of its own (it does not get the terminal's signal):
+    // stop it and every server it started, by the group's id.
+    if (current) {
+      try {
+        process.kill(-current.pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+      deleteNamespace(current.namespace);
+    }
+    log(`${signal}: stopped`);
+    process.exit(130);
+  });
+}
+
 async function runScenario(name: string, root: string): Promise<ScenarioResult> {
   const scenario = await SCENARIOS[name]!();
   const dir = path.join(root, name);
@@ -89,6 +109,7 @@ async function runScenario(name: string, root: string): Promise<ScenarioResult> 
       stdio: ['ignore', 'inherit', 'inherit'],
       detached: true,
     });
+    current = { pid: child.pid!, namespace };
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const deadline = setTimeout(
       () => {
@@ -118,6 +139,7 @@ async function runScenario(name: string, root: string): Promise<ScenarioResult> 
     }
     return JSON.parse(readFileSync(resultFile, 'utf8')) as ScenarioResult;
   } finally {
+    current = undefined;
     deleteNamespace(namespace);
   }
 }
