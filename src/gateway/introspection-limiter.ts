@@ -19,6 +19,12 @@ export interface IntrospectionLimits {
 
 export class AddressLimitError extends Error {
   override name = 'AddressLimitError';
+  /** When the client may try again (RFC 9110 §10.2.3). */
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds = 1) {
+    super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
 }
 
 export class GatewayBusyError extends Error {

@@ -19,9 +19,14 @@ import type { GatewayConfig } from '../shared/config/schema.ts';
 import { authChallenge } from '../shared/http.ts';
 import { createDpopNonces, type DpopNonces } from './dpop-nonces.ts';
 import { createDpopProofVerifier, type DpopProofVerifier, type ProofError } from './dpop-proof.ts';
+import { createInactiveTokenBudget, type InactiveTokenBudget } from './inactive-token-budget.ts';
 import type { IntrospectionCache, LookupSource } from './introspection-cache.ts';
 import type { IntrospectionClient } from './introspection-client.ts';
-import { createIntrospectionLimiter, type IntrospectionLimiter } from './introspection-limiter.ts';
+import {
+  AddressLimitError,
+  createIntrospectionLimiter,
+  type IntrospectionLimiter,
+} from './introspection-limiter.ts';
 
 /** What the gateway made of the request's credential, for the request log. */
 export type CredentialOutcome = 'none' | 'phantom' | 'inactive' | 'refused';
@@ -76,6 +81,8 @@ export interface TranslatorDependencies {
   cache: IntrospectionCache;
   client: Pick<IntrospectionClient, 'introspect'>;
   limiter?: IntrospectionLimiter | undefined;
+  /** Bounds the tokens per address found inactive (inactive-token-budget.ts). */
+  inactiveBudget?: InactiveTokenBudget | undefined;
   dpop?:
     | {
         verifier: DpopProofVerifier;
@@ -96,7 +103,7 @@ export function createPhantomTokenTranslator(
   client: Pick<IntrospectionClient, 'introspect'>,
   options: Omit<TranslatorDependencies, 'cache' | 'client'> = {},
 ): PhantomTokenTranslator {
-  const { limiter, dpop } = options;
+  const { limiter, inactiveBudget, dpop } = options;
   const algs = dpop?.algorithms.join(' ');
 
   const dpopRefusal = (
@@ -144,10 +151,28 @@ export function createPhantomTokenTranslator(
       proofKey = proof.jkt;
     }
 
-    const introspect = () => client.introspect(token);
-    const { result, source } = await cache.lookup(token, () =>
-      limiter ? limiter.run(context.address, introspect) : introspect(),
-    );
+    // An address that has presented too many dead tokens gets no introspection for a while (a flood
+    // of distinct bogus tokens); its cached tokens are still answered. Checked before it queues and
+    // again once it has a slot, so a queue full of bogus tokens does not all go through.
+    const withinBudget = () => {
+      const wait = inactiveBudget?.exhaustedFor(context.address) ?? 0;
+      if (wait > 0) {
+        throw new AddressLimitError(
+          'too many unknown or expired tokens from this address; retry later',
+          wait,
+        );
+      }
+    };
+    const introspect = async () => {
+      withinBudget();
+      const result = await client.introspect(token);
+      if (!result.active) inactiveBudget?.spend(context.address);
+      return result;
+    };
+    const { result, source } = await cache.lookup(token, async () => {
+      withinBudget();
+      return limiter ? limiter.run(context.address, introspect) : introspect();
+    });
     if (!result.active)
       return { action: 'forward', authorization: undefined, bearer: 'inactive', cache: source };
 
@@ -211,6 +236,7 @@ export function createConfiguredTranslator(
     : undefined;
   return createPhantomTokenTranslator(cache, client, {
     limiter: createIntrospectionLimiter(config.introspectionLimits),
+    inactiveBudget: createInactiveTokenBudget(config.introspectionLimits.inactivePerAddress),
     dpop: {
       verifier: createDpopProofVerifier({
         algorithms: config.dpop.algorithms,

@@ -6,8 +6,7 @@
  * (503 when the authorization server cannot answer: fail closed) → proxy (502/504 when the upstream
  * cannot answer). One log line per request; no token value is ever logged.
  */
-import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
-import https from 'node:https';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import {
   authorizationServerUrl,
   type ComponentOptions,
@@ -28,6 +27,7 @@ import { createConfiguredTranslator } from './phantom-token.ts';
 import { proxy } from './proxy.ts';
 import { followRevocations } from './revocations.ts';
 import { createRouter, parseRequestTarget } from './routes.ts';
+import { createUpstreamAgents } from './upstream-agents.ts';
 
 export interface GatewayStats {
   /** Introspection requests sent to the authorization server (cache misses and failures). */
@@ -75,7 +75,7 @@ export const startGateway = (async (
   const cache = createIntrospectionCache(config.introspectionCache);
   const translate = createConfiguredTranslator(config, clientSecret, cache, client);
   const publicOrigin = new URL(config.publicUrl).origin;
-  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  const agents = createUpstreamAgents();
   // Revocations announced by the authorization server drop cache entries at once (revocations.ts).
   const revocations = followRevocations(cache, {
     authorizationServerUrl: authorizationServerUrl(loaded, config.authorizationServerUrl),
@@ -176,9 +176,7 @@ export const startGateway = (async (
           limited ? 429 : 503,
           limited ? 'too_many_requests' : 'temporarily_unavailable',
           error.message,
-          {
-            'retry-after': '1',
-          },
+          { 'retry-after': String(limited ? error.retryAfterSeconds : 1) },
         );
       }
       if (error instanceof AuthorizationServerUnavailableError) {

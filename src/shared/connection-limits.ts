@@ -14,6 +14,16 @@
  * Only when none of these exists (every connection is a request being answered) is the new
  * connection refused. A client that sends its request at once is therefore served even while
  * thousands of slow connections are held, from its own address too: it is never the oldest.
+ *
+ * Within the listener's and the process's caps, busy addresses (more than `FEW_CONNECTIONS` on
+ * the listener) are evicted from first, the busiest first, each giving up its cheapest connection:
+ * headers pending, then an incomplete body of any age, then idle keep-alive. Only when no busy
+ * address has one does the order above apply to everyone. An attacker holding hundreds of
+ * connections from a few addresses and reconnecting as fast as it is evicted would otherwise make
+ * "oldest" mean milliseconds (the server accepts a whole batch of connections before it reads any of
+ * them, so a client whose request is already in the socket buffer would be evicted with the batch),
+ * and could fill every slot with slow bodies too young to evict, leaving a client nothing but
+ * refusal. (A cap of one address evicts within that address.)
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -105,6 +115,11 @@ export interface ConnectionLimits {
   readonly exchanges: ReadonlySet<Exchange>;
 }
 
+/** An address holding at most this many connections on a listener is evicted from last. */
+export const FEW_CONNECTIONS = 4;
+/** How many of a busy address's requests are searched for an incomplete body: bounds an eviction's cost. */
+const SCAN_LIMIT = 256;
+
 const first = <T>(set: ReadonlySet<T>): T | undefined => set.values().next().value;
 
 export function createConnectionLimits(options: ConnectionLimitsOptions): ConnectionLimits {
@@ -112,6 +127,8 @@ export function createConnectionLimits(options: ConnectionLimitsOptions): Connec
   const listener = createPool('listener', Math.min(options.maxConnections, processWide.cap));
   const byAddress = new Map<string, Pool>();
   const bySocket = new Map<Socket, Connection>();
+  /** The address pools holding more than FEW_CONNECTIONS connections. */
+  const busyAddresses = new Set<Pool>();
 
   function forget(connection: Connection): void {
     if (bySocket.get(connection.socket) !== connection) return;
@@ -122,10 +139,45 @@ export function createConnectionLimits(options: ConnectionLimitsOptions): Connec
       pool.idle.delete(connection);
       for (const exchange of connection.exchanges) pool.exchanges.delete(exchange);
     }
-    if (byAddress.get(connection.address)?.connections.size === 0) byAddress.delete(connection.address);
+    const address = connection.pools[0]!;
+    if (address.connections.size <= FEW_CONNECTIONS) busyAddresses.delete(address);
+    if (address.connections.size === 0 && byAddress.get(connection.address) === address) {
+      byAddress.delete(connection.address);
+    }
   }
 
-  function victimIn(pool: Pool): { connection: Connection; reason: EvictionReason } | undefined {
+  type Victim = { connection: Connection; reason: EvictionReason };
+
+  /**
+   * The cheapest connection of one busy address: headers pending, then an incomplete body of any
+   * age (what a slow client holds), then idle keep-alive (an internal service's pooled connections
+   * are idle, and a request written onto one as it is closed fails: taken last).
+   */
+  function slowClientVictim(address: Pool): Victim | undefined {
+    const waiting = first(address.awaitingRequest);
+    if (waiting) return { connection: waiting, reason: 'headers_pending' };
+    let scanned = 0;
+    for (const exchange of address.exchanges) {
+      if (++scanned > SCAN_LIMIT) break;
+      if (!exchange.req.complete) return { connection: exchange.connection, reason: 'slow_body' };
+    }
+    const idle = first(address.idle);
+    if (idle) return { connection: idle, reason: 'idle' };
+    return undefined;
+  }
+
+  /** A connection of the busiest address that has one to give. */
+  function busyVictim(): Victim | undefined {
+    const busiestFirst = [...busyAddresses].sort((a, b) => b.connections.size - a.connections.size);
+    for (const address of busiestFirst) {
+      const victim = slowClientVictim(address);
+      if (victim) return victim;
+    }
+    return undefined;
+  }
+
+  /** The oldest connection in the order of the top of this file. */
+  function oldestVictim(pool: Pool): Victim | undefined {
     const waiting = first(pool.awaitingRequest);
     if (waiting) return { connection: waiting, reason: 'headers_pending' };
     const idle = first(pool.idle);
@@ -137,6 +189,12 @@ export function createConnectionLimits(options: ConnectionLimitsOptions): Connec
       if (!exchange.req.complete) return { connection: exchange.connection, reason: 'slow_body' };
     }
     return undefined;
+  }
+
+  function victimIn(pool: Pool): Victim | undefined {
+    // A cap of one address evicts within that address.
+    if (pool.scope === 'address') return oldestVictim(pool);
+    return busyVictim() ?? oldestVictim(pool);
   }
 
   function admit(socket: Socket): { admitted: true } | { admitted: false; scope: CapScope } {
@@ -163,6 +221,7 @@ export function createConnectionLimits(options: ConnectionLimitsOptions): Connec
       pool.connections.add(connection);
       pool.awaitingRequest.add(connection);
     }
+    if (ofAddress.connections.size > FEW_CONNECTIONS) busyAddresses.add(ofAddress);
     socket.once('close', () => forget(connection));
     return { admitted: true };
   }

@@ -189,13 +189,20 @@ describe('connection caps', () => {
     const addresses = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
     const slow: RawConnection[] = [];
     for (const address of addresses) slow.push(...(await slowConnections(listener, 15, address)));
-    // 45 slow connections against a cap of 30: the 15 oldest were evicted to make room.
+    // 45 slow connections against a cap of 30: 15 were evicted to make room, from the busiest
+    // address each time, its oldest first, so the three end up holding about a third each.
     await until(() => slow.filter((c) => c.closed).length === 15, 'the oldest slow connections closed');
-    assert.deepEqual(
-      slow.map((c) => c.closed),
-      slow.map((_c, i) => i < 15),
-      'the oldest are evicted first',
-    );
+    const held = addresses.map((_address, a) => slow.slice(a * 15, a * 15 + 15));
+    for (const connections of held) {
+      const closed = connections.map((c) => c.closed);
+      assert.deepEqual(
+        closed,
+        [...closed].sort((x, y) => Number(y) - Number(x)),
+        'the oldest of an address first',
+      );
+    }
+    const counts = held.map((connections) => connections.filter((c) => !c.closed).length);
+    assert.ok(Math.max(...counts) - Math.min(...counts) <= 2, `balanced: ${counts.join(', ')}`);
     for (let round = 0; round < 6; round += 1) {
       const address = addresses[round % addresses.length]!;
       slow.push(...(await slowConnections(listener, 5, address)));
@@ -208,6 +215,57 @@ describe('connection caps', () => {
       'the newest slow connections are still held: the cap, not a timeout, made the room',
     );
     assert.ok(listener.logs.some((line) => line.includes('connection limit reached')));
+  });
+
+  test('a client with one connection outlives a busy address: the busy address is evicted first, however old the client is', async () => {
+    const listener = await start(ok, { maxConnections: 12, maxConnectionsPerAddress: 1000 });
+    // The client's connection is the oldest: accepted, its request not read yet (as when the server
+    // accepts a batch of connections before reading any).
+    const client = await rawConnection(listener.port, '', '127.0.0.12');
+    await until(() => listener.accepted() === 1, 'the client connection accepted');
+    const slow = await slowConnections(listener, 20, '127.0.0.13');
+    // 21 connections against a cap of 12: nine evicted, all of them the busy address's, oldest first.
+    await until(() => slow.filter((c) => c.closed).length === 9, 'the busy address held to the cap');
+    assert.deepEqual(
+      slow.map((c) => c.closed),
+      slow.map((_c, i) => i < 9),
+    );
+    assert.equal(client.closed, false, 'the client with one connection was not evicted');
+    client.socket.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await until(() => client.received().endsWith('ok'), 'the client answered');
+    assert.equal(statusOf(client.received()), 200);
+  });
+
+  test('slow bodies too young to evict do not lock a client out: a busy address loses its own first', async () => {
+    const held: ServerResponse[] = [];
+    const listener = await start(
+      (req, res) => {
+        if (req.method === 'POST') held.push(res);
+        else ok(req, res);
+      },
+      {
+        headersTimeoutSeconds: 10,
+        requestTimeoutSeconds: 60,
+        maxConnections: 6,
+        maxConnectionsPerAddress: 1000,
+      },
+    );
+    const bodies: RawConnection[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      bodies.push(
+        await rawConnection(
+          listener.port,
+          'POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{',
+          '127.0.0.14',
+        ),
+      );
+      await until(() => held.length === i + 1, 'the slow body to arrive');
+    }
+    // Six bodies a second old fill the listener; the oldest-first order alone would refuse a newcomer.
+    const answer = await get(listener.port, '/', '127.0.0.15');
+    assert.equal(answer.status, 200, 'the client is served');
+    await until(() => bodies.filter((c) => c.closed).length === 1, 'one slow body evicted');
+    assert.equal(bodies[0]!.closed, true, 'the oldest of the busy address');
   });
 
   test('a legitimate request is served from an address whose own cap slow connections fill', async () => {
