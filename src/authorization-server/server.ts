@@ -57,6 +57,7 @@ import {
   TOKEN_EXCHANGE_GRANT,
   TOKEN_EXCHANGE_PARAMETERS,
 } from './tokens/token-exchange.ts';
+import { tagIssuedTokens } from './tokens/token-tags.ts';
 
 export interface RunningAuthorizationServer {
   issuer: string;
@@ -225,6 +226,8 @@ export async function startAuthorizationServer(
     const isRemovedUser = (sub: string) =>
       accounts.emailOf(sub) !== undefined && userClaims({ accounts, approvedUsers }, sub) === undefined;
     const sign = await createAccessTokenSigner(issuer, keys.signingKeys);
+    const tokenTagKey = derivedKey('gatehouse opaque token tags');
+    tagIssuedTokens(provider, tokenTagKey);
     provider.registerGrantType(
       TOKEN_EXCHANGE_GRANT,
       createTokenExchangeHandler(provider, {
@@ -278,6 +281,8 @@ export async function startAuthorizationServer(
       createSqliteRevocationEventLog(db),
       internalListeners(clients),
       logger,
+      // The gateways check the tags of the tokens they are sent with this key (tokens/token-tags.ts).
+      { token_tag_key: tokenTagKey.toString('base64url') },
     );
     // A user removed from the configuration since the last start: their tokens die everywhere now.
     for (const sub of accounts.subjects()) {

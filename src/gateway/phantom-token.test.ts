@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { describe, test } from 'node:test';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { tagToken } from '../shared/token-tag.ts';
 import { createDpopProofVerifier } from './dpop-proof.ts';
-import { createInactiveTokenBudget } from './inactive-token-budget.ts';
 import { createIntrospectionCache } from './introspection-cache.ts';
 import { AuthorizationServerUnavailableError, type Introspection } from './introspection-client.ts';
-import { AddressLimitError, createIntrospectionLimiter } from './introspection-limiter.ts';
 import { createPhantomTokenTranslator, isOpaqueToken } from './phantom-token.ts';
 
 const PHANTOM = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln';
@@ -206,67 +205,50 @@ describe('phantom-token translation', () => {
   });
 });
 
-describe('the inactive-token budget (a flood of distinct bogus tokens)', () => {
-  /** Answers `good` as active, every other token as inactive; budget: 2 inactive per address. */
-  function budgeted() {
+describe('token tags (a flood of made-up tokens)', () => {
+  const key = randomBytes(32);
+  function tagged() {
     const asked: string[] = [];
     const translate = createPhantomTokenTranslator(
       createIntrospectionCache({ maxSeconds: 30, maxEntries: 10 }),
       {
         introspect: async (token) => {
           asked.push(token);
-          return token === 'good' ? { active: true, jwt: PHANTOM, exp: exp() } : { active: false };
+          return { active: true, jwt: PHANTOM, exp: exp() };
         },
       },
-      {
-        limiter: createIntrospectionLimiter({
-          maxConcurrent: 4,
-          maxQueued: 10,
-          perAddressConcurrent: 2,
-          perAddressQueued: 10,
-        }),
-        inactiveBudget: createInactiveTokenBudget({ max: 2, windowSeconds: 60 }),
-      },
+      { tokenTagKey: () => key },
     );
     return { translate, asked };
   }
-  const from = (address: string) => ({ address, htu: HTU });
 
-  test('past the budget, an address gets 429 for new tokens without an introspection', async () => {
-    const { translate, asked } = budgeted();
-    assert.equal((await translate(request('Bearer good'), from('203.0.113.1'))).bearer, 'phantom');
-    for (const token of ['bogus1', 'bogus2']) {
-      assert.equal((await translate(request(`Bearer ${token}`), from('203.0.113.1'))).bearer, 'inactive');
+  test('a token without a valid tag is removed without an introspection; a tagged one is introspected', async () => {
+    const { translate, asked } = tagged();
+    const issued = tagToken(randomBytes(32).toString('base64url'), key);
+    const madeUp = randomBytes(32).toString('base64url');
+    const otherKey = tagToken(randomBytes(32).toString('base64url'), randomBytes(32));
+    for (const token of [madeUp, otherKey, `${issued.slice(0, -1)}A`]) {
+      const result = await translate(request(`Bearer ${token}`), CONTEXT);
+      assert.deepEqual(result, { action: 'forward', authorization: undefined, bearer: 'inactive' });
     }
-    const refused = await translate(request('Bearer bogus3'), from('203.0.113.1')).then(
-      () => undefined,
-      (error: unknown) => error,
-    );
-    assert.ok(refused instanceof AddressLimitError, 'refused as the address limit (429)');
-    assert.ok(
-      refused.retryAfterSeconds > 1 && refused.retryAfterSeconds <= 60,
-      'Retry-After: the window left',
-    );
-    assert.deepEqual(asked, ['good', 'bogus1', 'bogus2'], 'bogus3 was never introspected');
-    // Active answers cost nothing; cached answers are still given to the exhausted address.
-    assert.equal((await translate(request('Bearer good'), from('203.0.113.1'))).cache, 'hit');
-    assert.equal((await translate(request('Bearer bogus1'), from('203.0.113.1'))).bearer, 'inactive');
-    // Another address has its own budget.
-    assert.equal((await translate(request('Bearer bogus3'), from('203.0.113.2'))).bearer, 'inactive');
-    assert.deepEqual(asked, ['good', 'bogus1', 'bogus2', 'bogus3']);
+    assert.deepEqual(asked, [], 'nothing asked of the authorization server');
+    assert.equal((await translate(request(`Bearer ${issued}`), CONTEXT)).bearer, 'phantom');
+    assert.deepEqual(asked, [issued]);
   });
 
-  test('tokens queued for a slot are checked again: a burst does not all go through', async () => {
-    const { translate, asked } = budgeted();
-    const burst = await Promise.allSettled(
-      Array.from({ length: 10 }, (_, i) => translate(request(`Bearer burst${i}`), from('203.0.113.3'))),
+  test('until the key is known, every token is introspected', async () => {
+    const asked: string[] = [];
+    const translate = createPhantomTokenTranslator(
+      createIntrospectionCache({ maxSeconds: 30, maxEntries: 10 }),
+      {
+        introspect: async (token) => {
+          asked.push(token);
+          return { active: false };
+        },
+      },
+      { tokenTagKey: () => undefined },
     );
-    // Two slots per address: at most the two in flight when the budget ran out go beyond it.
-    assert.ok(asked.length <= 4, `${asked.length} introspections for a burst of 10`);
-    assert.ok(burst.filter((r) => r.status === 'rejected').length >= 6);
-    assert.ok(
-      burst.every((r) => r.status === 'fulfilled' || r.reason instanceof AddressLimitError),
-      'the rest refused as the address limit',
-    );
+    await translate(request('Bearer no-key-yet-so-ask'), CONTEXT);
+    assert.deepEqual(asked, ['no-key-yet-so-ask']);
   });
 });

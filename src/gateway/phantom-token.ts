@@ -17,16 +17,12 @@ import { createHmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { GatewayConfig } from '../shared/config/schema.ts';
 import { authChallenge } from '../shared/http.ts';
+import { hasValidTag } from '../shared/token-tag.ts';
 import { createDpopNonces, type DpopNonces } from './dpop-nonces.ts';
 import { createDpopProofVerifier, type DpopProofVerifier, type ProofError } from './dpop-proof.ts';
-import { createInactiveTokenBudget, type InactiveTokenBudget } from './inactive-token-budget.ts';
 import type { IntrospectionCache, LookupSource } from './introspection-cache.ts';
 import type { IntrospectionClient } from './introspection-client.ts';
-import {
-  AddressLimitError,
-  createIntrospectionLimiter,
-  type IntrospectionLimiter,
-} from './introspection-limiter.ts';
+import { createIntrospectionLimiter, type IntrospectionLimiter } from './introspection-limiter.ts';
 
 /** What the gateway made of the request's credential, for the request log. */
 export type CredentialOutcome = 'none' | 'phantom' | 'inactive' | 'refused';
@@ -81,8 +77,11 @@ export interface TranslatorDependencies {
   cache: IntrospectionCache;
   client: Pick<IntrospectionClient, 'introspect'>;
   limiter?: IntrospectionLimiter | undefined;
-  /** Bounds the tokens per address found inactive (inactive-token-budget.ts). */
-  inactiveBudget?: InactiveTokenBudget | undefined;
+  /**
+   * The key of the authorization server's token tags (src/shared/token-tag.ts), once known: a token
+   * without a valid tag was never issued, and is refused without an introspection.
+   */
+  tokenTagKey?: (() => Uint8Array | undefined) | undefined;
   dpop?:
     | {
         verifier: DpopProofVerifier;
@@ -103,7 +102,7 @@ export function createPhantomTokenTranslator(
   client: Pick<IntrospectionClient, 'introspect'>,
   options: Omit<TranslatorDependencies, 'cache' | 'client'> = {},
 ): PhantomTokenTranslator {
-  const { limiter, inactiveBudget, dpop } = options;
+  const { limiter, tokenTagKey, dpop } = options;
   const algs = dpop?.algorithms.join(' ');
 
   const dpopRefusal = (
@@ -142,6 +141,11 @@ export function createPhantomTokenTranslator(
       return { action: 'forward', authorization: undefined, bearer: 'refused' };
     }
     const scheme = match[1]!.toLowerCase() === 'dpop' ? 'dpop' : 'bearer';
+    // Made up, not issued: treated like an inactive token (the MCP server's challenge follows), at no
+    // cost to the authorization server, however many distinct ones a flood brings.
+    const tagKey = tokenTagKey?.();
+    if (tagKey && !hasValidTag(token, tagKey))
+      return { action: 'forward', authorization: undefined, bearer: 'inactive' };
 
     let proofKey: string | undefined;
     if (scheme === 'dpop') {
@@ -151,28 +155,10 @@ export function createPhantomTokenTranslator(
       proofKey = proof.jkt;
     }
 
-    // An address that has presented too many dead tokens gets no introspection for a while (a flood
-    // of distinct bogus tokens); its cached tokens are still answered. Checked before it queues and
-    // again once it has a slot, so a queue full of bogus tokens does not all go through.
-    const withinBudget = () => {
-      const wait = inactiveBudget?.exhaustedFor(context.address) ?? 0;
-      if (wait > 0) {
-        throw new AddressLimitError(
-          'too many unknown or expired tokens from this address; retry later',
-          wait,
-        );
-      }
-    };
-    const introspect = async () => {
-      withinBudget();
-      const result = await client.introspect(token);
-      if (!result.active) inactiveBudget?.spend(context.address);
-      return result;
-    };
-    const { result, source } = await cache.lookup(token, async () => {
-      withinBudget();
-      return limiter ? limiter.run(context.address, introspect) : introspect();
-    });
+    const introspect = () => client.introspect(token);
+    const { result, source } = await cache.lookup(token, () =>
+      limiter ? limiter.run(context.address, introspect) : introspect(),
+    );
     if (!result.active)
       return { action: 'forward', authorization: undefined, bearer: 'inactive', cache: source };
 
@@ -226,6 +212,7 @@ export function createConfiguredTranslator(
   clientSecret: string,
   cache: IntrospectionCache,
   client: Pick<IntrospectionClient, 'introspect'>,
+  tokenTagKey: () => Uint8Array | undefined = () => undefined,
 ): PhantomTokenTranslator {
   // Every gateway with the same client secret accepts the others' nonces (dpop-nonces.ts).
   const nonces = config.dpop.requireNonce
@@ -236,7 +223,7 @@ export function createConfiguredTranslator(
     : undefined;
   return createPhantomTokenTranslator(cache, client, {
     limiter: createIntrospectionLimiter(config.introspectionLimits),
-    inactiveBudget: createInactiveTokenBudget(config.introspectionLimits.inactivePerAddress),
+    tokenTagKey,
     dpop: {
       verifier: createDpopProofVerifier({
         algorithms: config.dpop.algorithms,

@@ -13,9 +13,17 @@ export const DISCONNECTED_CACHE_SECONDS = 1;
 export function followRevocations(
   cache: IntrospectionCache,
   connection: { authorizationServerUrl: string; clientId: string; clientSecret: string; logger: Logger },
+  /** Receives the key of the token tags the authorization server says with `ready`. */
+  onTokenTagKey: (key: Uint8Array) => void = () => {},
 ): RevocationListener {
   return createRevocationListener({
     ...connection,
+    onReady: (info) => {
+      const key =
+        typeof info.token_tag_key === 'string' ? Buffer.from(info.token_tag_key, 'base64url') : undefined;
+      // Kept when the stream drops: the key does not change while the server's key material does not.
+      if (key && key.length >= 32) onTokenTagKey(key);
+    },
     onEvent: (event) => {
       if (event.type === 'grant') cache.dropGrant(event.grant_id);
       else if (event.type === 'token') cache.dropToken(event.token_hash);

@@ -73,16 +73,24 @@ export const startGateway = (async (
     logger,
   });
   const cache = createIntrospectionCache(config.introspectionCache);
-  const translate = createConfiguredTranslator(config, clientSecret, cache, client);
+  // Learned from the revocation stream; until then every token is introspected.
+  let tokenTagKey: Uint8Array | undefined;
+  const translate = createConfiguredTranslator(config, clientSecret, cache, client, () => tokenTagKey);
   const publicOrigin = new URL(config.publicUrl).origin;
   const agents = createUpstreamAgents();
   // Revocations announced by the authorization server drop cache entries at once (revocations.ts).
-  const revocations = followRevocations(cache, {
-    authorizationServerUrl: authorizationServerUrl(loaded, config.authorizationServerUrl),
-    clientId: config.client.clientId,
-    clientSecret,
-    logger,
-  });
+  const revocations = followRevocations(
+    cache,
+    {
+      authorizationServerUrl: authorizationServerUrl(loaded, config.authorizationServerUrl),
+      clientId: config.client.clientId,
+      clientSecret,
+      logger,
+    },
+    (key) => {
+      tokenTagKey = key;
+    },
+  );
 
   async function handle(req: IncomingMessage, res: ServerResponse, log: LogFields): Promise<void> {
     const target = parseRequestTarget(req.url);

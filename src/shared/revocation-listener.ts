@@ -31,6 +31,8 @@ export interface RevocationListenerOptions {
   onReset: () => void;
   /** Whether revocations are being heard; false means: fail safe. */
   onStatus: (connected: boolean) => void;
+  /** What the server said with `ready` (e.g. the key of the token tags); ignored when unreadable. */
+  onReady?: (info: Record<string, unknown>) => void;
   /** Longest silence before the stream is taken as dead (default: two heartbeats and a half). */
   silenceMs?: number;
   /** Upper bound of the reconnection backoff (default 5 s). */
@@ -122,6 +124,14 @@ export function createRevocationListener(options: RevocationListenerOptions): Re
             options.onReset();
           } else if (message.event === 'ready') {
             failures = 0;
+            try {
+              const info = JSON.parse(message.data) as unknown;
+              if (info && typeof info === 'object' && !Array.isArray(info)) {
+                options.onReady?.(info as Record<string, unknown>);
+              }
+            } catch {
+              // An old server says `{}` or nothing: there is simply nothing to learn.
+            }
             setConnected(true);
           } else if (message.event === 'revoked') {
             const event = parseRevocationEvent(message.data);

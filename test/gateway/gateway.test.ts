@@ -351,12 +351,30 @@ describe('phantom-token translation', () => {
     assert.equal(seen.length, 0);
   });
 
-  test('an inactive token is removed, so the upstream answers with its own 401 challenge', async () => {
+  test('a made-up token is removed without an introspection: it carries no tag of the authorization server', async () => {
+    await waitFor(async () => (await fetch(`${gateway.url}/readyz`)).status === 200, 'the tag key is known');
     const before = gateway.stats().introspections;
-    const dead = 'no-such-token-0123456789abcdefghijklmnopq';
+    for (const made of ['no-such-token-0123456789abcdefghijklmnopq', 'A'.repeat(54)]) {
+      const seen = await upstreamRequestsDuring(async () => {
+        const response = await fetch(`${gateway.url}/mcp`, { method: 'POST', headers: bearer(made) });
+        assert.equal(response.status, 401);
+        assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer error="invalid_token"/);
+        await response.arrayBuffer();
+      });
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0]!.headers.authorization, undefined);
+    }
+    assert.equal(gateway.stats().introspections, before, 'the authorization server was not asked');
+  });
+
+  test('an inactive token is removed, so the upstream answers with its own 401 challenge; the answer is cached', async () => {
+    const token = await userToken();
+    assert.equal((await postForm(`${as.issuer}/revoke`, { token, client_id: clientId })).status, 200);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const before = gateway.stats().introspections;
     for (let i = 0; i < 2; i += 1) {
       const seen = await upstreamRequestsDuring(async () => {
-        const response = await fetch(`${gateway.url}/mcp`, { method: 'POST', headers: bearer(dead) });
+        const response = await fetch(`${gateway.url}/mcp`, { method: 'POST', headers: bearer(token) });
         assert.equal(response.status, 401);
         assert.match(response.headers.get('www-authenticate') ?? '', /resource_metadata=/);
         await response.arrayBuffer();

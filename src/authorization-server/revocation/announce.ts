@@ -41,8 +41,10 @@ export function announceRevocations(
   log: RevocationEventLog,
   listeners: ReadonlyMap<string, string>,
   logger: Logger,
+  ready: Record<string, string> = {},
 ): Revocations {
   const stream = createRevocationStream({
+    ready,
     log,
     listeners,
     logger: logger.child({ part: 'revocation-events' }),

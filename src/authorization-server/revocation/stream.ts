@@ -22,6 +22,8 @@ export interface RevocationStreamOptions {
   listeners: ReadonlyMap<string, string>;
   logger: Logger;
   heartbeatSeconds?: number;
+  /** What every listener learns in the `ready` event (the key of the token tags, for the gateway). */
+  ready?: Record<string, string>;
 }
 
 export interface RevocationStream {
@@ -113,7 +115,7 @@ export function createRevocationStream(options: RevocationStreamOptions): Revoca
     }
     for (const stored of pending) if (stored.id > replayedUpTo) res.write(frame(log.streamId, stored));
     replaying = false;
-    res.write(`event: ready\ndata: {}\n\n`);
+    res.write(`event: ready\ndata: ${JSON.stringify(options.ready ?? {})}\n\n`);
     open.add(res);
     logger.info('revocation listener connected', { client_id: clientId, replayed: missed?.length ?? 0 });
 

@@ -414,11 +414,6 @@ export const gatewaySchema = z.strictObject({
       maxQueued: z.number().int().min(0).default(5000),
       perAddressConcurrent: z.number().int().min(1).default(8),
       perAddressQueued: z.number().int().min(0).default(1000),
-      /**
-       * Tokens from one address that introspection may find inactive per window; past it, that
-       * address's uncached tokens get 429 without an introspection until the window ends.
-       */
-      inactivePerAddress: rateLimit.default({ max: 100, windowSeconds: 60 }),
     })
     .prefault({}),
   introspectionTimeoutMs: z.number().int().min(100).max(30_000).default(3000),
