@@ -135,7 +135,8 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
       if (pending) return { result: await pending, source: 'shared' };
       const started = generation;
       const request = introspect().then((result) => {
-        if (generation === started) store(key, result);
+        // A made-up token is never cached: the check costs less than a cache entry would.
+        if (generation === started && !(!result.active && result.madeUp)) store(key, result);
         return result;
       });
       inFlight.set(key, request);

@@ -25,7 +25,8 @@ export interface ActiveIntrospection {
   clientId?: string;
 }
 
-export type Introspection = ActiveIntrospection | { active: false };
+/** `madeUp`: the token carries no tag of the authorization server, so it was never asked about. */
+export type Introspection = ActiveIntrospection | { active: false; madeUp?: true };
 
 /** The authorization server's header naming the DPoP key of a bound token (tokens/phantom-token.ts there). */
 export const DPOP_JKT_HEADER = 'gatehouse-dpop-jkt';

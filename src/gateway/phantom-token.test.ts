@@ -3,7 +3,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { describe, test } from 'node:test';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { tagToken } from '../shared/token-tag.ts';
+import { tagToken, tokenTagKey } from '../shared/token-tag.ts';
 import { createDpopProofVerifier } from './dpop-proof.ts';
 import { createIntrospectionCache } from './introspection-cache.ts';
 import { AuthorizationServerUnavailableError, type Introspection } from './introspection-client.ts';
@@ -11,7 +11,7 @@ import { createPhantomTokenTranslator, isOpaqueToken } from './phantom-token.ts'
 
 const PHANTOM = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln';
 const HTU = 'https://gateway.example/mcp';
-const CONTEXT = { address: '127.0.0.1', htu: HTU };
+const CONTEXT = { address: () => '127.0.0.1', htu: HTU };
 
 function request(authorization?: string | string[], dpop?: string, method = 'POST') {
   const rawHeaders: string[] = [];
@@ -206,11 +206,12 @@ describe('phantom-token translation', () => {
 });
 
 describe('token tags (a flood of made-up tokens)', () => {
-  const key = randomBytes(32);
+  const key = tokenTagKey(randomBytes(32));
   function tagged() {
     const asked: string[] = [];
+    const cache = createIntrospectionCache({ maxSeconds: 30, maxEntries: 10 });
     const translate = createPhantomTokenTranslator(
-      createIntrospectionCache({ maxSeconds: 30, maxEntries: 10 }),
+      cache,
       {
         introspect: async (token) => {
           asked.push(token);
@@ -219,19 +220,25 @@ describe('token tags (a flood of made-up tokens)', () => {
       },
       { tokenTagKey: () => key },
     );
-    return { translate, asked };
+    return { translate, asked, cache };
   }
 
   test('a token without a valid tag is removed without an introspection; a tagged one is introspected', async () => {
-    const { translate, asked } = tagged();
+    const { translate, asked, cache } = tagged();
     const issued = tagToken(randomBytes(32).toString('base64url'), key);
     const madeUp = randomBytes(32).toString('base64url');
-    const otherKey = tagToken(randomBytes(32).toString('base64url'), randomBytes(32));
+    const otherKey = tagToken(randomBytes(32).toString('base64url'), tokenTagKey(randomBytes(32)));
     for (const token of [madeUp, otherKey, `${issued.slice(0, -1)}A`]) {
       const result = await translate(request(`Bearer ${token}`), CONTEXT);
-      assert.deepEqual(result, { action: 'forward', authorization: undefined, bearer: 'inactive' });
+      assert.deepEqual(result, {
+        action: 'forward',
+        authorization: undefined,
+        bearer: 'inactive',
+        cache: 'miss',
+      });
     }
     assert.deepEqual(asked, [], 'nothing asked of the authorization server');
+    assert.equal(cache.size, 0, 'and nothing cached: a flood of them takes no memory');
     assert.equal((await translate(request(`Bearer ${issued}`), CONTEXT)).bearer, 'phantom');
     assert.deepEqual(asked, [issued]);
   });

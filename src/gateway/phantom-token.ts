@@ -17,11 +17,11 @@ import { createHmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { GatewayConfig } from '../shared/config/schema.ts';
 import { authChallenge } from '../shared/http.ts';
-import { hasValidTag } from '../shared/token-tag.ts';
+import { hasValidTag, type TokenTagKey } from '../shared/token-tag.ts';
 import { createDpopNonces, type DpopNonces } from './dpop-nonces.ts';
 import { createDpopProofVerifier, type DpopProofVerifier, type ProofError } from './dpop-proof.ts';
 import type { IntrospectionCache, LookupSource } from './introspection-cache.ts';
-import type { IntrospectionClient } from './introspection-client.ts';
+import type { Introspection, IntrospectionClient } from './introspection-client.ts';
 import { createIntrospectionLimiter, type IntrospectionLimiter } from './introspection-limiter.ts';
 
 /** What the gateway made of the request's credential, for the request log. */
@@ -48,11 +48,14 @@ export type Translation =
     };
 
 export interface TranslationContext {
-  /** The client's address, for the introspection limits. */
-  address: string;
+  /** The client's address, for the introspection limits (asked for on a cache miss only). */
+  address: () => string;
   /** This request's URL as agents see it (public URL and path), the `htu` a DPoP proof must name. */
   htu: string;
 }
+
+/** The answer for a token the authorization server never issued: never cached (introspection-cache.ts). */
+const MADE_UP: Introspection = { active: false, madeUp: true };
 
 /** Longer "opaque" tokens are not ours: oidc-provider's are 43 characters. */
 const MAX_OPAQUE_TOKEN_LENGTH = 1024;
@@ -81,7 +84,7 @@ export interface TranslatorDependencies {
    * The key of the authorization server's token tags (src/shared/token-tag.ts), once known: a token
    * without a valid tag was never issued, and is refused without an introspection.
    */
-  tokenTagKey?: (() => Uint8Array | undefined) | undefined;
+  tokenTagKey?: (() => TokenTagKey | undefined) | undefined;
   dpop?:
     | {
         verifier: DpopProofVerifier;
@@ -122,7 +125,7 @@ export function createPhantomTokenTranslator(
     ...(extra as object),
   });
 
-  return async (req, context = { address: req.socket?.remoteAddress ?? '', htu: '' }) => {
+  return async (req, context = { address: () => req.socket?.remoteAddress ?? '', htu: '' }) => {
     if (req.headers.authorization === undefined)
       return { action: 'forward', authorization: undefined, bearer: 'none' };
     if (authorizationHeaderCount(req) > 1) {
@@ -141,11 +144,6 @@ export function createPhantomTokenTranslator(
       return { action: 'forward', authorization: undefined, bearer: 'refused' };
     }
     const scheme = match[1]!.toLowerCase() === 'dpop' ? 'dpop' : 'bearer';
-    // Made up, not issued: treated like an inactive token (the MCP server's challenge follows), at no
-    // cost to the authorization server, however many distinct ones a flood brings.
-    const tagKey = tokenTagKey?.();
-    if (tagKey && !hasValidTag(token, tagKey))
-      return { action: 'forward', authorization: undefined, bearer: 'inactive' };
 
     let proofKey: string | undefined;
     if (scheme === 'dpop') {
@@ -156,9 +154,14 @@ export function createPhantomTokenTranslator(
     }
 
     const introspect = () => client.introspect(token);
-    const { result, source } = await cache.lookup(token, () =>
-      limiter ? limiter.run(context.address, introspect) : introspect(),
-    );
+    // Checked on a cache miss only (a cached token was issued): a token without the authorization
+    // server's tag was made up, and is treated like an inactive one (the MCP server's challenge
+    // follows) at no cost to the authorization server, however many distinct ones a flood brings.
+    const { result, source } = await cache.lookup(token, () => {
+      const tagKey = tokenTagKey?.();
+      if (tagKey && !hasValidTag(token, tagKey)) return Promise.resolve(MADE_UP);
+      return limiter ? limiter.run(context.address(), introspect) : introspect();
+    });
     if (!result.active)
       return { action: 'forward', authorization: undefined, bearer: 'inactive', cache: source };
 
@@ -212,7 +215,7 @@ export function createConfiguredTranslator(
   clientSecret: string,
   cache: IntrospectionCache,
   client: Pick<IntrospectionClient, 'introspect'>,
-  tokenTagKey: () => Uint8Array | undefined = () => undefined,
+  tokenTagKey: () => TokenTagKey | undefined = () => undefined,
 ): PhantomTokenTranslator {
   // Every gateway with the same client secret accepts the others' nonces (dpop-nonces.ts).
   const nonces = config.dpop.requireNonce

@@ -8,7 +8,6 @@
  */
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { pipeline } from 'node:stream';
 import { sendJson } from '../shared/http.ts';
 import { stripHopByHop, withExposedHeaders } from './headers.ts';
 
@@ -32,6 +31,9 @@ export interface ProxyOutcome {
 class UpstreamTimeoutError extends Error {
   override name = 'UpstreamTimeoutError';
 }
+
+/** How long an event stream's headers wait for its first event before they are sent alone. */
+const EVENT_STREAM_FLUSH_MS = 20;
 
 const isEventStream = (headers: http.IncomingHttpHeaders) =>
   /^text\/event-stream\b/i.test(String(headers['content-type'] ?? ''));
@@ -74,20 +76,31 @@ export function proxy(
       options.adjustResponse?.(answer.statusCode ?? 502, responseHeaders);
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders);
       if (isEventStream(answer.headers)) {
-        // Send the headers now: the first event may be a while coming.
-        res.flushHeaders();
+        // An event stream may stay quiet a long while: its headers go out now, unless its first
+        // event comes at once (then with it, in one write: most MCP answers are one-event streams).
+        const flush = setTimeout(() => res.flushHeaders(), EVENT_STREAM_FLUSH_MS);
+        answer.once('data', () => clearTimeout(flush));
+        answer.once('close', () => clearTimeout(flush));
       } else {
         answer.setTimeout(options.timeoutMs, () =>
           answer.destroy(new UpstreamTimeoutError('upstream response stalled')),
         );
       }
-      // Registered before pipeline's own listeners, so it runs before the response is destroyed.
-      answer.on('error', () => {
+      // `pipe`, not `pipeline`: the answer's end ends the response, and the failures pipeline would
+      // handle are handled here (pipeline also builds an AbortController per request).
+      const failed = () => {
+        if (upstreamFailed) return;
         upstreamFailed = true;
+        // Too late for a status: cut the response so the client sees it is incomplete.
+        res.destroy();
+        resolve({ error: 'upstream_aborted' });
+      };
+      answer.on('error', failed);
+      answer.once('close', () => {
+        if (!answer.complete) failed();
       });
-      pipeline(answer, res, (error) =>
-        resolve(error ? { error: upstreamFailed ? 'upstream_aborted' : 'client_closed' } : {}),
-      );
+      res.once('finish', () => resolve({}));
+      answer.pipe(res);
     });
 
     upstream.on('error', (error) => {

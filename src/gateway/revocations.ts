@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../shared/logging.ts';
 import { createRevocationListener, type RevocationListener } from '../shared/revocation-listener.ts';
+import { type TokenTagKey, tokenTagKey } from '../shared/token-tag.ts';
 import type { IntrospectionCache } from './introspection-cache.ts';
 
 /** While revocations cannot be heard, an introspection answer is reused for at most this long. */
@@ -14,7 +15,7 @@ export function followRevocations(
   cache: IntrospectionCache,
   connection: { authorizationServerUrl: string; clientId: string; clientSecret: string; logger: Logger },
   /** Receives the key of the token tags the authorization server says with `ready`. */
-  onTokenTagKey: (key: Uint8Array) => void = () => {},
+  onTokenTagKey: (key: TokenTagKey) => void = () => {},
 ): RevocationListener {
   return createRevocationListener({
     ...connection,
@@ -22,7 +23,7 @@ export function followRevocations(
       const key =
         typeof info.token_tag_key === 'string' ? Buffer.from(info.token_tag_key, 'base64url') : undefined;
       // Kept when the stream drops: the key does not change while the server's key material does not.
-      if (key && key.length >= 32) onTokenTagKey(key);
+      if (key && key.length >= 32) onTokenTagKey(tokenTagKey(key));
     },
     onEvent: (event) => {
       if (event.type === 'grant') cache.dropGrant(event.grant_id);

@@ -19,6 +19,7 @@ import { serveHealth } from '../shared/health.ts';
 import { bearerChallenge, HttpError, readBody, sendJson } from '../shared/http.ts';
 import { createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type LogFields } from '../shared/logging.ts';
+import type { TokenTagKey } from '../shared/token-tag.ts';
 import { clientAddress, markInvalidToken, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
 import { createIntrospectionCache } from './introspection-cache.ts';
 import { AuthorizationServerUnavailableError, createIntrospectionClient } from './introspection-client.ts';
@@ -74,7 +75,7 @@ export const startGateway = (async (
   });
   const cache = createIntrospectionCache(config.introspectionCache);
   // Learned from the revocation stream; until then every token is introspected.
-  let tokenTagKey: Uint8Array | undefined;
+  let tokenTagKey: TokenTagKey | undefined;
   const translate = createConfiguredTranslator(config, clientSecret, cache, client, () => tokenTagKey);
   const publicOrigin = new URL(config.publicUrl).origin;
   const agents = createUpstreamAgents();
@@ -128,7 +129,7 @@ export const startGateway = (async (
     // body the gateway would refuse, and a slow client never holds an upstream connection.
     const body = hasBody(req) ? await readBody(req, config.maxBodyBytes) : undefined;
     const translation = await translate(req, {
-      address: clientAddress(req, config.trustProxy),
+      address: () => clientAddress(req, config.trustProxy),
       htu: `${publicOrigin}${target.pathname}`,
     });
     log.bearer = translation.bearer;

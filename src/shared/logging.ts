@@ -4,6 +4,7 @@
  * Security invariant: no token, code or secret is ever logged. Fields whose names say they hold
  * such a value are replaced by "[redacted]" before the line is written, whatever the caller passed.
  */
+import { writeSync } from 'node:fs';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
@@ -37,21 +38,79 @@ const SENSITIVE_EXACT = new Set(['code', 'authorizationcode', 'usercode', 'devic
 
 /** True for `access_token`, `accessToken`, `client-secret`, `code`, `Authorization`, … */
 export function isSensitiveKey(key: string): boolean {
-  const folded = key.toLowerCase().replace(/[_-]/g, '');
-  if (SENSITIVE_EXACT.has(folded)) return true;
-  const plural = folded.endsWith('s') ? folded.slice(0, -1) : folded;
-  return SENSITIVE_SUFFIXES.some((suffix) => plural.endsWith(suffix));
+  let known = sensitivity.get(key);
+  if (known === undefined) {
+    const folded = key.toLowerCase().replace(/[_-]/g, '');
+    const plural = folded.endsWith('s') ? folded.slice(0, -1) : folded;
+    known = SENSITIVE_EXACT.has(folded) || SENSITIVE_SUFFIXES.some((suffix) => plural.endsWith(suffix));
+    // Field names come from code, so there are few; the bound only guards against names from input.
+    if (sensitivity.size >= 10_000) sensitivity.clear();
+    sensitivity.set(key, known);
+  }
+  return known;
 }
+
+/** Each key's answer, decided once: every log line asks about the same few dozen names. */
+const sensitivity = new Map<string, boolean>();
 
 /** Replaces the values of sensitive-looking keys, recursively, with "[redacted]". */
 export function redact(value: unknown, depth = 0): unknown {
   if (depth > 5 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
   const out: Record<string, unknown> = {};
-  for (const [key, inner] of Object.entries(value)) {
-    out[key] = isSensitiveKey(key) && inner !== undefined ? '[redacted]' : redact(inner, depth + 1);
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const inner = (value as Record<string, unknown>)[key];
+    out[key] =
+      inner === undefined
+        ? undefined
+        : isSensitiveKey(key)
+          ? '[redacted]'
+          : typeof inner === 'object'
+            ? redact(inner, depth + 1)
+            : inner;
   }
   return out;
+}
+
+/**
+ * Lines for stderr, written together once per turn of the event loop. Writes to a pipe or a file
+ * are synchronous system calls on Linux, one per line, and under load a component logs several
+ * lines per turn (a request line at each hop): one write for all of them costs a fraction. What is
+ * pending when the process exits (even by `process.exit`, or a crash) is written synchronously then.
+ */
+const pending: string[] = [];
+let scheduled = false;
+function flushPending(): void {
+  scheduled = false;
+  if (pending.length === 0) return;
+  const text = `${pending.join('\n')}\n`;
+  pending.length = 0;
+  process.stderr.write(text);
+}
+function flushPendingNow(): void {
+  if (pending.length === 0) return;
+  const text = `${pending.join('\n')}\n`;
+  pending.length = 0;
+  try {
+    writeSync(2, text);
+  } catch {
+    // stderr is gone (closed pipe): nothing left to tell.
+  }
+}
+process.once('exit', flushPendingNow);
+
+function writeToStderr(line: string): void {
+  pending.push(line);
+  // A bound, so a burst never holds much in memory.
+  if (pending.length >= 256) {
+    flushPending();
+    return;
+  }
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(flushPending);
+  }
 }
 
 export interface LoggerOptions {
@@ -63,7 +122,7 @@ export interface LoggerOptions {
 export function createLogger(component: string, options: LoggerOptions = {}, base: LogFields = {}): Logger {
   // GATEHOUSE_LOG_LEVEL wins over the configuration, to turn on debug output without editing a file.
   const threshold = LEVELS[(process.env.GATEHOUSE_LOG_LEVEL as LogLevel) || options.level || 'info'] ?? 20;
-  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const write = options.write ?? writeToStderr;
 
   const emit = (level: LogLevel, message: string, fields: LogFields = {}) => {
     if (LEVELS[level] < threshold) return;

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { hasValidTag, TOKEN_TAG_LENGTH, tagToken } from './token-tag.ts';
+import { hasValidTag, TOKEN_TAG_LENGTH, tagToken, tokenTagKey } from './token-tag.ts';
 
-const key = randomBytes(32);
+const key = tokenTagKey(randomBytes(32));
 const random = randomBytes(32).toString('base64url');
 
 test('a tagged token verifies with its key, and only with it', () => {
@@ -11,7 +11,7 @@ test('a tagged token verifies with its key, and only with it', () => {
   assert.equal(token.length, random.length + TOKEN_TAG_LENGTH);
   assert.match(token, /^[A-Za-z0-9_-]+$/, 'still one opaque base64url string');
   assert.equal(hasValidTag(token, key), true);
-  assert.equal(hasValidTag(token, randomBytes(32)), false);
+  assert.equal(hasValidTag(token, tokenTagKey(randomBytes(32))), false);
 });
 
 test('made-up, altered or truncated tokens do not verify', () => {

@@ -9,7 +9,7 @@
  * components: the authorization server derives it from its own key material and hands it to the
  * gateways over the authenticated revocation stream.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 
 /** 8 bytes of HMAC-SHA256, base64url: 64 bits, a forged tag passes once in 2^64 tries. */
 export const TOKEN_TAG_LENGTH = 11;
@@ -17,17 +17,22 @@ const TAG_BYTES = 8;
 /** The random part is at least this long (oidc-provider's default is 43 characters, 256 bits). */
 const MIN_RANDOM_LENGTH = 22;
 
-function tagOf(random: string, key: Uint8Array): string {
+/** A tag key, imported once: importing raw bytes at every HMAC costs more than the HMAC itself. */
+export type TokenTagKey = KeyObject;
+
+export const tokenTagKey = (bytes: Uint8Array): TokenTagKey => createSecretKey(bytes);
+
+function tagOf(random: string, key: TokenTagKey): string {
   return createHmac('sha256', key).update(random).digest().subarray(0, TAG_BYTES).toString('base64url');
 }
 
 /** `random` with its tag appended (both base64url, so the token stays one opaque string). */
-export function tagToken(random: string, key: Uint8Array): string {
+export function tagToken(random: string, key: TokenTagKey): string {
   return `${random}${tagOf(random, key)}`;
 }
 
 /** True when `token` carries a tag made with `key`. */
-export function hasValidTag(token: string, key: Uint8Array): boolean {
+export function hasValidTag(token: string, key: TokenTagKey): boolean {
   if (token.length < MIN_RANDOM_LENGTH + TOKEN_TAG_LENGTH || !/^[A-Za-z0-9_-]+$/.test(token)) return false;
   const random = token.slice(0, -TOKEN_TAG_LENGTH);
   const given = Buffer.from(token.slice(-TOKEN_TAG_LENGTH));

@@ -7,11 +7,12 @@
  * Only the two kinds the gateway sees are tagged; codes, refresh tokens and the rest are not.
  */
 import type Provider from 'oidc-provider';
-import { tagToken } from '../../shared/token-tag.ts';
+import { tagToken, tokenTagKey } from '../../shared/token-tag.ts';
 
 type TokenModel = { prototype: { generateTokenId(): string } };
 
-export function tagIssuedTokens(provider: Provider, key: Uint8Array): void {
+export function tagIssuedTokens(provider: Provider, bytes: Uint8Array): void {
+  const key = tokenTagKey(bytes);
   for (const model of [provider.AccessToken, provider.ClientCredentials] as unknown as TokenModel[]) {
     const generate = model.prototype.generateTokenId;
     model.prototype.generateTokenId = function generateTaggedTokenId(this: unknown) {
