@@ -1,0 +1,212 @@
+/**
+ * Review of issue 7 ("revocation at once"): cases where a revoked token still works, found by an
+ * outside review against real servers. Each is marked `todo` with the reason until it is fixed.
+ *
+ * - A workload's phantom JWT outlives the revocation of its opaque token at the MCP server: the
+ *   `token` event is ignored there (revoked-tokens.ts), and the phantom token has no grant to match.
+ * - The MCP server's list of revoked grants lives in memory only: after a restart it reconnects
+ *   without Last-Event-ID, gets `reset`, and accepts a revoked grant's phantom token again.
+ * - A revocation stream that goes silent while its TCP connection stays up is noticed only after
+ *   25 s, and until then the introspection cache keeps serving a revoked token.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { basic, postForm, userToken } from '../helpers/oauth.ts';
+import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { JWT_BEARER, workloadAssertion } from '../helpers/workload.ts';
+
+const REDIRECT = 'http://127.0.0.1/callback';
+
+function rpc(base: string, token: string | undefined, method = 'tools/list') {
+  return fetch(`${base}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-11-25',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: {} }),
+  });
+}
+
+async function until(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const started = Date.now();
+  while (!(await check().catch(() => false))) {
+    if (Date.now() - started > ms) assert.fail(`timed out waiting: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+async function workloadToken(stack: TestStack): Promise<string> {
+  const response = await postForm(`${stack.issuer}/token`, {
+    grant_type: 'client_credentials',
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await workloadAssertion(stack),
+    scope: 'stocks:read',
+    resource: stack.mcpUrl,
+  });
+  assert.equal(response.status, 200, response.text);
+  return String(response.json.access_token);
+}
+
+async function revokeWorkloadToken(stack: TestStack, token: string): Promise<void> {
+  const response = await postForm(`${stack.issuer}/revoke`, {
+    token,
+    client_assertion_type: JWT_BEARER,
+    client_assertion: await workloadAssertion(stack),
+  });
+  assert.equal(response.status, 200, response.text);
+}
+
+/** The phantom JWT the gateway would forward for `token` (introspection with the gateway's secret). */
+async function phantomFor(stack: TestStack, token: string): Promise<string> {
+  const secret = readFileSync(path.join(stack.dataDir, 'secrets/gatehouse-gateway.secret'), 'utf8').trim();
+  const response = await postForm(
+    `${stack.issuer}/introspect`,
+    { token },
+    { authorization: basic('gatehouse-gateway', secret), accept: 'application/jwt' },
+  );
+  assert.equal(response.status, 200);
+  assert.equal(response.text.split('.').length, 3, 'a phantom JWT');
+  return response.text;
+}
+
+describe('revoked tokens at the MCP server directly', () => {
+  let stack: TestStack;
+  before(async () => {
+    stack = await startTestStack();
+  });
+  after(() => stack.close());
+
+  test("a revoked workload token's phantom JWT is refused by the MCP server", {
+    todo: 'revoked-tokens.ts ignores `token` events and a workload phantom token has no grant_id: it works until exp (15 min)',
+  }, async () => {
+    const token = await workloadToken(stack);
+    const phantom = await phantomFor(stack, token);
+    assert.equal((await rpc(stack.mcpServerUrl, phantom)).status, 200, 'accepted before revocation');
+    await revokeWorkloadToken(stack, token);
+    // The gateway has heard it: the opaque token is refused there.
+    await until(async () => (await rpc(stack.gatewayUrl, token)).status === 401, 'the gateway refuses');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const direct = await rpc(stack.mcpServerUrl, phantom);
+    assert.equal(direct.status, 401, 'the phantom token of a revoked token is refused everywhere');
+    const call = await rpc(stack.mcpServerUrl, phantom, 'tools/call');
+    assert.equal(call.status, 401);
+  });
+
+  test("a revoked grant's phantom JWT stays refused after the MCP server restarts", {
+    todo: 'the revoked-grant list is in memory and a restarted MCP server starts with `reset`: tools/list works again with the revoked phantom token',
+  }, async () => {
+    const registered = await fetch(`${stack.issuer}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: [REDIRECT], application_type: 'native' }),
+    });
+    const clientId = String(((await registered.json()) as { client_id: string }).client_id);
+    const { token } = await userToken({
+      issuer: stack.issuer,
+      clientId,
+      redirectUri: REDIRECT,
+      scope: 'stocks:read',
+      resource: stack.mcpUrl,
+    });
+    const opaque = String(token.json.access_token);
+    const phantom = await phantomFor(stack, opaque);
+    assert.equal((await rpc(stack.mcpServerUrl, phantom)).status, 200);
+    const revoked = await postForm(`${stack.issuer}/revoke`, { token: opaque, client_id: clientId });
+    assert.equal(revoked.status, 200);
+    await until(async () => (await rpc(stack.mcpServerUrl, phantom)).status === 401, 'refused at once');
+    await stack.restart();
+    await until(
+      async () => (await fetch(`${stack.mcpServerUrl}/readyz`)).status === 200,
+      'the MCP server hears revocations again',
+    );
+    assert.equal((await rpc(stack.mcpServerUrl, phantom)).status, 401, 'still revoked after a restart');
+  });
+});
+
+/**
+ * A TCP proxy in front of the authorization server that can hold back what the revocation stream
+ * sends while its connection stays open: a stream gone silent (a buffering proxy, a stalled peer).
+ */
+async function startHoldingProxy(target: () => number | undefined) {
+  let holding = false;
+  const streams: Array<{ client: Socket; held: Buffer[] }> = [];
+  const server: Server = createServer((client) => {
+    const port = target();
+    if (!port) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(port, '127.0.0.1');
+    const state = { client, held: [] as Buffer[], stream: false };
+    client.on('data', (data: Buffer) => {
+      if (data.toString('latin1').startsWith('GET /events/revocations')) {
+        state.stream = true;
+        streams.push(state);
+      }
+      upstream.write(data);
+    });
+    upstream.on('data', (data: Buffer) => {
+      if (state.stream && holding) state.held.push(data);
+      else client.write(data);
+    });
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    client.on('error', () => {});
+    upstream.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    hold() {
+      holding = true;
+    },
+    release() {
+      holding = false;
+      for (const stream of streams) for (const data of stream.held.splice(0)) stream.client.write(data);
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const stream of streams) stream.client.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('a revocation stream that goes silent with its connection up', () => {
+  let stack: TestStack | undefined;
+  let proxy: Awaited<ReturnType<typeof startHoldingProxy>>;
+  before(async () => {
+    proxy = await startHoldingProxy(() => (stack ? Number(new URL(stack.issuer).port) : undefined));
+    stack = await startTestStack({ gateway: { authorizationServerUrl: proxy.url } });
+    await until(
+      async () => (await fetch(`${stack!.gatewayUrl}/readyz`)).status === 200,
+      'the gateway hears revocations through the proxy',
+      10_000,
+    );
+  });
+  after(async () => {
+    proxy.release();
+    await stack?.close();
+    await proxy.close();
+  });
+
+  test('a revoked token stops working at the gateway within about a second', {
+    todo: 'a silent stream is noticed only after 25 s (silenceMs); until then the 30 s cache serves the revoked token',
+  }, async () => {
+    const current = stack!;
+    const token = await workloadToken(current);
+    assert.equal((await rpc(current.gatewayUrl, token)).status, 200, 'cached as active');
+    proxy.hold();
+    await revokeWorkloadToken(current, token);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const after = await rpc(current.gatewayUrl, token);
+    assert.equal(after.status, 401, 'refused two seconds after the revocation');
+  });
+});
