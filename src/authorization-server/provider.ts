@@ -21,7 +21,7 @@ import type { ClientClassifier } from './clients/client-classification.ts';
 import { isImpersonableRedirectUri, redirectUriMatches } from './clients/loopback-redirect.ts';
 import { applyClientPolicy, type ClientPolicy, ClientPolicyError } from './clients/registration-policy.ts';
 import type { PreparedClient } from './clients/static-clients.ts';
-import { checkAssertionClient, type TokenRateLimits } from './http/token-rate-limit.ts';
+import { guardClientLookup, type TokenRateLimits } from './http/token-rate-limit.ts';
 import { CONTENT_SECURITY_POLICY } from './interactions/views/html.ts';
 import { messagePage } from './interactions/views/message-page.ts';
 import type { Accounts } from './login/accounts.ts';
@@ -142,13 +142,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
       maxBytes: PROVIDER_FETCH_MAX_BYTES,
       logger: deps.logger.child({ part: 'outbound-fetch' }),
     }) as unknown as Configuration['fetch'],
-    assertJwtClientAuthClaimsAndHeader: clientAssertionHook(
-      {
-        maxLifetimeSeconds: config.clientAssertions.maxLifetimeSeconds,
-        clockToleranceSeconds: DEFAULT_CLOCK_TOLERANCE_SECONDS,
-      },
-      (ctx, clientId) => checkAssertionClient(ctx, clientId, deps.tokenLimits, ROUTES.token),
-    ) as Configuration['assertJwtClientAuthClaimsAndHeader'],
+    assertJwtClientAuthClaimsAndHeader: clientAssertionHook({
+      maxLifetimeSeconds: config.clientAssertions.maxLifetimeSeconds,
+      clockToleranceSeconds: DEFAULT_CLOCK_TOLERANCE_SECONDS,
+    }) as Configuration['assertJwtClientAuthClaimsAndHeader'],
     routes: ROUTES,
     scopes,
     claims: { openid: ['sub'] },
@@ -343,6 +340,15 @@ export function createProvider(deps: ProviderDependencies): Provider {
   };
 
   const provider = new Provider(deps.issuer, configuration);
+
+  // The token endpoint's limits decide on the client a request names once its body is parsed and
+  // before it authenticates or any grant runs: the route's lookup of that client is the one place
+  // oidc-provider offers (http/token-rate-limit.ts).
+  const findClient = provider.Client.find.bind(provider.Client);
+  provider.Client.find = async (id: string) => {
+    guardClientLookup(Provider.ctx, id, deps.tokenLimits);
+    return findClient(id);
+  };
 
   // RFC 8252 §7.3 for every client, not only native ones (clients/loopback-redirect.ts).
   provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(

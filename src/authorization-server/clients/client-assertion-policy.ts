@@ -39,22 +39,10 @@ export function assertionLifetimeProblem(
   return undefined;
 }
 
-/**
- * oidc-provider's `assertJwtClientAuthClaimsAndHeader` hook, enforcing the policy above. It runs once
- * the signature verified, so `afterVerified` (the token endpoint's per-client limit) knows the client.
- */
-export function clientAssertionHook(
-  policy: ClientAssertionPolicy,
-  afterVerified: (ctx: KoaContextWithOIDC, clientId: string) => void = () => {},
-) {
-  return async (
-    ctx: KoaContextWithOIDC,
-    claims: AssertionClaims,
-    _header: unknown,
-    client: { clientId: string },
-  ): Promise<void> => {
+/** oidc-provider's `assertJwtClientAuthClaimsAndHeader` hook, enforcing the policy above once the signature verified. */
+export function clientAssertionHook(policy: ClientAssertionPolicy) {
+  return async (_ctx: KoaContextWithOIDC, claims: AssertionClaims): Promise<void> => {
     const problem = assertionLifetimeProblem(claims, policy);
     if (problem) throw new errors.InvalidClientAuth(`client_assertion rejected: ${problem}`);
-    afterVerified(ctx, client.clientId);
   };
 }

@@ -14,6 +14,9 @@ import type { PreRegisteredClientConfig } from '../../shared/config/schema.ts';
 import { resolveSecret } from '../../shared/config/secrets.ts';
 import { TOKEN_EXCHANGE_GRANT } from '../tokens/token-exchange.ts';
 
+/** Shortest client secret accepted from any source (a literal, an environment variable, a file). */
+export const MIN_CLIENT_SECRET_LENGTH = 32;
+
 export interface PreparedClient {
   config: PreRegisteredClientConfig;
   metadata: ClientMetadata;
@@ -90,7 +93,15 @@ export async function prepareClients(
     let privateKeyFile: string | undefined;
     if (client.authMethod === 'client_secret_basic') {
       // Internal clients' secrets are generated on first start when they are file references.
-      metadata.client_secret = resolveSecret(client.secret!, dataDir, { generate: true });
+      const secret = resolveSecret(client.secret!, dataDir, { generate: true });
+      // The token endpoint locks no client out after wrong secrets (http/token-rate-limit.ts): a secret
+      // must be long enough that guessing it is hopeless (RFC 6749 §10.10), whatever its source.
+      if (secret.length < MIN_CLIENT_SECRET_LENGTH) {
+        throw new ConfigError(
+          `clients: the secret of ${client.clientId} has fewer than ${MIN_CLIENT_SECRET_LENGTH} characters; use a long random one (e.g. openssl rand -base64 32)`,
+        );
+      }
+      metadata.client_secret = secret;
     } else if (client.authMethod === 'private_key_jwt') {
       const loaded = await loadOrGenerateJwks(client, dataDir);
       metadata.jwks = loaded.jwks as ClientMetadata['jwks'];

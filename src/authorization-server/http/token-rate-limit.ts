@@ -4,19 +4,29 @@
  * A limit per source address alone breaks the system where many callers share one: every token
  * exchange of the MCP server, every client-credentials request of the workloads on one host and
  * every agent behind one NAT would count against the same 600 a minute (defect 11). So:
- * - a client that authenticates (client_secret_basic/post, private_key_jwt) counts against its own
- *   client_id, with a limit per role: `service` (the gateway and the MCP server, whose token
- *   exchanges follow agents' traffic), `workload`, `agent` (pre-registered and self-registered
- *   confidential clients);
- * - public clients (`none`: their client_id proves nothing) and requests that fail client
- *   authentication count per address, so guessing secrets stays bounded (RFC 6749 §10.10).
+ * - a request that carries a client credential (a Basic header, a `client_assertion`, a
+ *   `client_secret`) counts against its client_id once it authenticated, with a limit per role:
+ *   `service` (the gateway and the MCP server, whose token exchanges follow agents' traffic),
+ *   `workload`, `agent` (pre-registered and self-registered confidential clients);
+ * - requests without one (public clients: their client_id proves nothing) count per address.
+ *
+ * What an attacker who shares the address can do, and why it is bounded this way:
+ * - It cannot use up a confidential client's budget: that count moves only when the client
+ *   authenticates. Nor the address's budget on the client's behalf: a request with a credential is
+ *   never refused for its address, only for its own client, so a flood of unauthenticated requests
+ *   from a workload's host leaves the workload's tokens alone.
+ * - Failed authentications are not locked out per client (a lockout that anyone can trigger with
+ *   wrong secrets is a switch that turns the MCP server's token exchanges off). Guessing is not what
+ *   that would have stopped: every secret is at least 32 characters (generated ones 256 bits), past
+ *   RFC 6749 §10.10's 2^-128, and a private key cannot be guessed. They still count per address, so
+ *   their source's public-client requests are bounded like any other unauthenticated traffic.
  *
  * oidc-provider parses the body and authenticates the client inside its route, so the decision is
- * taken in steps: before the route (the identity a Basic header claims, else the address), during
- * client authentication for `private_key_jwt` (whose identity is in the body: `checkAssertionClient`,
- * called from the assertion hook once the signature verified), and after (what the client turned out
- * to be); a request first counted against the address is moved to its client once authenticated.
- * `client_secret_post` clients, rare here, are counted after the fact only.
+ * taken in steps: before the route (a Basic header's claimed client over its budget is refused at
+ * once; a request without one is counted against its address), when the route looks the claimed
+ * client up (`guardClientLookup`: the body is parsed by then, so whether the request carries a
+ * credential is known, and no grant has run yet), and after (an authenticated client's request is
+ * counted against it and given back to the address).
  */
 
 /** 429 from inside oidc-provider's route (RFC 6585 §4), rendered by its error handler. */
@@ -90,22 +100,53 @@ function tooMany(ctx: Context, retryAfter: number, description: string): void {
   };
 }
 
+/** What the middleware learned before the route, for the client lookup inside it. */
+interface TokenRequestGate {
+  /** Seconds until the address may send another request without a credential; 0 when it may. */
+  addressWait: number;
+  /** Whether the client lookup inside the route has already been checked. */
+  checked: boolean;
+  /** Set when that check refused the request, for the audit line. */
+  denied?: { reason: string; clientId?: string };
+}
+
+const GATE = Symbol('gatehouse token rate limit');
+type GatedContext = Context & { [GATE]?: TokenRequestGate };
+
+/** Whether a token request carries a client credential (RFC 6749 §2.3, RFC 7523 §2.2). */
+function carriesCredential(ctx: Context, params: Record<string, unknown> | undefined): boolean {
+  return (
+    ctx.get('authorization') !== '' ||
+    typeof params?.client_assertion === 'string' ||
+    typeof params?.client_secret === 'string'
+  );
+}
+
 /**
- * For the client-assertion hook: refuses a `private_key_jwt` client over its own limit, before any
- * token is issued. Only at the token endpoint (the hook also runs at PAR, introspection, revocation).
+ * Called with the current request (oidc-provider's `Provider.ctx`) when its route looks up the
+ * client a token request names, before authentication and before any grant runs: refuses a request
+ * with a credential whose client is over its own budget, and a request without one whose address is
+ * over the address budget. Other lookups (not the token route's first) pass untouched.
  */
-export function checkAssertionClient(
-  ctx: Context,
-  clientId: string,
-  limits: TokenRateLimits,
-  tokenPath: string,
-): void {
-  if (!isRoute(ctx.path, tokenPath)) return;
-  const wait = limits.perClient[limits.classOf(clientId)].peek(clientId);
-  if (wait === 0) return;
-  ctx.set('retry-after', String(wait));
+export function guardClientLookup(ctx: Context | undefined, clientId: string, limits: TokenRateLimits): void {
+  const gate = ctx ? (ctx as GatedContext)[GATE] : undefined;
+  if (!ctx || !gate || gate.checked) return;
+  gate.checked = true;
+  const params = (ctx as { oidc?: { params?: Record<string, unknown> } }).oidc?.params;
+  if (carriesCredential(ctx, params)) {
+    const wait = limits.perClient[limits.classOf(clientId)].peek(clientId);
+    if (wait === 0) return;
+    gate.denied = { reason: 'client rate limited', clientId };
+    ctx.set('retry-after', String(wait));
+    throw new TooManyTokenRequests(
+      `this client is sending too many token requests; retry after ${wait} seconds`,
+    );
+  }
+  if (gate.addressWait === 0) return;
+  gate.denied = { reason: 'rate limited' };
+  ctx.set('retry-after', String(gate.addressWait));
   throw new TooManyTokenRequests(
-    `this client is sending too many token requests; retry after ${wait} seconds`,
+    `too many requests from this address; retry after ${gate.addressWait} seconds`,
   );
 }
 
@@ -114,35 +155,44 @@ export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logge
     if (ctx.method !== 'POST' || !isRoute(ctx.path, tokenPath)) return next();
     const address = ctx.ip;
     const claimed = basicClientId(ctx.get('authorization'));
-    const deny = (retryAfter: number, reason: string, description: string) => {
-      logger.audit('token', { outcome: 'denied', ip: address, client_id: claimed, reason });
-      tooMany(ctx, retryAfter, description);
-    };
 
     let countedOnAddress = false;
     if (claimed) {
-      const failures = limits.perAddress.peek(`${address} ${claimed}`);
-      if (failures > 0) return deny(failures, 'rate limited', 'too many failed attempts from this address');
+      // Refused before the body is even read; the count only moves on success, so only the client
+      // itself can have used it up.
       const own = limits.perClient[limits.classOf(claimed)].peek(claimed);
-      if (own > 0) return deny(own, 'client rate limited', 'this client is sending too many token requests');
-    } else {
-      const wait = limits.perAddress.hit(address);
-      if (wait > 0) return deny(wait, 'rate limited', 'too many requests from this address');
+      if (own > 0) {
+        logger.audit('token', {
+          outcome: 'denied',
+          ip: address,
+          client_id: claimed,
+          reason: 'client rate limited',
+        });
+        return tooMany(ctx, own, 'this client is sending too many token requests');
+      }
+    } else if (!ctx.get('authorization')) {
+      // Whether the body holds a credential is known only inside the route (guardClientLookup).
+      (ctx as GatedContext)[GATE] = { addressWait: limits.perAddress.hit(address), checked: false };
       countedOnAddress = true;
     }
 
     await next();
 
+    const denied = (ctx as GatedContext)[GATE]?.denied;
+    if (denied) {
+      logger.audit('token', {
+        outcome: 'denied',
+        ip: address,
+        client_id: denied.clientId,
+        reason: denied.reason,
+      });
+      return;
+    }
     const client = (ctx as { oidc?: { client?: { clientId: string; clientAuthMethod?: string } } }).oidc
       ?.client;
     const failedAuthentication =
       ctx.status === 401 && (ctx.body as { error?: string } | undefined)?.error === 'invalid_client';
-    if (failedAuthentication) {
-      // Guessing a client's secret or key: bounded per address (and claimed client).
-      if (claimed) limits.perAddress.hit(`${address} ${claimed}`);
-      return;
-    }
-    if (client && client.clientAuthMethod !== 'none') {
+    if (client && client.clientAuthMethod !== 'none' && !failedAuthentication) {
       limits.perClient[limits.classOf(client.clientId)].hit(client.clientId);
       if (countedOnAddress) limits.perAddress.refund(address);
     }
