@@ -233,8 +233,7 @@ describe('token tags (a flood of made-up tokens)', () => {
       assert.deepEqual(result, {
         action: 'forward',
         authorization: undefined,
-        bearer: 'inactive',
-        cache: 'miss',
+        bearer: 'not-issued',
       });
     }
     assert.deepEqual(asked, [], 'nothing asked of the authorization server');

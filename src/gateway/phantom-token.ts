@@ -25,7 +25,8 @@ import type { Introspection, IntrospectionClient } from './introspection-client.
 import { createIntrospectionLimiter, type IntrospectionLimiter } from './introspection-limiter.ts';
 
 /** What the gateway made of the request's credential, for the request log. */
-export type CredentialOutcome = 'none' | 'phantom' | 'inactive' | 'refused';
+/** `not-issued`: the token has no valid tag of the authorization server, so it was not introspected. */
+export type CredentialOutcome = 'none' | 'phantom' | 'inactive' | 'not-issued' | 'refused';
 
 export type Translation =
   | {
@@ -162,6 +163,8 @@ export function createPhantomTokenTranslator(
       if (tagKey && !hasValidTag(token, tagKey)) return Promise.resolve(MADE_UP);
       return limiter ? limiter.run(context.address(), introspect) : introspect();
     });
+    if (!result.active && result.madeUp)
+      return { action: 'forward', authorization: undefined, bearer: 'not-issued' };
     if (!result.active)
       return { action: 'forward', authorization: undefined, bearer: 'inactive', cache: source };
 

@@ -159,7 +159,8 @@ export const startGateway = (async (
       timeoutMs: config.upstreamTimeoutMs,
       agents,
       adjustResponse: (status, responseHeaders) => {
-        if (translation.bearer === 'inactive') markInvalidToken(status, responseHeaders);
+        if (translation.bearer === 'inactive' || translation.bearer === 'not-issued')
+          markInvalidToken(status, responseHeaders);
         if (extra) Object.assign(responseHeaders, extra);
       },
     });

@@ -405,7 +405,13 @@ async function heldConsent(context: Context): Promise<InFlight> {
       const location = outcome.answer?.headers.location;
       if (outcome.answer?.status !== 303 || !location) return false;
       browser.received(shown.consent.url, outcome.answer);
-      context.ledger.consents.push({ browser, clientId: registration.clientId, email: user });
+      // The resume that rotates the session is never followed: the browser's session cookie holds.
+      context.ledger.consents.push({
+        browser,
+        clientId: registration.clientId,
+        email: user,
+        sessionAcked: true,
+      });
       return !location.startsWith(REDIRECT_URI) || new URL(location).searchParams.has('code');
     },
   };

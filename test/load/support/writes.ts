@@ -5,8 +5,9 @@
  * - a registration (201 from POST /register): RFC 7592 GET of its `registration_client_uri` with its
  *   registration access token answers 200 with the same client_id;
  * - a consent (303 from the consent form's POST): a new authorization request for that client from
- *   the same browser reaches the consent page without a sign-in (the session held) and the page asks
- *   for no new permission (the grant held: every scope is listed as already allowed);
+ *   the same browser reaches the consent page and the page asks for no new permission (the grant
+ *   held: every scope is listed as already allowed), without a sign-in when the browser got back
+ *   to the client afterwards (the session held; see `AckedConsent.sessionAcked`);
  * - an issued token (200 from POST /token): introspection says it is active (which also needs its
  *   grant, RFC 7662 via oidc-provider's grant check).
  */
@@ -34,6 +35,13 @@ export interface AckedConsent {
   browser: Browser;
   clientId: string;
   email: string;
+  /**
+   * The browser was sent back to the client after the consent: it holds the session cookie of
+   * that answer. oidc-provider gives the session a new id when it resumes the authorization
+   * (the old one is deleted), so when the server dies during that resume the browser's cookie
+   * names a session that is gone: the user signs in again, and the grant must still be there.
+   */
+  sessionAcked: boolean;
 }
 
 export class Ledger {
@@ -49,8 +57,14 @@ export class Ledger {
 }
 
 /** Records a consent acknowledgment (a 303 to the consent POST). */
-export function ackConsent(ledger: Ledger, answer: Answer, consent: AckedConsent): void {
-  if (answer.status === 303 || answer.status === 302) ledger.consents.push(consent);
+export function ackConsent(
+  ledger: Ledger,
+  answer: Answer,
+  consent: AckedConsent,
+): AckedConsent | undefined {
+  if (answer.status !== 303 && answer.status !== 302) return undefined;
+  ledger.consents.push(consent);
+  return consent;
 }
 
 /**
@@ -84,9 +98,15 @@ export async function writeFlow(
     }).catch((error: unknown) => {
       throw new StepError('consent', (error as { code?: string }).code ?? 'error', String(error));
     });
-    ackConsent(ledger, consented, { browser, clientId: registration.clientId, email });
+    const acked = ackConsent(ledger, consented, {
+      browser,
+      clientId: registration.clientId,
+      email,
+      sessionAcked: false,
+    });
     const back = await playUser(discovery.issuer, browser, email, consented);
     if (!('callback' in back)) throw new StepError('authorization', 'consent', 'asked twice');
+    if (acked) acked.sessionAcked = true;
     const code = codeOf(back.callback, authorization, discovery.issuer);
     const token = await request(discovery.tokenEndpoint, {
       method: 'POST',
@@ -146,7 +166,8 @@ export async function verifyLedger(
         consent.browser,
         consent.email,
         consent.browser.request(authorization.url),
-        { stopAtConsent: true, signIn: false },
+        // An acknowledged session must hold; one whose rotation was cut off may ask to sign in.
+        { stopAtConsent: true, signIn: !consent.sessionAcked },
       );
       if (!('consent' in shown)) return lose(`consent ${consent.clientId}: no consent page`);
       return (
