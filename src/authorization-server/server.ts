@@ -38,7 +38,12 @@ import { createMailer, type DevInbox } from './login/mailer.ts';
 import { createOneTimeCodes } from './login/one-time-codes.ts';
 import { createProvider, ROUTES, userClaims } from './provider.ts';
 import { createResourceRegistry } from './resources.ts';
-import { announceRevocations, internalListeners } from './revocation/announce.ts';
+import {
+  announceRevocations,
+  internalListeners,
+  REVOCATION_LOG_MAX_EVENTS,
+  revocationRetentionSeconds,
+} from './revocation/announce.ts';
 import { createSqliteRevocationEventLog } from './revocation/event-log.ts';
 import { createMemoryAdapterFactory } from './store/memory-store.ts';
 import {
@@ -227,6 +232,7 @@ export async function startAuthorizationServer(
       accounts.emailOf(sub) !== undefined && userClaims({ accounts, approvedUsers }, sub) === undefined;
     const sign = await createAccessTokenSigner(issuer, keys.signingKeys);
     const tokenTagKey = derivedKey('gatehouse opaque token tags');
+    const revocationLog = createSqliteRevocationEventLog(db);
     tagIssuedTokens(provider, tokenTagKey);
     provider.registerGrantType(
       TOKEN_EXCHANGE_GRANT,
@@ -238,6 +244,7 @@ export async function startAuthorizationServer(
         sign,
         logger,
         isRemovedUser,
+        isRevokedToken: (hash) => revocationLog.hasToken(hash),
       }) as never,
       TOKEN_EXCHANGE_PARAMETERS,
     );
@@ -278,7 +285,7 @@ export async function startAuthorizationServer(
     subscribeAuditEvents(provider, logger, db, accounts);
     const revocations = announceRevocations(
       provider,
-      createSqliteRevocationEventLog(db),
+      revocationLog,
       internalListeners(clients),
       logger,
       // The gateways check the tags of the tokens they are sent with this key (tokens/token-tags.ts).
@@ -305,8 +312,20 @@ export async function startAuthorizationServer(
       },
       onError: (error) => logger.error('housekeeping failed', { error: (error as Error).message }),
     });
-    // A listener away longer than this (or past this many events) starts again from a reset.
-    const pruneRevocations = setInterval(() => revocations.log.prune(3600, 10_000), 60_000);
+    // Revocations are kept while a token they concern may still be alive: a listener that starts
+    // over (a restarted MCP server) learns them again after its `reset`, and token exchange checks
+    // `token` events. The cap bounds what a storm of revocations can make every listener replay.
+    const retainSeconds = revocationRetentionSeconds(resources.mcp.accessTokenTtlSeconds);
+    const pruneRevocations = setInterval(() => {
+      const early = revocations.log.prune(retainSeconds, REVOCATION_LOG_MAX_EVENTS);
+      if (early > 0)
+        logger.warn('revocation log full: events still relevant were forgotten', {
+          forgotten: early,
+          kept: REVOCATION_LOG_MAX_EVENTS,
+          consequence:
+            'an MCP server restarted now may accept phantom tokens of those revocations until they expire',
+        });
+    }, 60_000);
     pruneRevocations.unref();
 
     const callback = provider.callback();

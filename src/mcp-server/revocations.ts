@@ -21,8 +21,8 @@ export function followRevocations(
       if (event.type === 'grant') exchange.dropGrant(event.grant_id);
       else if (event.type === 'subject') exchange.dropSubject(event.sub);
       else if (event.type === 'client') exchange.dropClient(event.client_id);
-      // A workload token has no grant: its exchanged tokens go with its client's.
-      else if (event.client_id) exchange.dropClient(event.client_id);
+      // A workload token has no grant: its exchanged tokens are found by the opaque token's hash.
+      else exchange.dropToken(event.token_hash);
     },
     onReset: () => exchange.clear(),
     onStatus: (connected) => exchange.suspend(!connected),

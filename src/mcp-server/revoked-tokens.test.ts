@@ -20,3 +20,11 @@ test('a revoked grant is refused whatever the token; subjects and clients as of 
   assert.equal(revoked.isRevoked({ sub: 'alice', client_id: 'a' }), true, 'no iat: assume the worst');
   assert.equal(revoked.isRevoked({ grant_id: 'g3', sub: 'carol', client_id: 'b', iat: 1 }), false);
 });
+
+test("a revoked token is refused by its hash (a workload's phantom token has no grant), whatever its iat", () => {
+  const revoked = createRevokedTokens({ maxEntries: 10, retentionSeconds: 60 });
+  revoked.record({ type: 'token', token_hash: 'h', client_id: 'wl', at: 1000 });
+  assert.equal(revoked.isRevoked({ token_hash: 'h', sub: 'wl', client_id: 'wl', iat: 5000 }), true);
+  assert.equal(revoked.isRevoked({ token_hash: 'other', sub: 'wl', client_id: 'wl', iat: 900 }), false);
+  assert.equal(revoked.isRevoked({ token_hash: 7, sub: 'wl', client_id: 'wl', iat: 900 }), false);
+});

@@ -128,6 +128,27 @@ describe('the token exchange client', () => {
     assert.equal(endpoint.sent.length, 3);
   });
 
+  test("a workload token's revocation drops its exchanged tokens only, found by the opaque token's hash", async () => {
+    const endpoint = fakeTokenEndpoint((_form, n) => issued(n, 300));
+    const { exchangeClient } = client({ fetch: endpoint.fetch });
+    const first = {
+      tokenHash: 'h1',
+      sub: 'wl',
+      clientId: 'wl',
+      expiresAt: 2_000_000_000,
+      scopes: ['stocks:read'],
+    };
+    const second = { ...first, tokenHash: 'h2', expiresAt: 2_000_000_050 };
+    for (const subject of [first, second])
+      await exchangeClient.exchange({ subjectToken: 'x', audience: STOCKS, subject });
+    assert.equal(exchangeClient.dropToken('h1'), 1);
+    assert.equal(exchangeClient.dropToken('h1'), 0);
+    await exchangeClient.exchange({ subjectToken: 'x', audience: STOCKS, subject: second });
+    assert.equal(endpoint.sent.length, 2, "the client's other token keeps its exchanged token");
+    await exchangeClient.exchange({ subjectToken: 'x', audience: STOCKS, subject: first });
+    assert.equal(endpoint.sent.length, 3);
+  });
+
   test('revocation drops the entries of a grant, a client or a subject; suspended, nothing is cached', async () => {
     const endpoint = fakeTokenEndpoint((_form, n) => issued(n, 300));
     const { exchangeClient } = client({ fetch: endpoint.fetch });

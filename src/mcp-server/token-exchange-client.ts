@@ -11,7 +11,7 @@
  * the client and subject), the token's expiry and scopes, the audience and the requested scope. The
  * gateway gets a freshly signed phantom token at each introspection, so a key by token hash made every
  * agent re-exchange every 30 s (defect 11); the same grant and token now reuse one exchanged token.
- * Revocations announced by the authorization server drop entries by grant, client or subject.
+ * Revocations announced by the authorization server drop entries by grant, token, client or subject.
  *
  * A 429 or 503 from the token endpoint with a short `Retry-After` is waited out and retried once
  * (RFC 9110 §10.2.3); a longer one fails the call at once as `temporarily_unavailable`.
@@ -34,6 +34,8 @@ export interface ExchangedToken {
 /** What a verified subject token stands for: the cache key and what revocations name. */
 export interface ExchangeSubject {
   grantId?: string | undefined;
+  /** The agent's opaque token by hash (`token_hash`): what a workload token's revocation names. */
+  tokenHash?: string | undefined;
   sub: string;
   clientId: string;
   /** The subject token's expiry, seconds since the epoch. */
@@ -83,6 +85,8 @@ export interface TokenExchangeClient {
   exchange(request: ExchangeRequest): Promise<ExchangedToken>;
   /** Revocation: drop cached tokens exchanged for this grant, client or subject; the count dropped. */
   dropGrant(grantId: string): number;
+  /** The agent's opaque token by hash: what a `token` revocation names. */
+  dropToken(tokenHash: string): number;
   dropClient(clientId: string): number;
   dropSubject(sub: string): number;
   clear(): void;
@@ -112,6 +116,7 @@ const indexNames = (subject: ExchangeSubject | undefined) =>
   subject
     ? [
         ...(subject.grantId ? [`grant:${subject.grantId}`] : []),
+        ...(subject.tokenHash ? [`token:${subject.tokenHash}`] : []),
         `client:${subject.clientId}`,
         `sub:${subject.sub}`,
       ]
@@ -256,6 +261,7 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
       return promise;
     },
     dropGrant: (grantId) => drop(`grant:${grantId}`),
+    dropToken: (hash) => drop(`token:${hash}`),
     dropClient: (clientId) => drop(`client:${clientId}`),
     dropSubject: (sub) => drop(`sub:${sub}`),
     clear() {

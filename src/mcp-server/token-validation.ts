@@ -26,6 +26,8 @@ export interface Principal {
   clientId: string;
   /** The grant behind a user's token (the phantom token's `grant_id`); workloads have none. */
   grantId?: string | undefined;
+  /** SHA-256 of the agent's opaque token (the phantom token's `token_hash`), as revocations name it. */
+  tokenHash?: string | undefined;
 }
 
 /** Adapts the shared JWT verifier to the SDK's verifier interface. */
@@ -49,6 +51,7 @@ export function createPhantomTokenVerifier(
           sub: payload.sub,
           clientId: payload.client_id,
           ...(typeof payload.grant_id === 'string' ? { grantId: payload.grant_id } : {}),
+          ...(typeof payload.token_hash === 'string' ? { tokenHash: payload.token_hash } : {}),
         };
         return {
           token,

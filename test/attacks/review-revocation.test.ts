@@ -10,6 +10,7 @@
  *   25 s, and until then the introspection cache keeps serving a revoked token.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
@@ -75,6 +76,21 @@ async function phantomFor(stack: TestStack, token: string): Promise<string> {
   return response.text;
 }
 
+/** Token exchange of a phantom token for the stocks API, as the MCP server does (its own credentials). */
+async function exchangeAtStocks(stack: TestStack, phantom: string) {
+  const secret = readFileSync(path.join(stack.dataDir, 'secrets/gatehouse-mcp-server.secret'), 'utf8').trim();
+  return postForm(
+    `${stack.issuer}/token`,
+    {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: phantom,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      audience: `${stack.gatewayUrl}/api/stocks`,
+    },
+    { authorization: basic('gatehouse-mcp-server', secret) },
+  );
+}
+
 describe('revoked tokens at the MCP server directly', () => {
   let stack: TestStack;
   before(async () => {
@@ -82,12 +98,11 @@ describe('revoked tokens at the MCP server directly', () => {
   });
   after(() => stack.close());
 
-  test("a revoked workload token's phantom JWT is refused by the MCP server", {
-    todo: 'revoked-tokens.ts ignores `token` events and a workload phantom token has no grant_id: it works until exp (15 min)',
-  }, async () => {
+  test("a revoked workload token's phantom JWT is refused by the MCP server and by token exchange", async () => {
     const token = await workloadToken(stack);
     const phantom = await phantomFor(stack, token);
     assert.equal((await rpc(stack.mcpServerUrl, phantom)).status, 200, 'accepted before revocation');
+    assert.equal((await exchangeAtStocks(stack, phantom)).status, 200, 'exchanged before revocation');
     await revokeWorkloadToken(stack, token);
     // The gateway has heard it: the opaque token is refused there.
     await until(async () => (await rpc(stack.gatewayUrl, token)).status === 401, 'the gateway refuses');
@@ -96,11 +111,30 @@ describe('revoked tokens at the MCP server directly', () => {
     assert.equal(direct.status, 401, 'the phantom token of a revoked token is refused everywhere');
     const call = await rpc(stack.mcpServerUrl, phantom, 'tools/call');
     assert.equal(call.status, 401);
+    // Nor can anyone holding the MCP server's credentials exchange it for an API token.
+    const exchanged = await exchangeAtStocks(stack, phantom);
+    assert.equal(exchanged.status, 400, exchanged.text);
+    assert.equal(exchanged.json.error, 'invalid_grant');
   });
 
-  test("a revoked grant's phantom JWT stays refused after the MCP server restarts", {
-    todo: 'the revoked-grant list is in memory and a restarted MCP server starts with `reset`: tools/list works again with the revoked phantom token',
-  }, async () => {
+  test("a live workload token's phantom JWT names its opaque token by hash, and exchanges", async () => {
+    const token = await workloadToken(stack);
+    const phantom = await phantomFor(stack, token);
+    const claims = JSON.parse(Buffer.from(phantom.split('.')[1]!, 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(claims.token_hash, createHash('sha256').update(token).digest('base64url'));
+    assert.equal(claims.grant_id, undefined, 'a workload token has no grant');
+    const exchanged = await exchangeAtStocks(stack, phantom);
+    assert.equal(exchanged.status, 200, exchanged.text);
+    const apiClaims = JSON.parse(
+      Buffer.from(String(exchanged.json.access_token).split('.')[1]!, 'base64url').toString(),
+    ) as Record<string, unknown>;
+    assert.equal(apiClaims.token_hash, undefined, 'never carried into an API token');
+  });
+
+  test("a revoked grant's phantom JWT stays refused after the MCP server restarts", async () => {
     const registered = await fetch(`${stack.issuer}/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -1,6 +1,7 @@
 /**
  * The authorization server's revocation stream (`/events/revocations`): who may listen, what a
- * listener hears (reset or replay, then ready, then each revocation as it happens) and that a
+ * listener hears (reset and every revocation kept, or a replay of what it missed, then ready, then
+ * each revocation as it happens) and that a
  * listener reconnecting with Last-Event-ID gets what it missed, across a restart too.
  */
 import assert from 'node:assert/strict';
@@ -176,8 +177,31 @@ describe('the revocation stream', () => {
     } finally {
       back.close();
     }
+    // A listener that cannot resume (another stream's id, or none: a restarted instance) drops its
+    // caches, then hears again every revocation still kept, before `ready`.
     const stranger = await listen(as, { ...gateway, 'last-event-id': `${randomUUID()}:5` });
-    await stranger.next((m) => m.event === 'reset');
-    stranger.close();
+    try {
+      await stranger.next((m) => m.event === 'ready');
+      const kinds = stranger.messages.map((m) => m.event);
+      assert.equal(kinds[0], 'reset');
+      assert.equal(kinds.at(-1), 'ready');
+      const replayed = stranger.messages.filter((m) => m.event === 'revoked');
+      assert.ok(
+        replayed.some((m) => JSON.parse(m.data).type === 'grant'),
+        'the grant revoked before the restart is heard again',
+      );
+      const ids = replayed.map((m) => Number(m.id!.split(':')[1]));
+      assert.deepEqual(
+        ids,
+        [...ids].sort((a, b) => a - b),
+        'oldest first',
+      );
+      assert.equal(
+        stranger.messages.filter((m) => m.id).at(-1)!.id,
+        position.replace(/:\d+$/, `:${ids.at(-1)}`),
+      );
+    } finally {
+      stranger.close();
+    }
   });
 });

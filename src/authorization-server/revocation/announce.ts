@@ -24,6 +24,18 @@ export interface Revocations {
 
 const now = () => Math.floor(Date.now() / 1000);
 
+/** At most this many revocations are kept (about 150 bytes each, replayed to a listener that resets). */
+export const REVOCATION_LOG_MAX_EVENTS = 100_000;
+
+/**
+ * How long a revocation is kept: as long as an access token for the MCP server lives (a phantom
+ * token of a revoked grant is refused until it expires), with five minutes for clocks and caches,
+ * and never under an hour.
+ */
+export function revocationRetentionSeconds(longestAccessTokenSeconds: number): number {
+  return Math.max(3600, longestAccessTokenSeconds + 300);
+}
+
 /** The internal clients that may listen (roles `gateway` and `mcp-server`), with their secrets. */
 export function internalListeners(clients: PreparedClient[]): Map<string, string> {
   return new Map(

@@ -32,6 +32,16 @@ test('events get increasing ids; a listener hears each; since() replays what cam
   assert.equal(log.since(log.latestId() + 5), undefined, 'an id from the future means another log');
 });
 
+test('hasToken finds a token event by its hash, and only a token event', () => {
+  const log = createSqliteRevocationEventLog(db);
+  const now = Math.floor(Date.now() / 1000);
+  log.append({ type: 'token', token_hash: 'revoked-hash', client_id: 'wl', at: now });
+  log.append({ type: 'grant', grant_id: 'grant-hash', at: now });
+  assert.equal(log.hasToken('revoked-hash'), true);
+  assert.equal(log.hasToken('grant-hash'), false);
+  assert.equal(log.hasToken('never'), false);
+});
+
 test('the stream id is the same for the same database; pruned history cannot be replayed', () => {
   const first = createSqliteRevocationEventLog(db);
   const again = createSqliteRevocationEventLog(db);
@@ -39,14 +49,19 @@ test('the stream id is the same for the same database; pruned history cannot be 
   const now = Math.floor(Date.now() / 1000);
   const early = first.append({ type: 'grant', grant_id: 'old', at: now - 7200 });
   first.append({ type: 'grant', grant_id: 'new', at: now });
-  first.prune(3600, 1000);
+  assert.equal(first.prune(3600, 1000), 0, 'nothing young was capped away');
   assert.equal(first.since(early.id - 1), undefined, 'the old event is gone: a listener there must reset');
   assert.deepEqual(
     first.since(early.id)!.map((s) => s.event),
     [{ type: 'grant', grant_id: 'new', at: now }],
   );
   for (let i = 0; i < 5; i += 1) first.append({ type: 'grant', grant_id: `g${i}`, at: now });
-  first.prune(3600, 2);
+  assert.ok(first.prune(3600, 2) >= 4, 'the cap says how many young events it removed');
   assert.equal(first.since(early.id), undefined, 'at most maxEvents are kept');
   assert.equal(first.since(first.latestId() - 2)!.length, 2);
+  assert.deepEqual(
+    first.retained().map((s) => s.event.type === 'grant' && s.event.grant_id),
+    ['g3', 'g4'],
+    'retained: every event kept, oldest first',
+  );
 });

@@ -24,10 +24,17 @@ export interface RevocationEventLog {
   append(event: RevocationEvent): StoredRevocationEvent;
   /** The events after `id`, oldest first; undefined when some of them are no longer kept. */
   since(id: number): StoredRevocationEvent[] | undefined;
+  /** Every event still kept, oldest first: what a listener that starts over must learn again. */
+  retained(): StoredRevocationEvent[];
   latestId(): number;
+  /** True when a `token` event names this token hash (kept longer than any access token lives). */
+  hasToken(tokenHash: string): boolean;
   subscribe(listener: (stored: StoredRevocationEvent) => void): () => void;
-  /** Forgets events older than `maxAgeSeconds`, keeping at most `maxEvents`. */
-  prune(maxAgeSeconds: number, maxEvents: number): void;
+  /**
+   * Forgets events older than `maxAgeSeconds`, keeping at most `maxEvents`; returns how many events
+   * younger than `maxAgeSeconds` the cap removed (a listener that starts over no longer learns them).
+   */
+  prune(maxAgeSeconds: number, maxEvents: number): number;
 }
 
 export function createSqliteRevocationEventLog(db: DatabaseSync): RevocationEventLog {
@@ -38,6 +45,8 @@ export function createSqliteRevocationEventLog(db: DatabaseSync): RevocationEven
       payload TEXT NOT NULL
     ) STRICT;
     CREATE TABLE IF NOT EXISTS gatehouse_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+    CREATE INDEX IF NOT EXISTS revocation_events_token_hash
+      ON revocation_events (payload ->> '$.token_hash') WHERE payload ->> '$.type' = 'token';
   `);
   db.prepare("INSERT OR IGNORE INTO gatehouse_meta (key, value) VALUES ('revocation_stream', ?)").run(
     randomUUID(),
@@ -51,6 +60,11 @@ export function createSqliteRevocationEventLog(db: DatabaseSync): RevocationEven
   );
   const insert = db.prepare('INSERT INTO revocation_events (at, payload) VALUES (?, ?) RETURNING id');
   const after = db.prepare('SELECT id, payload FROM revocation_events WHERE id > ? ORDER BY id');
+  const rows = (from: number) =>
+    after.all(from).map((row) => ({
+      id: Number(row.id),
+      event: JSON.parse(String(row.payload)) as RevocationEvent,
+    }));
   const oldest = db.prepare('SELECT min(id) AS id FROM revocation_events');
   // AUTOINCREMENT never reuses an id, even after pruning: the sequence is the latest id ever given.
   const latest = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'revocation_events'");
@@ -60,6 +74,9 @@ export function createSqliteRevocationEventLog(db: DatabaseSync): RevocationEven
   );
   const pruneMany = db.prepare(
     'DELETE FROM revocation_events WHERE id <= (SELECT id FROM revocation_events ORDER BY id DESC LIMIT 1 OFFSET ?)',
+  );
+  const tokenEvent = db.prepare(
+    "SELECT 1 FROM revocation_events WHERE payload ->> '$.type' = 'token' AND payload ->> '$.token_hash' = ? LIMIT 1",
   );
   const listeners = new Set<(stored: StoredRevocationEvent) => void>();
   const latestId = () => Number((latest.get() as { seq?: number } | undefined)?.seq ?? 0);
@@ -77,19 +94,20 @@ export function createSqliteRevocationEventLog(db: DatabaseSync): RevocationEven
       const first = Number((oldest.get() as { id: number | null }).id ?? latestId() + 1);
       // Events id+1 .. first-1 were pruned: the listener missed some it can no longer get.
       if (first > id + 1) return undefined;
-      return after.all(id).map((row) => ({
-        id: Number(row.id),
-        event: JSON.parse(String(row.payload)) as RevocationEvent,
-      }));
+      return rows(id);
     },
+    retained: () => rows(0),
     latestId,
+    hasToken(tokenHash) {
+      return tokenEvent.get(tokenHash) !== undefined;
+    },
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
     prune(maxAgeSeconds, maxEvents) {
       pruneOld.run(Math.floor(Date.now() / 1000) - maxAgeSeconds);
-      pruneMany.run(maxEvents);
+      return Number(pruneMany.run(maxEvents).changes);
     },
   };
 }

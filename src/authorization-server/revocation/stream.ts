@@ -5,8 +5,10 @@
  * Only the internal clients (roles `gateway` and `mcp-server`) may listen, with their client
  * credentials (client_secret_basic): the stream says which grants and subjects are revoked, nobody
  * else's business. The stream starts with the events missed since `Last-Event-ID` (`<stream>:<id>`)
- * when the log still has them, else with `reset` (drop everything); then `ready`; then each event as
- * it happens, and a comment every few seconds so a listener can tell a quiet stream from a dead one.
+ * when the log still has them, else with `reset` (drop everything) followed by every event the log
+ * still keeps (kept longer than any access token lives, so a restarted MCP server learns again
+ * which phantom tokens are revoked); then `ready`; then each event as it happens, and a comment
+ * every heartbeat so a listener can tell a quiet stream from a dead one within a second.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
@@ -109,15 +111,20 @@ export function createRevocationStream(options: RevocationStreamOptions): Revoca
       for (const stored of missed) res.write(frame(log.streamId, stored));
       replayedUpTo = missed.at(-1)?.id ?? Number(lastId);
     } else {
-      // Nothing to go on: the listener must drop everything it knows.
+      // Nothing to go on: the listener must drop everything it caches, then learn again every
+      // revocation whose tokens may still be alive.
       replayedUpTo = log.latestId();
       res.write(`id: ${log.streamId}:${replayedUpTo}\nevent: reset\ndata: {}\n\n`);
+      for (const stored of log.retained()) res.write(frame(log.streamId, stored));
     }
     for (const stored of pending) if (stored.id > replayedUpTo) res.write(frame(log.streamId, stored));
     replaying = false;
     res.write(`event: ready\ndata: ${JSON.stringify(options.ready ?? {})}\n\n`);
     open.add(res);
-    logger.info('revocation listener connected', { client_id: clientId, replayed: missed?.length ?? 0 });
+    logger.info('revocation listener connected', {
+      client_id: clientId,
+      ...(missed ? { replayed: missed.length } : { reset: true }),
+    });
 
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
     res.once('close', () => {

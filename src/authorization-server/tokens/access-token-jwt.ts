@@ -21,7 +21,8 @@ export interface AccessTokenClaims extends JWTPayload {
 export type AccessTokenSigner = (claims: AccessTokenClaims) => Promise<string>;
 
 /** Reserved claims a caller's extra claims must never overwrite. */
-// `grant_id` ties a phantom token to its grant for token exchange; it never travels further. `cnf`
+// `grant_id` and `token_hash` tie a phantom token to its grant and opaque token for token exchange;
+// they never travel further. `cnf`
 // (RFC 7800) binds the agent's token to its DPoP key at the gateway; the inner hops are the gateway's
 // and the MCP server's own business, so it never enters a phantom or exchanged token (design §3).
 const RESERVED = new Set([
@@ -37,6 +38,7 @@ const RESERVED = new Set([
   'scope',
   'act',
   'grant_id',
+  'token_hash',
 ]);
 
 /** Copies extra claims (user attributes, client classification) without touching reserved ones. */

@@ -1,13 +1,15 @@
 /**
  * The phantom token: when the gateway introspects an opaque token with `Accept: application/jwt`,
  * it gets back an RFC 9068 JWT access token for the same token (same subject, client, scope,
- * audience and expiry, plus the user's and client's classification claims) to forward inside.
+ * audience and expiry, plus the user's and client's classification claims) to forward inside, and
+ * `grant_id` and `token_hash` (SHA-256 of the opaque token), by which revocations name it.
  *
  * oidc-provider does the RFC 7662 part (client authentication, the gateway-only policy, token
  * lookup); this middleware only re-encodes an active result. An inactive one stays
  * `{"active": false}` as JSON, so the gateway never mistakes it for a token.
  */
 import type { Middleware } from 'koa';
+import { tokenHash } from '../../shared/jwt.ts';
 import { isRoute } from '../http/route-match.ts';
 import type { ResourceRegistry } from '../resources.ts';
 import { type AccessTokenSigner, extraClaims } from './access-token-jwt.ts';
@@ -49,8 +51,12 @@ export function phantomTokenMiddleware(
     // The grant behind the token, so token exchange can refuse a phantom token whose grant was
     // revoked while the gateway still had it cached (the MCP server never forwards it further).
     const grantId = (ctx.oidc?.entities?.AccessToken as { grantId?: string } | undefined)?.grantId;
+    // Which opaque token this stands for, by the hash revocation events name it with: a workload's
+    // token has no grant, so a revoked one is recognised by this (MCP server, token exchange).
+    const token = (ctx.oidc?.params as { token?: unknown } | undefined)?.token;
     ctx.body = await sign({
       ...(grantId ? { grant_id: grantId } : {}),
+      ...(typeof token === 'string' ? { token_hash: tokenHash(token) } : {}),
       ...extraClaims(body),
       sub: typeof body.sub === 'string' ? body.sub : clientId,
       aud: resources.mcp.uri,

@@ -40,6 +40,8 @@ interface Subject {
   extra: Record<string, unknown>;
   act?: Record<string, unknown>;
   grantId?: string;
+  /** SHA-256 of the opaque token a phantom token stands for (its `token_hash`). */
+  tokenHash?: string;
 }
 
 export interface TokenExchangeDependencies {
@@ -51,6 +53,8 @@ export interface TokenExchangeDependencies {
   logger: Logger;
   /** True for a subject that was a user and is no longer approved: their tokens stop working. */
   isRemovedUser: (sub: string) => boolean;
+  /** True when the opaque token with this hash was revoked (the revocation log's `token` events). */
+  isRevokedToken: (tokenHash: string) => boolean;
 }
 
 const looksLikeJwt = (value: string) => value.split('.').length === 3;
@@ -83,6 +87,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
         extra: extraClaims(payload),
         act: payload.act as Record<string, unknown> | undefined,
         ...(typeof payload.grant_id === 'string' ? { grantId: payload.grant_id } : {}),
+        ...(typeof payload.token_hash === 'string' ? { tokenHash: payload.token_hash } : {}),
       };
     } catch {
       throw new errors.InvalidGrant('subject_token is invalid, expired or not meant for the MCP server');
@@ -185,6 +190,16 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
         actor,
         sub: subject.sub,
         reason: 'grant revoked',
+      });
+      throw new errors.InvalidGrant('subject_token has been revoked');
+    }
+    // A workload's token has no grant: its phantom token names the opaque token by hash instead.
+    if (subject.tokenHash && deps.isRevokedToken(subject.tokenHash)) {
+      deps.logger.audit('token.exchange', {
+        outcome: 'denied',
+        actor,
+        sub: subject.sub,
+        reason: 'token revoked',
       });
       throw new errors.InvalidGrant('subject_token has been revoked');
     }

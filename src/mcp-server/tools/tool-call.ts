@@ -78,6 +78,7 @@ export async function runToolCall(
         ? {
             subject: {
               grantId: principal.grantId,
+              tokenHash: principal.tokenHash,
               sub: principal.sub,
               clientId: principal.clientId,
               expiresAt: authInfo.expiresAt,

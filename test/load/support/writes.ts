@@ -57,11 +57,7 @@ export class Ledger {
 }
 
 /** Records a consent acknowledgment (a 303 to the consent POST). */
-export function ackConsent(
-  ledger: Ledger,
-  answer: Answer,
-  consent: AckedConsent,
-): AckedConsent | undefined {
+export function ackConsent(ledger: Ledger, answer: Answer, consent: AckedConsent): AckedConsent | undefined {
   if (answer.status !== 303 && answer.status !== 302) return undefined;
   ledger.consents.push(consent);
   return consent;
