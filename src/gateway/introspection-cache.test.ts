@@ -94,6 +94,24 @@ describe('introspection cache', () => {
     assert.equal(source.calls.count, 1);
   });
 
+  test('while revocations are not heard lately, an answer older than the bound is asked again', async () => {
+    const clock = fakeClock();
+    const cache = createIntrospectionCache({ maxSeconds: 30, maxEntries: 10, now: clock.now });
+    let heard = true;
+    cache.trustWhile(() => heard, 1);
+    const source = counted(() => active(600, clock));
+    await cache.lookup('token-a', source.introspect);
+    clock.advance(5000);
+    assert.equal((await cache.lookup('token-a', source.introspect)).source, 'hit', 'heard: reused');
+    heard = false;
+    assert.equal((await cache.lookup('token-a', source.introspect)).source, 'miss', 'unheard: asked again');
+    clock.advance(500);
+    assert.equal((await cache.lookup('token-a', source.introspect)).source, 'hit', 'an answer under 1 s old');
+    clock.advance(600);
+    assert.equal((await cache.lookup('token-a', source.introspect)).source, 'miss');
+    assert.equal(source.calls.count, 3);
+  });
+
   test('the cache is bounded: the least recently used entry goes first', async () => {
     const clock = fakeClock();
     const cache = createIntrospectionCache({ maxSeconds: 30, maxEntries: 2, now: clock.now });

@@ -5,7 +5,9 @@
  * "active" answer outlives a revocation. Here an entry lives for min(`maxSeconds`, the token's
  * remaining lifetime), and revocations announced by the authorization server remove entries at once
  * (revocation-listener.ts): by token, by grant, by subject, or all of them. While that channel is
- * down the lifetime is bounded further (`bound`), so the cache fails safe.
+ * down the lifetime is bounded further (`bound`), so the cache fails safe; and whenever it has not
+ * been heard lately (a stream stalled with its connection up), only answers younger than the bound
+ * are reused (`trustWhile`), so a revocation the stream is holding back counts within seconds.
  *
  * Active and inactive answers live in two bounded caches, so a flood of distinct bogus tokens (each
  * cached as inactive, so that a client repeating a dead token does not reach the authorization server
@@ -54,12 +56,18 @@ export interface IntrospectionCache {
   clear(): void;
   /** Caps entry lifetimes at `seconds` (while revocations cannot be heard); undefined lifts the cap. */
   bound(seconds: number | undefined): void;
+  /**
+   * Reuses an answer older than `seconds` only while `heard()` says revocations are being heard
+   * right now; otherwise such an answer counts as a miss (and is asked again).
+   */
+  trustWhile(heard: () => boolean, seconds: number): void;
 }
 
 interface Entry {
   result: Introspection;
   /** Milliseconds since the epoch. */
   expiresAt: number;
+  storedAt: number;
 }
 
 /** How long an answer may be reused: at most `maxSeconds`, and never past the token's `exp`. */
@@ -86,6 +94,8 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
   const inFlight = new Map<string, Promise<Introspection>>();
   let hits = 0;
   let cap: number | undefined;
+  let heard: () => boolean = () => true;
+  let unheardMaxAgeMs = 0;
   /** Bumped by every revocation: an introspection that straddles one is not cached. */
   let generation = 0;
 
@@ -95,8 +105,13 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
     for (const cache of [active, inactive]) {
       const entry = cache.get(key);
       if (!entry) continue;
-      if (entry.expiresAt > now()) return entry;
-      cache.delete(key);
+      const t = now();
+      if (entry.expiresAt <= t) {
+        cache.delete(key);
+        continue;
+      }
+      // Older than the bound and the stream unheard lately: a revocation may be held back.
+      return entry.storedAt > t - unheardMaxAgeMs || heard() ? entry : undefined;
     }
     return undefined;
   };
@@ -105,7 +120,8 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
     const lifetime = cacheLifetimeMs(result, now(), maxSeconds());
     if (lifetime <= 0) return;
     // lru-cache's own TTL evicts lapsed entries early; `expiresAt` is the rule that decides.
-    const entry = { result, expiresAt: now() + lifetime };
+    const storedAt = now();
+    const entry = { result, expiresAt: storedAt + lifetime, storedAt };
     if (result.active) {
       active.set(key, entry, { ttl: lifetime });
       byGrant.add(result.grantId, key);
@@ -171,6 +187,10 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
     },
     bound(seconds) {
       cap = seconds;
+    },
+    trustWhile(check, seconds) {
+      heard = check;
+      unheardMaxAgeMs = seconds * 1000;
     },
   };
 }

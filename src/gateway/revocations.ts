@@ -1,7 +1,8 @@
 /**
  * The gateway's side of revocation at once: it listens to the authorization server's revocation
  * announcements and drops the introspection cache entries they name; while it cannot hear them it
- * fails safe, dropping the cache and reusing an answer for at most a second (design §3).
+ * fails safe, dropping the cache and reusing an answer for at most a second (design §3), and so it
+ * does while the stream, connected, has not been heard for a second and a half.
  */
 import type { Logger } from '../shared/logging.ts';
 import { createRevocationListener, type RevocationListener } from '../shared/revocation-listener.ts';
@@ -17,7 +18,7 @@ export function followRevocations(
   /** Receives the key of the token tags the authorization server says with `ready`. */
   onTokenTagKey: (key: TokenTagKey) => void = () => {},
 ): RevocationListener {
-  return createRevocationListener({
+  const listener = createRevocationListener({
     ...connection,
     onReady: (info) => {
       const key =
@@ -41,4 +42,7 @@ export function followRevocations(
       }
     },
   });
+  // Connected but unheard lately (a stalled stream): answers older than a second are asked again.
+  cache.trustWhile(() => listener.hearing(), DISCONNECTED_CACHE_SECONDS);
+  return listener;
 }

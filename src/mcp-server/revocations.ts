@@ -14,7 +14,7 @@ export function followRevocations(
   exchange: TokenExchangeClient,
   connection: { authorizationServerUrl: string; clientId: string; clientSecret: string; logger: Logger },
 ): RevocationListener {
-  return createRevocationListener({
+  const listener = createRevocationListener({
     ...connection,
     onEvent: (event) => {
       revoked.record(event);
@@ -27,4 +27,7 @@ export function followRevocations(
     onReset: () => exchange.clear(),
     onStatus: (connected) => exchange.suspend(!connected),
   });
+  // Connected but unheard lately (a stalled stream): every call exchanges afresh.
+  exchange.trustWhile(() => listener.hearing());
+  return listener;
 }

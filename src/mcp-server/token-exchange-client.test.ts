@@ -128,6 +128,31 @@ describe('the token exchange client', () => {
     assert.equal(endpoint.sent.length, 3);
   });
 
+  test('a cached token is reused only while revocations are heard lately', async () => {
+    const endpoint = fakeTokenEndpoint((_form, n) => issued(n, 300));
+    const { exchangeClient } = client({ fetch: endpoint.fetch });
+    let heard = true;
+    exchangeClient.trustWhile(() => heard);
+    const subject = {
+      tokenHash: 'h',
+      sub: 'wl',
+      clientId: 'wl',
+      expiresAt: 2_000_000_000,
+      scopes: ['stocks:read'],
+    };
+    const call = () => exchangeClient.exchange({ subjectToken: 'x', audience: STOCKS, subject });
+    await call();
+    await call();
+    assert.equal(endpoint.sent.length, 1);
+    heard = false;
+    await call();
+    await call();
+    assert.equal(endpoint.sent.length, 3, 'unheard: every call exchanges afresh');
+    heard = true;
+    await call();
+    assert.equal(endpoint.sent.length, 3, 'the newest exchanged token is reused again');
+  });
+
   test("a workload token's revocation drops its exchanged tokens only, found by the opaque token's hash", async () => {
     const endpoint = fakeTokenEndpoint((_form, n) => issued(n, 300));
     const { exchangeClient } = client({ fetch: endpoint.fetch });

@@ -92,6 +92,8 @@ export interface TokenExchangeClient {
   clear(): void;
   /** While revocations cannot be heard: cache nothing (true), or as configured (false). */
   suspend(suspended: boolean): void;
+  /** A cached token is reused only while `heard()` says revocations are being heard right now. */
+  trustWhile(heard: () => boolean): void;
   /** Requests actually sent to the authorization server (cache misses). */
   readonly exchanges: number;
   readonly cacheSize: number;
@@ -134,6 +136,7 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
   });
   const inflight = new Map<string, Promise<ExchangedToken>>();
   let suspended = false;
+  let heard: () => boolean = () => true;
   /** Bumped by every revocation: an exchange that straddles one is not cached. */
   let generation = 0;
   const drop = (name: string) => {
@@ -239,8 +242,10 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
     exchange(request) {
       const key = exchangeCacheKey(request);
       const cached = cache.get(key)?.token;
-      if (cached && cached.expiresAt - options.refreshBeforeSeconds > now()) return Promise.resolve(cached);
-      if (cached) cache.delete(key);
+      const usable = cached && cached.expiresAt - options.refreshBeforeSeconds > now();
+      // The stream unheard lately (stalled with its connection up): a revocation may be held back.
+      if (usable && heard()) return Promise.resolve(cached);
+      if (cached && !usable) cache.delete(key);
       const pending = inflight.get(key);
       if (pending) return pending;
       const started = generation;
@@ -276,6 +281,9 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
         cache.clear();
         index.clear();
       }
+    },
+    trustWhile(check) {
+      heard = check;
     },
   };
 }

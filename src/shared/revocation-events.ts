@@ -18,8 +18,16 @@ export type RevocationEvent =
 /** The path of the stream under the authorization server's URL. */
 export const REVOCATION_EVENTS_PATH = '/events/revocations';
 
-/** Seconds between the server's keep-alive comments; a listener that hears nothing for longer reconnects. */
-export const REVOCATION_HEARTBEAT_SECONDS = 10;
+/**
+ * Seconds between the server's keep-alive comments. A listener that has heard nothing for
+ * `REVOCATION_FRESH_MS` stops trusting its caches (a stream can stall with its connection up: a
+ * buffering proxy, a stalled peer), and one silent for `REVOCATION_SILENCE_MS` reconnects.
+ */
+export const REVOCATION_HEARTBEAT_SECONDS = 0.5;
+/** Three heartbeats: a late one (a busy event loop) does not make the caches distrust themselves. */
+export const REVOCATION_FRESH_MS = 1500;
+/** Reconnect after this much silence: long enough that a slow server is not hammered with reconnections. */
+export const REVOCATION_SILENCE_MS = 10_000;
 
 const text = (value: unknown): value is string =>
   typeof value === 'string' && value.length > 0 && value.length <= 512;

@@ -6,9 +6,12 @@
  *   remembered so a reconnection asks to replay what was missed (`Last-Event-ID`). When the server
  *   cannot replay (it restarted on another database, or too much was missed) it says `reset`, and
  *   `onReset` must drop everything.
- * - Disconnected (refused, unreachable, or silent past two heartbeats): `onStatus(false)`, and the
- *   owner fails safe (bounds or drops its caches) until `onStatus(true)`. It reconnects by itself,
- *   with a bounded backoff, and logs the change both ways (never the credentials).
+ * - Heard lately (`hearing()`): something arrived within `REVOCATION_FRESH_MS` (a heartbeat comes
+ *   every half second). Owners reuse cached answers only while it is true, so a stream that stalls
+ *   with its connection up holds a revocation back for a second and a half at most.
+ * - Disconnected (refused, unreachable, or silent for `REVOCATION_SILENCE_MS`): `onStatus(false)`,
+ *   and the owner fails safe (bounds or drops its caches) until `onStatus(true)`. It reconnects by
+ *   itself, with a bounded backoff, and logs the change both ways (never the credentials).
  * The stream is authenticated with the instance's own client credentials (client_secret_basic).
  */
 import { createParser } from 'eventsource-parser';
@@ -16,7 +19,8 @@ import type { Logger } from './logging.ts';
 import {
   parseRevocationEvent,
   REVOCATION_EVENTS_PATH,
-  REVOCATION_HEARTBEAT_SECONDS,
+  REVOCATION_FRESH_MS,
+  REVOCATION_SILENCE_MS,
   type RevocationEvent,
 } from './revocation-events.ts';
 
@@ -33,8 +37,10 @@ export interface RevocationListenerOptions {
   onStatus: (connected: boolean) => void;
   /** What the server said with `ready` (e.g. the key of the token tags); ignored when unreadable. */
   onReady?: (info: Record<string, unknown>) => void;
-  /** Longest silence before the stream is taken as dead (default: two heartbeats and a half). */
+  /** Longest silence before the stream is taken as dead and reconnected (default 10 s). */
   silenceMs?: number;
+  /** Longest silence for which `hearing()` stays true (default 1.5 s, three heartbeats). */
+  freshMs?: number;
   /** Upper bound of the reconnection backoff (default 5 s). */
   maxBackoffMs?: number;
 }
@@ -50,6 +56,8 @@ export interface RevocationListener {
   start(): void;
   stop(): Promise<void>;
   status(): RevocationListenerStatus;
+  /** Connected, and something (an event or a heartbeat) arrived within `freshMs`. */
+  hearing(): boolean;
 }
 
 /** RFC 6749 §2.3.1: id and secret form-encoded, joined, base64. */
@@ -61,7 +69,9 @@ function basic(clientId: string, secret: string): string {
 export function createRevocationListener(options: RevocationListenerOptions): RevocationListener {
   const url = `${options.authorizationServerUrl.replace(/\/$/, '')}${REVOCATION_EVENTS_PATH}`;
   const authorization = basic(options.clientId, options.clientSecret);
-  const silenceMs = options.silenceMs ?? REVOCATION_HEARTBEAT_SECONDS * 2500;
+  const silenceMs = options.silenceMs ?? REVOCATION_SILENCE_MS;
+  const freshMs = options.freshMs ?? REVOCATION_FRESH_MS;
+  let lastHeard = 0;
   const maxBackoffMs = options.maxBackoffMs ?? 5000;
   const { logger } = options;
   let connected = false;
@@ -147,12 +157,19 @@ export function createRevocationListener(options: RevocationListenerOptions): Re
       });
       const decoder = new TextDecoder();
       for await (const chunk of response.body) {
+        lastHeard = Date.now();
         feedWatchdog();
         parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }));
       }
       setConnected(false, 'the stream ended');
-    } catch (error) {
-      if (!stopped) setConnected(false, (error as Error).name === 'AbortError' ? 'silent' : 'unreachable');
+    } catch {
+      // The watchdog aborts with its own reason, which is what fetch then throws.
+      if (!stopped) {
+        setConnected(
+          false,
+          controller.signal.aborted ? String((controller.signal.reason as Error)?.message) : 'unreachable',
+        );
+      }
     } finally {
       clearTimeout(watchdog);
     }
@@ -182,5 +199,6 @@ export function createRevocationListener(options: RevocationListenerOptions): Re
       await running;
     },
     status: () => ({ connected, since, events }),
+    hearing: () => connected && Date.now() - lastHeard <= freshMs,
   };
 }

@@ -78,7 +78,7 @@ export async function runToolCall(
         ? {
             subject: {
               grantId: principal.grantId,
-              tokenHash: principal.tokenHash,
+              ...(principal.tokenHash ? { tokenHash: principal.tokenHash } : {}),
               sub: principal.sub,
               clientId: principal.clientId,
               expiresAt: authInfo.expiresAt,
