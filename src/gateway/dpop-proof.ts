@@ -7,14 +7,15 @@
  * `htm` (this method), `htu` (this URL as agents see it: the configured public URL and the request's
  * path, never the Host header; query and fragment ignored), `iat` within the window, `ath` (the hash
  * of the token presented), a server nonce when nonces are required, and a `jti` not seen before
- * within the window (a bounded cache). The key's thumbprint is returned for the caller to compare
- * with the token's `cnf.jkt`.
+ * within the window (dpop-replay-cache.ts). The key's thumbprint is returned for the caller to
+ * compare with the token's `cnf.jkt`, with `release`, which the caller calls when it does not let
+ * the request through: only proofs that were used take room in the replay cache.
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, type JWK, jwtVerify } from 'jose';
-import { LRUCache } from 'lru-cache';
 import type { DpopNonces } from './dpop-nonces.ts';
+import { createDpopReplayCache } from './dpop-replay-cache.ts';
 
 export interface DpopProofSettings {
   algorithms: readonly string[];
@@ -29,7 +30,20 @@ export interface DpopProofSettings {
 
 export type ProofError = 'invalid_dpop_proof' | 'use_dpop_nonce';
 
-export type ProofCheck = { ok: true; jkt: string } | { ok: false; error: ProofError; description: string };
+/** At most this share of the replay cache for one key (and at least 1,000 proofs a window). */
+const PER_KEY_SHARE = 50;
+
+export type ProofCheck =
+  | { ok: true; jkt: string; release: () => void }
+  | { ok: false; error: ProofError; description: string }
+  | {
+      ok: false;
+      /** No room to remember the proof: refused rather than anything forgotten (RFC 6585 §4, RFC 9110 §15.6.4). */
+      error: 'too_many_requests' | 'temporarily_unavailable';
+      status: 429 | 503;
+      retryAfterSeconds: number;
+      description: string;
+    };
 
 export interface DpopProofVerifier {
   verify(req: IncomingMessage, expected: { htu: string; accessToken: string }): Promise<ProofCheck>;
@@ -71,9 +85,10 @@ export function createDpopProofVerifier(settings: DpopProofSettings): DpopProofV
   const now = settings.now ?? (() => Math.floor(Date.now() / 1000));
   const algorithms = [...settings.algorithms];
   // jti values seen, per key, for as long as a proof with them could still be accepted.
-  const seen = new LRUCache<string, true>({
-    max: settings.replayCacheMaxEntries,
-    ttl: settings.maxAgeSeconds * 2 * 1000 + 1000,
+  const seen = createDpopReplayCache({
+    maxEntries: settings.replayCacheMaxEntries,
+    maxEntriesPerKey: Math.max(1000, Math.floor(settings.replayCacheMaxEntries / PER_KEY_SHARE)),
+    now: () => now() * 1000,
   });
 
   return {
@@ -133,10 +148,29 @@ export function createDpopProofVerifier(settings: DpopProofSettings): DpopProofV
         }
       }
       const jkt = await calculateJwkThumbprint(jwk);
-      const replayKey = `${jkt} ${payload.jti}`;
-      if (seen.has(replayKey)) return invalid('the DPoP proof was already used');
-      seen.set(replayKey, true);
-      return { ok: true, jkt };
+      const jti = payload.jti;
+      // Kept until the proof's iat leaves the window, plus a second for the clock's granularity.
+      const verdict = seen.record(jkt, jti, (payload.iat + settings.maxAgeSeconds + 1) * 1000);
+      if (verdict === 'replayed') return invalid('the DPoP proof was already used');
+      if (verdict === 'key-busy') {
+        return {
+          ok: false,
+          error: 'too_many_requests',
+          status: 429,
+          retryAfterSeconds: Math.min(10, settings.maxAgeSeconds),
+          description: 'too many DPoP proofs with this key within the proof window: slow down',
+        };
+      }
+      if (verdict === 'full') {
+        return {
+          ok: false,
+          error: 'temporarily_unavailable',
+          status: 503,
+          retryAfterSeconds: 1,
+          description: 'the gateway cannot remember more DPoP proofs right now: retry shortly',
+        };
+      }
+      return { ok: true, jkt, release: () => seen.forget(jkt, jti) };
     },
   };
 }

@@ -40,7 +40,7 @@ export type Translation =
     }
   | {
       action: 'refuse';
-      status: 400 | 401;
+      status: 400 | 401 | 429 | 503;
       error: string;
       description: string;
       headers: Record<string, string>;
@@ -146,14 +146,38 @@ export function createPhantomTokenTranslator(
     }
     const scheme = match[1]!.toLowerCase() === 'dpop' ? 'dpop' : 'bearer';
 
-    let proofKey: string | undefined;
-    if (scheme === 'dpop') {
-      if (!dpop) return dpopRefusal('invalid_token', 'DPoP is not accepted here');
-      const proof = await dpop.verifier.verify(req, { htu: context.htu, accessToken: token });
-      if (!proof.ok) return dpopRefusal(proof.error, proof.description);
-      proofKey = proof.jkt;
+    if (scheme === 'bearer') return resolve(token, scheme, undefined, context);
+    if (!dpop) return dpopRefusal('invalid_token', 'DPoP is not accepted here');
+    const proof = await dpop.verifier.verify(req, { htu: context.htu, accessToken: token });
+    if (!proof.ok && 'status' in proof) {
+      return {
+        action: 'refuse',
+        status: proof.status,
+        error: proof.error,
+        description: proof.description,
+        headers: { 'retry-after': String(proof.retryAfterSeconds) },
+        bearer: 'refused',
+      };
     }
+    if (!proof.ok) return dpopRefusal(proof.error, proof.description);
+    // The proof's jti stays remembered only when the request goes through: the proofs of a key no
+    // token is bound to (an expired or revoked token, another key) take no room (RFC 9449 §11.1).
+    let translation: Translation | undefined;
+    try {
+      translation = await resolve(token, scheme, proof.jkt, context);
+      return translation;
+    } finally {
+      if (translation?.bearer !== 'phantom') proof.release();
+    }
+  };
 
+  /** The token introspected (through the cache), and checked against the proof's key, if any. */
+  async function resolve(
+    token: string,
+    scheme: 'bearer' | 'dpop',
+    proofKey: string | undefined,
+    context: TranslationContext,
+  ): Promise<Translation> {
     const introspect = () => client.introspect(token);
     // Checked on a cache miss only (a cached token was issued): a token without the authorization
     // server's tag was made up, and is treated like an inactive one (the MCP server's challenge
@@ -209,7 +233,7 @@ export function createPhantomTokenTranslator(
         ? { responseHeaders: { 'dpop-nonce': dpop.nonces.current() } }
         : {}),
     };
-  };
+  }
 }
 
 /** The translator as the configuration describes it: limits, DPoP verification, nonces. */

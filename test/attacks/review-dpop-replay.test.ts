@@ -1,50 +1,107 @@
 /**
- * Review of issue 7 (DPoP end to end): the gateway's `jti` replay cache is a bounded LRU that
+ * Review of issue 7 (DPoP end to end): the gateway's `jti` replay cache was a bounded LRU that
  * anyone with a tagged token (any token the authorization server ever issued, expired or revoked
- * too) can flush, because a proof is verified and its `jti` recorded before the token is looked at
- * and whatever key signed it. A captured proof can then be replayed within its `iat` window. Found by
- * an outside review; marked `todo` with the reason until fixed.
+ * too) could flush, because a proof was verified and its `jti` recorded before the token was looked
+ * at, whatever key signed it. A captured proof could then be replayed within its `iat` window.
+ *
+ * Now (dpop-replay-cache.ts) a proof's `jti` stays recorded only when its request goes through,
+ * each key has a bucket of its own that only its holder can fill, and nothing is forgotten before it
+ * lapses: past the limits new proofs are refused (429, 503), never old ones dropped.
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
 import { createDpopProofVerifier } from '../../src/gateway/dpop-proof.ts';
+import { createIntrospectionCache } from '../../src/gateway/introspection-cache.ts';
+import type { Introspection } from '../../src/gateway/introspection-client.ts';
+import { createPhantomTokenTranslator } from '../../src/gateway/phantom-token.ts';
 import { createDpopKey, type DpopKey, dpopProof } from '../helpers/dpop.ts';
 
 const HTU = 'https://gateway.example/mcp';
+const CONTEXT = { address: () => '192.0.2.1', htu: HTU };
+const PHANTOM = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln';
 
-const request = (proof: string) =>
-  ({ method: 'POST', rawHeaders: ['DPoP', proof], headers: { dpop: proof } }) as unknown as IncomingMessage;
+const request = (token: string, proof: string) =>
+  ({
+    method: 'POST',
+    rawHeaders: ['Authorization', `DPoP ${token}`, 'DPoP', proof],
+    headers: { authorization: `DPoP ${token}`, dpop: proof },
+  }) as unknown as IncomingMessage;
 
 const proofFor = (key: DpopKey, token: string) =>
   dpopProof(key, { htm: 'POST', htu: HTU, accessToken: token });
 
-test("another key's proofs do not push a victim's proof out of the replay cache", {
-  todo: "dpop-proof.ts records every verified jti in one LRU before the token's key is compared: replayCacheMaxEntries proofs of the attacker's own evict the victim's",
-}, async () => {
-  const verifier = createDpopProofVerifier({
-    algorithms: ['ES256'],
-    maxAgeSeconds: 60,
-    replayCacheMaxEntries: 1000,
-  });
-  const victimKey = await createDpopKey();
-  const victimToken = 'victim-token';
-  const captured = await proofFor(victimKey, victimToken);
-  const first = await verifier.verify(request(captured), { htu: HTU, accessToken: victimToken });
-  assert.equal(first.ok, true);
-  assert.equal(
-    (await verifier.verify(request(captured), { htu: HTU, accessToken: victimToken })).ok,
-    false,
-    'a replay is refused while the jti is remembered',
+/** A gateway's translator whose authorization server knows these tokens (bound to these keys). */
+function gateway(tokens: Record<string, string | undefined>, replayCacheMaxEntries = 1000) {
+  const exp = Math.floor(Date.now() / 1000) + 600;
+  return createPhantomTokenTranslator(
+    createIntrospectionCache({ maxSeconds: 30, maxEntries: 100 }),
+    {
+      introspect: async (token): Promise<Introspection> => {
+        const jkt = tokens[token];
+        return jkt ? { active: true, jwt: PHANTOM, exp, jkt } : { active: false };
+      },
+    },
+    {
+      dpop: {
+        verifier: createDpopProofVerifier({
+          algorithms: ['ES256'],
+          maxAgeSeconds: 60,
+          replayCacheMaxEntries,
+        }),
+        algorithms: ['ES256'],
+      },
+    },
   );
+}
 
-  // The attacker's own key and token (its own, expired one will do: the binding is checked later).
-  const attackerKey = await createDpopKey();
-  const attackerToken = 'attacker-token';
-  for (let i = 0; i < 1000; i += 1) {
-    const own = await proofFor(attackerKey, attackerToken);
-    assert.equal((await verifier.verify(request(own), { htu: HTU, accessToken: attackerToken })).ok, true);
+test("proofs for a dead token, or signed by another key, take no room: a victim's captured proof stays refused", async () => {
+  const victim = await createDpopKey();
+  const attacker = await createDpopKey();
+  const translate = gateway({ 'victim-token': victim.jkt, 'attacker-live-token': attacker.jkt });
+  const captured = await proofFor(victim, 'victim-token');
+  assert.equal((await translate(request('victim-token', captured), CONTEXT)).bearer, 'phantom');
+  const replayed = await translate(request('victim-token', captured), CONTEXT);
+  assert.equal(replayed.action, 'refuse', 'a replay is refused while the jti is remembered');
+
+  // The attacker's own expired token, and a live token bound to another key than the proofs'.
+  for (let i = 0; i < 1200; i += 1) {
+    const dead = await translate(
+      request('attacker-dead-token', await proofFor(attacker, 'attacker-dead-token')),
+      CONTEXT,
+    );
+    assert.equal(dead.bearer, 'inactive');
+    const mismatch = await translate(
+      request('victim-token', await proofFor(attacker, 'victim-token')),
+      CONTEXT,
+    );
+    assert.equal(mismatch.action, 'refuse');
   }
-  const replay = await verifier.verify(request(captured), { htu: HTU, accessToken: victimToken });
-  assert.equal(replay.ok, false, 'the captured proof is still refused as a replay');
+  const replay = await translate(request('victim-token', captured), CONTEXT);
+  assert.equal(replay.action, 'refuse', 'the captured proof is still refused as a replay');
+  assert.equal(replay.action === 'refuse' && replay.error, 'invalid_dpop_proof');
+});
+
+test("a key's own proofs fill only its own bucket: past the limits the attacker is refused, the victim's proof is never forgotten", async () => {
+  const victim = await createDpopKey();
+  const attacker = await createDpopKey();
+  const translate = gateway({ 'victim-token': victim.jkt, 'attacker-token': attacker.jkt }, 1500);
+  const captured = await proofFor(victim, 'victim-token');
+  assert.equal((await translate(request('victim-token', captured), CONTEXT)).bearer, 'phantom');
+
+  const answers = new Map<string, number>();
+  for (let i = 0; i < 1100; i += 1) {
+    const own = await translate(
+      request('attacker-token', await proofFor(attacker, 'attacker-token')),
+      CONTEXT,
+    );
+    const label = own.action === 'forward' ? own.bearer : `${own.status} ${own.error}`;
+    answers.set(label, (answers.get(label) ?? 0) + 1);
+  }
+  // 1,000 proofs a key within the window (the cap is at least 1,000), then 429 with Retry-After.
+  assert.deepEqual(Object.fromEntries(answers), { phantom: 1000, '429 too_many_requests': 100 });
+  const replay = await translate(request('victim-token', captured), CONTEXT);
+  assert.equal(replay.action === 'refuse' && replay.error, 'invalid_dpop_proof', 'still a replay');
+  const fresh = await translate(request('victim-token', await proofFor(victim, 'victim-token')), CONTEXT);
+  assert.equal(fresh.bearer, 'phantom', "the victim's new proofs still go through");
 });
