@@ -14,7 +14,7 @@ import Provider, {
   errors,
   interactionPolicy,
 } from 'oidc-provider';
-import type { AuthorizationServerConfig } from '../shared/config/schema.ts';
+import { type AuthorizationServerConfig, DPOP_ALGORITHMS } from '../shared/config/schema.ts';
 import type { Logger } from '../shared/logging.ts';
 import { clientAssertionHook } from './clients/client-assertion-policy.ts';
 import type { ClientClassifier } from './clients/client-classification.ts';
@@ -266,6 +266,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
         details: `Error: ${String(out.error ?? 'server_error')}`,
       });
     },
+    // The same DPoP algorithms as the gateway's default, so a key the agent binds here verifies there.
+    enabledJWA: { dPoPSigningAlgValues: [...DPOP_ALGORITHMS] },
     features: {
       devInteractions: { enabled: false },
       // RFC 9449: a token request with a DPoP proof gets a token bound to its key (code, refresh and

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
+import { gatewaySchema } from '../../src/shared/config/schema.ts';
 import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
@@ -71,11 +72,13 @@ describe('DPoP-bound tokens (optional, the default)', () => {
   });
   after(() => as.close());
 
-  test('the metadata advertises the DPoP algorithms', async () => {
+  test("the metadata advertises the DPoP algorithms: the gateway's default ones, asymmetric only", async () => {
     const metadata = (await (await fetch(`${as.issuer}/.well-known/oauth-authorization-server`)).json()) as {
       dpop_signing_alg_values_supported?: string[];
     };
-    assert.ok(metadata.dpop_signing_alg_values_supported?.includes('ES256'));
+    const gatewayDefault = gatewaySchema.parse({}).dpop.algorithms;
+    assert.deepEqual(metadata.dpop_signing_alg_values_supported, gatewayDefault);
+    assert.deepEqual(gatewayDefault, ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA', 'Ed25519']);
   });
 
   test('client credentials with a proof: a DPoP token bound to the key, cnf only beside the phantom token', async () => {
@@ -96,6 +99,18 @@ describe('DPoP-bound tokens (optional, the default)', () => {
     const claims = decodeJwt(await phantom.text());
     assert.equal(claims.cnf, undefined, 'cnf never enters the phantom token (defect 9)');
     assert.equal(claims.token_type, undefined);
+  });
+
+  test('a proof with an RSA or Ed25519 key (the gateway accepts them) binds the token too', async () => {
+    for (const alg of ['RS256', 'EdDSA'] as const) {
+      const key = await createDpopKey(alg);
+      const response = await workloadToken(as, { dpop: await tokenProof(as, key) });
+      assert.equal(response.status, 200, `${alg}: ${response.text}`);
+      const json = (await (await introspect(as, String(response.json.access_token))).json()) as {
+        cnf?: unknown;
+      };
+      assert.deepEqual(json.cnf, { jkt: key.jkt }, alg);
+    }
   });
 
   test('an unbound token has no binding header', async () => {

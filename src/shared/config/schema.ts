@@ -284,6 +284,11 @@ const authorizationServerBase = z.strictObject({
   sessionTtlSeconds: seconds.default(8 * 3600),
 });
 
+/**
+ * DPoP proof algorithms (RFC 9449 §5.1) the authorization server binds tokens with, and the gateway
+ * accepts by default: asymmetric only. The gateway's `dpop.algorithms` may narrow them.
+ */
+export const DPOP_ALGORITHMS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA', 'Ed25519'] as const;
 export const authorizationServerSchema = authorizationServerBase.superRefine(checkCrossReferences);
 
 const trimSlash = (uri: string) => (uri.endsWith('/') ? uri.slice(0, -1) : uri);
@@ -437,7 +442,7 @@ export const gatewaySchema = z.strictObject({
           ]),
         )
         .min(1)
-        .default(['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA', 'Ed25519']),
+        .default([...DPOP_ALGORITHMS]),
       /** How far a proof's `iat` may be from the gateway's clock, either way. */
       proofMaxAgeSeconds: seconds.max(600).default(60),
       /** Proofs must carry a nonce the gateway handed out in DPoP-Nonce (RFC 9449 §9). */
