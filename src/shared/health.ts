@@ -3,7 +3,8 @@
  * - `GET /healthz`: 200 while the process serves requests at all;
  * - `GET /readyz`: 200 when it can do its job fully, 503 (with what is missing) when it is running
  *   in its safe, degraded mode: e.g. revocation announcements not heard, so caches are bounded.
- * Both say nothing secret: states and timestamps only.
+ * Both say nothing secret: states and timestamps only. The gateway answers them publicly, so not
+ * even how many revocations were heard (an outsider could watch activity by it).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from './http.ts';
@@ -34,7 +35,6 @@ export function serveHealth(
     revocations: {
       connected: revocations.connected,
       since: new Date(revocations.since).toISOString(),
-      events: revocations.events,
       ...(ready ? {} : { effect: 'caches are bounded until revocation announcements are heard again' }),
     },
   });

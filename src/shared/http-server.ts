@@ -25,7 +25,12 @@ import {
 } from './connection-limits.ts';
 import { listen } from './http.ts';
 import type { Logger } from './logging.ts';
-import { framingProblem, refuseFraming } from './request-framing.ts';
+import {
+  answerServerWideOptions,
+  framingProblem,
+  isServerWideOptions,
+  refuseFraming,
+} from './request-framing.ts';
 
 /** How often Node looks for connections past their headers or request deadline. */
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
@@ -154,6 +159,10 @@ export function createHttpServer(handler: RequestListener, settings: HttpConfig,
       logger.info('request refused', { reason: problem, method: req.method });
       refuseFraming(res, problem);
       res.once('finish', () => req.socket.destroy());
+      return;
+    }
+    if (isServerWideOptions(req)) {
+      answerServerWideOptions(res);
       return;
     }
     handler(req, res);

@@ -8,6 +8,9 @@
  * - a target that is not a path (origin-form, §3.2.1), such as an absolute URI: every route here is
  *   a path, and an absolute target confuses URL building downstream (`OPTIONS *` aside).
  * The answer is a 400 with a JSON error, and the connection is closed.
+ *
+ * `OPTIONS *` asks about the server in general (RFC 9110 §9.3.7); every component answers it the
+ * same way, 204 with the methods any of its routes may take, before any handler sees it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -47,4 +50,13 @@ export function refuseFraming(res: ServerResponse, problem: string): void {
     connection: 'close',
   });
   res.end(body);
+}
+
+/** `OPTIONS *`: the one request whose target is not a path. */
+export const isServerWideOptions = (req: IncomingMessage): boolean =>
+  req.method === 'OPTIONS' && req.url === '*';
+
+export function answerServerWideOptions(res: ServerResponse): void {
+  res.writeHead(204, { allow: 'GET, HEAD, POST, DELETE, PUT, OPTIONS', 'cache-control': 'no-store' });
+  res.end();
 }

@@ -353,6 +353,25 @@ describe('header smuggling toward the upstreams', () => {
   }
 });
 
+describe('OPTIONS * (RFC 9110 §9.3.7)', () => {
+  test('every component answers the server-wide OPTIONS itself: 204 with Allow, forwarded nowhere', async () => {
+    const origins = {
+      'authorization server': stack.issuer,
+      gateway: stack.gatewayUrl,
+      'MCP server': new URL(stack.mcpDirect).origin,
+      APIs: stack.apisUrl,
+    };
+    for (const [name, origin] of Object.entries(origins)) {
+      const answer = await nothingForwarded(() => rawHttp(origin, 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n'));
+      assert.equal(answer.responses[0]?.status, 204, `${name}: ${answer.raw.slice(0, 80)}`);
+      assert.match(answer.responses[0]!.head, /\r\nallow: GET, HEAD, POST, DELETE, PUT, OPTIONS\r\n/i, name);
+    }
+    // Anything else that is not a path stays refused.
+    const other = await rawHttp(stack.gatewayUrl, 'GET * HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(other.responses[0]?.status, 400);
+  });
+});
+
 describe('CL/TE request smuggling (raw sockets)', () => {
   /** Framing conflicts and obfuscations (RFC 9112 §6.1, §6.3), each with a request hidden after it. */
   const cases = (port: Port): Record<string, string> => ({
