@@ -17,6 +17,11 @@ export type RevocationEvent =
 
 /** The path of the stream under the authorization server's URL. */
 export const REVOCATION_EVENTS_PATH = '/events/revocations';
+/**
+ * Where a listener whose stream has gone quiet asks which event is the latest (`{"stream", "latest"}`):
+ * the same id as its own says the stream is merely quiet, a newer one that it is being held back.
+ */
+export const REVOCATION_LATEST_PATH = `${REVOCATION_EVENTS_PATH}/latest`;
 
 /**
  * Seconds between the server's keep-alive comments. A listener that has heard nothing for

@@ -7,8 +7,10 @@
  *   cannot replay (it restarted on another database, or too much was missed) it says `reset`, and
  *   `onReset` must drop everything.
  * - Heard lately (`hearing()`): something arrived within `REVOCATION_FRESH_MS` (a heartbeat comes
- *   every half second). Owners reuse cached answers only while it is true, so a stream that stalls
- *   with its connection up holds a revocation back for a second and a half at most.
+ *   every half second), or, when the stream went quiet, the authorization server confirmed that
+ *   nothing newer exists (revocation-quiet-check.ts). Owners reuse cached answers only while it is
+ *   true, so a stream that stalls with its connection up holds a revocation back for about a
+ *   second, and three at most when nothing answers at all.
  * - Disconnected (refused, unreachable, or silent for `REVOCATION_SILENCE_MS`): `onStatus(false)`,
  *   and the owner fails safe (bounds or drops its caches) until `onStatus(true)`. It reconnects by
  *   itself, with a bounded backoff, and logs the change both ways (never the credentials).
@@ -20,9 +22,11 @@ import {
   parseRevocationEvent,
   REVOCATION_EVENTS_PATH,
   REVOCATION_FRESH_MS,
+  REVOCATION_LATEST_PATH,
   REVOCATION_SILENCE_MS,
   type RevocationEvent,
 } from './revocation-events.ts';
+import { createQuietCheck, parseStreamPosition } from './revocation-quiet-check.ts';
 
 export interface RevocationListenerOptions {
   /** The authorization server's base URL, as this component reaches it. */
@@ -41,6 +45,10 @@ export interface RevocationListenerOptions {
   silenceMs?: number;
   /** Longest silence for which `hearing()` stays true (default 1.5 s, three heartbeats). */
   freshMs?: number;
+  /** Silence after which the authorization server is asked for the latest event (default 1 s). */
+  askAfterMs?: number;
+  /** How much longer an unanswered question keeps `hearing()` true (default 1.5 s). */
+  askGraceMs?: number;
   /** Upper bound of the reconnection backoff (default 5 s). */
   maxBackoffMs?: number;
 }
@@ -71,7 +79,11 @@ export function createRevocationListener(options: RevocationListenerOptions): Re
   const authorization = basic(options.clientId, options.clientSecret);
   const silenceMs = options.silenceMs ?? REVOCATION_SILENCE_MS;
   const freshMs = options.freshMs ?? REVOCATION_FRESH_MS;
+  const askAfterMs = options.askAfterMs ?? 1000;
+  const askGraceMs = options.askGraceMs ?? 1500;
   let lastHeard = 0;
+  let behind = false;
+  let ticker: NodeJS.Timeout | undefined;
   const maxBackoffMs = options.maxBackoffMs ?? 5000;
   const { logger } = options;
   let connected = false;
@@ -82,6 +94,22 @@ export function createRevocationListener(options: RevocationListenerOptions): Re
   let abort: AbortController | undefined;
   let running: Promise<void> | undefined;
   let failures = 0;
+
+  const quiet = createQuietCheck({
+    latestUrl: `${options.authorizationServerUrl.replace(/\/$/, '')}${REVOCATION_LATEST_PATH}`,
+    authorization,
+    position: () => parseStreamPosition(lastEventId),
+    onBehind: () => {
+      if (!connected || behind) return;
+      behind = true;
+      logger.warn('the revocation stream is behind the authorization server: reconnecting', { url });
+      abort?.abort(new Error('behind'));
+    },
+    timeoutMs: askGraceMs,
+  });
+  const askWhenQuiet = () => {
+    if (connected && Date.now() - lastHeard >= askAfterMs) quiet.ask();
+  };
 
   const setConnected = (value: boolean, reason?: string) => {
     if (connected === value) return;
@@ -134,6 +162,7 @@ export function createRevocationListener(options: RevocationListenerOptions): Re
             options.onReset();
           } else if (message.event === 'ready') {
             failures = 0;
+            behind = false;
             try {
               const info = JSON.parse(message.data) as unknown;
               if (info && typeof info === 'object' && !Array.isArray(info)) {
@@ -191,14 +220,22 @@ export function createRevocationListener(options: RevocationListenerOptions): Re
       if (running) return;
       // Until the first `ready`, revocations are not heard: the owner starts in its safe mode.
       options.onStatus(false);
+      ticker = setInterval(askWhenQuiet, Math.max(50, Math.floor(askAfterMs / 4)));
+      ticker.unref();
       running = loop();
     },
     async stop() {
       stopped = true;
+      clearInterval(ticker);
       abort?.abort(new Error('stopped'));
       await running;
     },
     status: () => ({ connected, since, events }),
-    hearing: () => connected && Date.now() - lastHeard <= freshMs,
+    hearing: () => {
+      if (!connected || behind) return false;
+      const unconfirmed = Date.now() - Math.max(lastHeard, quiet.confirmedAt);
+      // A question under way extends the trust once, by its grace: never past freshMs + askGraceMs.
+      return unconfirmed <= freshMs || (quiet.askedAt !== undefined && unconfirmed <= freshMs + askGraceMs);
+    },
   };
 }

@@ -180,7 +180,8 @@ async function startHoldingProxy(target: () => number | undefined) {
     const upstream = connect(port, '127.0.0.1');
     const state = { client, held: [] as Buffer[], stream: false };
     client.on('data', (data: Buffer) => {
-      if (data.toString('latin1').startsWith('GET /events/revocations')) {
+      // The stream only: the quiet stream's own question (/latest) goes through.
+      if (data.toString('latin1').startsWith('GET /events/revocations ')) {
         state.stream = true;
         streams.push(state);
       }

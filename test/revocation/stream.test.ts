@@ -105,6 +105,18 @@ describe('the revocation stream', () => {
     assert.equal(mcp.response.status, 200);
     assert.match(mcp.response.headers.get('content-type') ?? '', /^text\/event-stream/);
     mcp.close();
+
+    // A quiet stream's question (which event is the latest): the same credentials, the same refusal.
+    const latest = `${as.issuer}/events/revocations/latest`;
+    const refused = await fetch(latest, { headers: { authorization: 'Bearer abc' } });
+    assert.equal(refused.status, 401);
+    assert.equal(((await refused.json()) as { error: string }).error, 'invalid_client');
+    const answered = await fetch(latest, { headers: gateway });
+    assert.equal(answered.status, 200);
+    assert.equal(answered.headers.get('cache-control'), 'no-store');
+    const body = (await answered.json()) as { stream: string; latest: number };
+    assert.match(body.stream, /^[0-9a-f-]{36}$/);
+    assert.equal(typeof body.latest, 'number');
   });
 
   test('a new listener hears reset, then ready, then each revocation as it happens', async () => {

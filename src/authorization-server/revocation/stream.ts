@@ -14,7 +14,11 @@ import { timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Middleware } from 'koa';
 import type { Logger } from '../../shared/logging.ts';
-import { REVOCATION_EVENTS_PATH, REVOCATION_HEARTBEAT_SECONDS } from '../../shared/revocation-events.ts';
+import {
+  REVOCATION_EVENTS_PATH,
+  REVOCATION_HEARTBEAT_SECONDS,
+  REVOCATION_LATEST_PATH,
+} from '../../shared/revocation-events.ts';
 import { basicClientId } from '../http/token-rate-limit.ts';
 import type { RevocationEventLog, StoredRevocationEvent } from './event-log.ts';
 
@@ -61,27 +65,38 @@ export function createRevocationStream(options: RevocationStreamOptions): Revoca
   const heartbeatMs = (options.heartbeatSeconds ?? REVOCATION_HEARTBEAT_SECONDS) * 1000;
   const open = new Set<ServerResponse>();
 
+  /** The listener's client id when its credentials are right; otherwise answers 401 and says undefined. */
+  const authenticated = (ctx: Parameters<Middleware>[0]): string | undefined => {
+    const header = ctx.get('authorization');
+    const clientId = basicClientId(header);
+    const expected = clientId ? options.listeners.get(clientId) : undefined;
+    const secret = header ? basicSecret(header) : undefined;
+    if (clientId && expected && secret !== undefined && sameSecret(secret, expected)) return clientId;
+    logger.audit('revocation.stream', { outcome: 'denied', client_id: clientId, ip: ctx.ip });
+    ctx.status = 401;
+    ctx.set('www-authenticate', 'Basic realm="revocation events"');
+    ctx.set('cache-control', 'no-store');
+    ctx.body = {
+      error: 'invalid_client',
+      error_description: 'only the gateway and the MCP server may listen',
+    };
+    return undefined;
+  };
+
   const middleware: Middleware = async (ctx, next) => {
-    if (ctx.path !== REVOCATION_EVENTS_PATH) return next();
+    if (ctx.path !== REVOCATION_EVENTS_PATH && ctx.path !== REVOCATION_LATEST_PATH) return next();
     if (ctx.method !== 'GET') {
       ctx.status = 405;
       ctx.set('allow', 'GET');
       ctx.body = { error: 'invalid_request', error_description: 'GET this stream' };
       return;
     }
-    const header = ctx.get('authorization');
-    const clientId = basicClientId(header);
-    const expected = clientId ? options.listeners.get(clientId) : undefined;
-    const secret = header ? basicSecret(header) : undefined;
-    if (!clientId || !expected || secret === undefined || !sameSecret(secret, expected)) {
-      logger.audit('revocation.stream', { outcome: 'denied', client_id: clientId, ip: ctx.ip });
-      ctx.status = 401;
-      ctx.set('www-authenticate', 'Basic realm="revocation events"');
+    const clientId = authenticated(ctx);
+    if (!clientId) return;
+    if (ctx.path === REVOCATION_LATEST_PATH) {
+      // A quiet stream's check: which event is the latest (revocation-listener.ts).
       ctx.set('cache-control', 'no-store');
-      ctx.body = {
-        error: 'invalid_client',
-        error_description: 'only the gateway and the MCP server may listen',
-      };
+      ctx.body = { stream: log.streamId, latest: log.latestId() };
       return;
     }
 
