@@ -179,38 +179,24 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       });
       throw error;
     }
+    const refuseSubject = (reason: string, description: string): never => {
+      deps.logger.audit('token.exchange', { outcome: 'denied', actor, sub: subject.sub, reason });
+      throw new errors.InvalidGrant(description);
+    };
     // A phantom token outlives a revocation by up to the gateway's cache lifetime; its grant does not.
     const grant = subject.grantId ? await provider.Grant.find(subject.grantId) : undefined;
     if (
       subject.grantId &&
       (!grant || grant.accountId !== subject.sub || grant.clientId !== subject.clientId)
     ) {
-      deps.logger.audit('token.exchange', {
-        outcome: 'denied',
-        actor,
-        sub: subject.sub,
-        reason: 'grant revoked',
-      });
-      throw new errors.InvalidGrant('subject_token has been revoked');
+      refuseSubject('grant revoked', 'subject_token has been revoked');
     }
     // A workload's token has no grant: its phantom token names the opaque token by hash instead.
     if (subject.tokenHash && deps.isRevokedToken(subject.tokenHash)) {
-      deps.logger.audit('token.exchange', {
-        outcome: 'denied',
-        actor,
-        sub: subject.sub,
-        reason: 'token revoked',
-      });
-      throw new errors.InvalidGrant('subject_token has been revoked');
+      refuseSubject('token revoked', 'subject_token has been revoked');
     }
     if (deps.isRemovedUser(subject.sub)) {
-      deps.logger.audit('token.exchange', {
-        outcome: 'denied',
-        actor,
-        sub: subject.sub,
-        reason: 'user no longer approved',
-      });
-      throw new errors.InvalidGrant('the subject is no longer allowed to sign in');
+      refuseSubject('user no longer approved', 'the subject is no longer allowed to sign in');
     }
 
     // Scopes map down: only what the subject's MCP scopes map to for this API, never more.
