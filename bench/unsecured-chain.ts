@@ -10,8 +10,7 @@
  * | MCP server    | Origin check, CORS, `createMcpHandler` + `McpServer` from the SDK, the tool catalogue and its input validation, `buildUpstreamRequest` + `callUpstream` | JWT validation, scope challenge, token exchange, audit line |
  * | API           | path decoding, `matchRoute`, the stocks/customers route handlers, JSON answers, request log | JWT validation, scope check (claims are fixed: a user in region `eu`) |
  */
-import http, { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { originValidation, toNodeHandler } from '@modelcontextprotocol/node';
 import { createMcpHandler, McpServer, type McpServerFactory } from '@modelcontextprotocol/server';
 import { ApiError, invalidRequest, notFound } from '../src/apis/api-error.ts';
@@ -22,6 +21,7 @@ import { createStocksApi } from '../src/apis/stocks.ts';
 import { upstreamRequestHeaders } from '../src/gateway/headers.ts';
 import { proxy } from '../src/gateway/proxy.ts';
 import { createRouter, parseRequestTarget } from '../src/gateway/routes.ts';
+import { createUpstreamAgents } from '../src/gateway/upstream-agents.ts';
 import { MAX_REQUEST_BODY_BYTES, PROTOCOL_VERSIONS } from '../src/mcp-server/mcp-endpoint.ts';
 import { MCP_PATH } from '../src/mcp-server/server.ts';
 import { originHostname, type UpstreamApi } from '../src/mcp-server/settings.ts';
@@ -59,7 +59,9 @@ const hasBody = (req: IncomingMessage) =>
 async function startPlainGateway(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
   const config = loaded.config.gateway;
   const router = createRouter(config);
-  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  // The product's own pools, with its idle timeout (a keep-alive agent without one writes onto
+  // sockets the MCP server is closing: ECONNRESET, 502).
+  const agents = createUpstreamAgents();
 
   async function handle(req: IncomingMessage, res: ServerResponse, log: LogFields): Promise<void> {
     const target = parseRequestTarget(req.url);
