@@ -14,13 +14,11 @@ import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import { importJWK, type JWK, SignJWT } from 'jose';
 import { basic } from '../test/helpers/oauth.ts';
-import { SECRET_WORKLOAD } from './config.ts';
 import { request } from './http-client.ts';
 import { nowMs } from './stats.ts';
+import { WORKLOAD_SCOPE as SCOPE, SECRET_WORKLOAD, KEY_WORKLOAD as WORKLOAD } from './workload-clients.ts';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
-const WORKLOAD = 'example-workload';
-const SCOPE = 'stocks:read';
 
 export type ClientAuthentication = 'private_key_jwt' | 'client_secret_basic';
 

@@ -26,12 +26,7 @@ import {
 import type { LoadedConfig } from '../src/shared/config/load.ts';
 import { parseConfig } from '../src/shared/config/load.ts';
 import { freePort } from '../test/helpers/stack.ts';
-
-export const SECRET_WORKLOAD = {
-  clientId: 'bench-secret-workload',
-  /** A literal secret (the bench's own, never a deployment's). */
-  secret: 'bench-only-secret-0123456789abcdefghijklmnopqrstuvwxyz',
-};
+import { SECRET_WORKLOAD, WORKLOAD_SCOPE } from './workload-clients.ts';
 
 export type BenchPorts = StackPorts;
 export type BenchUrls = LoopbackUrls;
@@ -76,7 +71,7 @@ export function benchConfig(ports: BenchPorts, dataDir: string): LoadedConfig {
           role: 'workload',
           authMethod: 'client_secret_basic',
           secret: SECRET_WORKLOAD.secret,
-          scopes: ['stocks:read'],
+          scopes: [WORKLOAD_SCOPE],
         },
       ],
     },
