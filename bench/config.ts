@@ -1,8 +1,9 @@
 /**
  * The configuration the benchmark runs: the whole stack on free loopback ports with a temporary data
  * directory, every URL pointing at the real ports (the MCP server's canonical URI is the gateway's
- * `/mcp`), as test/helpers/stack.ts does
- * (both from src/launcher/loopback-config.ts). Production defaults everywhere (log level `info`, cache
+ * `/mcp`), as test/helpers/stack.ts does (both from src/launcher/loopback-config.ts). Every process
+ * of a chain builds the same configuration from the chain's ports and data directory
+ * (bench/server-process.ts). Production defaults everywhere (log level `info`, cache
  * lifetimes, token lifetimes) except the per-address rate limits, which a benchmark sending
  * thousands of requests from 127.0.0.1 would hit by design:
  *
@@ -43,6 +44,12 @@ export async function freePorts(): Promise<BenchPorts> {
 
 /** A fresh temporary data directory; the caller removes it. */
 export const makeDataDir = () => mkdtempSync(path.join(tmpdir(), 'gatehouse-bench-'));
+
+/** How one bench server process differs from the others of its chain (bench/server-process.ts). */
+export interface BenchStartOptions {
+  /** The authorization server's token store (a start option, not configuration). */
+  storage?: 'sqlite' | 'memory';
+}
 
 export function benchConfig(ports: BenchPorts, dataDir: string): LoadedConfig {
   const sections = loopbackStackSections(ports);

@@ -1,8 +1,10 @@
 /**
- * The baseline for the tool-call benchmark: the same chain, gateway → MCP server → API, with every
- * authorization step taken out, built here from the product's own building blocks so that the two
- * chains differ by security only. Never part of the product: there is no setting that turns
- * authorization off in Gatehouse.
+ * The bench's own unsecured chain: the same chain as Gatehouse's, gateway → MCP server → API, with
+ * every authorization step taken out, built here from the product's own building blocks so that the
+ * two chains differ by security only. Each hop runs in a process of its own, as Gatehouse's do
+ * (bench/server-process.ts, roles `unsecured-*`). Never part of the product: there is no setting
+ * that turns authorization off in Gatehouse. Being made of Gatehouse's parts, it cannot show what
+ * those parts cost: the independent baseline (bench/baseline/) is the comparison for that.
  *
  * | step          | kept (same code as the product)                                  | left out (security)                           |
  * |---------------|------------------------------------------------------------------|-----------------------------------------------|
@@ -56,7 +58,7 @@ const hasBody = (req: IncomingMessage) =>
   req.headers['transfer-encoding'] !== undefined || req.headers['content-length'] !== undefined;
 
 /** src/gateway/server.ts without token translation: the Authorization header is simply dropped. */
-async function startPlainGateway(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
+export async function startPlainGateway(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
   const config = loaded.config.gateway;
   const router = createRouter(config);
   // The product's own pools, with its idle timeout (a keep-alive agent without one writes onto
@@ -119,7 +121,7 @@ const fetchWithoutCredentials: typeof fetch = (input, init) => {
 };
 
 /** src/mcp-server/server.ts and mcp-endpoint.ts without the bearer token, scope challenge and exchange. */
-async function startPlainMcpServer(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
+export async function startPlainMcpServer(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
   const mcp = loaded.config.mcpServer;
   const apis = new Map<string, UpstreamApi>(
     Object.entries(mcp.apis).map(([name, api]) => [
@@ -188,7 +190,7 @@ async function startPlainMcpServer(loaded: LoadedConfig, logger: Logger): Promis
 }
 
 /** src/apis/server.ts without `authenticate` and `requireScope`. */
-async function startPlainApis(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
+export async function startPlainApis(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
   const config = loaded.config.apis;
   const apis: Api[] = [
     createStocksApi({
@@ -235,19 +237,4 @@ async function startPlainApis(loaded: LoadedConfig, logger: Logger): Promise<Run
   });
   const port = await listen(server, config.listen.host, config.listen.port ?? 0, 'apis.listen.port');
   return { url: `http://127.0.0.1:${port}`, close: () => close(server) };
-}
-
-/** Starts the baseline chain on the configured ports, APIs first, as the launcher does. */
-export async function startUnsecuredChain(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
-  const started: RunningComponent[] = [];
-  started.push(await startPlainApis(loaded, logger));
-  started.push(await startPlainMcpServer(loaded, logger));
-  const gateway = await startPlainGateway(loaded, logger);
-  started.push(gateway);
-  return {
-    url: gateway.url,
-    async close() {
-      for (const component of started.reverse()) await component.close();
-    },
-  };
 }
