@@ -2,6 +2,7 @@
  * The human-readable report of a bench run: one table per part, each headline beside its target
  * (met or MISSED), and UNRELIABLE where too few windows were free of other load on the machine.
  */
+import type { benchGatewayLatency } from './gateway-latency.ts';
 import type { benchOnboarding } from './onboarding-bench.ts';
 import type { benchTokens } from './token-bench.ts';
 import type { benchToolCalls } from './tool-call-bench.ts';
@@ -21,6 +22,7 @@ export interface Results {
   durationS: number;
   machine: Machine;
   toolCalls: Awaited<ReturnType<typeof benchToolCalls>>;
+  gatewayLatency: Awaited<ReturnType<typeof benchGatewayLatency>>;
   tokens: Awaited<ReturnType<typeof benchTokens>>;
   onboarding: Awaited<ReturnType<typeof benchOnboarding>>['onboarding'];
   errors: string[];
@@ -57,6 +59,7 @@ const SERVER_LABELS = {
 
 export function formatReport(r: Results): string {
   const t = r.toolCalls;
+  const g = r.gatewayLatency;
   const k = r.tokens;
   const o = r.onboarding;
   const p = o.phases_p50_ms;
@@ -89,7 +92,17 @@ export function formatReport(r: Results): string {
       `target ≥ ${t.target_ratio_vs_baseline}: ${mark(t.met)}${unreliable(t.reliable)}`,
     `secured ÷ own unsecured chain (median of rounds): ${t.ratio_vs_unsecured}; by CPU per call: ${t.cpu_ratio_vs_unsecured}`,
     '',
-    `2. Client credentials tokens, ${k.concurrency} requests in flight; ${k.rounds_used} of ${k.rounds} rounds of 6 × ${k.window_ms} ms windows ` +
+    `2. Gateway added latency on a cache hit: one caller, through the gateway (opaque token) against straight to the MCP server ` +
+      `(the phantom JWT); ${g.rounds_used} of ${g.rounds} rounds of 2 × ${g.window_ms} ms windows used (${g.rounds_disturbed} disturbed)`,
+    table([
+      ['route', 'calls', 'p50 ms', 'p99 ms'],
+      ['through the gateway', g.gateway.calls, g.gateway.p50_ms, g.gateway.p99_ms],
+      ['straight to the MCP server', g.direct.calls, g.direct.p50_ms, g.direct.p99_ms],
+    ]),
+    `added p50 (median of rounds): ${g.added_p50_ms} ms; gateway CPU per call: ${g.gateway_cpu_us_per_call} µs; ` +
+      `target ≤ ${g.target_added_p50_ms} ms: ${mark(g.met)}${unreliable(g.reliable)}`,
+    '',
+    `3. Client credentials tokens, ${k.concurrency} requests in flight; ${k.rounds_used} of ${k.rounds} rounds of 6 × ${k.window_ms} ms windows ` +
       `in rotating order used (${k.rounds_disturbed} disturbed); Gatehouse's token endpoint rate limits raised`,
     table([
       [
@@ -123,7 +136,7 @@ export function formatReport(r: Results): string {
     `Gatehouse SQLite private_key_jwt tokens per CPU-second: ${thousands(k.tokens_per_cpu_second)}; ` +
       `target ≥ ${thousands(k.target_tokens_per_cpu_second)}: ${mark(k.cpu_met)}${unreliable(k.reliable)}`,
     '',
-    `3. Cold onboarding against the secured chain, first 401 → first tool result, headless (${o.count} new agents, p50 per phase)`,
+    `4. Cold onboarding against the secured chain, first 401 → first tool result, headless (${o.count} new agents, p50 per phase)`,
     table([
       [
         'p50 ms',
@@ -159,6 +172,7 @@ export function formatReport(r: Results): string {
         t.ratio_vs_baseline,
         mark(t.met),
       ],
+      ['  gateway added latency, p50', `≤ ${g.target_added_p50_ms} ms`, g.added_p50_ms, mark(g.met)],
       [
         '  tokens, Gatehouse SQLite ÷ bare, private_key_jwt',
         `≥ ${k.target_ratio_vs_bare}`,
@@ -174,7 +188,7 @@ export function formatReport(r: Results): string {
       ['  onboarding p50', `≤ ${o.target_p50_ms} ms`, o.p50_ms, mark(o.met)],
     ]),
   ];
-  const anyUnreliable = !t.reliable || !k.reliable;
+  const anyUnreliable = !t.reliable || !g.reliable || !k.reliable;
   if (anyUnreliable)
     out.push(
       '',

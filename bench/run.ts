@@ -5,10 +5,12 @@
  *    independent unsecured baseline built from public parts only, and the bench's own unsecured
  *    chain; 8 callers, `get_stock`, warm caches, in interleaved rounds (bench/tool-call-bench.ts).
  *    Headline: secured ÷ independent baseline calls/s (target ≥ 0.90).
- * 2. Client credentials tokens from Gatehouse with SQLite, with the in-memory store and from a bare
+ * 2. What the gateway adds to a call's latency on a cache hit, one caller (bench/gateway-latency.ts;
+ *    target p50 ≤ 0.3 ms).
+ * 3. Client credentials tokens from Gatehouse with SQLite, with the in-memory store and from a bare
  *    oidc-provider, interleaved (bench/token-bench.ts; targets: SQLite ÷ bare ≥ 0.85 for
  *    private_key_jwt, ≥ 1,500 tokens per CPU-second).
- * 3. Cold onboarding of new agents, headless, first 401 → first tool result (bench/onboarding-bench.ts;
+ * 4. Cold onboarding of new agents, headless, first 401 → first tool result (bench/onboarding-bench.ts;
  *    target p50 ≤ 30 ms).
  *
  * Servers run in child processes, the load generator here. Every measured window records how busy
@@ -24,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startChains } from './chains.ts';
+import { benchGatewayLatency } from './gateway-latency.ts';
 import type { HopOptions } from './hops.ts';
 import { benchOnboarding } from './onboarding-bench.ts';
 import { errors, progress } from './progress.ts';
@@ -36,6 +39,8 @@ import { benchToolCalls } from './tool-call-bench.ts';
 const TARGETS = {
   /** Tool calls/s, secured chain ÷ the independent baseline. */
   ratioVsBaseline: 0.9,
+  /** Latency the gateway adds at p50 on a cache hit, ms. */
+  gatewayAddedP50Ms: 0.3,
   /** Client credentials tokens/s (private_key_jwt), Gatehouse with SQLite ÷ bare oidc-provider. */
   tokensVsBare: 0.85,
   /** Client credentials tokens (private_key_jwt, SQLite) per CPU-second of the authorization server. */
@@ -59,6 +64,12 @@ const PLAN = flags.quick
         maxCallsPerSlice: 100_000,
         rounds: { minRounds: 3, maxRounds: 3, minUndisturbed: 1 },
       },
+      gatewayLatency: {
+        warmupMs: 300,
+        windowMs: 500,
+        maxCallsPerWindow: 100_000,
+        rounds: { minRounds: 2, maxRounds: 2, minUndisturbed: 1 },
+      },
       tokens: {
         concurrency: 16,
         warmupMs: 300,
@@ -79,6 +90,12 @@ const PLAN = flags.quick
         // Two full rotations of the three chains at least; more (bounded) while disturbed.
         rounds: { minRounds: 6, maxRounds: 12, minUndisturbed: 4 },
       },
+      gatewayLatency: {
+        warmupMs: 1000,
+        windowMs: 1000,
+        maxCallsPerWindow: 1_000_000,
+        rounds: { minRounds: 8, maxRounds: 16, minUndisturbed: 5 },
+      },
       tokens: {
         concurrency: 16,
         warmupMs: 1000,
@@ -93,7 +110,7 @@ const profileDir = flags.profile
   : undefined;
 const hopOptions: HopOptions = { profileDir };
 
-/** Parts 1 and 3: the three tool-call chains, up together. */
+/** Parts 1, 2 and 4: the three tool-call chains, up together. */
 async function benchChains() {
   progress('starting the three tool-call chains, one process per hop');
   const chains = await startChains(hopOptions);
@@ -105,13 +122,19 @@ async function benchChains() {
       TARGETS.onboardingP50Ms,
     );
     const toolCalls = await benchToolCalls(chains, tokens, PLAN.toolCalls, TARGETS.ratioVsBaseline);
-    return { onboarding, toolCalls };
+    const gatewayLatency = await benchGatewayLatency(
+      chains.secured,
+      tokens[0]!,
+      PLAN.gatewayLatency,
+      TARGETS.gatewayAddedP50Ms,
+    );
+    return { onboarding, toolCalls, gatewayLatency };
   } finally {
     await Promise.all(Object.values(chains).map((chain) => chain.stop()));
   }
 }
 
-/** Part 2: the token endpoint. */
+/** Part 3: the token endpoint. */
 async function benchTokenEndpoint() {
   progress('tokens: starting Gatehouse (SQLite), Gatehouse (in-memory) and a bare oidc-provider');
   const servers = await startTokenServers(hopOptions);
@@ -146,12 +169,22 @@ async function main(): Promise<number> {
     `${flags.quick ? 'quick' : 'full'} run on ${machine.cpu} × ${machine.cores}, Node ${machine.node}`,
   );
 
-  const { onboarding, toolCalls } = await benchChains();
+  const { onboarding, toolCalls, gatewayLatency } = await benchChains();
   const { tokens } = await benchTokenEndpoint();
   const durationS = round((nowMs() - started) / 1000);
 
   console.log(
-    formatReport({ date, quick: flags.quick, durationS, machine, toolCalls, tokens, onboarding, errors }),
+    formatReport({
+      date,
+      quick: flags.quick,
+      durationS,
+      machine,
+      toolCalls,
+      gatewayLatency,
+      tokens,
+      onboarding,
+      errors,
+    }),
   );
   if (profileDir) console.log(`CPU profiles of the server processes, one directory per hop: ${profileDir}\n`);
   console.log(
@@ -163,6 +196,7 @@ async function main(): Promise<number> {
       machine,
       targets: TARGETS,
       tool_calls: toolCalls,
+      gateway_latency: gatewayLatency,
       client_credentials: tokens,
       onboarding,
       profile_dir: profileDir,
