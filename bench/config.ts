@@ -29,6 +29,8 @@ import { parseConfig } from '../src/shared/config/load.ts';
 import { freePort } from '../test/helpers/stack.ts';
 import { SECRET_WORKLOAD, WORKLOAD_SCOPE } from './workload-clients.ts';
 
+export { freePort };
+
 export type BenchPorts = StackPorts;
 export type BenchUrls = LoopbackUrls;
 export const urlsFor = loopbackUrls;
@@ -49,10 +51,23 @@ export const makeDataDir = () => mkdtempSync(path.join(tmpdir(), 'gatehouse-benc
 export interface BenchStartOptions {
   /** The authorization server's token store (a start option, not configuration). */
   storage?: 'sqlite' | 'memory';
+  /**
+   * The port this authorization server process listens on when it is not the issuer's: a second
+   * process of the same issuer on the same store, as two instances behind one load balancer are
+   * (every URL it publishes and every assertion audience it accepts stay the issuer's).
+   */
+  listenPort?: number;
 }
 
-export function benchConfig(ports: BenchPorts, dataDir: string): LoadedConfig {
+export function benchConfig(
+  ports: BenchPorts,
+  dataDir: string,
+  options: BenchStartOptions = {},
+): LoadedConfig {
   const sections = loopbackStackSections(ports);
+  if (options.listenPort !== undefined) {
+    sections.authorizationServer.listen = { host: '127.0.0.1', port: options.listenPort };
+  }
   const defaultClients = parseConfig({}).authorizationServer.clients;
   const config = parseConfig({
     dataDir,

@@ -5,6 +5,7 @@
 import type { benchGatewayLatency } from './gateway-latency.ts';
 import type { benchOnboarding } from './onboarding-bench.ts';
 import type { benchTokens } from './token-bench.ts';
+import type { benchTokenScaling } from './token-scaling.ts';
 import type { benchToolCalls } from './tool-call-bench.ts';
 
 export interface Machine {
@@ -24,6 +25,7 @@ export interface Results {
   toolCalls: Awaited<ReturnType<typeof benchToolCalls>>;
   gatewayLatency: Awaited<ReturnType<typeof benchGatewayLatency>>;
   tokens: Awaited<ReturnType<typeof benchTokens>>;
+  scaling: Awaited<ReturnType<typeof benchTokenScaling>>;
   onboarding: Awaited<ReturnType<typeof benchOnboarding>>['onboarding'];
   errors: string[];
 }
@@ -61,6 +63,7 @@ export function formatReport(r: Results): string {
   const t = r.toolCalls;
   const g = r.gatewayLatency;
   const k = r.tokens;
+  const s = r.scaling;
   const o = r.onboarding;
   const p = o.phases_p50_ms;
   const m = r.machine;
@@ -136,7 +139,25 @@ export function formatReport(r: Results): string {
     `Gatehouse SQLite private_key_jwt tokens per CPU-second: ${thousands(k.tokens_per_cpu_second)}; ` +
       `target ≥ ${thousands(k.target_tokens_per_cpu_second)}: ${mark(k.cpu_met)}${unreliable(k.reliable)}`,
     '',
-    `4. Cold onboarding against the secured chain, first 401 → first tool result, headless (${o.count} new agents, p50 per phase)`,
+    `4. Token endpoint scaling HARNESS: private_key_jwt, 1 and 2 authorization server processes on one SQLite file, ` +
+      `the load split across them; ${s.rounds_used} of ${s.rounds} rounds used (${s.rounds_disturbed} disturbed)`,
+    table([
+      ['processes', 'tokens/s', 'CPU µs/token', 'p50 ms', 'p99 ms', 'failed requests'],
+      ...[s.one_process, s.two_processes].map((row) => [
+        row.processes,
+        row.tokens_per_second,
+        row.server_cpu_us_per_token,
+        row.p50_ms,
+        row.p99_ms,
+        row.failed_requests,
+      ]),
+    ]),
+    `2 ÷ 1 processes (median of rounds): ${s.speedup}. No target: SQLite has one writer at a time; ` +
+      'this becomes meaningful with PostgreSQL' +
+      (s.failed_requests > 0 ? `; first failure: ${s.first_error}` : '') +
+      unreliable(s.reliable),
+    '',
+    `5. Cold onboarding against the secured chain, first 401 → first tool result, headless (${o.count} new agents, p50 per phase)`,
     table([
       [
         'p50 ms',

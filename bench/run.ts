@@ -10,7 +10,9 @@
  * 3. Client credentials tokens from Gatehouse with SQLite, with the in-memory store and from a bare
  *    oidc-provider, interleaved (bench/token-bench.ts; targets: SQLite ÷ bare ≥ 0.85 for
  *    private_key_jwt, ≥ 1,500 tokens per CPU-second).
- * 4. Cold onboarding of new agents, headless, first 401 → first tool result (bench/onboarding-bench.ts;
+ * 4. A token endpoint scaling harness, 1 and 2 authorization server processes on one store
+ *    (bench/token-scaling.ts; no target: meaningful with PostgreSQL).
+ * 5. Cold onboarding of new agents, headless, first 401 → first tool result (bench/onboarding-bench.ts;
  *    target p50 ≤ 30 ms).
  *
  * Servers run in child processes, the load generator here. Every measured window records how busy
@@ -33,6 +35,7 @@ import { errors, progress } from './progress.ts';
 import { formatReport, type Machine } from './report.ts';
 import { nowMs, round } from './stats.ts';
 import { benchTokens, startTokenServers, stopTokenServers } from './token-bench.ts';
+import { benchTokenScaling } from './token-scaling.ts';
 import { benchToolCalls } from './tool-call-bench.ts';
 
 /** Issue 8's targets. */
@@ -77,6 +80,13 @@ const PLAN = flags.quick
         maxRequests: 100_000,
         rounds: { minRounds: 1, maxRounds: 1, minUndisturbed: 1 },
       },
+      scaling: {
+        concurrency: 16,
+        warmupMs: 300,
+        windowMs: 1000,
+        maxRequests: 100_000,
+        rounds: { minRounds: 1, maxRounds: 1, minUndisturbed: 1 },
+      },
     }
   : {
       onboarding: { warmup: 2, measured: 20 },
@@ -103,6 +113,14 @@ const PLAN = flags.quick
         maxRequests: 1_000_000,
         rounds: { minRounds: 4, maxRounds: 8, minUndisturbed: 3 },
       },
+      scaling: {
+        concurrency: 16,
+        warmupMs: 1000,
+        windowMs: 2000,
+        maxRequests: 1_000_000,
+        // A harness: no more rounds when disturbed, it only reports.
+        rounds: { minRounds: 3, maxRounds: 3, minUndisturbed: 2 },
+      },
     };
 
 const profileDir = flags.profile
@@ -110,7 +128,7 @@ const profileDir = flags.profile
   : undefined;
 const hopOptions: HopOptions = { profileDir };
 
-/** Parts 1, 2 and 4: the three tool-call chains, up together. */
+/** Parts 1, 2 and 5: the three tool-call chains, up together. */
 async function benchChains() {
   progress('starting the three tool-call chains, one process per hop');
   const chains = await startChains(hopOptions);
@@ -134,7 +152,7 @@ async function benchChains() {
   }
 }
 
-/** Part 3: the token endpoint. */
+/** Parts 3 and 4: the token endpoint. */
 async function benchTokenEndpoint() {
   progress('tokens: starting Gatehouse (SQLite), Gatehouse (in-memory) and a bare oidc-provider');
   const servers = await startTokenServers(hopOptions);
@@ -143,7 +161,8 @@ async function benchTokenEndpoint() {
       ratioVsBare: TARGETS.tokensVsBare,
       tokensPerCpuSecond: TARGETS.tokensPerCpuSecond,
     });
-    return { tokens };
+    const scaling = await benchTokenScaling(servers.sqlite, PLAN.scaling, hopOptions);
+    return { tokens, scaling };
   } finally {
     await stopTokenServers(Object.values(servers));
   }
@@ -170,7 +189,7 @@ async function main(): Promise<number> {
   );
 
   const { onboarding, toolCalls, gatewayLatency } = await benchChains();
-  const { tokens } = await benchTokenEndpoint();
+  const { tokens, scaling } = await benchTokenEndpoint();
   const durationS = round((nowMs() - started) / 1000);
 
   console.log(
@@ -182,6 +201,7 @@ async function main(): Promise<number> {
       toolCalls,
       gatewayLatency,
       tokens,
+      scaling,
       onboarding,
       errors,
     }),
@@ -198,6 +218,7 @@ async function main(): Promise<number> {
       tool_calls: toolCalls,
       gateway_latency: gatewayLatency,
       client_credentials: tokens,
+      token_scaling: scaling,
       onboarding,
       profile_dir: profileDir,
       errors,

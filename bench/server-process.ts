@@ -11,7 +11,8 @@
  *   processes of one chain share the data directory, as the components of one host do: the
  *   authorization server creates the keys and the internal clients' secrets there on its first
  *   start, the others read them. Options: `storage` (`sqlite` or `memory`: a start option of the
- *   authorization server, deliberately not configuration).
+ *   authorization server, deliberately not configuration) and `listenPort` (a second authorization
+ *   server process on the same issuer and store, for the scaling harness).
  * - `unsecured-apis`, `unsecured-mcp-server`, `unsecured-gateway`: the hops of the bench's own
  *   unsecured chain (bench/unsecured-chain.ts).
  *
@@ -37,7 +38,7 @@ const [role, portsJson, dataDir, optionsJson] = process.argv.slice(2);
 serveParent(async () => {
   if (!role || !portsJson || !dataDir) throw new Error('started without its arguments');
   const options = JSON.parse(optionsJson ?? '{}') as BenchStartOptions;
-  const loaded = benchConfig(JSON.parse(portsJson) as BenchPorts, dataDir);
+  const loaded = benchConfig(JSON.parse(portsJson) as BenchPorts, dataDir, options);
   const { createLogger } = await import('../src/shared/logging.ts');
   const logger = createLogger('bench', { level: loaded.config.logLevel, write: () => {} });
   switch (role as GatehouseRole) {
