@@ -17,6 +17,7 @@ import { basic } from '../test/helpers/oauth.ts';
 import type { Chain } from './chains.ts';
 import { createKeepAliveAgent, request } from './http-client.ts';
 import { measured } from './measure.ts';
+import { noteWindow } from './profile-windows.ts';
 import { checkErrors, progress } from './progress.ts';
 import { medianOver, type Round, type RoundPlan, runRounds, usableRounds } from './rounds.ts';
 import { round, summarize } from './stats.ts';
@@ -109,6 +110,12 @@ export async function benchGatewayLatency(
     const measureSlice = async (route: Route): Promise<Slice> => {
       const window = await measured(routes[route].hops, () => load(route, plan.windowMs));
       checkErrors(`gateway latency ${route}`, window.result);
+      noteWindow(
+        'single-caller tool calls',
+        routes[route].hops.map((hop) => hop.name),
+        window,
+        window.result.latencies.length,
+      );
       return {
         latencies: window.result.latencies,
         cpuByHop: window.cpuByHop,

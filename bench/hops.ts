@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ServerChild, startChild } from './child.ts';
 import type { BenchPorts, BenchStartOptions } from './config.ts';
+import { hopDirName } from './profile-windows.ts';
 import type { GatehouseRole } from './server-process.ts';
 
 const SERVER_PROCESS = fileURLToPath(new URL('./server-process.ts', import.meta.url));
@@ -23,7 +24,7 @@ export interface HopOptions {
 
 function execArgv(name: string, options: HopOptions): string[] {
   if (!options.profileDir) return [];
-  return ['--cpu-prof', `--cpu-prof-dir=${path.join(options.profileDir, name.replaceAll('/', '-'))}`];
+  return ['--cpu-prof', `--cpu-prof-dir=${path.join(options.profileDir, hopDirName(name))}`];
 }
 
 /** A Gatehouse hop (or an unsecured-chain hop) on the chain's ports and data directory. */

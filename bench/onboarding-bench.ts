@@ -5,6 +5,7 @@
 import type { Chain } from './chains.ts';
 import { measured } from './measure.ts';
 import { type OnboardingResult, onboard } from './onboarding.ts';
+import { noteWindow } from './profile-windows.ts';
 import { progress } from './progress.ts';
 import { nowMs, round, summarize } from './stats.ts';
 
@@ -24,6 +25,12 @@ export async function benchOnboarding(secured: Chain, plan: OnboardingPlan, targ
     return Object.assign(results, { elapsedMs: nowMs() - started });
   });
   const onboardings = window.result;
+  noteWindow(
+    'onboarding',
+    secured.hops.map((hop) => hop.name),
+    window,
+    onboardings.length,
+  );
   tokens.push(...onboardings.map((o) => o.accessToken));
   const totals = summarize(onboardings.map((o) => o.totalMs));
   const phase = (name: keyof OnboardingResult['phases']) =>

@@ -20,10 +20,10 @@
  * exist, else the report says UNRELIABLE. Progress goes to stderr; a table and, last, one JSON line
  * with every number to stdout. Exits 0 whether targets are met or not (a missed one says MISSED),
  * non-zero on errors (a failed request, a server that does not start). `--quick` runs short windows
- * (under 90 s in all); `--profile` has every server process write a V8 CPU profile, one directory
- * per hop.
+ * (under 90 s in all); `--profile` has every server process write a V8 CPU profile and prints a
+ * summary of each hop's (bench/profile-summary.ts).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,6 +31,8 @@ import { startChains } from './chains.ts';
 import { benchGatewayLatency } from './gateway-latency.ts';
 import type { HopOptions } from './hops.ts';
 import { benchOnboarding } from './onboarding-bench.ts';
+import { summarizeProfiles } from './profile-summary.ts';
+import { writeWindows } from './profile-windows.ts';
 import { errors, progress } from './progress.ts';
 import { formatReport, type Machine } from './report.ts';
 import { nowMs, round } from './stats.ts';
@@ -206,7 +208,19 @@ async function main(): Promise<number> {
       errors,
     }),
   );
-  if (profileDir) console.log(`CPU profiles of the server processes, one directory per hop: ${profileDir}\n`);
+  if (profileDir) {
+    // Every server process has exited by now, so every profile is written.
+    writeWindows(profileDir);
+    const summary = summarizeProfiles(profileDir);
+    writeFileSync(path.join(profileDir, 'summary.txt'), `${summary}\n`);
+    console.log(`CPU profiles of the server processes, one directory per hop: ${profileDir}`);
+    console.log(`Summary of the measured windows (also in ${path.join(profileDir, 'summary.txt')}):\n`);
+    // Here only the headline loads; summary.txt has every kind of window of every hop.
+    console.log(
+      summarizeProfiles(profileDir, (kind) => kind === 'tool calls' || kind === 'tokens private_key_jwt'),
+    );
+    console.log();
+  }
   console.log(
     JSON.stringify({
       bench: 'gatehouse',

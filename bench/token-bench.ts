@@ -27,6 +27,7 @@ import { type BenchPorts, freePorts, makeDataDir, urlsFor } from './config.ts';
 import { type HopOptions, startBaselineHop, startGatehouseHop } from './hops.ts';
 import { createKeepAliveAgent } from './http-client.ts';
 import { type Measured, measured } from './measure.ts';
+import { noteWindow } from './profile-windows.ts';
 import { checkErrors, progress } from './progress.ts';
 import { medianOver, type Round, type RoundPlan, runRounds, usableRounds } from './rounds.ts';
 import { median, round, summarize } from './stats.ts';
@@ -162,11 +163,12 @@ export async function benchTokens(
       checkErrors(`tokens ${name} warm-up`, await run(name, plan.warmupMs));
 
     const measureSlice = async (name: Combination): Promise<Slice> => {
-      const { server } = combinations.find((c) => c.name === name)!;
+      const { server, auth } = combinations.find((c) => c.name === name)!;
       const window: Measured<TokenLoadResult> = await measured([server.process], () =>
         run(name, plan.windowMs),
       );
       checkErrors(`tokens ${name}`, window.result);
+      noteWindow(`tokens ${auth}`, [server.process.name], window, window.result.tokens);
       return {
         tokens: window.result.tokens,
         elapsedMs: window.result.elapsedMs,

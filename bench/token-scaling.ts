@@ -15,6 +15,7 @@ import { freePort } from './config.ts';
 import { type HopOptions, startGatehouseHop } from './hops.ts';
 import { createKeepAliveAgent } from './http-client.ts';
 import { measured } from './measure.ts';
+import { noteWindow } from './profile-windows.ts';
 import { progress } from './progress.ts';
 import { medianOver, type RoundPlan, runRounds, usableRounds } from './rounds.ts';
 import { round, summarize } from './stats.ts';
@@ -89,6 +90,12 @@ export async function benchTokenScaling(first: TokenServer, plan: ScalingPlan, o
         // Both processes' CPU, in either setup: the idle one's is part of what a token costs there.
         const window = await measured(processes, () => run(setup, plan.windowMs));
         note(window.result);
+        noteWindow(
+          `tokens scaling ${setup}`,
+          processes.map((child) => child.name),
+          window,
+          window.result.tokens,
+        );
         return { ...window.result, cpu: window.cpu, disturbed: window.disturbed };
       },
       (r) =>

@@ -8,6 +8,7 @@ import type http from 'node:http';
 import { CHAIN_NAMES, type Chain, type ChainName } from './chains.ts';
 import { createKeepAliveAgent, request } from './http-client.ts';
 import { measured } from './measure.ts';
+import { noteWindow } from './profile-windows.ts';
 import { checkErrors, progress } from './progress.ts';
 import { medianOver, type Round, type RoundPlan, rotated, runRounds, usableRounds } from './rounds.ts';
 import { median, round, summarize } from './stats.ts';
@@ -94,6 +95,12 @@ export async function benchToolCalls(
       const window = await measured(chain.hops, () => load(name, plan.sliceMs));
       checkErrors(`${name} tool calls`, window.result);
       const calls = window.result.latencies.length;
+      noteWindow(
+        'tool calls',
+        chain.hops.map((hop) => hop.name),
+        window,
+        calls,
+      );
       return {
         calls,
         elapsedMs: window.result.elapsedMs,
