@@ -101,11 +101,23 @@ export async function stopTokenServers(servers: readonly TokenServer[]): Promise
   for (const server of servers) rmSync(server.dataDir, { recursive: true, force: true });
 }
 
-/** Requests a window of `ms` is expected to need, from the last rate seen, with a margin. */
+/** Requests a window of `ms` is expected to need at `perSecond`, with a margin. */
 export const expectedRequests = (perSecond: number, ms: number) =>
   Math.ceil((perSecond * ms * 1.3) / 1000) + 200;
 
 type Combination = `${TokenServerName} ${ClientAuthentication}`;
+
+/** One server and client authentication, with what its load needs between windows. */
+interface CombinationLoad {
+  name: Combination;
+  server: TokenServer;
+  auth: ClientAuthentication;
+  requests: TokenRequests;
+  agent: http.Agent;
+  endpoint: URL;
+  /** The highest tokens/s seen: how many assertions the next window needs signed ahead. */
+  rate: number;
+}
 
 interface Slice {
   tokens: number;
@@ -125,26 +137,30 @@ export async function benchTokens(
   plan: TokenPlan,
   targets: { ratioVsBare: number; tokensPerCpuSecond: number },
 ) {
-  const combinations: Array<{ name: Combination; server: TokenServer; auth: ClientAuthentication }> = [];
+  const combinations: CombinationLoad[] = [];
   for (const name of TOKEN_SERVERS) {
-    for (const auth of CLIENT_AUTHS)
-      combinations.push({ name: `${name} ${auth}`, server: servers[name], auth });
+    const server = servers[name];
+    for (const auth of CLIENT_AUTHS) {
+      combinations.push({
+        name: `${name} ${auth}`,
+        server,
+        auth,
+        requests: await tokenRequestFactory(server.issuer, auth, server.privateKeyFile),
+        agent: createKeepAliveAgent(plan.concurrency),
+        endpoint: new URL(`${server.issuer}/token`),
+        // A first guess; then the highest rate seen.
+        rate: 3000,
+      });
+    }
   }
-  const load: Record<
-    Combination,
-    { requests: TokenRequests; agent: http.Agent; endpoint: URL; rate: number }
-  > = {} as never;
-  for (const { name, server, auth } of combinations) {
-    load[name] = {
-      requests: await tokenRequestFactory(server.issuer, auth, server.privateKeyFile),
-      agent: createKeepAliveAgent(plan.concurrency),
-      endpoint: new URL(`${server.issuer}/token`),
-      rate: 3000,
-    };
-  }
-  const run = async (name: Combination, ms: number) => {
-    const entry = load[name];
-    await entry.requests.prepare(expectedRequests(entry.rate, ms));
+  const byName = new Map(combinations.map((combination) => [combination.name, combination]));
+  // Assertions are signed before a window is measured (outside it): the load generator's work.
+  const prepare = (name: Combination, ms: number) => {
+    const entry = byName.get(name)!;
+    return entry.requests.prepare(expectedRequests(entry.rate, ms));
+  };
+  const load = async (name: Combination, ms: number) => {
+    const entry = byName.get(name)!;
     const result = await runTokenLoad({
       endpoints: [entry.endpoint],
       agent: entry.agent,
@@ -153,19 +169,23 @@ export async function benchTokens(
       durationMs: ms,
       maxRequests: plan.maxRequests,
     });
-    entry.rate = result.tokens / (result.elapsedMs / 1000);
+    // The highest rate seen: a window that runs out of assertions signs the rest while measured.
+    entry.rate = Math.max(entry.rate, result.tokens / (result.elapsedMs / 1000));
     return result;
   };
 
   try {
     progress(`tokens: warming up ${combinations.length} combinations (${plan.warmupMs} ms each)`);
-    for (const { name } of combinations)
-      checkErrors(`tokens ${name} warm-up`, await run(name, plan.warmupMs));
+    for (const { name } of combinations) {
+      await prepare(name, plan.warmupMs);
+      checkErrors(`tokens ${name} warm-up`, await load(name, plan.warmupMs));
+    }
 
     const measureSlice = async (name: Combination): Promise<Slice> => {
-      const { server, auth } = combinations.find((c) => c.name === name)!;
+      const { server, auth } = byName.get(name)!;
+      await prepare(name, plan.windowMs);
       const window: Measured<TokenLoadResult> = await measured([server.process], () =>
-        run(name, plan.windowMs),
+        load(name, plan.windowMs),
       );
       checkErrors(`tokens ${name}`, window.result);
       noteWindow(`tokens ${auth}`, [server.process.name], window, window.result.tokens);
@@ -189,13 +209,13 @@ export async function benchTokens(
     });
     return summarizeTokens(rounds, combinations, plan, targets);
   } finally {
-    for (const entry of Object.values(load)) (entry as { agent: http.Agent }).agent.destroy();
+    for (const combination of combinations) combination.agent.destroy();
   }
 }
 
 function summarizeTokens(
   rounds: Array<Round<Combination, Slice>>,
-  combinations: Array<{ name: Combination; server: TokenServer; auth: ClientAuthentication }>,
+  combinations: readonly CombinationLoad[],
   plan: TokenPlan,
   targets: { ratioVsBare: number; tokensPerCpuSecond: number },
 ) {

@@ -61,8 +61,9 @@ export async function benchTokenScaling(first: TokenServer, plan: ScalingPlan, o
   const requests = await tokenRequestFactory(first.issuer, 'private_key_jwt', first.privateKeyFile);
   const agent = createKeepAliveAgent(plan.concurrency);
   let rate = 3000;
-  const run = async (setup: Setup, ms: number) => {
-    await requests.prepare(expectedRequests(rate, ms));
+  // Assertions are signed before a window is measured (outside it): the load generator's work.
+  const prepare = (ms: number) => requests.prepare(expectedRequests(rate, ms));
+  const load = async (setup: Setup, ms: number) => {
     const result = await runTokenLoad({
       endpoints: endpoints[setup],
       agent,
@@ -82,13 +83,15 @@ export async function benchTokenScaling(first: TokenServer, plan: ScalingPlan, o
   };
   try {
     progress(`token scaling: warm-up (${plan.warmupMs} ms, both processes)`);
-    note(await run('2 processes', plan.warmupMs));
+    await prepare(plan.warmupMs);
+    note(await load('2 processes', plan.warmupMs));
     const rounds = await runRounds(
       SETUPS,
       plan.rounds,
       async (setup): Promise<Slice> => {
         // Both processes' CPU, in either setup: the idle one's is part of what a token costs there.
-        const window = await measured(processes, () => run(setup, plan.windowMs));
+        await prepare(plan.windowMs);
+        const window = await measured(processes, () => load(setup, plan.windowMs));
         note(window.result);
         noteWindow(
           `tokens scaling ${setup}`,
