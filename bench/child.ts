@@ -1,43 +1,54 @@
 /**
- * The parent's handle on a bench/server-process.ts child: start it and wait until it listens, ask
- * for its CPU time, stop it (and only it: by its own pid if it does not stop by itself).
+ * The parent's handle on one bench server process (bench/ipc-child.ts is the other end): fork it,
+ * wait until it listens, ask for its CPU time, stop it (and only it: by its own pid when it does not
+ * stop by itself).
+ *
+ * Every child alive is also kept in a registry, so that a measured window can tell the CPU of the
+ * bench's own processes, busy or idle, from other load on the machine (bench/measure.ts).
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { type BenchPorts, type BenchUrls, freePorts, makeDataDir, urlsFor } from './config.ts';
-import type { ChildMessage, ServerRole } from './server-process.ts';
+import type { ChildMessage } from './ipc-child.ts';
 
-const ENTRY = fileURLToPath(new URL('./server-process.ts', import.meta.url));
 const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 5_000;
+/** Long enough for a server to drain and for `--cpu-prof` to write its profile. */
+const STOP_TIMEOUT_MS = 10_000;
+const CPU_ANSWER_TIMEOUT_MS = 5_000;
 
 export interface ServerChild {
-  role: ServerRole;
-  urls: BenchUrls;
-  dataDir: string;
-  privateKeyFiles: Record<string, string>;
+  /** Which hop this is, e.g. `secured/gateway`. */
+  name: string;
+  pid: number;
+  /** What the child said when it was ready (e.g. the private key files of the clients). */
+  info: Record<string, unknown>;
   /** CPU seconds (user + system, all threads) the child has used so far. */
   cpuSeconds(): Promise<number>;
   stop(): Promise<void>;
 }
 
-export interface ChildOptions {
-  storage?: 'sqlite' | 'memory';
-  /** Extra Node flags for the child, e.g. `--cpu-prof`. */
+export interface ChildSpec {
+  name: string;
+  /** The module to fork. */
+  entry: string;
+  args: string[];
+  /** Extra Node flags, e.g. `--cpu-prof`. */
   execArgv?: string[];
 }
 
-function nextMessage(child: ChildProcess, type: ChildMessage['type'], timeoutMs: number) {
+const live = new Set<ServerChild>();
+
+/** Every bench server process now running. */
+export const liveChildren = (): ServerChild[] => [...live];
+
+function nextMessage(child: ChildProcess, name: string, type: ChildMessage['type'], timeoutMs: number) {
   return new Promise<ChildMessage>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(new Error(`the ${type} answer of the server process did not come in ${timeoutMs} ms`));
+      reject(new Error(`${name}: no ${type} answer in ${timeoutMs} ms`));
     }, timeoutMs);
     const onMessage = (message: ChildMessage) => {
       if (message.type === 'error') {
         cleanup();
-        reject(new Error(`server process failed: ${message.message}`));
+        reject(new Error(`${name} failed: ${message.message}`));
       } else if (message.type === type) {
         cleanup();
         resolve(message);
@@ -45,7 +56,7 @@ function nextMessage(child: ChildProcess, type: ChildMessage['type'], timeoutMs:
     };
     const onExit = (code: number | null) => {
       cleanup();
-      reject(new Error(`server process exited (${code}) before its ${type} answer`));
+      reject(new Error(`${name} exited (${code}) before its ${type} answer`));
     };
     const cleanup = () => {
       clearTimeout(timer);
@@ -57,42 +68,51 @@ function nextMessage(child: ChildProcess, type: ChildMessage['type'], timeoutMs:
   });
 }
 
-export async function startServerChild(role: ServerRole, options: ChildOptions = {}): Promise<ServerChild> {
-  const ports: BenchPorts = await freePorts();
-  const dataDir = makeDataDir();
-  const child = fork(ENTRY, [role, JSON.stringify(ports), dataDir, options.storage ?? 'sqlite'], {
-    execArgv: [...process.execArgv, ...(options.execArgv ?? [])],
+export async function startChild(spec: ChildSpec): Promise<ServerChild> {
+  const child = fork(spec.entry, spec.args, {
+    execArgv: [...process.execArgv, ...(spec.execArgv ?? [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let ready: ChildMessage;
   try {
-    ready = await nextMessage(child, 'ready', START_TIMEOUT_MS);
+    ready = await nextMessage(child, spec.name, 'ready', START_TIMEOUT_MS);
   } catch (error) {
     if (child.exitCode === null) child.kill();
-    rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
-  return {
-    role,
-    urls: urlsFor(ports),
-    dataDir,
-    privateKeyFiles: ready.type === 'ready' ? ready.privateKeyFiles : {},
-    async cpuSeconds() {
-      const answer = nextMessage(child, 'cpu', 5_000);
-      child.send({ type: 'cpu' });
-      const message = await answer;
-      if (message.type !== 'cpu') throw new Error('unexpected answer');
-      return (message.usage.user + message.usage.system) / 1e6;
+  // A CPU question is answered in order: one at a time, so that answers cannot be swapped.
+  let queue: Promise<unknown> = Promise.resolve();
+  const handle: ServerChild = {
+    name: spec.name,
+    pid: child.pid!,
+    info: ready.type === 'ready' ? ready.info : {},
+    cpuSeconds() {
+      const asked = queue.then(async () => {
+        const answer = nextMessage(child, spec.name, 'cpu', CPU_ANSWER_TIMEOUT_MS);
+        child.send({ type: 'cpu' });
+        const message = await answer;
+        if (message.type !== 'cpu') throw new Error(`${spec.name}: unexpected answer`);
+        return (message.usage.user + message.usage.system) / 1e6;
+      });
+      queue = asked.catch(() => {});
+      return asked;
     },
     async stop() {
+      live.delete(handle);
       if (child.exitCode === null && child.connected) child.send({ type: 'stop' });
       const timer = setTimeout(() => {
         if (child.exitCode === null) child.kill();
       }, STOP_TIMEOUT_MS);
       await exited;
       clearTimeout(timer);
-      rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  live.add(handle);
+  return handle;
+}
+
+/** Stops all of `children` (each by its own handle), whatever happens to the others. */
+export async function stopAll(children: readonly ServerChild[]): Promise<void> {
+  await Promise.allSettled(children.map((child) => child.stop()));
 }

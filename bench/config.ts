@@ -1,8 +1,9 @@
 /**
  * The configuration the benchmark runs: the whole stack on free loopback ports with a temporary data
  * directory, every URL pointing at the real ports (the MCP server's canonical URI is the gateway's
- * `/mcp`), as test/helpers/stack.ts does
- * (both from src/launcher/loopback-config.ts). Production defaults everywhere (log level `info`, cache
+ * `/mcp`), as test/helpers/stack.ts does (both from src/launcher/loopback-config.ts). Every process
+ * of a chain builds the same configuration from the chain's ports and data directory
+ * (bench/server-process.ts). Production defaults everywhere (log level `info`, cache
  * lifetimes, token lifetimes) except the per-address rate limits, which a benchmark sending
  * thousands of requests from 127.0.0.1 would hit by design:
  *
@@ -26,12 +27,9 @@ import {
 import type { LoadedConfig } from '../src/shared/config/load.ts';
 import { parseConfig } from '../src/shared/config/load.ts';
 import { freePort } from '../test/helpers/stack.ts';
+import { SECRET_WORKLOAD, WORKLOAD_SCOPE } from './workload-clients.ts';
 
-export const SECRET_WORKLOAD = {
-  clientId: 'bench-secret-workload',
-  /** A literal secret (the bench's own, never a deployment's). */
-  secret: 'bench-only-secret-0123456789abcdefghijklmnopqrstuvwxyz',
-};
+export { freePort };
 
 export type BenchPorts = StackPorts;
 export type BenchUrls = LoopbackUrls;
@@ -49,8 +47,27 @@ export async function freePorts(): Promise<BenchPorts> {
 /** A fresh temporary data directory; the caller removes it. */
 export const makeDataDir = () => mkdtempSync(path.join(tmpdir(), 'gatehouse-bench-'));
 
-export function benchConfig(ports: BenchPorts, dataDir: string): LoadedConfig {
+/** How one bench server process differs from the others of its chain (bench/server-process.ts). */
+export interface BenchStartOptions {
+  /** The authorization server's token store (a start option, not configuration). */
+  storage?: 'sqlite' | 'memory';
+  /**
+   * The port this authorization server process listens on when it is not the issuer's: a second
+   * process of the same issuer on the same store, as two instances behind one load balancer are
+   * (every URL it publishes and every assertion audience it accepts stay the issuer's).
+   */
+  listenPort?: number;
+}
+
+export function benchConfig(
+  ports: BenchPorts,
+  dataDir: string,
+  options: BenchStartOptions = {},
+): LoadedConfig {
   const sections = loopbackStackSections(ports);
+  if (options.listenPort !== undefined) {
+    sections.authorizationServer.listen = { host: '127.0.0.1', port: options.listenPort };
+  }
   const defaultClients = parseConfig({}).authorizationServer.clients;
   const config = parseConfig({
     dataDir,
@@ -76,7 +93,7 @@ export function benchConfig(ports: BenchPorts, dataDir: string): LoadedConfig {
           role: 'workload',
           authMethod: 'client_secret_basic',
           secret: SECRET_WORKLOAD.secret,
-          scopes: ['stocks:read'],
+          scopes: [WORKLOAD_SCOPE],
         },
       ],
     },

@@ -4,6 +4,16 @@
  */
 import http from 'node:http';
 
+/**
+ * Idle sockets are retired after this long, as the gateway's upstream agents do
+ * (src/gateway/upstream-agents.ts): the servers close an idle keep-alive connection after 5 s, and
+ * a request written onto one just as the server closes it fails with ECONNRESET. Without a
+ * `timeout` of its own, Node's agent ignores the server's `Keep-Alive: timeout=5` hint and keeps
+ * idle sockets until the server closes them; between the bench's windows a chain's callers sit idle
+ * for longer than that.
+ */
+export const IDLE_SOCKET_TIMEOUT_MS = 2000;
+
 export interface HttpAnswer {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -11,7 +21,12 @@ export interface HttpAnswer {
 }
 
 export function createKeepAliveAgent(maxSockets: number): http.Agent {
-  return new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+  return new http.Agent({
+    keepAlive: true,
+    maxSockets,
+    maxFreeSockets: maxSockets,
+    timeout: IDLE_SOCKET_TIMEOUT_MS,
+  });
 }
 
 export function request(

@@ -1,73 +1,71 @@
 /**
- * The server side of a benchmark, in a child process of bench/run.ts so that the load generator and
- * the servers do not share a core. Started with `fork`; talks over the IPC channel:
+ * One Gatehouse hop of a benchmark, in a process of its own (forked by bench/child.ts, talking over
+ * bench/ipc-child.ts), so that every hop has its own event loop and the load generator has its own:
  *
- *   argv: <role> <ports JSON> <dataDir> [sqlite|memory]
- *   → { type: 'ready', ... }        once listening
- *   ← { type: 'cpu' }  → { type: 'cpu', usage }   process.cpuUsage() (all threads), for CPU accounting
- *   ← { type: 'stop' }              closes everything and exits
+ *   node bench/server-process.ts <role> <ports JSON> <dataDir> [options JSON]
  *
- * Roles: `stack` (authorization server, APIs, MCP server and gateway: what `gatehouse start` runs),
- * `unsecured` (bench/unsecured-chain.ts), `authorization-server` (alone, with the chosen token store;
- * the store is a start option, not configuration, which is why this is not `gatehouse serve`).
- * Logs are produced at the configured level (`info`) and discarded, so their cost is counted.
+ * Roles:
+ * - `authorization-server`, `apis`, `mcp-server`, `gateway`: the component, started as
+ *   `gatehouse serve <component>` starts it (src/cli.ts: the component's start function with the
+ *   loaded configuration), on the bench configuration (bench/config.ts) instead of a file. The
+ *   processes of one chain share the data directory, as the components of one host do: the
+ *   authorization server creates the keys and the internal clients' secrets there on its first
+ *   start, the others read them. Options: `storage` (`sqlite` or `memory`: a start option of the
+ *   authorization server, deliberately not configuration) and `listenPort` (a second authorization
+ *   server process on the same issuer and store, for the scaling harness).
+ * - `unsecured-apis`, `unsecured-mcp-server`, `unsecured-gateway`: the hops of the bench's own
+ *   unsecured chain (bench/unsecured-chain.ts).
+ *
+ * Logs are produced at the configured level (`info`) and discarded, so formatting and redaction are
+ * counted and writing them out is not. Each role loads only its own modules.
  */
-import { startAuthorizationServer } from '../src/authorization-server/server.ts';
-import { startStack } from '../src/launcher/stack.ts';
-import { createLogger } from '../src/shared/logging.ts';
-import { type BenchPorts, benchConfig } from './config.ts';
-import { startUnsecuredChain } from './unsecured-chain.ts';
+import { type BenchPorts, type BenchStartOptions, benchConfig } from './config.ts';
+import { serveParent } from './ipc-child.ts';
 
-export type ServerRole = 'stack' | 'unsecured' | 'authorization-server';
+export const GATEHOUSE_ROLES = [
+  'authorization-server',
+  'apis',
+  'mcp-server',
+  'gateway',
+  'unsecured-apis',
+  'unsecured-mcp-server',
+  'unsecured-gateway',
+] as const;
+export type GatehouseRole = (typeof GATEHOUSE_ROLES)[number];
 
-export type ParentMessage = { type: 'cpu' } | { type: 'stop' };
-export type ChildMessage =
-  | { type: 'ready'; privateKeyFiles: Record<string, string> }
-  | { type: 'cpu'; usage: NodeJS.CpuUsage }
-  | { type: 'error'; message: string };
+const [role, portsJson, dataDir, optionsJson] = process.argv.slice(2);
 
-const send = (message: ChildMessage) => process.send?.(message);
-
-async function main(): Promise<void> {
-  const [role, portsJson, dataDir, storage] = process.argv.slice(2);
-  if (!role || !portsJson || !dataDir || !process.send) throw new Error('started without its arguments');
-  const loaded = benchConfig(JSON.parse(portsJson) as BenchPorts, dataDir);
+serveParent(async () => {
+  if (!role || !portsJson || !dataDir) throw new Error('started without its arguments');
+  const options = JSON.parse(optionsJson ?? '{}') as BenchStartOptions;
+  const loaded = benchConfig(JSON.parse(portsJson) as BenchPorts, dataDir, options);
+  const { createLogger } = await import('../src/shared/logging.ts');
   const logger = createLogger('bench', { level: loaded.config.logLevel, write: () => {} });
-
-  let close: () => Promise<void>;
-  let privateKeyFiles: Record<string, string> = {};
-  if (role === 'stack') {
-    const stack = await startStack(loaded, { logger });
-    privateKeyFiles = stack.authorizationServer.privateKeyFiles;
-    close = () => stack.close();
-  } else if (role === 'unsecured') {
-    const chain = await startUnsecuredChain(loaded, logger);
-    close = () => chain.close();
-  } else if (role === 'authorization-server') {
-    const as = await startAuthorizationServer(loaded, {
-      logger,
-      storage: storage === 'memory' ? 'memory' : 'sqlite',
-    });
-    privateKeyFiles = as.privateKeyFiles;
-    close = () => as.close();
-  } else {
-    throw new Error(`unknown role ${role}`);
-  }
-
-  process.on('message', (message: ParentMessage) => {
-    if (message.type === 'cpu') send({ type: 'cpu', usage: process.cpuUsage() });
-    if (message.type === 'stop') {
-      void close().finally(() => process.exit(0));
+  switch (role as GatehouseRole) {
+    case 'authorization-server': {
+      const { startAuthorizationServer } = await import('../src/authorization-server/server.ts');
+      const as = await startAuthorizationServer(loaded, { logger, storage: options.storage ?? 'sqlite' });
+      return { info: { privateKeyFiles: as.privateKeyFiles }, close: () => as.close() };
     }
-  });
-  // The parent went away without saying stop: do not linger.
-  process.on('disconnect', () => {
-    void close().finally(() => process.exit(0));
-  });
-  send({ type: 'ready', privateKeyFiles });
-}
-
-main().catch((error: unknown) => {
-  send({ type: 'error', message: (error as Error).stack ?? String(error) });
-  process.exit(1);
+    case 'apis': {
+      const { startApis } = await import('../src/apis/server.ts');
+      return startApis(loaded, { logger });
+    }
+    case 'mcp-server': {
+      const { startMcpServer } = await import('../src/mcp-server/server.ts');
+      return startMcpServer(loaded, { logger });
+    }
+    case 'gateway': {
+      const { startGateway } = await import('../src/gateway/server.ts');
+      return startGateway(loaded, { logger });
+    }
+    case 'unsecured-apis':
+      return (await import('./unsecured-chain.ts')).startPlainApis(loaded, logger);
+    case 'unsecured-mcp-server':
+      return (await import('./unsecured-chain.ts')).startPlainMcpServer(loaded, logger);
+    case 'unsecured-gateway':
+      return (await import('./unsecured-chain.ts')).startPlainGateway(loaded, logger);
+    default:
+      throw new Error(`unknown role ${role}`);
+  }
 });

@@ -11,6 +11,8 @@ import { nowMs } from './stats.ts';
 export const READ_TOOL = { name: 'get_stock', arguments: { symbol: 'SAP' } };
 export const PROTOCOL_VERSION = '2025-11-25';
 
+export const MCP_PATH = '/mcp';
+
 let nextId = 1;
 
 export function toolCallBody(tool: { name: string; arguments: Record<string, unknown> } = READ_TOOL): string {

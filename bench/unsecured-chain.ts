@@ -1,8 +1,10 @@
 /**
- * The baseline for the tool-call benchmark: the same chain, gateway → MCP server → API, with every
- * authorization step taken out, built here from the product's own building blocks so that the two
- * chains differ by security only. Never part of the product: there is no setting that turns
- * authorization off in Gatehouse.
+ * The bench's own unsecured chain: the same chain as Gatehouse's, gateway → MCP server → API, with
+ * every authorization step taken out, built here from the product's own building blocks so that the
+ * two chains differ by security only. Each hop runs in a process of its own, as Gatehouse's do
+ * (bench/server-process.ts, roles `unsecured-*`). Never part of the product: there is no setting
+ * that turns authorization off in Gatehouse. Being made of Gatehouse's parts, it cannot show what
+ * those parts cost: the independent baseline (bench/baseline/) is the comparison for that.
  *
  * | step          | kept (same code as the product)                                  | left out (security)                           |
  * |---------------|------------------------------------------------------------------|-----------------------------------------------|
@@ -10,8 +12,7 @@
  * | MCP server    | Origin check, CORS, `createMcpHandler` + `McpServer` from the SDK, the tool catalogue and its input validation, `buildUpstreamRequest` + `callUpstream` | JWT validation, scope challenge, token exchange, audit line |
  * | API           | path decoding, `matchRoute`, the stocks/customers route handlers, JSON answers, request log | JWT validation, scope check (claims are fixed: a user in region `eu`) |
  */
-import http, { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { originValidation, toNodeHandler } from '@modelcontextprotocol/node';
 import { createMcpHandler, McpServer, type McpServerFactory } from '@modelcontextprotocol/server';
 import { ApiError, invalidRequest, notFound } from '../src/apis/api-error.ts';
@@ -22,6 +23,7 @@ import { createStocksApi } from '../src/apis/stocks.ts';
 import { upstreamRequestHeaders } from '../src/gateway/headers.ts';
 import { proxy } from '../src/gateway/proxy.ts';
 import { createRouter, parseRequestTarget } from '../src/gateway/routes.ts';
+import { createUpstreamAgents } from '../src/gateway/upstream-agents.ts';
 import { MAX_REQUEST_BODY_BYTES, PROTOCOL_VERSIONS } from '../src/mcp-server/mcp-endpoint.ts';
 import { MCP_PATH } from '../src/mcp-server/server.ts';
 import { originHostname, type UpstreamApi } from '../src/mcp-server/settings.ts';
@@ -56,10 +58,12 @@ const hasBody = (req: IncomingMessage) =>
   req.headers['transfer-encoding'] !== undefined || req.headers['content-length'] !== undefined;
 
 /** src/gateway/server.ts without token translation: the Authorization header is simply dropped. */
-async function startPlainGateway(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
+export async function startPlainGateway(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
   const config = loaded.config.gateway;
   const router = createRouter(config);
-  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  // The product's own pools, with its idle timeout (a keep-alive agent without one writes onto
+  // sockets the MCP server is closing: ECONNRESET, 502).
+  const agents = createUpstreamAgents();
 
   async function handle(req: IncomingMessage, res: ServerResponse, log: LogFields): Promise<void> {
     const target = parseRequestTarget(req.url);
@@ -117,7 +121,7 @@ const fetchWithoutCredentials: typeof fetch = (input, init) => {
 };
 
 /** src/mcp-server/server.ts and mcp-endpoint.ts without the bearer token, scope challenge and exchange. */
-async function startPlainMcpServer(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
+export async function startPlainMcpServer(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
   const mcp = loaded.config.mcpServer;
   const apis = new Map<string, UpstreamApi>(
     Object.entries(mcp.apis).map(([name, api]) => [
@@ -186,7 +190,7 @@ async function startPlainMcpServer(loaded: LoadedConfig, logger: Logger): Promis
 }
 
 /** src/apis/server.ts without `authenticate` and `requireScope`. */
-async function startPlainApis(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
+export async function startPlainApis(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
   const config = loaded.config.apis;
   const apis: Api[] = [
     createStocksApi({
@@ -233,19 +237,4 @@ async function startPlainApis(loaded: LoadedConfig, logger: Logger): Promise<Run
   });
   const port = await listen(server, config.listen.host, config.listen.port ?? 0, 'apis.listen.port');
   return { url: `http://127.0.0.1:${port}`, close: () => close(server) };
-}
-
-/** Starts the baseline chain on the configured ports, APIs first, as the launcher does. */
-export async function startUnsecuredChain(loaded: LoadedConfig, logger: Logger): Promise<RunningComponent> {
-  const started: RunningComponent[] = [];
-  started.push(await startPlainApis(loaded, logger));
-  started.push(await startPlainMcpServer(loaded, logger));
-  const gateway = await startPlainGateway(loaded, logger);
-  started.push(gateway);
-  return {
-    url: gateway.url,
-    async close() {
-      for (const component of started.reverse()) await component.close();
-    },
-  };
 }

@@ -1,0 +1,221 @@
+/**
+ * The human-readable report of a bench run: one table per part, each headline beside its target
+ * (met or MISSED), and UNRELIABLE where too few windows were free of other load on the machine.
+ */
+import type { benchGatewayLatency } from './gateway-latency.ts';
+import type { benchOnboarding } from './onboarding-bench.ts';
+import type { benchTokens } from './token-bench.ts';
+import type { benchTokenScaling } from './token-scaling.ts';
+import type { benchToolCalls } from './tool-call-bench.ts';
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  node: string;
+  os: string;
+  memory_gib: number;
+  load_average_at_start: number[];
+}
+
+export interface Results {
+  date: string;
+  quick: boolean;
+  durationS: number;
+  machine: Machine;
+  toolCalls: Awaited<ReturnType<typeof benchToolCalls>>;
+  gatewayLatency: Awaited<ReturnType<typeof benchGatewayLatency>>;
+  tokens: Awaited<ReturnType<typeof benchTokens>>;
+  scaling: Awaited<ReturnType<typeof benchTokenScaling>>;
+  onboarding: Awaited<ReturnType<typeof benchOnboarding>>['onboarding'];
+  errors: string[];
+}
+
+const mark = (met: boolean) => (met ? 'met' : 'MISSED');
+const unreliable = (reliable: boolean) =>
+  reliable ? '' : ' (UNRELIABLE: other processes kept the machine busy; run again on a quiet machine)';
+const thousands = (value: number) => value.toLocaleString('en-US');
+
+export function table(rows: Array<Array<string | number>>): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => String(row[c]).length)));
+  return rows
+    .map((row) =>
+      row
+        .map((cell, c) => String(cell).padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+const CHAIN_LABELS = {
+  secured: 'secured: gateway → MCP server → API (+ authorization server)',
+  baseline: 'independent baseline: node:http proxy → MCP SDK server → API handlers',
+  unsecured: "bench's own unsecured chain: Gatehouse's parts, no authorization",
+} as const;
+
+const SERVER_LABELS = {
+  sqlite: 'Gatehouse, SQLite',
+  memory: 'Gatehouse, in-memory',
+  bare: 'bare oidc-provider',
+};
+
+export function formatReport(r: Results): string {
+  const t = r.toolCalls;
+  const g = r.gatewayLatency;
+  const k = r.tokens;
+  const s = r.scaling;
+  const o = r.onboarding;
+  const p = o.phases_p50_ms;
+  const m = r.machine;
+  const byHop = (hops: Record<string, number>) =>
+    Object.entries(hops)
+      .map(([hop, us]) => `${hop} ${us}`)
+      .join(', ');
+  const out = [
+    '',
+    `Gatehouse benchmark, ${r.date}, ${r.durationS} s` +
+      (r.quick ? ' (quick run: short windows, the JIT is not at full speed; indicative only)' : ''),
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memory_gib} GiB, ${m.os}, Node ${m.node}; load average at start ${m.load_average_at_start.join(' ')}`,
+    '',
+    `1. Tool calls: ${t.tool}, ${t.concurrency} concurrent callers, warm caches, one process per hop; ` +
+      `${t.rounds_used} of ${t.rounds} rounds of 3 × ${t.slice_ms} ms windows in rotating order used (${t.rounds_disturbed} disturbed)`,
+    table([
+      ['chain', 'calls/s', 'p50 ms', 'p99 ms', 'CPU cores', 'CPU µs/call', 'CPU µs/call by process'],
+      ...(['secured', 'baseline', 'unsecured'] as const).map((name) => [
+        CHAIN_LABELS[name],
+        t[name].calls_per_second,
+        t[name].p50_ms,
+        t[name].p99_ms,
+        t[name].cpu_cores,
+        t[name].cpu_us_per_call,
+        byHop(t[name].cpu_us_per_call_by_hop),
+      ]),
+    ]),
+    `secured ÷ independent baseline (median of rounds): ${t.ratio_vs_baseline}; by CPU per call: ${t.cpu_ratio_vs_baseline}; ` +
+      `target ≥ ${t.target_ratio_vs_baseline}: ${mark(t.met)}${unreliable(t.reliable)}`,
+    `secured ÷ own unsecured chain (median of rounds): ${t.ratio_vs_unsecured}; by CPU per call: ${t.cpu_ratio_vs_unsecured}`,
+    '',
+    `2. Gateway added latency on a cache hit: one caller, through the gateway (opaque token) against straight to the MCP server ` +
+      `(the phantom JWT); ${g.rounds_used} of ${g.rounds} rounds of 2 × ${g.window_ms} ms windows used (${g.rounds_disturbed} disturbed)`,
+    table([
+      ['route', 'calls', 'p50 ms', 'p99 ms'],
+      ['through the gateway', g.gateway.calls, g.gateway.p50_ms, g.gateway.p99_ms],
+      ['straight to the MCP server', g.direct.calls, g.direct.p50_ms, g.direct.p99_ms],
+    ]),
+    `added p50 (median of rounds): ${g.added_p50_ms} ms; gateway CPU per call: ${g.gateway_cpu_us_per_call} µs; ` +
+      `target ≤ ${g.target_added_p50_ms} ms: ${mark(g.met)}${unreliable(g.reliable)}`,
+    '',
+    `3. Client credentials tokens, ${k.concurrency} requests in flight; ${k.rounds_used} of ${k.rounds} rounds of 6 × ${k.window_ms} ms windows ` +
+      `in rotating order used (${k.rounds_disturbed} disturbed); Gatehouse's token endpoint rate limits raised`,
+    table([
+      [
+        'server',
+        'client auth',
+        'tokens/s',
+        'CPU µs/token',
+        'tokens/CPU-s',
+        'server cores',
+        'client cores',
+        'p50 ms',
+        'p99 ms',
+      ],
+      ...k.rows.map((row) => [
+        SERVER_LABELS[row.server],
+        row.client_auth,
+        row.tokens_per_second,
+        row.server_cpu_us_per_token,
+        row.tokens_per_cpu_second,
+        row.server_cpu_cores,
+        row.client_cpu_cores,
+        row.p50_ms,
+        row.p99_ms,
+      ]),
+    ]),
+    `Gatehouse SQLite ÷ bare oidc-provider, private_key_jwt (median of rounds): ${k.ratio_sqlite_vs_bare_private_key_jwt} ` +
+      `(by CPU per token: ${k.ratios.sqlite_vs_bare_private_key_jwt?.by_cpu}); target ≥ ${k.target_ratio_vs_bare}: ${mark(k.ratio_met)}${unreliable(k.reliable)}`,
+    `  also ÷ bare: SQLite client_secret_basic ${k.ratios.sqlite_vs_bare_client_secret_basic?.tokens_per_second}, ` +
+      `in-memory private_key_jwt ${k.ratios.memory_vs_bare_private_key_jwt?.tokens_per_second}, ` +
+      `in-memory client_secret_basic ${k.ratios.memory_vs_bare_client_secret_basic?.tokens_per_second}`,
+    `Gatehouse SQLite private_key_jwt tokens per CPU-second: ${thousands(k.tokens_per_cpu_second)}; ` +
+      `target ≥ ${thousands(k.target_tokens_per_cpu_second)}: ${mark(k.cpu_met)}${unreliable(k.reliable)}`,
+    '',
+    `4. Token endpoint scaling HARNESS: private_key_jwt, 1 and 2 authorization server processes on one SQLite file, ` +
+      `the load split across them; ${s.rounds_used} of ${s.rounds} rounds used (${s.rounds_disturbed} disturbed)`,
+    table([
+      ['processes', 'tokens/s', 'CPU µs/token', 'p50 ms', 'p99 ms', 'failed requests'],
+      ...[s.one_process, s.two_processes].map((row) => [
+        row.processes,
+        row.tokens_per_second,
+        row.server_cpu_us_per_token,
+        row.p50_ms,
+        row.p99_ms,
+        row.failed_requests,
+      ]),
+    ]),
+    `2 ÷ 1 processes (median of rounds): ${s.speedup}. No target: SQLite has one writer at a time; ` +
+      'this becomes meaningful with PostgreSQL' +
+      (s.failed_requests > 0 ? `; first failure: ${s.first_error}` : '') +
+      unreliable(s.reliable),
+    '',
+    `5. Cold onboarding against the secured chain, first 401 → first tool result, headless (${o.count} new agents, p50 per phase)`,
+    table([
+      [
+        'p50 ms',
+        'p90 ms',
+        'max ms',
+        'discovery',
+        'registration',
+        'authorization',
+        'token',
+        'first call',
+        'CPU ms each',
+      ],
+      [
+        o.p50_ms,
+        o.p90_ms,
+        o.max_ms,
+        p.discovery,
+        p.registration,
+        p.authorization,
+        p.token,
+        p.first_call,
+        o.cpu_ms_per_onboarding,
+      ],
+    ]),
+    `target p50 ≤ ${o.target_p50_ms} ms: ${mark(o.met)}` +
+      (o.disturbed ? ` (other load on the machine during it: ${o.other_load_cores} cores)` : ''),
+    '',
+    'Targets:',
+    table([
+      [
+        '  tool calls, secured ÷ independent baseline',
+        `≥ ${t.target_ratio_vs_baseline}`,
+        t.ratio_vs_baseline,
+        mark(t.met),
+      ],
+      ['  gateway added latency, p50', `≤ ${g.target_added_p50_ms} ms`, g.added_p50_ms, mark(g.met)],
+      [
+        '  tokens, Gatehouse SQLite ÷ bare, private_key_jwt',
+        `≥ ${k.target_ratio_vs_bare}`,
+        k.ratio_sqlite_vs_bare_private_key_jwt,
+        mark(k.ratio_met),
+      ],
+      [
+        '  tokens per CPU-second, SQLite, private_key_jwt',
+        `≥ ${thousands(k.target_tokens_per_cpu_second)}`,
+        k.tokens_per_cpu_second,
+        mark(k.cpu_met),
+      ],
+      ['  onboarding p50', `≤ ${o.target_p50_ms} ms`, o.p50_ms, mark(o.met)],
+    ]),
+  ];
+  const anyUnreliable = !t.reliable || !g.reliable || !k.reliable;
+  if (anyUnreliable)
+    out.push(
+      '',
+      'Some results are UNRELIABLE: the machine was busy with other work during most of their windows.',
+    );
+  if (r.errors.length > 0) out.push('', 'ERRORS:', ...r.errors.map((e) => `  ${e}`));
+  out.push('');
+  return out.join('\n');
+}

@@ -1,0 +1,152 @@
+/**
+ * Part 4, a harness: client credentials tokens (`private_key_jwt`) with one and with two
+ * authorization server processes on one store, the load split across them. Both processes serve
+ * the same issuer from the same data directory (one SQLite file), each on its own port, as two
+ * instances behind one load balancer would.
+ *
+ * It is meant for a store that several processes can write at once (PostgreSQL): SQLite allows one
+ * writer at a time, and node:sqlite waits for the lock synchronously, so on SQLite the second
+ * process may add little or even cost throughput. Whatever it measures is reported; failed requests
+ * (e.g. SQLITE_BUSY past the busy timeout) are counted here and do not fail the run.
+ */
+import { type ServerChild, stopAll } from './child.ts';
+import { runTokenLoad, tokenRequestFactory } from './client-credentials.ts';
+import { freePort } from './config.ts';
+import { type HopOptions, startGatehouseHop } from './hops.ts';
+import { createKeepAliveAgent } from './http-client.ts';
+import { measured } from './measure.ts';
+import { noteWindow } from './profile-windows.ts';
+import { progress } from './progress.ts';
+import { medianOver, type RoundPlan, runRounds, usableRounds } from './rounds.ts';
+import { round, summarize } from './stats.ts';
+import { expectedRequests, type TokenServer } from './token-bench.ts';
+
+export interface ScalingPlan {
+  concurrency: number;
+  warmupMs: number;
+  windowMs: number;
+  maxRequests: number;
+  rounds: RoundPlan;
+}
+
+const SETUPS = ['1 process', '2 processes'] as const;
+type Setup = (typeof SETUPS)[number];
+
+interface Slice {
+  tokens: number;
+  errors: number;
+  firstError: string | undefined;
+  elapsedMs: number;
+  cpu: number;
+  disturbed: boolean;
+  latencies: number[];
+}
+
+export async function benchTokenScaling(first: TokenServer, plan: ScalingPlan, options: HopOptions) {
+  progress('token scaling: starting a second authorization server process on the same SQLite store');
+  const listenPort = await freePort();
+  const second: ServerChild = await startGatehouseHop(
+    'tokens/sqlite-second',
+    'authorization-server',
+    { ports: first.ports, dataDir: first.dataDir },
+    options,
+    { storage: 'sqlite', listenPort },
+  );
+  const processes = [first.process, second];
+  const endpoints: Record<Setup, URL[]> = {
+    '1 process': [new URL(`${first.issuer}/token`)],
+    '2 processes': [new URL(`${first.issuer}/token`), new URL(`http://127.0.0.1:${listenPort}/token`)],
+  };
+  // Both processes are the same issuer: the assertions' audience is the same for either.
+  const requests = await tokenRequestFactory(first.issuer, 'private_key_jwt', first.privateKeyFile);
+  const agent = createKeepAliveAgent(plan.concurrency);
+  let rate = 3000;
+  // Assertions are signed before a window is measured (outside it): the load generator's work.
+  const prepare = (ms: number) => requests.prepare(expectedRequests(rate, ms));
+  const load = async (setup: Setup, ms: number) => {
+    const result = await runTokenLoad({
+      endpoints: endpoints[setup],
+      agent,
+      next: requests.next,
+      concurrency: plan.concurrency,
+      durationMs: ms,
+      maxRequests: plan.maxRequests,
+    });
+    rate = Math.max(rate, result.tokens / (result.elapsedMs / 1000));
+    return result;
+  };
+  let failed = 0;
+  let firstError: string | undefined;
+  const note = (result: { errors: number; firstError: string | undefined }) => {
+    failed += result.errors;
+    firstError ??= result.firstError;
+  };
+  try {
+    progress(`token scaling: warm-up (${plan.warmupMs} ms, both processes)`);
+    await prepare(plan.warmupMs);
+    note(await load('2 processes', plan.warmupMs));
+    const rounds = await runRounds(
+      SETUPS,
+      plan.rounds,
+      async (setup): Promise<Slice> => {
+        // Both processes' CPU, in either setup: the idle one's is part of what a token costs there.
+        await prepare(plan.windowMs);
+        const window = await measured(processes, () => load(setup, plan.windowMs));
+        note(window.result);
+        noteWindow(
+          `tokens scaling ${setup}`,
+          processes.map((child) => child.name),
+          window,
+          window.result.tokens,
+        );
+        return { ...window.result, cpu: window.cpu, disturbed: window.disturbed };
+      },
+      (r) =>
+        progress(
+          `token scaling: round ${r.index + 1}: ` +
+            r.order.map((setup) => `${setup} ${Math.round(perSecond(r.windows[setup]))}/s`).join(', ') +
+            (r.disturbed ? ' (disturbed by other load on the machine)' : ''),
+        ),
+    );
+    const { used, reliable, disturbed } = usableRounds(rounds, plan.rounds.minUndisturbed);
+    const row = (setup: Setup) => {
+      const slices = used.map((r) => r.windows[setup]);
+      const tokens = slices.reduce((total, slice) => total + slice.tokens, 0);
+      const seconds = slices.reduce((total, slice) => total + slice.elapsedMs, 0) / 1000;
+      const cpu = slices.reduce((total, slice) => total + slice.cpu, 0);
+      const latency = summarize(slices.flatMap((slice) => slice.latencies));
+      return {
+        processes: endpoints[setup].length,
+        tokens_per_second: round(tokens / seconds),
+        server_cpu_us_per_token: round((cpu * 1e6) / tokens),
+        p50_ms: round(latency.p50),
+        p99_ms: round(latency.p99),
+        failed_requests: slices.reduce((total, slice) => total + slice.errors, 0),
+      };
+    };
+    return {
+      note: 'harness: meaningful once the store allows several writers (PostgreSQL); on SQLite one writer at a time, so a poor 2-process number is expected and does not fail the run',
+      client_auth: 'private_key_jwt',
+      store: 'sqlite (one file, both processes)',
+      concurrency: plan.concurrency,
+      window_ms: plan.windowMs,
+      rounds: rounds.length,
+      rounds_used: used.length,
+      rounds_disturbed: disturbed,
+      reliable,
+      one_process: row('1 process'),
+      two_processes: row('2 processes'),
+      /** Median over the rounds of 2-process ÷ 1-process tokens/s. */
+      speedup: round(
+        medianOver(used, (r) => perSecond(r.windows['2 processes']) / perSecond(r.windows['1 process'])),
+      ),
+      failed_requests: failed,
+      first_error: firstError,
+    };
+  } finally {
+    agent.destroy();
+    await stopAll([second]);
+  }
+}
+
+const perSecond = (slice: { tokens: number; elapsedMs: number }) => slice.tokens / (slice.elapsedMs / 1000);
