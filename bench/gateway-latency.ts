@@ -10,6 +10,9 @@
  * Behind the gateway both are the same calls (MCP server, token exchange cache, API), so the
  * difference of their p50 is what the gateway hop costs: a loopback HTTP hop, the introspection
  * cache lookup and the proxying. The headline is the median over rounds of that difference.
+ *
+ * Beside it, the floor: the same pair on the independent baseline (`proxy`: through its plain
+ * node:http proxy; `plain`: straight to its MCP server), what any proxy hop adds on this machine.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -30,7 +33,7 @@ export interface GatewayLatencyPlan {
   rounds: RoundPlan;
 }
 
-const ROUTES = ['gateway', 'direct'] as const;
+const ROUTES = ['gateway', 'direct', 'proxy', 'plain'] as const;
 type Route = (typeof ROUTES)[number];
 
 interface Slice {
@@ -70,6 +73,7 @@ const p50 = (slice: Slice) => summarize(slice.latencies).p50;
 
 export async function benchGatewayLatency(
   secured: Chain,
+  baseline: Chain,
   token: string,
   plan: GatewayLatencyPlan,
   /** The most the gateway may add at p50 to meet the target, in ms. */
@@ -83,13 +87,22 @@ export async function benchGatewayLatency(
       token: phantom,
       hops: secured.hops.filter((hop) => !hop.name.endsWith('/gateway')),
     },
+    proxy: { url: new URL(baseline.mcpUrl), token: '', hops: baseline.hops },
+    plain: {
+      url: new URL(`${baseline.urls.mcpServerUrl}${MCP_PATH}`),
+      token: '',
+      hops: baseline.hops.filter((hop) => !hop.name.endsWith('/proxy')),
+    },
   };
-  const agents = { gateway: createKeepAliveAgent(1), direct: createKeepAliveAgent(1) };
+  const agents = Object.fromEntries(ROUTES.map((route) => [route, createKeepAliveAgent(1)])) as Record<
+    Route,
+    ReturnType<typeof createKeepAliveAgent>
+  >;
   const load = (route: Route, ms: number) =>
     runToolCallLoad({
       url: routes[route].url,
       agent: agents[route],
-      tokenFor: () => routes[route].token,
+      tokenFor: () => routes[route].token || undefined,
       concurrency: 1,
       durationMs: ms,
       maxCalls: plan.maxCallsPerWindow,
@@ -98,7 +111,7 @@ export async function benchGatewayLatency(
     for (const route of ROUTES) {
       const answer = await request(agents[route], routes[route].url, {
         method: 'POST',
-        headers: mcpHeaders(routes[route].token),
+        headers: mcpHeaders(routes[route].token || undefined),
         body: toolCallBody(),
       });
       toolResultText(answer);
@@ -126,7 +139,8 @@ export async function benchGatewayLatency(
     const rounds = await runRounds(ROUTES, plan.rounds, measureSlice, (r) => {
       progress(
         `gateway latency: round ${r.index + 1}: p50 through the gateway ${round(p50(r.windows.gateway))} ms, ` +
-          `direct ${round(p50(r.windows.direct))} ms` +
+          `direct ${round(p50(r.windows.direct))} ms; plain proxy ${round(p50(r.windows.proxy))} ms, ` +
+          `direct ${round(p50(r.windows.plain))} ms` +
           (r.disturbed ? ' (disturbed by other load on the machine)' : ''),
       );
     });
@@ -137,8 +151,7 @@ export async function benchGatewayLatency(
       routes.gateway.hops.find((hop) => hop.name.endsWith('/gateway'))!.name,
     );
   } finally {
-    agents.gateway.destroy();
-    agents.direct.destroy();
+    for (const agent of Object.values(agents)) agent.destroy();
   }
 }
 
@@ -153,6 +166,7 @@ function summarizeLatency(
   const gateway = pooled('gateway');
   const direct = pooled('direct');
   const added = medianOver(used, (r) => p50(r.windows.gateway) - p50(r.windows.direct));
+  const floor = medianOver(used, (r) => p50(r.windows.proxy) - p50(r.windows.plain));
   const gatewayCpu = used.reduce((total, r) => total + r.windows.gateway.cpuByHop[gatewayHop]!, 0);
   return {
     concurrency: 1,
@@ -163,8 +177,20 @@ function summarizeLatency(
     reliable,
     gateway: { calls: gateway.count, p50_ms: round(gateway.p50), p99_ms: round(gateway.p99) },
     direct: { calls: direct.count, p50_ms: round(direct.p50), p99_ms: round(direct.p99) },
+    proxy: {
+      calls: pooled('proxy').count,
+      p50_ms: round(pooled('proxy').p50),
+      p99_ms: round(pooled('proxy').p99),
+    },
+    plain: {
+      calls: pooled('plain').count,
+      p50_ms: round(pooled('plain').p50),
+      p99_ms: round(pooled('plain').p99),
+    },
     /** Median over the rounds of p50 through the gateway − p50 straight to the MCP server. */
     added_p50_ms: Math.round(added * 1000) / 1000,
+    /** The same for the independent baseline's plain node:http proxy: what any proxy hop adds here. */
+    plain_proxy_added_p50_ms: Math.round(floor * 1000) / 1000,
     /** The gateway process's CPU per call through it. */
     gateway_cpu_us_per_call: round((gatewayCpu * 1e6) / gateway.count),
     target_added_p50_ms: targetMs,

@@ -96,14 +96,17 @@ export function formatReport(r: Results): string {
     `secured ÷ own unsecured chain (median of rounds): ${t.ratio_vs_unsecured}; by CPU per call: ${t.cpu_ratio_vs_unsecured}`,
     '',
     `2. Gateway added latency on a cache hit: one caller, through the gateway (opaque token) against straight to the MCP server ` +
-      `(the phantom JWT); ${g.rounds_used} of ${g.rounds} rounds of 2 × ${g.window_ms} ms windows used (${g.rounds_disturbed} disturbed)`,
+      `(the phantom JWT), and the same for the independent baseline's plain proxy; ${g.rounds_used} of ${g.rounds} rounds of 4 × ${g.window_ms} ms windows used (${g.rounds_disturbed} disturbed)`,
     table([
       ['route', 'calls', 'p50 ms', 'p99 ms'],
       ['through the gateway', g.gateway.calls, g.gateway.p50_ms, g.gateway.p99_ms],
       ['straight to the MCP server', g.direct.calls, g.direct.p50_ms, g.direct.p99_ms],
+      ['baseline: through its plain proxy', g.proxy.calls, g.proxy.p50_ms, g.proxy.p99_ms],
+      ['baseline: straight to its MCP server', g.plain.calls, g.plain.p50_ms, g.plain.p99_ms],
     ]),
     `added p50 (median of rounds): ${g.added_p50_ms} ms; gateway CPU per call: ${g.gateway_cpu_us_per_call} µs; ` +
       `target ≤ ${g.target_added_p50_ms} ms: ${mark(g.met)}${unreliable(g.reliable)}`,
+    `a plain node:http proxy adds (median of rounds): ${g.plain_proxy_added_p50_ms} ms, the floor of any hop on this machine`,
     '',
     `3. Client credentials tokens, ${k.concurrency} requests in flight; ${k.rounds_used} of ${k.rounds} rounds of 6 × ${k.window_ms} ms windows ` +
       `in rotating order used (${k.rounds_disturbed} disturbed); Gatehouse's token endpoint rate limits raised`,

@@ -144,6 +144,7 @@ async function benchChains() {
     const toolCalls = await benchToolCalls(chains, tokens, PLAN.toolCalls, TARGETS.ratioVsBaseline);
     const gatewayLatency = await benchGatewayLatency(
       chains.secured,
+      chains.baseline,
       tokens[0]!,
       PLAN.gatewayLatency,
       TARGETS.gatewayAddedP50Ms,

@@ -30,21 +30,30 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
  * Connection header field"). Names are lowercase, as Node delivers them.
  */
 export function stripHopByHop<T extends IncomingHttpHeaders | OutgoingHttpHeaders>(headers: T): T {
-  const connection = headers.connection;
-  const named = new Set(
-    [connection ?? []]
-      .flat()
-      .flatMap((value) => String(value).split(','))
-      .map((name) => name.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  // On every request, both ways: plain loops, no array or set unless `Connection` names fields.
+  const named = connectionFields(headers.connection);
   const out: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
     const lower = name.toLowerCase();
-    if (value === undefined || HOP_BY_HOP_HEADERS.has(lower) || named.has(lower)) continue;
+    if (HOP_BY_HOP_HEADERS.has(lower) || named?.has(lower)) continue;
     out[lower] = value;
   }
   return out as T;
+}
+
+/** The field names a `Connection` header lists (RFC 9110 §7.6.1); undefined when it lists none. */
+function connectionFields(connection: string | string[] | number | undefined): Set<string> | undefined {
+  if (connection === undefined) return undefined;
+  let named: Set<string> | undefined;
+  for (const value of Array.isArray(connection) ? connection : [connection]) {
+    for (const part of String(value).split(',')) {
+      const name = part.trim().toLowerCase();
+      if (name) (named ??= new Set()).add(name);
+    }
+  }
+  return named;
 }
 
 /**
