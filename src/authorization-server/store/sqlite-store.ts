@@ -157,6 +157,11 @@ export function openDatabase(dataDir: string): DatabaseSync {
     // In WAL mode NORMAL is corruption-safe; a power loss can only lose the last commits, not break the file.
     db.exec('PRAGMA synchronous = NORMAL');
     db.exec('PRAGMA foreign_keys = ON');
+    // Every token is a commit of its own. A checkpoint (copying the WAL into the database, with an
+    // fsync) every 1,000 pages (the default) came every hundred or so tokens; every 4,000 pages
+    // (a WAL of at most about 16 MB) the fsyncs are four times rarer. Durability is the same: a
+    // commit is in the WAL either way.
+    db.exec('PRAGMA wal_autocheckpoint = 4000');
     migrate(db);
   } catch (error) {
     db.close();
