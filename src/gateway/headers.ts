@@ -50,7 +50,9 @@ function connectionFields(connection: string | string[] | number | undefined): S
   for (const value of Array.isArray(connection) ? connection : [connection]) {
     for (const part of String(value).split(',')) {
       const name = part.trim().toLowerCase();
-      if (name) (named ??= new Set()).add(name);
+      if (!name) continue;
+      named ??= new Set();
+      named.add(name);
     }
   }
   return named;
