@@ -15,8 +15,8 @@
  *
  * Entries are keyed by a SHA-256 hash of the token, never the token itself, so a heap dump or a
  * debugging aid listing keys reveals no usable token. Concurrent requests with the same uncached token
- * share one introspection, and an introspection that was under way while a revocation arrived is not
- * cached (it may predate the revocation).
+ * share one introspection, and an introspection that was under way while a revocation arrived is
+ * neither cached nor shared with later requests (it may predate the revocation).
  */
 import { LRUCache } from 'lru-cache';
 import { tokenHash } from '../shared/jwt.ts';
@@ -91,7 +91,8 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
     },
   });
   const inactive = new LRUCache<string, Entry>({ max: options.inactiveMaxEntries ?? options.maxEntries });
-  const inFlight = new Map<string, Promise<Introspection>>();
+  /** Introspections under way, with the generation they started in (see lookup). */
+  const inFlight = new Map<string, { request: Promise<Introspection>; generation: number }>();
   let hits = 0;
   let cap: number | undefined;
   let heard: () => boolean = () => true;
@@ -147,19 +148,23 @@ export function createIntrospectionCache(options: IntrospectionCacheOptions): In
         hits += 1;
         return { result: cached.result, source: 'hit' };
       }
+      // Joined only when no revocation arrived since it started: its answer may predate one.
       const pending = inFlight.get(key);
-      if (pending) return { result: await pending, source: 'shared' };
+      if (pending && pending.generation === generation) {
+        return { result: await pending.request, source: 'shared' };
+      }
       const started = generation;
       const request = introspect().then((result) => {
         // A made-up token is never cached: the check costs less than a cache entry would.
         if (generation === started && !(!result.active && result.madeUp)) store(key, result);
         return result;
       });
-      inFlight.set(key, request);
+      const entry = { request, generation: started };
+      inFlight.set(key, entry);
       try {
         return { result: await request, source: 'miss' };
       } finally {
-        inFlight.delete(key);
+        if (inFlight.get(key) === entry) inFlight.delete(key);
       }
     },
     get size() {

@@ -134,7 +134,8 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
       for (const name of entry.names) index.remove(name, key);
     },
   });
-  const inflight = new Map<string, Promise<ExchangedToken>>();
+  /** Exchanges under way, with the generation they started in (see exchange). */
+  const inflight = new Map<string, { promise: Promise<ExchangedToken>; generation: number }>();
   let suspended = false;
   let heard: () => boolean = () => true;
   /** Bumped by every revocation: an exchange that straddles one is not cached. */
@@ -246,8 +247,9 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
       // The stream unheard lately (stalled with its connection up): a revocation may be held back.
       if (usable && heard()) return Promise.resolve(cached);
       if (cached && !usable) cache.delete(key);
+      // Joined only when no revocation arrived since it started: its token may predate one.
       const pending = inflight.get(key);
-      if (pending) return pending;
+      if (pending && pending.generation === generation) return pending.promise;
       const started = generation;
       const promise = requestToken(request)
         .then((token) => {
@@ -261,8 +263,11 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
           }
           return token;
         })
-        .finally(() => inflight.delete(key));
-      inflight.set(key, promise);
+        .finally(() => {
+          if (inflight.get(key) === entry) inflight.delete(key);
+        });
+      const entry = { promise, generation: started };
+      inflight.set(key, entry);
       return promise;
     },
     dropGrant: (grantId) => drop(`grant:${grantId}`),
