@@ -52,6 +52,7 @@ import {
   openDatabase,
   purgeExpired,
   recordClientUse,
+  removeClientRows,
   startHousekeeping,
 } from './store/sqlite-store.ts';
 import { createAccessTokenSigner } from './tokens/access-token-jwt.ts';
@@ -245,6 +246,7 @@ export async function startAuthorizationServer(
         logger,
         isRemovedUser,
         isRevokedToken: (hash) => revocationLog.hasToken(hash),
+        isClientRemovedSince: (clientId, at) => revocationLog.hasClientSince(clientId, at),
       }) as never,
       TOKEN_EXCHANGE_PARAMETERS,
     );
@@ -283,6 +285,11 @@ export async function startAuthorizationServer(
       }),
     );
     subscribeAuditEvents(provider, logger, db, accounts);
+    // RFC 7592 deletion removes the client's record only: its grants and tokens go with it here
+    // (the revocation announcement tells the caches; announce.ts).
+    provider.on('registration_delete.success', (_ctx: unknown, client: { clientId: string }) => {
+      removeClientRows(db, client.clientId);
+    });
     const revocations = announceRevocations(
       provider,
       revocationLog,

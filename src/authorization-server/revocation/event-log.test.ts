@@ -42,6 +42,15 @@ test('hasToken finds a token event by its hash, and only a token event', () => {
   assert.equal(log.hasToken('never'), false);
 });
 
+test('hasClientSince finds a client event at or after a time', () => {
+  const log = createSqliteRevocationEventLog(db);
+  log.append({ type: 'client', client_id: 'deleted-client', at: 1000 });
+  assert.equal(log.hasClientSince('deleted-client', 999), true, 'a token issued before the deletion');
+  assert.equal(log.hasClientSince('deleted-client', 1000), true);
+  assert.equal(log.hasClientSince('deleted-client', 1001), false, 'issued after it');
+  assert.equal(log.hasClientSince('another-client', 0), false);
+});
+
 test('the stream id is the same for the same database; pruned history cannot be replayed', () => {
   const first = createSqliteRevocationEventLog(db);
   const again = createSqliteRevocationEventLog(db);

@@ -29,6 +29,8 @@ export interface RevocationEventLog {
   latestId(): number;
   /** True when a `token` event names this token hash (kept longer than any access token lives). */
   hasToken(tokenHash: string): boolean;
+  /** True when a `client` event for this client happened at or after `at` (seconds since the epoch). */
+  hasClientSince(clientId: string, at: number): boolean;
   subscribe(listener: (stored: StoredRevocationEvent) => void): () => void;
   /**
    * Forgets events older than `maxAgeSeconds`, keeping at most `maxEvents`; returns how many events
@@ -47,6 +49,8 @@ export function createSqliteRevocationEventLog(db: DatabaseSync): RevocationEven
     CREATE TABLE IF NOT EXISTS gatehouse_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
     CREATE INDEX IF NOT EXISTS revocation_events_token_hash
       ON revocation_events (payload ->> '$.token_hash') WHERE payload ->> '$.type' = 'token';
+    CREATE INDEX IF NOT EXISTS revocation_events_client
+      ON revocation_events (payload ->> '$.client_id') WHERE payload ->> '$.type' = 'client';
   `);
   db.prepare("INSERT OR IGNORE INTO gatehouse_meta (key, value) VALUES ('revocation_stream', ?)").run(
     randomUUID(),
@@ -78,6 +82,9 @@ export function createSqliteRevocationEventLog(db: DatabaseSync): RevocationEven
   const tokenEvent = db.prepare(
     "SELECT 1 FROM revocation_events WHERE payload ->> '$.type' = 'token' AND payload ->> '$.token_hash' = ? LIMIT 1",
   );
+  const clientEvent = db.prepare(
+    "SELECT 1 FROM revocation_events WHERE payload ->> '$.type' = 'client' AND payload ->> '$.client_id' = ? AND at >= ? LIMIT 1",
+  );
   const listeners = new Set<(stored: StoredRevocationEvent) => void>();
   const latestId = () => Number((latest.get() as { seq?: number } | undefined)?.seq ?? 0);
 
@@ -100,6 +107,9 @@ export function createSqliteRevocationEventLog(db: DatabaseSync): RevocationEven
     latestId,
     hasToken(tokenHash) {
       return tokenEvent.get(tokenHash) !== undefined;
+    },
+    hasClientSince(clientId, at) {
+      return clientEvent.get(clientId, at) !== undefined;
     },
     subscribe(listener) {
       listeners.add(listener);

@@ -13,6 +13,7 @@ import {
   openDatabase,
   purgeExpired,
   recordClientUse,
+  removeClientRows,
   removeUnusedClients,
   SCHEMA_VERSION,
   startHousekeeping,
@@ -255,6 +256,24 @@ describe('unused clients', () => {
     }
     assert.deepEqual(await factory('Session').findByUid('u1'), { uid: 'u1', accountId: 'alice' });
     assert.deepEqual(removeUnusedClients(db, 30 * DAY), []);
+  });
+
+  test("removeClientRows removes a deleted client's grants, tokens and codes, and nobody else's", async () => {
+    const factory = createSqliteAdapterFactory(db);
+    for (const id of ['gone', 'kept']) {
+      await factory('Grant').upsert(`g-${id}`, { clientId: id, accountId: 'alice' }, 3600);
+      await factory('AccessToken').upsert(`t-${id}`, { clientId: id, grantId: `g-${id}` }, 3600);
+      await factory('AuthorizationCode').upsert(`c-${id}`, { clientId: id, grantId: `g-${id}` }, 60);
+    }
+    assert.equal(removeClientRows(db, 'gone'), 3);
+    for (const [model, id] of [
+      ['Grant', 'g-gone'],
+      ['AccessToken', 't-gone'],
+      ['AuthorizationCode', 'c-gone'],
+    ] as const) {
+      assert.equal(await factory(model).find(id), undefined, model);
+    }
+    assert.equal((await factory('AccessToken').find('t-kept'))?.clientId, 'kept');
   });
 
   test('recordClientUse writes last_used_at at most once a minute per client, and survives re-registration', async () => {

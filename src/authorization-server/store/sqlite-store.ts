@@ -353,6 +353,16 @@ export function removeUnusedClients(db: DatabaseSync, unusedForSeconds: number):
   });
 }
 
+/**
+ * Deletes every row of a client that is gone (RFC 7592 deletion removes the Client row only): its
+ * grants, tokens, codes and registration access tokens, so none of them outlives it.
+ */
+export function removeClientRows(db: DatabaseSync, clientId: string): number {
+  const state = housekeeping(db);
+  state.lastWrite.delete(clientId);
+  return Number(state.deleteClientRows.run(clientId).changes);
+}
+
 /** Deletes rows whose expiry has passed and returns how many (find already hides them; this reclaims space). */
 export function purgeExpired(db: DatabaseSync): number {
   return Number(housekeeping(db).purge.run(Date.now()).changes);

@@ -42,6 +42,8 @@ interface Subject {
   grantId?: string;
   /** SHA-256 of the opaque token a phantom token stands for (its `token_hash`). */
   tokenHash?: string;
+  /** When the token was issued (a phantom token's `iat`), seconds since the epoch. */
+  issuedAt?: number;
 }
 
 export interface TokenExchangeDependencies {
@@ -55,6 +57,8 @@ export interface TokenExchangeDependencies {
   isRemovedUser: (sub: string) => boolean;
   /** True when the opaque token with this hash was revoked (the revocation log's `token` events). */
   isRevokedToken: (tokenHash: string) => boolean;
+  /** True when the client was deleted at or after `at` (the revocation log's `client` events). */
+  isClientRemovedSince: (clientId: string, at: number) => boolean;
 }
 
 const looksLikeJwt = (value: string) => value.split('.').length === 3;
@@ -88,6 +92,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
         act: payload.act as Record<string, unknown> | undefined,
         ...(typeof payload.grant_id === 'string' ? { grantId: payload.grant_id } : {}),
         ...(typeof payload.token_hash === 'string' ? { tokenHash: payload.token_hash } : {}),
+        ...(typeof payload.iat === 'number' ? { issuedAt: payload.iat } : {}),
       };
     } catch {
       throw new errors.InvalidGrant('subject_token is invalid, expired or not meant for the MCP server');
@@ -119,6 +124,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       scopes: token.scope ? token.scope.split(' ') : [],
       exp: token.exp!,
       extra: extraClaims(token.extra as Record<string, unknown> | undefined),
+      ...(typeof token.iat === 'number' ? { issuedAt: token.iat } : {}),
     };
   }
 
@@ -194,6 +200,11 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
     // A workload's token has no grant: its phantom token names the opaque token by hash instead.
     if (subject.tokenHash && deps.isRevokedToken(subject.tokenHash)) {
       refuseSubject('token revoked', 'subject_token has been revoked');
+    }
+    // A client deleted (RFC 7592, or as unused) takes its tokens with it, whatever their kind. A
+    // phantom token without `iat` cannot show it was issued after the deletion.
+    if (deps.isClientRemovedSince(subject.clientId, subject.issuedAt ?? 0)) {
+      refuseSubject('client removed', 'subject_token has been revoked');
     }
     if (deps.isRemovedUser(subject.sub)) {
       refuseSubject('user no longer approved', 'the subject is no longer allowed to sign in');
