@@ -14,7 +14,7 @@ import Provider, {
   errors,
   interactionPolicy,
 } from 'oidc-provider';
-import { type AuthorizationServerConfig, DPOP_ALGORITHMS } from '../shared/config/schema.ts';
+import type { AuthorizationServerConfig, GatewayConfig } from '../shared/config/schema.ts';
 import type { Logger } from '../shared/logging.ts';
 import { clientAssertionHook } from './clients/client-assertion-policy.ts';
 import type { ClientClassifier } from './clients/client-classification.ts';
@@ -48,6 +48,8 @@ export interface ProviderDependencies {
   cookieKeys: string[];
   /** 32 bytes that key the DPoP nonces (RFC 9449 §8); derived from the cookie keys, so stable. */
   dpopNonceSecret: Buffer;
+  /** DPoP proof algorithms to bind tokens with: the gateway's (`gateway.dpop.algorithms`). */
+  dpopAlgorithms: GatewayConfig['dpop']['algorithms'];
   clients: PreparedClient[];
   classifier: ClientClassifier;
   resources: ResourceRegistry;
@@ -266,8 +268,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
         details: `Error: ${String(out.error ?? 'server_error')}`,
       });
     },
-    // The same DPoP algorithms as the gateway's default, so a key the agent binds here verifies there.
-    enabledJWA: { dPoPSigningAlgValues: [...DPOP_ALGORITHMS] },
+    // The gateway's DPoP algorithms (the same configuration file), so a key bound here verifies there.
+    enabledJWA: { dPoPSigningAlgValues: [...deps.dpopAlgorithms] },
     features: {
       devInteractions: { enabled: false },
       // RFC 9449: a token request with a DPoP proof gets a token bound to its key (code, refresh and

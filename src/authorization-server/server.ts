@@ -214,6 +214,7 @@ export async function startAuthorizationServer(
       signingKeys: keys.signingKeys,
       cookieKeys: keys.cookieKeys,
       dpopNonceSecret: derivedKey('gatehouse dpop nonces'),
+      dpopAlgorithms: loaded.config.gateway.dpop.algorithms,
       clients,
       classifier,
       resources,

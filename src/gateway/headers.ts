@@ -34,6 +34,7 @@ export function stripHopByHop<T extends IncomingHttpHeaders | OutgoingHttpHeader
   const named = connectionFields(headers.connection);
   const out: Record<string, unknown> = {};
   for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
     const value = headers[name];
     if (value === undefined) continue;
     const lower = name.toLowerCase();

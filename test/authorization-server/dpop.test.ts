@@ -17,7 +17,8 @@ import {
 } from '../helpers/authorization-server.ts';
 import { createDpopKey, type DpopKey, dpopProof } from '../helpers/dpop.ts';
 import { authorize, Browser, basic, postForm, redeemCode } from '../helpers/oauth.ts';
-import { workloadTokenRequest } from '../helpers/workload.ts';
+import { startTestStack } from '../helpers/stack.ts';
+import { JWT_BEARER, workloadAssertion, workloadTokenRequest } from '../helpers/workload.ts';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
@@ -294,5 +295,34 @@ describe('DPoP required per client class, with nonces', () => {
   test('dynamic registrations are registered as DPoP-bound', async () => {
     const client = await register(as);
     assert.equal(client.dpop_bound_access_tokens, true);
+  });
+});
+
+describe('DPoP algorithms narrowed for the gateway', () => {
+  test('the authorization server binds with the gateway’s algorithms only, so no token is bound with one it refuses', async () => {
+    const stack = await startTestStack({ gateway: { dpop: { algorithms: ['ES256'] } } });
+    try {
+      const metadata = (await (
+        await fetch(`${stack.issuer}/.well-known/oauth-authorization-server`)
+      ).json()) as { dpop_signing_alg_values_supported?: string[] };
+      assert.deepEqual(metadata.dpop_signing_alg_values_supported, ['ES256']);
+      const key = await createDpopKey('EdDSA');
+      const proof = await dpopProof(key, { htm: 'POST', htu: `${stack.issuer}/token` });
+      const response = await postForm(
+        `${stack.issuer}/token`,
+        {
+          grant_type: 'client_credentials',
+          client_assertion_type: JWT_BEARER,
+          client_assertion: await workloadAssertion(stack),
+          scope: 'stocks:read',
+          resource: stack.mcpUrl,
+        },
+        { dpop: proof },
+      );
+      assert.equal(response.status, 400, response.text);
+      assert.equal(response.json.error, 'invalid_dpop_proof');
+    } finally {
+      await stack.close();
+    }
   });
 });

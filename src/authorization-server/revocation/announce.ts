@@ -66,11 +66,13 @@ export function announceRevocations(
     try {
       log.append(event);
     } catch (error) {
-      // The caches then keep a revoked token until they lapse (30 s): say so loudly.
-      logger.error('a revocation could not be announced', {
+      // Not kept, so not streamed: the listeners are cut off instead, so that they drop their caches
+      // and fail safe until they are back, rather than serve the revoked token until it lapses.
+      logger.error('a revocation could not be announced: revocation listeners cut off', {
         type: event.type,
         error: (error as Error).message,
       });
+      stream.closeAll();
     }
   };
 
