@@ -12,36 +12,14 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { basic, postForm, userToken } from '../helpers/oauth.ts';
+import { internalSecret, phantomFor, rpc, until } from '../helpers/revocation.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import { JWT_BEARER, workloadAssertion } from '../helpers/workload.ts';
 
 const REDIRECT = 'http://127.0.0.1/callback';
-
-function rpc(base: string, token: string | undefined, method = 'tools/list') {
-  return fetch(`${base}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2025-11-25',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: {} }),
-  });
-}
-
-async function until(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const started = Date.now();
-  while (!(await check().catch(() => false))) {
-    if (Date.now() - started > ms) assert.fail(`timed out waiting: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 async function workloadToken(stack: TestStack): Promise<string> {
   const response = await postForm(`${stack.issuer}/token`, {
@@ -64,22 +42,9 @@ async function revokeWorkloadToken(stack: TestStack, token: string): Promise<voi
   assert.equal(response.status, 200, response.text);
 }
 
-/** The phantom JWT the gateway would forward for `token` (introspection with the gateway's secret). */
-async function phantomFor(stack: TestStack, token: string): Promise<string> {
-  const secret = readFileSync(path.join(stack.dataDir, 'secrets/gatehouse-gateway.secret'), 'utf8').trim();
-  const response = await postForm(
-    `${stack.issuer}/introspect`,
-    { token },
-    { authorization: basic('gatehouse-gateway', secret), accept: 'application/jwt' },
-  );
-  assert.equal(response.status, 200);
-  assert.equal(response.text.split('.').length, 3, 'a phantom JWT');
-  return response.text;
-}
-
 /** Token exchange of a phantom token for the stocks API, as the MCP server does (its own credentials). */
 async function exchangeAtStocks(stack: TestStack, phantom: string) {
-  const secret = readFileSync(path.join(stack.dataDir, 'secrets/gatehouse-mcp-server.secret'), 'utf8').trim();
+  const secret = internalSecret(stack, 'gatehouse-mcp-server');
   return postForm(
     `${stack.issuer}/token`,
     {

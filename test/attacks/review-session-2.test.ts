@@ -11,55 +11,18 @@
  *   was heard joined it and was let through with the answer from before. It is no longer shared.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createIntrospectionCache } from '../../src/gateway/introspection-cache.ts';
 import type { Introspection } from '../../src/gateway/introspection-client.ts';
 import { createTokenExchangeClient } from '../../src/mcp-server/token-exchange-client.ts';
 import { tokenHash } from '../../src/shared/jwt.ts';
 import { basic, postForm, userToken } from '../helpers/oauth.ts';
+import { internalSecret, phantomFor, rpc, until } from '../helpers/revocation.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
 const REDIRECT = 'http://127.0.0.1/callback';
 
-function rpc(base: string, token: string, method = 'tools/list') {
-  return fetch(`${base}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2025-11-25',
-      authorization: `Bearer ${token}`,
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: {} }),
-  });
-}
-
-async function until(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const started = Date.now();
-  while (!(await check().catch(() => false))) {
-    if (Date.now() - started > ms) assert.fail(`timed out waiting: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-const secretOf = (stack: TestStack, name: string) =>
-  readFileSync(path.join(stack.dataDir, `secrets/${name}.secret`), 'utf8').trim();
-
-async function phantomFor(stack: TestStack, token: string): Promise<string> {
-  const response = await postForm(
-    `${stack.issuer}/introspect`,
-    { token },
-    {
-      authorization: basic('gatehouse-gateway', secretOf(stack, 'gatehouse-gateway')),
-      accept: 'application/jwt',
-    },
-  );
-  assert.equal(response.status, 200);
-  assert.equal(response.text.split('.').length, 3, 'a phantom JWT');
-  return response.text;
-}
+const secretOf = internalSecret;
 
 function exchangeAtStocks(stack: TestStack, subjectToken: string, type = 'jwt') {
   return postForm(

@@ -10,32 +10,11 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { authorize, redeemCode } from '../helpers/oauth.ts';
+import { rpc, until } from '../helpers/revocation.ts';
 import { freePort, startTestStack, type TestStack } from '../helpers/stack.ts';
 
 const CLI = path.resolve(import.meta.dirname, '../../bin/gatehouse.js');
 const REDIRECT = 'http://127.0.0.1/callback';
-
-function rpc(base: string, token: string, method = 'tools/list') {
-  return fetch(`${base}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2025-11-25',
-      authorization: `Bearer ${token}`,
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: {} }),
-  });
-}
-
-async function until(check: () => Promise<boolean>, what: string, ms = 8000): Promise<number> {
-  const started = Date.now();
-  while (!(await check().catch(() => false))) {
-    if (Date.now() - started > ms) assert.fail(`timed out waiting: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return Date.now() - started;
-}
 
 const readiness = async (base: string) => (await fetch(`${base}/readyz`)).status;
 
