@@ -22,11 +22,12 @@ export interface Results {
   quick: boolean;
   durationS: number;
   machine: Machine;
-  toolCalls: Awaited<ReturnType<typeof benchToolCalls>>;
-  gatewayLatency: Awaited<ReturnType<typeof benchGatewayLatency>>;
-  tokens: Awaited<ReturnType<typeof benchTokens>>;
-  scaling: Awaited<ReturnType<typeof benchTokenScaling>>;
-  onboarding: Awaited<ReturnType<typeof benchOnboarding>>['onboarding'];
+  // Absent when `--part` left that half of the run out.
+  toolCalls?: Awaited<ReturnType<typeof benchToolCalls>>;
+  gatewayLatency?: Awaited<ReturnType<typeof benchGatewayLatency>>;
+  tokens?: Awaited<ReturnType<typeof benchTokens>>;
+  scaling?: Awaited<ReturnType<typeof benchTokenScaling>>;
+  onboarding?: Awaited<ReturnType<typeof benchOnboarding>>['onboarding'];
   errors: string[];
 }
 
@@ -59,24 +60,17 @@ const SERVER_LABELS = {
   bare: 'bare oidc-provider',
 };
 
-export function formatReport(r: Results): string {
-  const t = r.toolCalls;
-  const g = r.gatewayLatency;
-  const k = r.tokens;
-  const s = r.scaling;
-  const o = r.onboarding;
-  const p = o.phases_p50_ms;
-  const m = r.machine;
-  const byHop = (hops: Record<string, number>) =>
-    Object.entries(hops)
-      .map(([hop, us]) => `${hop} ${us}`)
-      .join(', ');
-  const out = [
-    '',
-    `Gatehouse benchmark, ${r.date}, ${r.durationS} s` +
-      (r.quick ? ' (quick run: short windows, the JIT is not at full speed; indicative only)' : ''),
-    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memory_gib} GiB, ${m.os}, Node ${m.node}; load average at start ${m.load_average_at_start.join(' ')}`,
-    '',
+type Chains = Required<Pick<Results, 'toolCalls' | 'gatewayLatency' | 'onboarding'>>;
+type Tokens = Required<Pick<Results, 'tokens' | 'scaling'>>;
+
+const byHop = (hops: Record<string, number>) =>
+  Object.entries(hops)
+    .map(([hop, us]) => `${hop} ${us}`)
+    .join(', ');
+
+/** Parts 1 and 2. */
+function chainsSection({ toolCalls: t, gatewayLatency: g }: Chains): string[] {
+  return [
     `1. Tool calls: ${t.tool}, ${t.concurrency} concurrent callers, warm caches, one process per hop; ` +
       `${t.rounds_used} of ${t.rounds} rounds of 3 × ${t.slice_ms} ms windows in rotating order used (${t.rounds_disturbed} disturbed)`,
     table([
@@ -108,6 +102,12 @@ export function formatReport(r: Results): string {
       `target ≤ ${g.target_added_p50_ms} ms: ${mark(g.met)}${unreliable(g.reliable)}`,
     `a plain node:http proxy adds (median of rounds): ${g.plain_proxy_added_p50_ms} ms, the floor of any hop on this machine`,
     '',
+  ];
+}
+
+/** Parts 3 and 4. */
+function tokensSection({ tokens: k, scaling: s }: Tokens): string[] {
+  return [
     `3. Client credentials tokens, ${k.concurrency} requests in flight; ${k.rounds_used} of ${k.rounds} rounds of 6 × ${k.window_ms} ms windows ` +
       `in rotating order used (${k.rounds_disturbed} disturbed); Gatehouse's token endpoint rate limits raised`,
     table([
@@ -160,6 +160,13 @@ export function formatReport(r: Results): string {
       (s.failed_requests > 0 ? `; first failure: ${s.first_error}` : '') +
       unreliable(s.reliable),
     '',
+  ];
+}
+
+/** Part 5. */
+function onboardingSection({ onboarding: o }: Chains): string[] {
+  const p = o.phases_p50_ms;
+  return [
     `5. Cold onboarding against the secured chain, first 401 → first tool result, headless (${o.count} new agents, p50 per phase)`,
     table([
       [
@@ -188,8 +195,15 @@ export function formatReport(r: Results): string {
     `target p50 ≤ ${o.target_p50_ms} ms: ${mark(o.met)}` +
       (o.disturbed ? ` (other load on the machine during it: ${o.other_load_cores} cores)` : ''),
     '',
-    'Targets:',
-    table([
+  ];
+}
+
+/** The targets' summary rows of the parts that ran. */
+function targetRows(chains: Chains | undefined, tokens: Tokens | undefined): string[][] {
+  const rows: Array<Array<string | number>> = [];
+  if (chains) {
+    const { toolCalls: t, gatewayLatency: g } = chains;
+    rows.push(
       [
         '  tool calls, secured ÷ independent baseline',
         `≥ ${t.target_ratio_vs_baseline}`,
@@ -197,6 +211,11 @@ export function formatReport(r: Results): string {
         mark(t.met),
       ],
       ['  gateway added latency, p50', `≤ ${g.target_added_p50_ms} ms`, g.added_p50_ms, mark(g.met)],
+    );
+  }
+  if (tokens) {
+    const k = tokens.tokens;
+    rows.push(
       [
         '  tokens, Gatehouse SQLite ÷ bare, private_key_jwt',
         `≥ ${k.target_ratio_vs_bare}`,
@@ -209,10 +228,39 @@ export function formatReport(r: Results): string {
         k.tokens_per_cpu_second,
         mark(k.cpu_met),
       ],
-      ['  onboarding p50', `≤ ${o.target_p50_ms} ms`, o.p50_ms, mark(o.met)],
-    ]),
+    );
+  }
+  if (chains) {
+    const o = chains.onboarding;
+    rows.push(['  onboarding p50', `≤ ${o.target_p50_ms} ms`, o.p50_ms, mark(o.met)]);
+  }
+  return rows.map((row) => row.map(String));
+}
+
+export function formatReport(r: Results): string {
+  const m = r.machine;
+  const chains: Chains | undefined =
+    r.toolCalls && r.gatewayLatency && r.onboarding
+      ? { toolCalls: r.toolCalls, gatewayLatency: r.gatewayLatency, onboarding: r.onboarding }
+      : undefined;
+  const tokens: Tokens | undefined =
+    r.tokens && r.scaling ? { tokens: r.tokens, scaling: r.scaling } : undefined;
+  const out = [
+    '',
+    `Gatehouse benchmark, ${r.date}, ${r.durationS} s` +
+      (r.quick ? ' (quick run: short windows, the JIT is not at full speed; indicative only)' : '') +
+      (chains && tokens ? '' : ' (part of the run only: --part)'),
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memory_gib} GiB, ${m.os}, Node ${m.node}; load average at start ${m.load_average_at_start.join(' ')}`,
+    '',
+    ...(chains ? chainsSection(chains) : []),
+    ...(tokens ? tokensSection(tokens) : []),
+    ...(chains ? onboardingSection(chains) : []),
+    'Targets:',
+    table(targetRows(chains, tokens)),
   ];
-  const anyUnreliable = !t.reliable || !g.reliable || !k.reliable;
+  const anyUnreliable =
+    (chains !== undefined && (!chains.toolCalls.reliable || !chains.gatewayLatency.reliable)) ||
+    (tokens !== undefined && !tokens.tokens.reliable);
   if (anyUnreliable)
     out.push(
       '',

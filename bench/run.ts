@@ -55,8 +55,17 @@ const TARGETS = {
 };
 
 const { values: flags } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, profile: { type: 'boolean', default: false } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    // Only one half of the run, while working on it: `chains` (parts 1, 2 and 5) or `tokens` (3, 4).
+    part: { type: 'string' },
+  },
 });
+if (flags.part !== undefined && flags.part !== 'chains' && flags.part !== 'tokens') {
+  console.error('bench: --part takes chains (tool calls, gateway latency, onboarding) or tokens');
+  process.exit(2);
+}
 
 const PLAN = flags.quick
   ? {
@@ -194,8 +203,8 @@ async function main(): Promise<number> {
     `${flags.quick ? 'quick' : 'full'} run on ${machine.cpu} × ${machine.cores}, Node ${machine.node}`,
   );
 
-  const { onboarding, toolCalls, gatewayLatency } = await benchChains();
-  const { tokens, scaling } = await benchTokenEndpoint();
+  const { onboarding, toolCalls, gatewayLatency } = flags.part === 'tokens' ? {} : await benchChains();
+  const { tokens, scaling } = flags.part === 'chains' ? {} : await benchTokenEndpoint();
   const durationS = round((nowMs() - started) / 1000);
 
   console.log(

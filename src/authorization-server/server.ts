@@ -22,6 +22,7 @@ import { pinToIssuerOrigin } from './http/issuer-origin.ts';
 import {
   defaultScope,
   dpopRequiredError,
+  durableWrites,
   oauthMetadataAlias,
   rateLimited,
   registrationCors,
@@ -47,6 +48,7 @@ import {
 import { createSqliteRevocationEventLog } from './revocation/event-log.ts';
 import { createMemoryAdapterFactory } from './store/memory-store.ts';
 import {
+  closeDatabase,
   createSqliteAdapterFactory,
   DEFAULT_CLOCK_TOLERANCE_SECONDS,
   openDatabase,
@@ -55,6 +57,7 @@ import {
   removeClientRows,
   startHousekeeping,
 } from './store/sqlite-store.ts';
+import { writesDurable } from './store/sqlite-write-batch.ts';
 import { createAccessTokenSigner } from './tokens/access-token-jwt.ts';
 import { phantomTokenMiddleware, removedUsersInactive } from './tokens/phantom-token.ts';
 import { withRefreshTokenGrace } from './tokens/refresh-grace.ts';
@@ -252,6 +255,8 @@ export async function startAuthorizationServer(
       TOKEN_EXCHANGE_PARAMETERS,
     );
 
+    // Outermost: every answer, success or error, waits for the writes it depends on.
+    provider.use(durableWrites(() => writesDurable(db), logger));
     provider.use(securityHeaders());
     provider.use(oauthMetadataAlias(new URL(issuer).pathname));
     provider.use(registrationCors(ROUTES.registration));
@@ -364,14 +369,14 @@ export async function startAuthorizationServer(
           // The revocation streams never end by themselves: end them, so the drain is not held up.
           revocations.stream.closeAll();
           await http.close(options);
-          db.close();
+          closeDatabase(db);
         })();
         return closing;
       },
     };
   } catch (error) {
     await http.close({ deadline: Date.now() });
-    db.close();
+    closeDatabase(db);
     throw error;
   }
 }

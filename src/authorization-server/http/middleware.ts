@@ -3,6 +3,7 @@
  */
 import type { Middleware } from 'koa';
 import type { Logger } from '../../shared/logging.ts';
+import { messagePage } from '../interactions/views/message-page.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { isRoute, isUnderRoute } from './route-match.ts';
 
@@ -56,6 +57,38 @@ export function rateLimited(path: string, limiter: RateLimiter, logger: Logger, 
       error: 'temporarily_unavailable',
       error_description: `too many requests from this address; retry after ${retryAfter} seconds`,
     };
+  };
+}
+
+/**
+ * Nothing is answered before what it depends on is durable. The store commits upserts in groups
+ * (store/sqlite-write-batch.ts), and some (an assertion's or a DPoP proof's `jti`) are not awaited
+ * where they are made; every answer waits here until they are committed. Should that fail, the
+ * answer becomes a 500 `server_error` (RFC 6749 §5.2), not a token or a page built on a write that
+ * is not there.
+ */
+export function durableWrites(durable: () => Promise<void>, logger: Logger): Middleware {
+  return async (ctx, next) => {
+    await next();
+    try {
+      await durable();
+    } catch (error) {
+      logger.error('token store write failed; the answer was withheld', {
+        path: ctx.path,
+        error: (error as Error).message,
+      });
+      ctx.status = 500;
+      ctx.set('cache-control', 'no-store');
+      if (ctx.accepts('json', 'html') === 'html') {
+        ctx.type = 'html';
+        ctx.body = messagePage({
+          title: 'Something went wrong',
+          message: 'Your request could not be saved. Go back and try again in a moment.',
+        });
+      } else {
+        ctx.body = { error: 'server_error', error_description: 'the request could not be saved; try again' };
+      }
+    }
   };
 }
 

@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { flushPendingWrites, writeBatch } from './sqlite-write-batch.ts';
 
 /** File name of the database inside the data directory. */
 export const DATABASE_FILE = 'gatehouse.db';
@@ -47,6 +48,15 @@ const GRANTABLE_MODELS = [
 ] as const;
 
 const GRANTABLE = new Set<string>(GRANTABLE_MODELS);
+
+/**
+ * Models whose upsert does not wait for its commit (sqlite-write-batch.ts): replay-detection
+ * `jti`s, saved while oidc-provider authenticates a client or checks a DPoP proof, half-way through
+ * a request that goes on to save its token. Not waiting puts both rows in one commit; the request's
+ * answer still waits for both (http/middleware.ts, durableWrites), and until then this process's
+ * `find` sees the `jti`, so a replay is refused at once.
+ */
+const DEFERRED = new Set<string>(['ReplayDetection']);
 
 /**
  * Schema migrations; migration i brings `PRAGMA user_version` from i to i + 1. Append, never edit.
@@ -170,6 +180,13 @@ export function openDatabase(dataDir: string): DatabaseSync {
   return db;
 }
 
+/** Writes the pending upserts and closes the database: the last thing a server does with it. */
+export function closeDatabase(db: DatabaseSync): void {
+  if (!db.isOpen) return;
+  flushPendingWrites(db);
+  db.close();
+}
+
 /** Options of createSqliteAdapterFactory. */
 export interface SqliteAdapterOptions {
   /** Seconds rows outlive their TTL; pass the provider's `clockTolerance` (default 15, as oidc-provider's). */
@@ -224,6 +241,9 @@ export function createSqliteAdapterFactory(
      WHERE model = ?3 AND id = ?4`,
   );
   const destroy = db.prepare('DELETE FROM oidc_models WHERE model = ? AND id = ?');
+  // Upserts are group-committed (sqlite-write-batch.ts); every other statement writes the batch first.
+  const batch = writeBatch(db, upsert);
+  const flush = () => batch.flush();
   const revokeByGrantId = db.prepare(
     `DELETE FROM oidc_models
      WHERE grant_id = ? AND model IN (${GRANTABLE_MODELS.map(() => '?').join(', ')})`,
@@ -246,39 +266,55 @@ export function createSqliteAdapterFactory(
           : payload.consumed
             ? now
             : null;
-      upsert.run(
-        model,
-        id,
-        JSON.stringify(payload),
-        grantId,
-        uid,
-        stringOrNull(payload.userCode),
-        stringOrNull(payload.clientId),
+      const json = JSON.stringify(payload);
+      const written = batch.add(
+        `${model}\0${id}`,
+        [
+          model,
+          id,
+          json,
+          grantId,
+          uid,
+          stringOrNull(payload.userCode),
+          stringOrNull(payload.clientId),
+          expiresAt,
+          consumedAt,
+          now,
+        ],
+        json,
         expiresAt,
-        consumedAt,
-        now,
       );
+      if (!DEFERRED.has(model)) return written;
+      // Its failure reaches the request through durableWrites.
+      written.catch(() => {});
     },
 
     async find(id) {
-      return parsePayload(find.get(model, id, Date.now()));
+      const now = Date.now();
+      const pending = batch.pending(`${model}\0${id}`, now);
+      if (pending !== undefined) return JSON.parse(pending) as AdapterPayload;
+      return parsePayload(find.get(model, id, now));
     },
 
     async findByUid(uid) {
+      flush();
       return parsePayload(findByUid.get(model, uid, Date.now()));
     },
 
     async findByUserCode(userCode) {
+      flush();
       return parsePayload(findByUserCode.get(model, userCode, Date.now()));
     },
 
     async consume(id) {
+      flush();
       const now = Date.now();
       // oidc-provider's epochTime(): whole seconds.
       consume.run(Math.floor(now / 1000), now, model, id);
     },
 
     async destroy(id) {
+      flush();
       destroy.run(model, id);
     },
 
@@ -286,6 +322,7 @@ export function createSqliteAdapterFactory(
       // oidc-provider calls this once per grantable model (lib/helpers/revoke.js) but skips models whose
       // grant type the client no longer has; like the memory adapter's shared `grant:` index, delete the
       // grant's rows in every grantable model at once so nothing of a revoked grant survives.
+      flush();
       revokeByGrantId.run(grantId, ...GRANTABLE_MODELS);
     },
   });
@@ -331,6 +368,7 @@ export function recordClientUse(db: DatabaseSync, clientId: string): void {
   // Bound the throttle's memory; forgetting it only costs one extra UPDATE per client.
   if (state.lastWrite.size >= 10_000) state.lastWrite.clear();
   state.lastWrite.set(clientId, now);
+  flushPendingWrites(db);
   // A no-op for static clients from the configuration: they have no row.
   state.touchClient.run(now, clientId);
 }
@@ -343,6 +381,7 @@ export function recordClientUse(db: DatabaseSync, clientId: string): void {
 export function removeUnusedClients(db: DatabaseSync, unusedForSeconds: number): string[] {
   const state = housekeeping(db);
   const cutoff = Date.now() - unusedForSeconds * 1000;
+  flushPendingWrites(db);
   return transaction(db, () => {
     const ids = state.staleClients.all(cutoff).map((row) => String(row.id));
     for (const id of ids) {
@@ -360,11 +399,13 @@ export function removeUnusedClients(db: DatabaseSync, unusedForSeconds: number):
 export function removeClientRows(db: DatabaseSync, clientId: string): number {
   const state = housekeeping(db);
   state.lastWrite.delete(clientId);
+  flushPendingWrites(db);
   return Number(state.deleteClientRows.run(clientId).changes);
 }
 
 /** Deletes rows whose expiry has passed and returns how many (find already hides them; this reclaims space). */
 export function purgeExpired(db: DatabaseSync): number {
+  flushPendingWrites(db);
   return Number(housekeeping(db).purge.run(Date.now()).changes);
 }
 

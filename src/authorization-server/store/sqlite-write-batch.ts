@@ -1,0 +1,159 @@
+/**
+ * Group commit for the token store's upserts.
+ *
+ * Every token, code, session and assertion `jti` oidc-provider saves is an upsert, and in SQLite
+ * each was a transaction of its own: the commit appends every page it touched to the WAL (the
+ * table, its primary key and index pages, 4 KiB each) and takes and releases the WAL locks, which
+ * cost as much as the rest of a client-credentials token. Here the upserts that arrive during one
+ * turn of the event loop are written in one transaction right after it (`setImmediate`).
+ *
+ * Nothing is acknowledged before it is durable:
+ * - an upsert's promise settles only once its row is committed, and oidc-provider awaits it before
+ *   it answers;
+ * - a _deferred_ upsert (the replay-detection `jti` of an assertion or a DPoP proof, saved half-way
+ *   through a request that goes on to save a token) returns at once, so that it joins the token's
+ *   batch instead of being a commit of its own; the request's answer waits for it through
+ *   `writesDurable` (the `durableWrites` middleware), on success and on error alike.
+ * A crash loses only writes nobody was told about.
+ *
+ * Until the batch is written, `pending` lets this process's reads see its own writes (a replayed
+ * `jti` is refused even while the first one's row is on its way), and every other statement on the
+ * models' table first writes the batch (`flushPendingWrites`), so a delete, a consume or a purge
+ * never runs before an upsert that came earlier.
+ */
+import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+
+/** A batch is written at once when it reaches this many rows (bounds the memory and the commit). */
+export const MAX_BATCH_ROWS = 256;
+
+interface PendingRow {
+  values: SQLInputValue[];
+  payload: string;
+  expiresAt: number | null;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** The rows of one transaction, and the outcome of all of them together. */
+interface Batch {
+  rows: PendingRow[];
+  /** The latest pending row per key (a key may be upserted twice in one turn). */
+  latest: Map<string, PendingRow>;
+  written: Promise<void>;
+  settle: (error?: unknown) => void;
+}
+
+function newBatch(): Batch {
+  let settle!: (error?: unknown) => void;
+  const written = new Promise<void>((resolve, reject) => {
+    settle = (error) => (error === undefined ? resolve() : reject(error));
+  });
+  // Nobody may be waiting for this batch as a whole: its failure is then only its rows'.
+  written.catch(() => {});
+  return { rows: [], latest: new Map(), written, settle };
+}
+
+class WriteBatch {
+  private readonly db: DatabaseSync;
+  private readonly statement: StatementSync;
+  private current: Batch = newBatch();
+  private scheduled: NodeJS.Immediate | undefined;
+
+  constructor(db: DatabaseSync, statement: StatementSync) {
+    this.db = db;
+    this.statement = statement;
+  }
+
+  /** Queues a row; the promise settles once it is committed (or could not be). */
+  add(key: string, values: SQLInputValue[], payload: string, expiresAt: number | null): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const row = { values, payload, expiresAt, resolve, reject };
+      this.current.rows.push(row);
+      this.current.latest.set(key, row);
+      if (this.current.rows.length >= MAX_BATCH_ROWS) this.flush();
+      else this.scheduled ??= setImmediate(() => this.flush());
+    });
+  }
+
+  /** The JSON of a row upserted but not yet committed, unless it has expired. */
+  pending(key: string, now: number): string | undefined {
+    const row = this.current.latest.get(key);
+    if (row === undefined || (row.expiresAt !== null && row.expiresAt <= now)) return undefined;
+    return row.payload;
+  }
+
+  /** Settles once every row queued so far is committed; rejects if one of them could not be. */
+  durable(): Promise<void> {
+    return this.current.rows.length === 0 ? Promise.resolve() : this.current.written;
+  }
+
+  /** Writes every pending row now: one transaction, or one per row when the batch fails. */
+  flush(): void {
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    const batch = this.current;
+    if (batch.rows.length === 0) return;
+    this.current = newBatch();
+    if (!this.db.isOpen) {
+      const closed = new Error('the token store is closed');
+      for (const row of batch.rows) row.reject(closed);
+      batch.settle(closed);
+      return;
+    }
+    try {
+      this.commit(batch.rows);
+      for (const row of batch.rows) row.resolve();
+      batch.settle();
+    } catch {
+      // One bad row must not fail the others' writes: retry each alone, as before batching.
+      let failure: unknown;
+      for (const row of batch.rows) {
+        try {
+          this.commit([row]);
+          row.resolve();
+        } catch (error) {
+          failure ??= error;
+          row.reject(error);
+        }
+      }
+      batch.settle(failure);
+    }
+  }
+
+  private commit(rows: PendingRow[]): void {
+    if (this.db.isTransaction) {
+      for (const row of rows) this.statement.run(...row.values);
+      return;
+    }
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      for (const row of rows) this.statement.run(...row.values);
+      this.db.exec('COMMIT');
+    } catch (error) {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+}
+
+const batches = new WeakMap<DatabaseSync, WriteBatch>();
+
+/** The database's write batch, created with the upsert statement it runs. */
+export function writeBatch(db: DatabaseSync, upsert: StatementSync): WriteBatch {
+  let batch = batches.get(db);
+  if (batch === undefined) {
+    batch = new WriteBatch(db, upsert);
+    batches.set(db, batch);
+  }
+  return batch;
+}
+
+/** Commits the pending upserts of `db`, if any; call before any other statement on the models' table. */
+export function flushPendingWrites(db: DatabaseSync): void {
+  batches.get(db)?.flush();
+}
+
+/** Settles once every upsert queued on `db` so far is committed; rejects if one could not be. */
+export function writesDurable(db: DatabaseSync): Promise<void> {
+  return batches.get(db)?.durable() ?? Promise.resolve();
+}
