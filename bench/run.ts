@@ -13,7 +13,7 @@
  * 4. A token endpoint scaling harness, 1 and 2 authorization server processes on one store
  *    (bench/token-scaling.ts; no target: meaningful with PostgreSQL).
  * 5. Cold onboarding of new agents, headless, first 401 → first tool result (bench/onboarding-bench.ts;
- *    target p50 ≤ 30 ms).
+ *    target p50 ≤ 30 ms), after parts 1 and 2, at a deployment that has served tool calls.
  *
  * Servers run in child processes, the load generator here. Every measured window records how busy
  * the rest of the machine was (bench/measure.ts); results come from undisturbed rounds when enough
@@ -30,7 +30,7 @@ import { parseArgs } from 'node:util';
 import { startChains } from './chains.ts';
 import { benchGatewayLatency } from './gateway-latency.ts';
 import type { HopOptions } from './hops.ts';
-import { benchOnboarding } from './onboarding-bench.ts';
+import { benchOnboarding, onboardAgents } from './onboarding-bench.ts';
 import { summarizeProfiles } from './profile-summary.ts';
 import { writeWindows } from './profile-windows.ts';
 import { errors, progress } from './progress.ts';
@@ -147,20 +147,17 @@ async function benchChains() {
   progress('starting the three tool-call chains, one process per hop');
   const chains = await startChains(hopOptions);
   try {
-    // Onboarding first: its agents are the secured chain's callers.
-    const { tokens, onboarding } = await benchOnboarding(
-      chains.secured,
-      PLAN.onboarding,
-      TARGETS.onboardingP50Ms,
-    );
-    const toolCalls = await benchToolCalls(chains, tokens, PLAN.toolCalls, TARGETS.ratioVsBaseline);
+    const callers = await onboardAgents(chains.secured, PLAN.toolCalls.concurrency);
+    const toolCalls = await benchToolCalls(chains, callers, PLAN.toolCalls, TARGETS.ratioVsBaseline);
     const gatewayLatency = await benchGatewayLatency(
       chains.secured,
       chains.baseline,
-      tokens[0]!,
+      callers[0]!,
       PLAN.gatewayLatency,
       TARGETS.gatewayAddedP50Ms,
     );
+    // Last: new agents arrive at a deployment that has been serving tool calls (onboarding-bench.ts).
+    const { onboarding } = await benchOnboarding(chains.secured, PLAN.onboarding, TARGETS.onboardingP50Ms);
     return { onboarding, toolCalls, gatewayLatency };
   } finally {
     await Promise.all(Object.values(chains).map((chain) => chain.stop()));
