@@ -49,6 +49,21 @@ test('levels filter and audit lines carry event and outcome', () => {
   assert.equal(record.outcome, 'failure');
 });
 
+test('lines are redacted at any depth; arrays stay arrays and URLs are written as URLs', () => {
+  const lines: string[] = [];
+  const logger = createLogger('test', { write: (line) => lines.push(line) });
+  logger.info('deep', {
+    routes: ['/mcp -> a', '/api -> b'],
+    url: new URL('http://127.0.0.1:9000/x'),
+    l1: { l2: { l3: { l4: { l5: { l6: { l7: { id_token: 'deep-secret' } } } } } } },
+  });
+  assert.ok(!lines[0]!.includes('deep-secret'));
+  const record = JSON.parse(lines[0]!);
+  assert.deepEqual(record.routes, ['/mcp -> a', '/api -> b']);
+  assert.equal(record.url, 'http://127.0.0.1:9000/x');
+  assert.equal(record.l1.l2.l3.l4.l5.l6.l7.id_token, '[redacted]');
+});
+
 test('redact leaves plain values alone', () => {
   assert.equal(redact('x'), 'x');
   assert.deepEqual(redact({ a: 1, token: undefined }), { a: 1, token: undefined });

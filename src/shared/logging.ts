@@ -119,6 +119,15 @@ export interface LoggerOptions {
   write?: (line: string) => void;
 }
 
+/**
+ * Redaction while the line is serialized, at every depth: no copy of the fields is made (this runs
+ * for every request at every hop), arrays stay arrays, and `toJSON` values (URLs, dates) are
+ * written as themselves.
+ */
+function redactingReplacer(key: string, value: unknown): unknown {
+  return key !== '' && value !== undefined && isSensitiveKey(key) ? '[redacted]' : value;
+}
+
 export function createLogger(component: string, options: LoggerOptions = {}, base: LogFields = {}): Logger {
   // GATEHOUSE_LOG_LEVEL wins over the configuration, to turn on debug output without editing a file.
   const threshold = LEVELS[(process.env.GATEHOUSE_LOG_LEVEL as LogLevel) || options.level || 'info'] ?? 20;
@@ -126,8 +135,8 @@ export function createLogger(component: string, options: LoggerOptions = {}, bas
 
   const emit = (level: LogLevel, message: string, fields: LogFields = {}) => {
     if (LEVELS[level] < threshold) return;
-    const record = redact({ time: new Date().toISOString(), level, component, message, ...base, ...fields });
-    write(JSON.stringify(record));
+    const record = { time: new Date().toISOString(), level, component, message, ...base, ...fields };
+    write(JSON.stringify(record, redactingReplacer));
   };
 
   return {
