@@ -10,9 +10,10 @@ import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerRespon
 import https from 'node:https';
 import { sendJson } from '../shared/http.ts';
 import { stripHopByHop, withExposedHeaders } from './headers.ts';
+import type { UpstreamTarget } from './routes.ts';
 
 export interface ProxyOptions {
-  target: URL;
+  target: UpstreamTarget;
   /** Request headers for the upstream, already stripped and with the translated `Authorization`. */
   headers: OutgoingHttpHeaders;
   /** The request body, already read within the size limit; undefined for a request without one. */
@@ -48,8 +49,10 @@ export function proxy(
     const headers = { ...options.headers };
     if (options.body) headers['content-length'] = options.body.length;
     else delete headers['content-length'];
-    const secure = target.protocol === 'https:';
-    const upstream = (secure ? https : http).request(target, {
+    const secure = target.address.protocol === 'https:';
+    const upstream = (secure ? https : http).request({
+      ...target.address,
+      path: target.path,
       method: req.method,
       headers,
       agent: secure ? options.agents.https : options.agents.http,

@@ -15,7 +15,10 @@ const route = (raw: string) => {
   const target = parseRequestTarget(raw);
   return target && router.match(target);
 };
-const targetOf = (raw: string) => route(raw)?.target.href;
+const targetOf = (raw: string) => {
+  const match = route(raw);
+  return match && `${match.route.upstream.origin}${match.target.path}`;
+};
 
 describe('routes', () => {
   test('the MCP endpoint and its metadata go to the MCP server with their paths', () => {
@@ -70,5 +73,67 @@ describe('routes', () => {
       pathname: '//evil.example/mcp',
       search: '',
     });
+  });
+
+  test('a target taken without URL parsing is exactly what URL parsing makes of it', () => {
+    const parsed = (raw: string) => {
+      const url = new URL(`http://gateway.invalid${raw}`);
+      return { pathname: url.pathname, search: url.search };
+    };
+    const fixed = [
+      '/mcp',
+      '/mcp?',
+      '/mcp?x=1&y=%20',
+      '/.well-known/oauth-protected-resource/mcp',
+      '/api/stocks/./ACME',
+      '/api/stocks/.',
+      '/api/stocks/..',
+      '/api/stocks/..?x',
+      '/a/.b/..c/c..',
+      '/a b',
+      '/a?b c',
+      '/é',
+      '/a#frag',
+      '/a?b#c',
+      '/a?x/../y',
+      "/a!$&'()*+,;=:@~-_",
+      '//x/../y',
+    ];
+    // And random ones, from the characters that matter to the parser.
+    const alphabet = [
+      '/',
+      '.',
+      '..',
+      '?',
+      '%',
+      '%2e',
+      'a',
+      'Z',
+      '9',
+      '#',
+      ' ',
+      '\\',
+      'é',
+      '-',
+      '~',
+      ':',
+      '@',
+      '"',
+      '^',
+    ];
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed;
+    };
+    const random = Array.from({ length: 3000 }, () => {
+      let raw = '/';
+      for (let i = next() % 12; i > 0; i--) raw += alphabet[next() % alphabet.length];
+      return raw;
+    });
+    for (const raw of [...fixed, ...random]) {
+      if (/%2f|%5c/i.test(raw)) continue;
+      assert.deepEqual(parseRequestTarget(raw), parsed(raw), raw);
+    }
   });
 });

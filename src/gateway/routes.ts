@@ -4,6 +4,7 @@
  * resolved, as RFC 3986 §5.2.4 does) so that `/api/stocks/../customers` cannot reach a route by a
  * path that does not start with its prefix.
  */
+import { urlToHttpOptions } from 'node:url';
 import type { GatewayConfig } from '../shared/config/schema.ts';
 
 export interface Route {
@@ -15,10 +16,17 @@ export interface Route {
   upstream: URL;
 }
 
+/** Where a request goes: the upstream's address (as `http.request` options) and the path. */
+export interface UpstreamTarget {
+  /** protocol, hostname (no IPv6 brackets), port: computed once per route, not per request. */
+  address: Readonly<{ protocol: string; hostname: string; port: string | number }>;
+  /** The upstream path for this request, query string included. */
+  path: string;
+}
+
 export interface RouteMatch {
   route: Route;
-  /** The upstream URL for this request, query string included. */
-  target: URL;
+  target: UpstreamTarget;
 }
 
 /** Paths the MCP server owns: the endpoint and its RFC 9728 metadata (root and path-inserted). */
@@ -36,6 +44,15 @@ export interface RequestTarget {
  */
 export function parseRequestTarget(raw: string | undefined): RequestTarget | undefined {
   if (!raw?.startsWith('/') || /%2f|%5c/i.test(raw)) return undefined;
+  // Most targets are already what URL parsing would make of them: no percent sign, no dot segment,
+  // nothing the parser would encode. Those are taken as they are (the parser costs more than the
+  // rest of routing); the others go through it.
+  if (PLAIN_TARGET.test(raw) && !DOT_SEGMENT.test(raw)) {
+    const query = raw.indexOf('?');
+    if (query === -1) return { pathname: raw, search: '' };
+    const search = raw.slice(query);
+    return { pathname: raw.slice(0, query), search: search === '?' ? '' : search };
+  }
   try {
     // A fixed origin in front, so `//host/path` stays a path and does not become a host.
     const url = new URL(`http://gateway.invalid${raw}`);
@@ -44,6 +61,14 @@ export function parseRequestTarget(raw: string | undefined): RequestTarget | und
     return undefined;
   }
 }
+
+/**
+ * Characters the WHATWG URL parser keeps as they are in a path (RFC 3986 `pchar` without `%`) and
+ * in a query (the same, `/` and `?`); `#` (a fragment) and `\` (read as `/`) are not among them.
+ */
+const PLAIN_TARGET = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*(\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*)?$/;
+/** A `.` or `..` segment in the path (before any query), which the parser removes. */
+const DOT_SEGMENT = /^[^?]*\/\.\.?(\/|\?|$)/;
 
 const trimSlash = (path: string) => (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
 
@@ -59,6 +84,19 @@ export interface Router {
 
 export function createRouter(config: Pick<GatewayConfig, 'mcpServerUrl' | 'routes'>): Router {
   const mcpServer = new URL(config.mcpServerUrl);
+  const addresses = new Map<URL, UpstreamTarget['address']>();
+  /** The upstream's origin and base path, followed by `path` and the query string. */
+  const join = (upstream: URL, path: string, search: string): UpstreamTarget => {
+    let address = addresses.get(upstream);
+    if (address === undefined) {
+      const { protocol, hostname, port } = urlToHttpOptions(upstream);
+      address = { protocol: protocol ?? 'http:', hostname: hostname ?? '', port: port ?? '' };
+      addresses.set(upstream, address);
+    }
+    // Both parts come out of URL parsing already (normalized and encoded): joined as strings.
+    const base = upstream.pathname === '/' ? '' : trimSlash(upstream.pathname);
+    return { address, path: `${`${base}${path}` || '/'}${search}` };
+  };
   const mcpRoutes: Route[] = MCP_PREFIXES.map((prefix) => ({
     name: 'mcp-server',
     kind: 'mcp',
@@ -86,13 +124,4 @@ export function createRouter(config: Pick<GatewayConfig, 'mcpServerUrl' | 'route
       return { route: api, target: join(api.upstream, rest, search) };
     },
   };
-}
-
-/** The upstream's origin and base path, followed by `path` and the query string. */
-function join(upstream: URL, path: string, search: string): URL {
-  const base = upstream.pathname === '/' ? '' : trimSlash(upstream.pathname);
-  const target = new URL(upstream.origin);
-  target.pathname = `${base}${path}` || '/';
-  target.search = search;
-  return target;
 }
