@@ -4,11 +4,12 @@
  *
  * "The rest of the machine" is all CPU time of the machine (`os.cpus()`) minus that of every bench
  * process alive, measured or idle (bench/child.ts keeps the list) and the load generator's: other
- * sessions, builds, test suites. A window in which it used more than DISTURBED_OTHER_CORES cores is
+ * sessions, builds, test suites; plus the CPU time the hypervisor gave to other machines while this
+ * one wanted it (`steal`). A window in which they used more than DISTURBED_OTHER_CORES cores is
  * disturbed: its numbers say more about the neighbours than about the code.
  */
 import { liveChildren, type ServerChild } from './child.ts';
-import { machineBusySeconds, nowMs, ownCpuSeconds } from './stats.ts';
+import { machineBusySeconds, nowMs, ownCpuSeconds, stolenSeconds } from './stats.ts';
 
 /** A window during which other processes used more than this many cores counts as disturbed. */
 export const DISTURBED_OTHER_CORES = 0.25;
@@ -40,6 +41,7 @@ export async function measured<T extends { elapsedMs: number }>(
   const children = liveChildren();
   const machineSince = nowMs();
   const machineBefore = machineBusySeconds();
+  const stolenBefore = stolenSeconds();
   const ownBefore = ownCpuSeconds();
   const before = await cpuOf(children);
   const clientBefore = ownCpuSeconds();
@@ -50,6 +52,7 @@ export async function measured<T extends { elapsedMs: number }>(
   const after = await cpuOf(children);
   const own = ownCpuSeconds() - ownBefore;
   const machine = machineBusySeconds() - machineBefore;
+  const stolen = stolenSeconds() - stolenBefore;
   const machineSeconds = (nowMs() - machineSince) / 1000;
 
   const used = (child: ServerChild) => after.get(child)! - before.get(child)!;
@@ -58,7 +61,7 @@ export async function measured<T extends { elapsedMs: number }>(
   const cpuByHop = Object.fromEntries(processes.map((child) => [child.name, used(child)]));
   const cpu = processes.reduce((total, child) => total + used(child), 0);
   // Over the machine's interval, which also covers the CPU questions on each side of the load.
-  const otherCores = Math.max(0, (machine - ours) / machineSeconds);
+  const otherCores = Math.max(0, (machine - ours) / machineSeconds) + stolen / machineSeconds;
   return {
     result,
     cpu,

@@ -1,4 +1,5 @@
 /** Small statistics and timing helpers for the benchmark. */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
 /** Milliseconds since an arbitrary origin, with sub-microsecond resolution. */
@@ -48,6 +49,21 @@ export function machineBusySeconds(): number {
     busyMs += user + nice + sys + irq;
   }
   return busyMs / 1000;
+}
+
+/**
+ * Seconds of CPU the hypervisor gave to others while this VM's CPUs wanted to run (Linux's `steal`
+ * column of /proc/stat, in USER_HZ ticks of 1/100 s); 0 where there is no such file. On a shared
+ * host this is other load as much as a neighbour process is, and `os.cpus()` does not count it.
+ */
+export function stolenSeconds(): number {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+    const steal = Number(fields[8]);
+    return Number.isFinite(steal) ? steal / 100 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** CPU seconds (user + system, all threads) of this process. */
