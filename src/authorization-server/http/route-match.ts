@@ -6,13 +6,12 @@
  * or `/register/` would reach the route and skip the middleware.
  */
 
-const ASCII = /^[\x00-\x7f]*$/;
-
 /** oidc-provider's path folding (lib/helpers/router.js): upper case, never folding into ASCII. */
 export function foldPath(path: string): string {
   // Every path of a well-behaved client is ASCII, where the folding is plain upper case: this runs
   // for each middleware on every request.
-  if (ASCII.test(path)) return path.toUpperCase();
+  // (UTF-8 takes one byte per character exactly when every character is ASCII.)
+  if (Buffer.byteLength(path) === path.length) return path.toUpperCase();
   let out = '';
   for (const char of path) {
     const upper = char.toUpperCase();
