@@ -52,6 +52,7 @@ const FIXED_CLAIMS: AccessTokenPayload = {
 
 const NO_VERIFIER: AccessTokenVerifier = {
   verify: () => Promise.reject(new Error('the unsecured baseline verifies no token')),
+  signingKeysReady: () => Promise.resolve(true),
 };
 
 const hasBody = (req: IncomingMessage) =>

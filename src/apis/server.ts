@@ -11,10 +11,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StartComponent } from '../shared/component.ts';
 import type { LoadedConfig } from '../shared/config/load.ts';
 import type { ApisConfig } from '../shared/config/schema.ts';
+import { serveHealth } from '../shared/health.ts';
 import { sendJson } from '../shared/http.ts';
 import { createHttpServer } from '../shared/http-server.ts';
 import { createAccessTokenVerifier } from '../shared/jwt.ts';
 import { createLogger, type LogFields, type Logger } from '../shared/logging.ts';
+import { componentMetrics } from '../shared/metrics.ts';
 import { ApiError, invalidRequest, notFound } from './api-error.ts';
 import { authenticate, requireScope } from './bearer-auth.ts';
 import { createCustomersApi } from './customers.ts';
@@ -54,7 +56,7 @@ function pathSegments(pathname: string): string[] {
   }
 }
 
-function createHandler(apis: Api[], logger: Logger) {
+function createHandler(apis: Api[], logger: Logger, refused: (api: string, reason: string) => void) {
   async function dispatch(
     req: IncomingMessage,
     entry: LogFields,
@@ -95,6 +97,7 @@ function createHandler(apis: Api[], logger: Logger) {
       }
     }
     const status = res.statusCode;
+    if (typeof entry.error === 'string') refused(String(entry.api ?? 'none'), entry.error);
     const fields = { ...entry, status, duration_ms: Math.round((performance.now() - started) * 10) / 10 };
     if (status >= 500) logger.warn('request', fields);
     else logger.info('request', fields);
@@ -108,8 +111,35 @@ export const startApis: StartComponent = async (loaded, options = {}) => {
   const config = loaded.config.apis;
   const logger = options.logger ?? createLogger('apis', { level: loaded.config.logLevel });
   const trusted = trustedIssuer(loaded);
-  const handler = createHandler(createApis(config, trusted, logger), logger);
-  const http = createHttpServer((req, res) => void handler(req, res), loaded.config.http, logger);
+  const apis = createApis(config, trusted, logger);
+  const metrics = componentMetrics('apis', loaded);
+  const refusals = metrics.counter(
+    'gatehouse_api_refusals_total',
+    'Requests an API refused, by API and reason (invalid_token, insufficient_scope, not_found, ...).',
+    ['api', 'reason'],
+  );
+  const handler = createHandler(apis, logger, (api, reason) => refusals.inc({ api, reason }));
+  // Every API checks tokens with the authorization server's keys: ready while they are at hand.
+  const readiness = async () => ({
+    signing_keys: {
+      ok: (await Promise.all(apis.map((api) => api.verifier.signingKeysReady()))).every(Boolean),
+      jwks_uri: trusted.jwksUri,
+    },
+  });
+  const routeOf = (req: IncomingMessage) => {
+    const path = pathOf(req);
+    if (path === '/healthz' || path === '/readyz') return 'health';
+    const first = path.split('/')[1];
+    return apis.find((api) => api.basePath === first)?.basePath ?? 'not_found';
+  };
+  const http = createHttpServer(
+    metrics.instrument((req, res) => {
+      if (serveHealth(req, res, pathOf(req), readiness)) return;
+      void handler(req, res);
+    }, routeOf),
+    loaded.config.http,
+    logger,
+  );
   const port = await http.listen(config.listen.host, config.listen.port ?? 8002, 'apis.listen.port');
   const url = `http://${urlHost(config.listen.host)}:${port}`;
   logger.info('apis listening', {

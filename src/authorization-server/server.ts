@@ -2,14 +2,16 @@
  * Starts the authorization server: storage, keys, clients, oidc-provider and the HTTP listener.
  */
 import { createHmac } from 'node:crypto';
-import type { RequestListener } from 'node:http';
+import type { IncomingMessage, RequestListener } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { Adapter, KoaContextWithOIDC } from 'oidc-provider';
 import type { LoadedConfig } from '../shared/config/load.ts';
 import { resolveSecret } from '../shared/config/secrets.ts';
+import { type Check, type Readiness, serveHealth } from '../shared/health.ts';
 import { sendJson } from '../shared/http.ts';
 import { type CloseOptions, createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type Logger } from '../shared/logging.ts';
+import { componentMetrics } from '../shared/metrics.ts';
 import { createClientClassifier } from './clients/client-classification.ts';
 import {
   createClientMetadataDocumentResolver,
@@ -30,6 +32,7 @@ import {
   unauthorizedClientGrant,
 } from './http/middleware.ts';
 import { createRateLimiter } from './http/rate-limit.ts';
+import { isRoute, isUnderRoute } from './http/route-match.ts';
 import { tokenRateLimit, tokenRateLimitsFrom } from './http/token-rate-limit.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { loadOrCreateKeys, publicJwk } from './keys.ts';
@@ -49,6 +52,7 @@ import { createSqliteRevocationEventLog } from './revocation/event-log.ts';
 import { createMemoryAdapterFactory } from './store/memory-store.ts';
 import {
   closeDatabase,
+  countLiveRows,
   createSqliteAdapterFactory,
   DEFAULT_CLOCK_TOLERANCE_SECONDS,
   openDatabase,
@@ -87,6 +91,46 @@ export interface StartOptions {
   storage?: 'sqlite' | 'memory';
 }
 
+const LIVE_TOKEN_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
+
+/** The store answers a query: the database is open and readable. */
+function storeCheck(db: ReturnType<typeof openDatabase>): Check {
+  try {
+    db.prepare('SELECT 1').get();
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, error: (error as Error).message };
+  }
+}
+
+/** Route names for metrics: the provider's routes under the issuer's path, and a few of our own. */
+function routeOf(issuerPath: string) {
+  const base = issuerPath.replace(/\/$/, '');
+  const routes: Array<[string, string, 'exact' | 'under']> = [
+    [`${base}${ROUTES.token}`, 'token', 'exact'],
+    [`${base}${ROUTES.introspection}`, 'introspection', 'exact'],
+    [`${base}${ROUTES.revocation}`, 'revocation', 'exact'],
+    [`${base}${ROUTES.registration}`, 'registration', 'under'],
+    [`${base}${ROUTES.authorization}`, 'authorization', 'under'],
+    [`${base}${ROUTES.jwks}`, 'jwks', 'exact'],
+    [`${base}/interaction`, 'interaction', 'under'],
+    [`${base}/events`, 'revocation_events', 'under'],
+    [`${base}/session/end`, 'end_session', 'under'],
+    ['/.well-known', 'metadata', 'under'],
+    [`${base}/.well-known`, 'metadata', 'under'],
+    ['/dev', 'development_inbox', 'under'],
+    ['/healthz', 'health', 'exact'],
+    ['/readyz', 'health', 'exact'],
+  ];
+  return (req: IncomingMessage): string => {
+    const path = (req.url ?? '').split('?', 1)[0]!;
+    for (const [route, name, match] of routes) {
+      if (match === 'exact' ? isRoute(path, route) : isUnderRoute(path, route)) return name;
+    }
+    return 'other';
+  };
+}
+
 function defaultPort(url: URL): number {
   if (url.port) return Number(url.port);
   return url.protocol === 'https:' ? 443 : 80;
@@ -97,16 +141,25 @@ export async function startAuthorizationServer(
   options: StartOptions = {},
 ): Promise<RunningAuthorizationServer> {
   const config = loaded.config.authorizationServer;
-  const logger = options.logger ?? createLogger('authorization-server', { level: loaded.config.logLevel });
+  const metrics = componentMetrics('authorization-server', loaded);
+  // Every audit line (tokens issued, sign-ins, consents, registrations, ...) is also counted.
+  const logger = metrics.countAudits(
+    options.logger ?? createLogger('authorization-server', { level: loaded.config.logLevel }),
+  );
   const configuredIssuer = new URL(config.issuer);
   // Listen first, so that port 0 can put the real port into the issuer before the provider exists;
   // until the provider is ready, requests get 503 (RFC 9110 §15.6.4).
   let app: RequestListener | undefined;
+  let readiness: () => Promise<Readiness> = async () => ({ starting: { ok: false } });
   const http = createHttpServer(
-    (req, res) => {
-      if (app) return app(req, res);
-      sendJson(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
-    },
+    metrics.instrument(
+      (req, res) => {
+        if (serveHealth(req, res, (req.url ?? '').split('?', 1)[0]!, () => readiness())) return;
+        if (app) return app(req, res);
+        sendJson(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
+      },
+      routeOf(new URL(config.issuer).pathname),
+    ),
     loaded.config.http,
     logger,
   );
@@ -340,6 +393,36 @@ export async function startAuthorizationServer(
         });
     }, 60_000);
     pruneRevocations.unref();
+
+    readiness = async () => ({
+      store: storeCheck(db),
+      mail: await mailer.ready(),
+    });
+    metrics.gauge(
+      'gatehouse_revocation_listeners',
+      'Gateways and MCP servers listening to the revocation announcements now.',
+      { collect: (gauge) => gauge.set(revocations.stream.open) },
+    );
+    if (options.storage !== 'memory') {
+      metrics.gauge(
+        'gatehouse_live_tokens',
+        'Unexpired access tokens (user and client credentials) and refresh tokens in the store.',
+        {
+          labelNames: ['kind'],
+          collect: (gauge) => {
+            const rows = countLiveRows(db, LIVE_TOKEN_MODELS);
+            for (const model of LIVE_TOKEN_MODELS) gauge.set({ kind: model }, rows[model] ?? 0);
+          },
+        },
+      );
+      metrics.gauge(
+        'gatehouse_registered_clients',
+        'Clients registered dynamically (DCR) and kept in the store.',
+        {
+          collect: (gauge) => gauge.set(countLiveRows(db, ['Client']).Client ?? 0),
+        },
+      );
+    }
 
     const callback = provider.callback();
     app = (req, res) => {

@@ -15,10 +15,11 @@ import {
 } from '../shared/component.ts';
 import type { LoadedConfig } from '../shared/config/load.ts';
 import { resolveSecret } from '../shared/config/secrets.ts';
-import { serveHealth } from '../shared/health.ts';
+import { revocationsCheck, serveHealth } from '../shared/health.ts';
 import { bearerChallenge, HttpError, readBody, sendJson } from '../shared/http.ts';
 import { createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type LogFields } from '../shared/logging.ts';
+import { componentMetrics } from '../shared/metrics.ts';
 import type { TokenTagKey } from '../shared/token-tag.ts';
 import { clientAddress, markInvalidToken, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
 import { createIntrospectionCache } from './introspection-cache.ts';
@@ -78,6 +79,35 @@ export const startGateway = (async (
   let tokenTagKey: TokenTagKey | undefined;
   const translate = createConfiguredTranslator(config, clientSecret, cache, client, () => tokenTagKey);
   const publicOrigin = new URL(config.publicUrl).origin;
+  const metrics = componentMetrics('gateway', loaded);
+  const credentials = metrics.counter(
+    'gatehouse_gateway_credentials_total',
+    'What the gateway made of the credential of a request: none, phantom (forwarded as a phantom token), inactive, not-issued (no valid tag: never introspected), refused.',
+    ['outcome'],
+  );
+  const cacheLookups = metrics.counter(
+    'gatehouse_gateway_introspection_cache_total',
+    'Introspection cache lookups by result: hit, miss (introspected), shared (joined an introspection in flight).',
+    ['result'],
+  );
+  const refusals = metrics.counter(
+    'gatehouse_gateway_refusals_total',
+    'Requests the gateway refused itself, by reason (an OAuth error code, or rate_limited, busy, authorization_server_unavailable, ...).',
+    ['reason'],
+  );
+  const upstreamErrors = metrics.counter(
+    'gatehouse_gateway_upstream_errors_total',
+    'Proxied requests that did not complete: upstream_timeout, upstream_unreachable, upstream_aborted, client_closed.',
+    ['error'],
+  );
+  metrics.gauge(
+    'gatehouse_revocation_channel_connected',
+    "1 while the authorization server's revocation announcements are heard; 0 while caches are bounded instead.",
+    { collect: (gauge) => gauge.set(revocations.status().connected ? 1 : 0) },
+  );
+  metrics.gauge('gatehouse_gateway_introspection_cache_entries', 'Entries in the introspection cache.', {
+    collect: (gauge) => gauge.set(cache.size),
+  });
   const agents = createUpstreamAgents();
   // Revocations announced by the authorization server drop cache entries at once (revocations.ts).
   const revocations = followRevocations(
@@ -96,12 +126,17 @@ export const startGateway = (async (
   async function handle(req: IncomingMessage, res: ServerResponse, log: LogFields): Promise<void> {
     const target = parseRequestTarget(req.url);
     if (!target) {
+      refusals.inc({ reason: 'invalid_target' });
       return fail(req, res, 400, 'invalid_request', 'the request target is not a plain path');
     }
     log.path = target.pathname;
-    if (serveHealth(req, res, target.pathname, () => ({ revocations: revocations.status() }))) return;
+    if (
+      serveHealth(req, res, target.pathname, () => ({ revocations: revocationsCheck(revocations.status()) }))
+    )
+      return;
     // RFC 6750 §2.3: a token in the query string ends up in logs and browser history; refused, not forwarded.
     if (new URLSearchParams(target.search).has('access_token')) {
+      refusals.inc({ reason: 'token_in_query' });
       return fail(
         req,
         res,
@@ -117,6 +152,7 @@ export const startGateway = (async (
     // nor anything derived from it ever goes to another upstream (defect 3). Refused here, unasked.
     if (match.route.kind === 'api' && req.headers.authorization !== undefined) {
       log.bearer = 'refused';
+      refusals.inc({ reason: 'token_for_api_route' });
       return fail(req, res, 401, 'invalid_token', API_ROUTE_TOKEN_REFUSED, {
         'www-authenticate': bearerChallenge({
           error: 'invalid_token',
@@ -136,6 +172,7 @@ export const startGateway = (async (
     if (translation.cache) log.cache = translation.cache;
     if (translation.action === 'refuse') {
       log.error = translation.error;
+      refusals.inc({ reason: translation.error });
       return fail(
         req,
         res,
@@ -164,7 +201,10 @@ export const startGateway = (async (
         if (extra) Object.assign(responseHeaders, extra);
       },
     });
-    if (outcome.error) log.error = outcome.error;
+    if (outcome.error) {
+      log.error = outcome.error;
+      upstreamErrors.inc({ error: outcome.error });
+    }
   }
 
   const onRequest: RequestListener = (req, res) => {
@@ -180,6 +220,7 @@ export const startGateway = (async (
       if (error instanceof AddressLimitError || error instanceof GatewayBusyError) {
         log.error = error.name;
         const limited = error instanceof AddressLimitError;
+        refusals.inc({ reason: limited ? 'rate_limited' : 'busy' });
         return fail(
           req,
           res,
@@ -191,6 +232,7 @@ export const startGateway = (async (
       }
       if (error instanceof AuthorizationServerUnavailableError) {
         log.error = error.message;
+        refusals.inc({ reason: 'authorization_server_unavailable' });
         return fail(req, res, 503, 'temporarily_unavailable', error.message, {
           'retry-after': RETRY_AFTER_SECONDS,
         });
@@ -199,14 +241,18 @@ export const startGateway = (async (
         log.error = error.message;
         // The rest of an oversized body is never read: close the connection rather than drain it.
         const code = error.status === 413 ? 'request_too_large' : 'invalid_request';
+        refusals.inc({ reason: code });
         return fail(req, res, error.status, code, error.message, { ...error.headers, connection: 'close' });
       }
       log.error = 'internal error';
+      refusals.inc({ reason: 'server_error' });
       logger.error('gateway error', { error: (error as Error).message, stack: (error as Error).stack });
       return fail(req, res, 500, 'server_error', 'the gateway failed to handle the request');
     });
     // One line per request, once the response is over and the proxy knows how it ended.
     void Promise.all([closed, handled]).then(() => {
+      if (typeof log.bearer === 'string') credentials.inc({ outcome: log.bearer });
+      if (typeof log.cache === 'string') cacheLookups.inc({ result: log.cache });
       logger.info('request', {
         ...log,
         status: res.statusCode,
@@ -216,7 +262,13 @@ export const startGateway = (async (
   };
   // Receiving a request (headers and a body within maxBodyBytes) must not take longer than
   // http.requestTimeoutSeconds.
-  const listener = createHttpServer(onRequest, loaded.config.http, logger);
+  const routeOf = (req: IncomingMessage): string => {
+    const target = parseRequestTarget(req.url);
+    if (!target) return 'invalid';
+    if (target.pathname === '/healthz' || target.pathname === '/readyz') return 'health';
+    return router.match(target)?.route.name ?? 'not_found';
+  };
+  const listener = createHttpServer(metrics.instrument(onRequest, routeOf), loaded.config.http, logger);
 
   const publicUrl = new URL(config.publicUrl);
   const port = await listener.listen(

@@ -11,11 +11,12 @@ import { originValidation } from '@modelcontextprotocol/node';
 import type { AuthInfo } from '@modelcontextprotocol/server';
 import type { ComponentOptions, RunningComponent, StartComponent } from '../shared/component.ts';
 import type { LoadedConfig } from '../shared/config/load.ts';
-import { serveHealth } from '../shared/health.ts';
+import { revocationsCheck, serveHealth } from '../shared/health.ts';
 import { sendJson } from '../shared/http.ts';
 import { createHttpServer } from '../shared/http-server.ts';
 import { SigningKeysUnavailableError } from '../shared/jwt.ts';
 import { createLogger } from '../shared/logging.ts';
+import { componentMetrics } from '../shared/metrics.ts';
 import {
   dpopChallenge,
   invalidTokenResponse,
@@ -75,8 +76,22 @@ export async function startMcpServer(
   loaded: LoadedConfig,
   options: ComponentOptions = {},
 ): Promise<RunningMcpServer> {
-  const logger = options.logger ?? createLogger('mcp-server', { level: loaded.config.logLevel });
+  const metrics = componentMetrics('mcp-server', loaded);
+  // Every audit line (one per tool call, whatever its outcome) is also counted.
+  const logger = metrics.countAudits(
+    options.logger ?? createLogger('mcp-server', { level: loaded.config.logLevel }),
+  );
   const settings = resolveMcpServerSettings(loaded);
+  const exchangeLookups = metrics.counter(
+    'gatehouse_mcp_exchange_cache_total',
+    'Token exchange cache lookups by result: hit, shared (joined an exchange in flight), miss (exchanged at the authorization server).',
+    ['result'],
+  );
+  const refusals = metrics.counter(
+    'gatehouse_mcp_refusals_total',
+    'Requests refused before any tool ran, by reason: no_token, invalid_token, signing_keys_unavailable, origin, invalid_message.',
+    ['reason'],
+  );
   const catalogue = buildCatalogue(settings.tools, settings.apis);
   const metadata = buildProtectedResourceMetadata(settings);
   const metadataAt = metadataPaths(settings);
@@ -90,6 +105,7 @@ export async function startMcpServer(
     maxEntries: settings.exchangeCache.maxEntries,
     refreshBeforeSeconds: settings.exchangeCache.refreshBeforeSeconds,
     timeoutMs: settings.upstreamTimeoutMs,
+    onLookup: (result) => exchangeLookups.inc({ result }),
   });
   const endpoint = createMcpEndpoint(catalogue, {
     tokenExchange,
@@ -108,17 +124,22 @@ export async function startMcpServer(
 
   async function serveMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!validateOrigin(req, res)) {
+      refusals.inc({ reason: 'origin' });
       logger.warn('request from a browser origin that is not allowed', { origin: req.headers.origin });
       return;
     }
     applyCors(req, res);
     if (req.method === 'OPTIONS') return answerPreflight(res);
-    if (!hasBearerCredentials(req)) return sendMissingTokenChallenge(res, settings);
+    if (!hasBearerCredentials(req)) {
+      refusals.inc({ reason: 'no_token' });
+      return sendMissingTokenChallenge(res, settings);
+    }
     let authInfo: AuthInfo;
     try {
       authInfo = await authenticate(req, verifier, settings);
     } catch (error) {
       if (error instanceof SigningKeysUnavailableError) {
+        refusals.inc({ reason: 'signing_keys_unavailable' });
         // Fail closed, but say it is temporary: the token may be fine, the keys could not be fetched.
         logger.warn('token not checked: signing keys unavailable', { jwks_uri: settings.jwksUri });
         sendJson(
@@ -129,6 +150,7 @@ export async function startMcpServer(
         );
         return;
       }
+      refusals.inc({ reason: 'invalid_token' });
       logger.info('token refused', { reason: (error as Error).message });
       await sendWebResponse(res, invalidTokenResponse(error, settings), [dpopChallenge(settings)]);
       return;
@@ -137,6 +159,7 @@ export async function startMcpServer(
     if (req.method !== 'POST') return endpoint.handle(req, res);
     const read = await readJsonRpcBody(req, res, MAX_REQUEST_BODY_BYTES);
     if (!read.ok) {
+      refusals.inc({ reason: 'invalid_message' });
       logger.info('mcp request refused', { reason: 'not a single JSON-RPC message' });
       return;
     }
@@ -145,7 +168,14 @@ export async function startMcpServer(
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://mcp-server').pathname;
-    if (serveHealth(req, res, path, () => ({ revocations: revocations.status() }))) return;
+    if (
+      serveHealth(req, res, path, async () => ({
+        // The revocation stream is also how the authorization server (token exchange) is known up.
+        revocations: revocationsCheck(revocations.status()),
+        signing_keys: { ok: await verifier.signingKeysReady(), jwks_uri: settings.jwksUri },
+      }))
+    )
+      return;
     if (metadataAt.has(path)) return serveProtectedResourceMetadata(req, res, metadata);
     if (path === MCP_PATH || path === `${MCP_PATH}/`) return serveMcp(req, res);
     sendJson(res, 404, {
@@ -154,15 +184,30 @@ export async function startMcpServer(
     });
   }
 
+  metrics.gauge(
+    'gatehouse_revocation_channel_connected',
+    "1 while the authorization server's revocation announcements are heard; 0 while caches are bounded instead.",
+    { collect: (gauge) => gauge.set(revocations.status().connected ? 1 : 0) },
+  );
+  metrics.gauge('gatehouse_mcp_exchange_cache_entries', 'Exchanged tokens in the cache.', {
+    collect: (gauge) => gauge.set(tokenExchange.cacheSize),
+  });
+  const routeOf = (req: IncomingMessage): string => {
+    const path = URL.parse(req.url ?? '/', 'http://mcp-server')?.pathname ?? '';
+    if (path === '/healthz' || path === '/readyz') return 'health';
+    if (metadataAt.has(path)) return 'protected_resource_metadata';
+    if (path === MCP_PATH || path === `${MCP_PATH}/`) return 'mcp';
+    return 'not_found';
+  };
   const http = createHttpServer(
-    (req, res) => {
+    metrics.instrument((req, res) => {
       route(req, res).catch((error: unknown) => {
         // Never a stack trace to the client; the message only to the log.
         logger.error('request failed', { error: (error as Error).message });
         if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
         else res.destroy();
       });
-    },
+    }, routeOf),
     loaded.config.http,
     logger,
   );

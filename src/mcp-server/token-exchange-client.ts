@@ -79,6 +79,8 @@ export interface TokenExchangeClientOptions {
   fetch?: typeof fetch;
   /** Seconds since the epoch; tests pass a clock. */
   now?: () => number;
+  /** Told of every lookup: answered from the cache, joined an exchange in flight, or a new exchange. */
+  onLookup?: (result: 'hit' | 'shared' | 'miss') => void;
 }
 
 export interface TokenExchangeClient {
@@ -245,11 +247,18 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
       const cached = cache.get(key)?.token;
       const usable = cached && cached.expiresAt - options.refreshBeforeSeconds > now();
       // The stream unheard lately (stalled with its connection up): a revocation may be held back.
-      if (usable && heard()) return Promise.resolve(cached);
+      if (usable && heard()) {
+        options.onLookup?.('hit');
+        return Promise.resolve(cached);
+      }
       if (cached && !usable) cache.delete(key);
       // Joined only when no revocation arrived since it started: its token may predate one.
       const pending = inflight.get(key);
-      if (pending && pending.generation === generation) return pending.promise;
+      if (pending && pending.generation === generation) {
+        options.onLookup?.('shared');
+        return pending.promise;
+      }
+      options.onLookup?.('miss');
       const started = generation;
       const promise = requestToken(request)
         .then((token) => {

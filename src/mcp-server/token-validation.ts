@@ -40,8 +40,9 @@ export function createPhantomTokenVerifier(
     audience: settings.resource.href,
     jwksCacheSeconds: settings.jwksCacheSeconds,
   }),
-): OAuthTokenVerifier {
+): OAuthTokenVerifier & Pick<AccessTokenVerifier, 'signingKeysReady'> {
   return {
+    signingKeysReady: () => verifier.signingKeysReady(),
     async verifyAccessToken(token) {
       try {
         const payload = await verifier.verify(token);

@@ -12,8 +12,25 @@ import type { RevocationListenerStatus } from './revocation-listener.ts';
 
 export const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
 
-export interface Readiness {
-  revocations: RevocationListenerStatus;
+/** One dependency's state in `/readyz`: `ok`, and details that say nothing secret. */
+export interface Check {
+  ok: boolean;
+  [detail: string]: unknown;
+}
+
+/** The component's dependencies by name: ready when every one is ok. */
+export type Readiness = Record<string, Check>;
+
+/** The revocation channel as a readiness check (gateway, MCP server). */
+export function revocationsCheck(revocations: RevocationListenerStatus): Check {
+  return {
+    ok: revocations.connected,
+    connected: revocations.connected,
+    since: new Date(revocations.since).toISOString(),
+    ...(revocations.connected
+      ? {}
+      : { effect: 'caches are bounded until revocation announcements are heard again' }),
+  };
 }
 
 /** Answers /healthz and /readyz; false for any other path. */
@@ -21,22 +38,21 @@ export function serveHealth(
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
-  readiness: () => Readiness,
+  readiness: () => Readiness | Promise<Readiness>,
 ): boolean {
   if (!HEALTH_PATHS.has(path) || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
   if (path === '/healthz') {
     sendJson(res, 200, { status: 'ok' });
     return true;
   }
-  const { revocations } = readiness();
-  const ready = revocations.connected;
-  sendJson(res, ready ? 200 : 503, {
-    status: ready ? 'ready' : 'degraded',
-    revocations: {
-      connected: revocations.connected,
-      since: new Date(revocations.since).toISOString(),
-      ...(ready ? {} : { effect: 'caches are bounded until revocation announcements are heard again' }),
-    },
-  });
+  Promise.resolve()
+    .then(readiness)
+    .then(
+      (checks) => {
+        const ready = Object.values(checks).every((check) => check.ok);
+        sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'degraded', ...checks });
+      },
+      () => sendJson(res, 503, { status: 'degraded', error: 'the readiness checks failed' }),
+    );
   return true;
 }

@@ -53,7 +53,16 @@ export interface AccessTokenVerifierOptions {
 
 export interface AccessTokenVerifier {
   verify(token: string): Promise<AccessTokenPayload>;
+  /**
+   * For readiness: whether the signing keys are at hand (fetched within their cache age), else
+   * whether they can be fetched now. A fetch is tried at most every JWKS_READINESS_RETRY_MS, so a
+   * probe that is asked often cannot make the authorization server serve a JWKS per probe.
+   */
+  signingKeysReady(): Promise<boolean>;
 }
+
+/** How often a readiness probe may make a verifier fetch the JWKS when it has none fresh. */
+export const JWKS_READINESS_RETRY_MS = 5000;
 
 /** Asymmetric algorithms only: a symmetric one would let anyone holding the public key forge tokens. */
 export const DEFAULT_ALGORITHMS = ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'];
@@ -81,6 +90,8 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       throw error;
     }
   };
+  let lastReadinessFetch = Number.NEGATIVE_INFINITY;
+  let lastReadinessOk = false;
   const clockTolerance = options.clockToleranceSeconds ?? 30;
   const verified = new LRUCache<string, AccessTokenPayload>({ max: options.cacheMaxEntries ?? 10_000 });
   const audiences = options.audience.endsWith('/')
@@ -88,6 +99,19 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     : [options.audience, `${options.audience}/`];
 
   return {
+    async signingKeysReady() {
+      if (remoteJwks.fresh) return true;
+      if (remoteJwks.reloading || performance.now() - lastReadinessFetch < JWKS_READINESS_RETRY_MS)
+        return lastReadinessOk;
+      lastReadinessFetch = performance.now();
+      try {
+        await remoteJwks.reload();
+        lastReadinessOk = remoteJwks.jwks() !== undefined;
+      } catch {
+        lastReadinessOk = false;
+      }
+      return lastReadinessOk;
+    },
     async verify(token) {
       const key = tokenHash(token);
       const cached = verified.get(key);

@@ -41,7 +41,13 @@ export interface TestStack {
 type Section = Record<string, unknown>;
 
 export async function startTestStack(
-  overrides: { authorizationServer?: Section; gateway?: Section; mcpServer?: Section; apis?: Section } = {},
+  overrides: {
+    authorizationServer?: Section;
+    gateway?: Section;
+    mcpServer?: Section;
+    apis?: Section;
+    metrics?: Section;
+  } = {},
 ): Promise<TestStack> {
   const ports = {
     authorizationServer: await freePort(),
@@ -63,6 +69,7 @@ export async function startTestStack(
     gateway: { ...sections.gateway, ...overrides.gateway },
     mcpServer: { ...sections.mcpServer, ...overrides.mcpServer },
     apis: { ...sections.apis, ...overrides.apis },
+    ...(overrides.metrics ? { metrics: overrides.metrics } : {}),
   });
   const logs: string[] = [];
   const logger = createLogger('stack', { level: 'debug', write: (line) => logs.push(line) });

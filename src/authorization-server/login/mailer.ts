@@ -53,7 +53,15 @@ export interface Mailer {
   send(message: MailMessage): Promise<void>;
   /** The development inbox; undefined whenever SMTP is configured. */
   devInbox: DevInbox | undefined;
+  /**
+   * For readiness: whether mail can go out. With SMTP, a connection, greeting and login (nodemailer's
+   * `verify`), remembered for MAIL_CHECK_INTERVAL_MS so a probe asked often opens few connections.
+   */
+  ready(): Promise<{ ok: boolean; via: 'smtp' | 'development inbox'; error?: string }>;
 }
+
+/** How long the outcome of an SMTP check is reused by readiness probes. */
+export const MAIL_CHECK_INTERVAL_MS = 30_000;
 
 export function createMailer(config: MailerConfig, logger: Logger): Mailer {
   const smtp = config.smtp;
@@ -69,8 +77,24 @@ export function createMailer(config: MailerConfig, logger: Logger): Mailer {
       greetingTimeout: 10_000,
       socketTimeout: 30_000,
     });
+    let checked: { at: number; outcome: Promise<{ ok: boolean; error?: string }> } | undefined;
+    const check = async (): Promise<{ ok: boolean; error?: string }> => {
+      try {
+        await transport.verify();
+        return { ok: true };
+      } catch (error) {
+        // The failure class only (as for delivery failures below): replies can quote addresses.
+        const code = (error as { code?: unknown }).code;
+        return { ok: false, error: typeof code === 'string' ? code : 'unreachable' };
+      }
+    };
     return {
       devInbox: undefined,
+      async ready() {
+        if (checked === undefined || performance.now() - checked.at > MAIL_CHECK_INTERVAL_MS)
+          checked = { at: performance.now(), outcome: check() };
+        return { via: 'smtp', ...(await checked.outcome) };
+      },
       async send(message) {
         try {
           await transport.sendMail({
@@ -107,6 +131,7 @@ export function createMailer(config: MailerConfig, logger: Logger): Mailer {
     devInbox: {
       list: () => messages.map((message) => ({ ...message })),
     },
+    ready: async () => ({ ok: true, via: 'development inbox' }),
     async send(message) {
       messages.unshift({
         id: randomUUID(),

@@ -403,6 +403,20 @@ export function removeClientRows(db: DatabaseSync, clientId: string): number {
   return Number(state.deleteClientRows.run(clientId).changes);
 }
 
+/** For metrics: the live (unexpired) rows of each model, e.g. `{ AccessToken: 12, Client: 3 }`. */
+export function countLiveRows(db: DatabaseSync, models: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = Object.fromEntries(models.map((model) => [model, 0]));
+  const rows = db
+    .prepare(
+      `SELECT model, count(*) AS n FROM oidc_models
+       WHERE model IN (${models.map(() => '?').join(', ')}) AND (expires_at IS NULL OR expires_at > ?)
+       GROUP BY model`,
+    )
+    .all(...models, Date.now());
+  for (const row of rows) counts[String(row.model)] = Number(row.n);
+  return counts;
+}
+
 /** Deletes rows whose expiry has passed and returns how many (find already hides them; this reclaims space). */
 export function purgeExpired(db: DatabaseSync): number {
   flushPendingWrites(db);

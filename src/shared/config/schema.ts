@@ -5,6 +5,7 @@
  * machine. Unknown keys are errors: a typo must not silently fall back to a default.
  * docs/configuration.md describes each key; keep the two in step.
  */
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 const seconds = z.number().int().positive();
@@ -641,12 +642,33 @@ export const httpSchema = z
     message: 'must not be longer than requestTimeoutSeconds (the headers are part of the request)',
   });
 
+/** An address range in CIDR notation (`127.0.0.0/8`, `::1/128`, `10.0.0.0/8`). */
+const cidr = z.string().refine((value) => {
+  try {
+    ipaddr.parseCIDR(value);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'is not an address range in CIDR notation, e.g. "10.0.0.0/8" or "::1/128"');
+
+/**
+ * Who may read `GET /metrics` on every component (src/shared/metrics.ts): callers from these
+ * addresses that did not come through a proxy, or callers with the bearer token.
+ */
+export const metricsSchema = z.strictObject({
+  allowFrom: z.array(cidr).default(['127.0.0.0/8', '::1/128']),
+  /** A bearer token for scrapers elsewhere (`env:NAME`, `file:PATH` or a literal of 32+ characters). */
+  token: secretReference.optional(),
+});
+
 export const configSchema = z
   .strictObject({
     /** Where state lives: the database, keys and generated secrets. Relative to the config file. */
     dataDir: z.string().default('./data'),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
     http: httpSchema.prefault({}),
+    metrics: metricsSchema.prefault({}),
     authorizationServer: authorizationServerSchema.prefault({}),
     gateway: gatewaySchema.prefault({}),
     mcpServer: mcpServerSchema.prefault({}),
@@ -679,3 +701,4 @@ export type McpServerConfig = z.infer<typeof mcpServerSchema>;
 export type ToolConfig = z.infer<typeof toolSchema>;
 export type ApisConfig = z.infer<typeof apisSchema>;
 export type HttpConfig = z.infer<typeof httpSchema>;
+export type MetricsConfig = z.infer<typeof metricsSchema>;
