@@ -94,3 +94,42 @@ test('gatehouse.example.yaml documents exactly the built-in defaults', () => {
   const defaults = loadConfig(undefined);
   assert.deepEqual(example.config, defaults.config);
 });
+
+test("listing one's own clients keeps the gateway's and the MCP server's, unless a client of that role is listed", () => {
+  const partner = {
+    clientId: 'partner-agent',
+    name: 'Partner agent',
+    role: 'agent',
+    authMethod: 'none',
+    redirectUris: ['https://partner.example/callback'],
+  };
+  const ids = (input: unknown) =>
+    parseConfig({ authorizationServer: { clients: input } }).authorizationServer.clients.map(
+      (client) => `${client.clientId}:${client.role}`,
+    );
+  // The demonstration workload goes with the rest of the default list; the internal clients stay.
+  assert.deepEqual(ids([partner]), [
+    'gatehouse-gateway:gateway',
+    'gatehouse-mcp-server:mcp-server',
+    'partner-agent:agent',
+  ]);
+  // A gateway client of one's own replaces the default one (gateway.client names it).
+  const ownGateway = {
+    clientId: 'edge',
+    name: 'Edge',
+    role: 'gateway',
+    authMethod: 'client_secret_basic',
+    secret: 'env:EDGE_SECRET',
+  };
+  assert.deepEqual(ids([ownGateway, partner]), [
+    'gatehouse-mcp-server:mcp-server',
+    'edge:gateway',
+    'partner-agent:agent',
+  ]);
+  // The default is unchanged.
+  assert.deepEqual(ids(undefined), [
+    'gatehouse-gateway:gateway',
+    'gatehouse-mcp-server:mcp-server',
+    'example-workload:workload',
+  ]);
+});

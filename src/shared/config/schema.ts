@@ -92,6 +92,58 @@ const preRegisteredClient = z
 
 const rateLimit = z.strictObject({ max: z.number().int().positive(), windowSeconds: seconds });
 
+type PreRegisteredClient = z.output<typeof preRegisteredClient>;
+
+/** The gateway's and the MCP server's own clients: Gatehouse needs them whatever else is listed. */
+const INTERNAL_CLIENTS: readonly PreRegisteredClient[] = [
+  {
+    clientId: 'gatehouse-gateway',
+    name: 'Gatehouse gateway',
+    role: 'gateway',
+    authMethod: 'client_secret_basic',
+    secret: 'file:secrets/gatehouse-gateway.secret',
+    generateKeys: false,
+    redirectUris: [],
+    scopes: [],
+  },
+  {
+    clientId: 'gatehouse-mcp-server',
+    name: 'Gatehouse MCP server',
+    role: 'mcp-server',
+    authMethod: 'client_secret_basic',
+    secret: 'file:secrets/gatehouse-mcp-server.secret',
+    generateKeys: false,
+    redirectUris: [],
+    scopes: [],
+  },
+];
+
+/** The demonstration workload of the default configuration (client credentials with a key pair). */
+const EXAMPLE_WORKLOAD_CLIENT: PreRegisteredClient = {
+  clientId: 'example-workload',
+  name: 'Example workload agent',
+  role: 'workload',
+  authMethod: 'private_key_jwt',
+  jwksFile: 'secrets/example-workload.jwks.json',
+  generateKeys: true,
+  redirectUris: [],
+  scopes: ['stocks:read'],
+};
+
+/**
+ * `clients` as given, plus each internal client whose role no listed client has (and whose id none
+ * uses): a file that lists a partner's client only does not lose the gateway's and the MCP server's,
+ * which it never meant to touch. One that lists a client of role `gateway` or `mcp-server` of its
+ * own has chosen it (and names it in `gateway.client` or `tokenExchange`).
+ */
+function withInternalClients(clients: PreRegisteredClient[]): PreRegisteredClient[] {
+  const missing = INTERNAL_CLIENTS.filter(
+    (internal) =>
+      !clients.some((client) => client.role === internal.role || client.clientId === internal.clientId),
+  );
+  return [...missing.map((client) => ({ ...client })), ...clients];
+}
+
 const authorizationServerBase = z.strictObject({
   issuer: httpUrl.default('http://localhost:9000'),
   listen: listen.default({ host: '127.0.0.1' }),
@@ -134,38 +186,11 @@ const authorizationServerBase = z.strictObject({
       ],
     },
   ]),
-  clients: z.array(preRegisteredClient).default([
-    {
-      clientId: 'gatehouse-gateway',
-      name: 'Gatehouse gateway',
-      role: 'gateway',
-      authMethod: 'client_secret_basic',
-      secret: 'file:secrets/gatehouse-gateway.secret',
-      generateKeys: false,
-      redirectUris: [],
-      scopes: [],
-    },
-    {
-      clientId: 'gatehouse-mcp-server',
-      name: 'Gatehouse MCP server',
-      role: 'mcp-server',
-      authMethod: 'client_secret_basic',
-      secret: 'file:secrets/gatehouse-mcp-server.secret',
-      generateKeys: false,
-      redirectUris: [],
-      scopes: [],
-    },
-    {
-      clientId: 'example-workload',
-      name: 'Example workload agent',
-      role: 'workload',
-      authMethod: 'private_key_jwt',
-      jwksFile: 'secrets/example-workload.jwks.json',
-      generateKeys: true,
-      redirectUris: [],
-      scopes: ['stocks:read'],
-    },
-  ]),
+  // A list of one's own clients (partners, workloads) keeps the internal ones (withInternalClients).
+  clients: z
+    .array(preRegisteredClient)
+    .default([...INTERNAL_CLIENTS, EXAMPLE_WORKLOAD_CLIENT])
+    .transform(withInternalClients),
   clientIdMetadataDocuments: z
     .strictObject({
       enabled: z.boolean().default(true),
