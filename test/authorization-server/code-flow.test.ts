@@ -490,14 +490,19 @@ describe('login by email one-time code', () => {
     assert.ok(first.callback.searchParams.get('code'));
     // Three codes per window for this email (configured above); earlier tests used some already.
     let throttled = false;
+    let page = '';
     for (let i = 0; i < 4 && !throttled; i += 1) {
       const login = await startLogin(as, clientId);
       const sent = await login.browser.request(`${as.issuer}${login.path}/email`, {
         form: { csrf: csrfOf(login.page.text), email: 'alice@example.com' },
       });
       throttled = sent.status === 429;
+      page = sent.text;
     }
     assert.equal(throttled, true);
+    // The wait in words a person plans with, not a count of seconds.
+    assert.match(page, /Try again in (less than a minute|about (a|\d+) (minute|minutes|hour|hours))\./);
+    assert.doesNotMatch(page, /\d+ seconds/);
   });
 
   test('forms without the CSRF token or from another origin are refused', async () => {

@@ -21,6 +21,7 @@ import type { OneTimeCodes } from '../login/one-time-codes.ts';
 import type { ResourceRegistry } from '../resources.ts';
 import { consentPage } from './views/consent-page.ts';
 import { devInboxPage } from './views/dev-inbox-page.ts';
+import { waitInWords } from './views/duration.ts';
 import { CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY_REDIRECTING_FORMS } from './views/html.ts';
 import { codePage, emailPage } from './views/login-pages.ts';
 import { messagePage } from './views/message-page.ts';
@@ -186,7 +187,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       : deps.codes.issueDecoy({ loginId: uid, email: typedEmail, address });
     if (result.status === 'throttled') {
       logger.audit('login.code', { outcome: 'denied', client_id: clientId, reason: 'throttled', ip: ctx.ip });
-      return `Too many codes were requested. Try again in ${result.retryAfterSeconds} seconds.`;
+      return `Too many codes were requested. Try again in ${waitInWords(result.retryAfterSeconds)}.`;
     }
     pendingEmails.set(uid, typedEmail);
     if (user && 'code' in result) {
