@@ -22,8 +22,8 @@ import { isImpersonableRedirectUri, redirectUriMatches } from './clients/loopbac
 import { applyClientPolicy, type ClientPolicy, ClientPolicyError } from './clients/registration-policy.ts';
 import type { PreparedClient } from './clients/static-clients.ts';
 import { guardClientLookup, type TokenRateLimits } from './http/token-rate-limit.ts';
+import { authorizationErrorPage } from './interactions/views/error-page.ts';
 import { CONTENT_SECURITY_POLICY } from './interactions/views/html.ts';
-import { messagePage } from './interactions/views/message-page.ts';
 import type { Accounts } from './login/accounts.ts';
 import type { ApprovedUsers } from './login/approved-users.ts';
 import { createProviderFetch, PROVIDER_FETCH_MAX_BYTES } from './outbound/provider-fetch.ts';
@@ -262,11 +262,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       ctx.type = 'html';
       ctx.set('content-security-policy', CONTENT_SECURITY_POLICY);
       ctx.set('x-frame-options', 'DENY');
-      ctx.body = messagePage({
-        title: 'Sign-in could not continue',
-        message: String(out.error_description ?? out.error ?? 'The request could not be processed.'),
-        details: `Error: ${String(out.error ?? 'server_error')}`,
-      });
+      ctx.body = authorizationErrorPage(out);
     },
     // The gateway's DPoP algorithms (the same configuration file), so a key bound here verifies there.
     enabledJWA: { dPoPSigningAlgValues: [...deps.dpopAlgorithms] },

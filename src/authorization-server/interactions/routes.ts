@@ -360,6 +360,18 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
   }
 
   return async (ctx, next) => {
+    // The server's root, where a person may land by typing the address: say what this is.
+    if ((ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.path === '/') {
+      render(
+        ctx,
+        messagePage({
+          title: 'Sign-in service',
+          message:
+            'This is where the AI agents and applications you use send you to sign in and to allow them access. There is nothing to do here: your application opens the right page when it needs you.',
+        }),
+      );
+      return;
+    }
     if (
       deps.mailer.devInbox &&
       ctx.method === 'GET' &&
