@@ -22,7 +22,8 @@ export const LOOPBACK_REDIRECT_URI = 'http://127.0.0.1/callback';
 
 /** What a dynamically registered agent says about itself. */
 export const DYNAMIC_CLIENT_METADATA: OAuthClientMetadata = {
-  client_name: 'Gatehouse agent',
+  // Not "Gatehouse ...": that name is the sign-in service's own, and self-registered clients may not take it.
+  client_name: 'Console MCP agent',
   redirect_uris: [LOOPBACK_REDIRECT_URI],
   application_type: 'native',
   grant_types: ['authorization_code', 'refresh_token'],

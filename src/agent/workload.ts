@@ -23,7 +23,7 @@ import { AgentError } from './errors.ts';
 function providerFor(client: AgentClient, issuer: string, scope: string | undefined) {
   const common = {
     clientId: client.clientId,
-    clientName: 'Gatehouse agent (workload)',
+    clientName: 'Console MCP agent (workload)',
     expectedIssuer: issuer,
   };
   const withScope = scope ? { scope } : {};

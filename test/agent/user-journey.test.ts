@@ -33,7 +33,7 @@ describe('the agent, for a user, through the whole stack', () => {
     });
     document = await serveDocument('/gatehouse-agent/client.json', (url) => ({
       client_id: url,
-      client_name: 'Gatehouse agent (test)',
+      client_name: 'Console MCP agent (test)',
       redirect_uris: ['http://127.0.0.1/callback'],
       token_endpoint_auth_method: 'none',
       application_type: 'native',

@@ -149,6 +149,27 @@ describe('registration metadata', () => {
     });
   }
 
+  for (const [property, name] of [
+    ['client_name', 'Gatehouse'],
+    ['client_name', 'Gate House admin'],
+    ['client_name', 'GATEHOUSE™ console'],
+    ['client_name', 'ｇａｔｅｈｏｕｓｅ'],
+  ] as const) {
+    test(`${property} ${JSON.stringify(name)} takes the sign-in service's own name: invalid_client_metadata, nothing stored`, async () => {
+      const before = storeOf(as).count('Client');
+      const response = await register(ledger, as.issuer, { [property]: name });
+      assert.equal(response.status, 400, JSON.stringify(response.body));
+      assert.equal(response.body.error, 'invalid_client_metadata');
+      assert.match(String(response.body.error_description), /reserved/);
+      assert.equal(storeOf(as).count('Client'), before);
+    });
+  }
+
+  test('a name that merely contains the letters apart is accepted', async () => {
+    const response = await register(ledger, as.issuer, { client_name: 'Gate keeper for the house' });
+    assert.equal(response.status, 201, JSON.stringify(response.body));
+  });
+
   for (const property of ['logo_uri', 'client_uri', 'policy_uri', 'tos_uri']) {
     for (const value of ['javascript:alert(1)', 'data:text/html,<script>alert(1)</script>']) {
       test(`${property} ${value.split(':')[0]}: invalid_client_metadata, nothing stored`, async () => {
@@ -196,7 +217,8 @@ describe('grant escalation', () => {
     const body = await registerOk(ledger, as.issuer, {
       client_id: GATEWAY,
       client_secret: chosenSecret,
-      client_name: 'Gatehouse gateway',
+      // (Calling itself "Gatehouse gateway" is refused outright: see the reserved names above.)
+      client_name: 'The gateway',
       token_endpoint_auth_method: 'client_secret_basic',
     });
     assert.notEqual(body.client_id, GATEWAY);

@@ -68,6 +68,8 @@ describe('dead ends at the authorization server', () => {
     assert.equal(start.status, 303);
     const interaction = start.location!;
     const page = await browser.request(interaction);
+    // The sign-in page shows the application's badge, as consent does: a DCR client is unverified.
+    assert.match(page.text, /<span class="badge unverified">Unverified<\/span>/);
     const path = new URL(interaction).pathname;
     const sent = await browser.request(`${as.issuer}${path}/email`, {
       form: { csrf: csrfOf(page.text), email: 'alice@example.com' },

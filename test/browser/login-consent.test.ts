@@ -248,7 +248,8 @@ describe('login and consent pages in Chromium', { skip: SKIP, timeout: 5 * TEST_
     assert.equal(await page.title(), 'Sign in - Gatehouse');
     assert.equal(await shown(page.locator('h1')), 'Sign in');
     const intro = await shown(page.locator('main p').first());
-    assert.equal(intro.trim(), `to continue to ${clientName}`);
+    // The application's trust badge in words, as on the consent page: a registered test client.
+    assert.equal(intro.trim(), `to continue to ${clientName} Unverified`);
     const email = page.getByLabel('Email address');
     assert.equal(await email.getAttribute('type'), 'email');
     assert.equal(await email.evaluate((input) => (input as HTMLInputElement).required), true);

@@ -119,6 +119,33 @@ export function checkRedirectUris(uris: unknown, applicationType: unknown): void
   }
 }
 
+/** Names no self-registered client may take: they are the sign-in service's own (pages say "Gatehouse has verified ..."). */
+const RESERVED_NAMES = ['gatehouse'];
+
+/**
+ * A client that names itself like the service that vouches for clients would borrow its authority
+ * on the consent page. Compared on letters only, after NFKC folding and lower case, so "Gate House",
+ * "GATEHOUSE™" or full-width letters do not slip through. Every `client_name`, localized ones
+ * (`client_name#de`, RFC 7591 §2.2) included.
+ */
+function checkClientNames(metadata: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(metadata)) {
+    if (key !== 'client_name' && !key.startsWith('client_name#')) continue;
+    if (typeof value !== 'string') continue;
+    const letters = value
+      .normalize('NFKC')
+      .toLowerCase()
+      .replace(/[^\p{L}]/gu, '');
+    const reserved = RESERVED_NAMES.find((name) => letters.includes(name));
+    if (reserved) {
+      throw new ClientPolicyError(
+        'invalid_client_metadata',
+        `${key} may not contain "Gatehouse": the name is reserved for the sign-in service itself`,
+      );
+    }
+  }
+}
+
 /**
  * Applies the policy to self-registered client metadata, in place. `source` says where it came from;
  * a CIMD document can only be a public client or use private_key_jwt (CIMD draft §4.1).
@@ -142,6 +169,7 @@ export function applyClientPolicy(
 
   checkRedirectUris(metadata.redirect_uris, metadata.application_type);
   checkWebUris(metadata, policy.allowLoopbackHttp === true);
+  checkClientNames(metadata);
 
   // Authorization code only (OAuth 2.1); refresh tokens only where the policy allows them.
   const requestedGrants = Array.isArray(metadata.grant_types)

@@ -143,6 +143,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
         action: `/interaction/${uid}/email`,
         csrfToken: csrfToken(uid),
         clientName: client.clientName ?? clientId,
+        clientVerified: deps.classifier.classify(clientId).verified,
         devBanner: deps.devBanner,
         ...(extra.error ? { error: extra.error } : {}),
         ...(extra.email ? { email: extra.email } : {}),

@@ -22,6 +22,19 @@ describe('emailPage', () => {
     assert.match(page, /Claude/);
   });
 
+  it("shows the application's trust badge in words, as the consent page does", () => {
+    const verified = emailPage({ action: '/a', csrfToken: 't', clientName: 'Claude', clientVerified: true });
+    assert.match(verified, /<strong>Claude<\/strong> <span class="badge verified">Verified<\/span>/);
+    const unverified = emailPage({
+      action: '/a',
+      csrfToken: 't',
+      clientName: 'Claude',
+      clientVerified: false,
+    });
+    assert.match(unverified, /<span class="badge unverified">Unverified<\/span>/);
+    assert.doesNotMatch(page, /class="badge/);
+  });
+
   it('posts to the action with the csrf field', () => {
     assert.match(page, /<form method="post" action="\/i\/1\/email">/);
     assert.match(page, /<input type="hidden" name="csrf" value="tok">/);

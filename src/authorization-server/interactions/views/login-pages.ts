@@ -12,6 +12,8 @@ export interface EmailPageOptions {
   csrfToken: string;
   /** The name of the application the user is signing in to (escaped; may be chosen by the client). */
   clientName: string;
+  /** Whether Gatehouse knows who publishes the application (the same badge the consent page shows). */
+  clientVerified?: boolean;
   error?: string;
   /** Pre-fills the field, e.g. after an error. */
   email?: string;
@@ -22,13 +24,21 @@ export function emailPage({
   action,
   csrfToken,
   clientName,
+  clientVerified,
   error,
   email,
   devBanner,
 }: EmailPageOptions): string {
   const describedBy = error ? 'form-error email-hint' : 'email-hint';
+  // In words as well as colour, as on the consent page: a name alone can be anyone's.
+  const badge =
+    clientVerified === undefined
+      ? ''
+      : clientVerified
+        ? html` <span class="badge verified">Verified</span>`
+        : html` <span class="badge unverified">Unverified</span>`;
   const body = html`<h1>Sign in</h1>
-<p class="muted">to continue to <strong>${clientName}</strong></p>
+<p class="muted">to continue to <strong>${clientName}</strong>${badge}</p>
 ${errorMessage(error)}
 <form method="post" action="${safeUrl(action)}">
 ${csrfField(csrfToken)}
