@@ -17,6 +17,7 @@ import { createHttpServer } from '../shared/http-server.ts';
 import { createAccessTokenVerifier } from '../shared/jwt.ts';
 import { createLogger, type LogFields, type Logger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
+import { requestIdFrom } from '../shared/request-id.ts';
 import { ApiError, invalidRequest, notFound } from './api-error.ts';
 import { authenticate, requireScope } from './bearer-auth.ts';
 import { createCustomersApi } from './customers.ts';
@@ -77,7 +78,12 @@ function createHandler(apis: Api[], logger: Logger, refused: (api: string, reaso
   return async (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     // The path only: a query string could carry anything, and is not used.
-    const entry: LogFields = { method: req.method, path: pathOf(req).slice(0, 200) };
+    const entry: LogFields = {
+      method: req.method,
+      path: pathOf(req).slice(0, 200),
+      // The agent request this call serves, named by the MCP server (src/shared/request-id.ts).
+      request_id: requestIdFrom(req.headers),
+    };
     try {
       const result = await dispatch(req, entry);
       sendJson(res, result.status, result.body);

@@ -12,6 +12,7 @@ import { sendJson } from '../shared/http.ts';
 import { type CloseOptions, createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type Logger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
+import { requestIdFrom } from '../shared/request-id.ts';
 import { createClientClassifier } from './clients/client-classification.ts';
 import {
   createClientMetadataDocumentResolver,
@@ -464,6 +465,12 @@ export async function startAuthorizationServer(
   }
 }
 
+/** The agent request's id, when a component behind the gateway named it (src/shared/request-id.ts). */
+function requestIdField(ctx: KoaContextWithOIDC): { request_id?: string } {
+  const id = requestIdFrom(ctx.req.headers);
+  return id ? { request_id: id } : {};
+}
+
 /** One audit line per security event (issue: subject, client, outcome; never a token). */
 function subscribeAuditEvents(
   provider: Provider,
@@ -477,6 +484,7 @@ function subscribeAuditEvents(
     if (clientId) recordClientUse(db, clientId);
     logger.audit('token.issued', {
       outcome: 'success',
+      ...requestIdField(ctx),
       grant_type: ctx.oidc.params?.grant_type,
       client_id: clientId,
       sub: token && 'accountId' in token ? token.accountId : undefined,
@@ -486,6 +494,7 @@ function subscribeAuditEvents(
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error?: string }) => {
     logger.audit('token.issued', {
       outcome: 'failure',
+      ...requestIdField(ctx),
       grant_type: ctx.oidc?.params?.grant_type,
       client_id: ctx.oidc?.client?.clientId,
       error: error.error,

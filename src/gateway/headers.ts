@@ -85,7 +85,8 @@ export function upstreamRequestHeaders(req: IncomingMessage, trustProxy: boolean
 }
 
 /** Response headers an MCP client in a browser must be able to read (CORS, Fetch §3.2.5). */
-export const EXPOSED_HEADERS = 'WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version, DPoP-Nonce';
+export const EXPOSED_HEADERS =
+  'WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version, DPoP-Nonce, X-Request-Id';
 
 /**
  * Adds `Access-Control-Expose-Headers` when the request came from a browser (it has an `Origin`)

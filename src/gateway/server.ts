@@ -20,6 +20,7 @@ import { bearerChallenge, HttpError, readBody, sendJson } from '../shared/http.t
 import { createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type LogFields } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
+import { newRequestId, REQUEST_ID_HEADER } from '../shared/request-id.ts';
 import type { TokenTagKey } from '../shared/token-tag.ts';
 import { clientAddress, markInvalidToken, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
 import { createIntrospectionCache } from './introspection-cache.ts';
@@ -186,6 +187,8 @@ export const startGateway = (async (
     const headers = upstreamRequestHeaders(req, config.trustProxy);
     // The proof is for the gateway; the upstream gets the phantom token as a plain bearer token.
     delete headers.dpop;
+    // Ours, not the client's (request-id.ts).
+    headers[REQUEST_ID_HEADER] = String(log.request_id);
     if (translation.authorization) headers.authorization = translation.authorization;
     else delete headers.authorization;
     const extra = translation.responseHeaders;
@@ -209,7 +212,10 @@ export const startGateway = (async (
 
   const onRequest: RequestListener = (req, res) => {
     const started = performance.now();
-    const log: LogFields = { method: req.method, path: undefined };
+    const requestId = newRequestId();
+    // Every answer names the request, so an agent's report can be found in the logs.
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    const log: LogFields = { method: req.method, path: undefined, request_id: requestId };
     const closed = new Promise<void>((resolve) => res.once('close', resolve));
     const handled = handle(req, res, log).catch((error: unknown) => {
       if (res.destroyed) {

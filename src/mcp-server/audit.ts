@@ -9,6 +9,8 @@ export const TOOL_CALL_EVENT = 'mcp.tool_call';
 
 export interface ToolCallRecord {
   outcome: 'success' | 'failure' | 'denied';
+  /** The agent request's id: the same in the gateway's, the authorization server's and the API's lines. */
+  request_id?: string | undefined;
   sub: string | undefined;
   client_id: string | undefined;
   tool: string;

@@ -18,7 +18,7 @@ import {
 import type { Logger } from '../shared/logging.ts';
 import { auditToolCall } from './audit.ts';
 import { type ProtocolEra, scopeChallenge } from './challenges.ts';
-import { principalOf } from './token-validation.ts';
+import { principalOf, requestIdOfCall } from './token-validation.ts';
 import type { ToolDefinition } from './tools/catalogue.ts';
 import { runToolCall, type ToolCallDependencies } from './tools/tool-call.ts';
 
@@ -38,6 +38,7 @@ function toolScopeChallenge(tool: ToolDefinition, era: ProtocolEra, logger: Logg
       const principal = principalOf(authInfo);
       auditToolCall(logger, {
         outcome: 'denied',
+        request_id: requestIdOfCall(authInfo),
         sub: principal?.sub,
         client_id: principal?.clientId ?? authInfo.clientId,
         tool: tool.name,

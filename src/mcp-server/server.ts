@@ -17,6 +17,7 @@ import { createHttpServer } from '../shared/http-server.ts';
 import { SigningKeysUnavailableError } from '../shared/jwt.ts';
 import { createLogger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
+import { REQUEST_ID_HEADER, requestIdOf } from '../shared/request-id.ts';
 import {
   dpopChallenge,
   invalidTokenResponse,
@@ -123,6 +124,8 @@ export async function startMcpServer(
   const validateOrigin = originValidation(settings.allowedOriginHostnames);
 
   async function serveMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = requestIdOf(req.headers);
+    res.setHeader(REQUEST_ID_HEADER, requestId);
     if (!validateOrigin(req, res)) {
       refusals.inc({ reason: 'origin' });
       logger.warn('request from a browser origin that is not allowed', { origin: req.headers.origin });
@@ -151,10 +154,12 @@ export async function startMcpServer(
         return;
       }
       refusals.inc({ reason: 'invalid_token' });
-      logger.info('token refused', { reason: (error as Error).message });
+      logger.info('token refused', { request_id: requestId, reason: (error as Error).message });
       await sendWebResponse(res, invalidTokenResponse(error, settings), [dpopChallenge(settings)]);
       return;
     }
+    // The tool call's audit line, its token exchange and its API call carry the request's id.
+    authInfo.extra = { ...authInfo.extra, requestId };
     (req as IncomingMessage & { auth?: AuthInfo }).auth = authInfo;
     if (req.method !== 'POST') return endpoint.handle(req, res);
     const read = await readJsonRpcBody(req, res, MAX_REQUEST_BODY_BYTES);

@@ -19,6 +19,7 @@
 import { LRUCache } from 'lru-cache';
 import { tokenHash } from '../shared/jwt.ts';
 import { KeyIndex } from '../shared/key-index.ts';
+import { REQUEST_ID_HEADER } from '../shared/request-id.ts';
 
 const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 /** The phantom token is a JWT (RFC 8693 §3). */
@@ -50,6 +51,8 @@ export interface ExchangeRequest {
   scope?: string;
   /** The verified claims of the subject token; without them the key is the token's hash. */
   subject?: ExchangeSubject;
+  /** The agent request's id (src/shared/request-id.ts), for the authorization server's audit line. */
+  requestId?: string | undefined;
 }
 
 /** The longest Retry-After waited out before one retry; longer ones fail the call at once. */
@@ -177,6 +180,7 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
           authorization,
           'content-type': 'application/x-www-form-urlencoded',
           accept: 'application/json',
+          ...(request.requestId ? { [REQUEST_ID_HEADER]: request.requestId } : {}),
         },
         body,
         redirect: 'error',

@@ -95,6 +95,12 @@ export function authenticate(
 }
 
 /** The caller behind a verified `AuthInfo`. */
+/** The agent request's id the HTTP layer put beside the principal (server.ts, request-id.ts). */
+export function requestIdOfCall(authInfo: AuthInfo | undefined): string | undefined {
+  const id = authInfo?.extra?.requestId;
+  return typeof id === 'string' ? id : undefined;
+}
+
 export function principalOf(authInfo: AuthInfo | undefined): Principal | undefined {
   const principal = authInfo?.extra?.principal as Principal | undefined;
   return principal && typeof principal.sub === 'string' ? principal : undefined;

@@ -11,6 +11,7 @@ import { createLocalJWKSet, type JWK, jwtVerify } from 'jose';
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { ExchangePolicyConfig } from '../../shared/config/schema.ts';
 import type { Logger } from '../../shared/logging.ts';
+import { requestIdFrom } from '../../shared/request-id.ts';
 import { ACCESS_TOKEN_ALG } from '../keys.ts';
 import { normalizeResourceUri, type ResourceRegistry } from '../resources.ts';
 import { type AccessTokenSigner, extraClaims } from './access-token-jwt.ts';
@@ -129,11 +130,15 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
   }
 
   return async function tokenExchange(ctx: KoaContextWithOIDC): Promise<void> {
+    // The agent request this exchange serves, named by the MCP server (src/shared/request-id.ts).
+    const requestId = requestIdFrom(ctx.req.headers);
+    const audit = (fields: Parameters<Logger['audit']>[1]) =>
+      deps.logger.audit('token.exchange', { ...(requestId ? { request_id: requestId } : {}), ...fields });
     const params = ctx.oidc.params as Record<string, string | undefined>;
     const actor = ctx.oidc.client!.clientId;
     const policy = policies.get(actor);
     if (!policy) {
-      deps.logger.audit('token.exchange', {
+      audit({
         outcome: 'denied',
         actor,
         reason: 'client not allowed to exchange',
@@ -162,7 +167,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       (candidate) => api && normalizeResourceUri(candidate.audience) === normalizeResourceUri(api.audience),
     );
     if (!api || !target) {
-      deps.logger.audit('token.exchange', {
+      audit({
         outcome: 'denied',
         actor,
         audience: targets[0],
@@ -177,7 +182,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
         ? await subjectFromJwt(subjectToken)
         : await subjectFromOpaque(subjectToken);
     } catch (error) {
-      deps.logger.audit('token.exchange', {
+      audit({
         outcome: 'denied',
         actor,
         audience: api.audience,
@@ -186,7 +191,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       throw error;
     }
     const refuseSubject = (reason: string, description: string): never => {
-      deps.logger.audit('token.exchange', { outcome: 'denied', actor, sub: subject.sub, reason });
+      audit({ outcome: 'denied', actor, sub: subject.sub, reason });
       throw new errors.InvalidGrant(description);
     };
     // A phantom token outlives a revocation by up to the gateway's cache lifetime; its grant does not.
@@ -217,7 +222,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       granted = [...new Set(params.scope.split(' ').filter(Boolean))];
       const wider = granted.filter((scope) => !mapped.has(scope));
       if (wider.length > 0) {
-        deps.logger.audit('token.exchange', {
+        audit({
           outcome: 'denied',
           actor,
           sub: subject.sub,
@@ -252,7 +257,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       scope: granted.join(' '),
       act,
     });
-    deps.logger.audit('token.exchange', {
+    audit({
       outcome: 'success',
       actor,
       sub: subject.sub,

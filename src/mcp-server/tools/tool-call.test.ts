@@ -75,6 +75,18 @@ describe('a tool call', () => {
     assert.equal(audit?.upstream_status, 200);
   });
 
+  test("the request's id goes into the exchange request and the audit line", async () => {
+    const asked: Array<{ requestId?: string }> = [];
+    const { deps, audits } = harness(async (request) => {
+      asked.push(request);
+      return { accessToken: 'exchanged.for.stocks', expiresAt: 0, scope: 'stocks.read' };
+    });
+    const withId: AuthInfo = { ...authInfo, extra: { ...authInfo.extra, requestId: 'req-0123456789' } };
+    await runToolCall(getStock, { symbol: 'ACME' }, withId, deps);
+    assert.equal(asked[0]?.requestId, 'req-0123456789');
+    assert.equal(audits()[0]?.request_id, 'req-0123456789');
+  });
+
   test('a refused exchange is a tool error saying what to do, and the API is not called', async () => {
     const { deps, calls, audits, lines } = harness(async () => {
       throw new TokenExchangeError(

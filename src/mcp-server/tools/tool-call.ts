@@ -7,7 +7,7 @@ import type { AuthInfo, CallToolResult } from '@modelcontextprotocol/server';
 import type { Logger } from '../../shared/logging.ts';
 import { auditToolCall } from '../audit.ts';
 import { type TokenExchangeClient, TokenExchangeError } from '../token-exchange-client.ts';
-import { principalOf } from '../token-validation.ts';
+import { principalOf, requestIdOfCall } from '../token-validation.ts';
 import type { ToolArguments, ToolDefinition } from './catalogue.ts';
 import { buildUpstreamRequest, callUpstream, errorResult, UpstreamRequestError } from './upstream-call.ts';
 
@@ -44,7 +44,9 @@ export async function runToolCall(
 ): Promise<CallToolResult> {
   const started = performance.now();
   const principal = principalOf(authInfo);
+  const requestId = requestIdOfCall(authInfo);
   const record = {
+    request_id: requestId,
     sub: principal?.sub,
     client_id: principal?.clientId ?? authInfo?.clientId,
     tool: tool.name,
@@ -74,6 +76,7 @@ export async function runToolCall(
     const { accessToken } = await deps.tokenExchange.exchange({
       subjectToken: authInfo.token,
       audience: tool.api.audience,
+      ...(requestId ? { requestId } : {}),
       ...(principal && authInfo.expiresAt
         ? {
             subject: {
@@ -92,6 +95,7 @@ export async function runToolCall(
       request,
       accessToken,
       timeoutMs: deps.upstreamTimeoutMs,
+      requestId,
       ...(signal ? { signal } : {}),
       ...(deps.fetch ? { fetch: deps.fetch } : {}),
     });
@@ -107,6 +111,7 @@ export async function runToolCall(
     }
     if (error instanceof TokenExchangeError) {
       deps.logger.warn('token exchange failed', {
+        request_id: requestId,
         api: tool.api.name,
         error: error.code,
         status: error.status,
@@ -116,7 +121,11 @@ export async function runToolCall(
       });
     }
     // A bug, not the caller's problem: the message goes to the log, a plain sentence to the agent.
-    deps.logger.error('tool call failed', { tool: tool.name, error: (error as Error).message });
+    deps.logger.error('tool call failed', {
+      request_id: requestId,
+      tool: tool.name,
+      error: (error as Error).message,
+    });
     return finish(
       'failure',
       errorResult(`The ${tool.name} tool failed inside the MCP server. Try again later.`),

@@ -8,6 +8,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { ToolConfig } from '../../shared/config/schema.ts';
+import { REQUEST_ID_HEADER } from '../../shared/request-id.ts';
 
 type Method = ToolConfig['method'];
 type Arguments = Record<string, unknown>;
@@ -83,6 +84,8 @@ export interface UpstreamCallOptions {
   timeoutMs: number;
   signal?: AbortSignal;
   fetch?: typeof fetch;
+  /** The agent request's id (src/shared/request-id.ts), for the API's log. */
+  requestId?: string | undefined;
 }
 
 export interface UpstreamOutcome {
@@ -175,6 +178,7 @@ export async function callUpstream(options: UpstreamCallOptions): Promise<Upstre
       headers: {
         authorization: `Bearer ${options.accessToken}`,
         accept: 'application/json',
+        ...(options.requestId ? { [REQUEST_ID_HEADER]: options.requestId } : {}),
         ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       body: request.body,
