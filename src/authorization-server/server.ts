@@ -38,9 +38,10 @@ import { tokenRateLimit, tokenRateLimitsFrom } from './http/token-rate-limit.ts'
 import { interactionRoutes } from './interactions/routes.ts';
 import { loadOrCreateKeys, publicJwk } from './keys.ts';
 import { createAccounts } from './login/accounts.ts';
-import { createApprovedUsers } from './login/approved-users.ts';
+import { createApprovedUsers, subjectFor } from './login/approved-users.ts';
 import { createMailer, type DevInbox } from './login/mailer.ts';
 import { createOneTimeCodes } from './login/one-time-codes.ts';
+import { migrateSubjects } from './login/subject-migration.ts';
 import { createProvider, ROUTES, userClaims } from './provider.ts';
 import { createResourceRegistry } from './resources.ts';
 import {
@@ -91,6 +92,9 @@ export interface StartOptions {
    */
   storage?: 'sqlite' | 'memory';
 }
+
+/** The installation's subject key, relative to the data directory (login/approved-users.ts). */
+const SUBJECT_KEY_FILE = 'secrets/subject.key';
 
 const LIVE_TOKEN_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
 
@@ -229,11 +233,20 @@ export async function startAuthorizationServer(
       return base;
     };
 
+    // Never changes: every subject is derived with it (login/approved-users.ts, subjectFor).
+    const subjectKey = resolveSecret(`file:${SUBJECT_KEY_FILE}`, loaded.dataDir, { generate: true });
     const approvedUsers = createApprovedUsers({
       users: config.users.approved,
       domains: config.users.domains,
+      subjectKey,
     });
     const accounts = createAccounts(db);
+    const migrated = migrateSubjects(db, (email) => subjectFor(email, subjectKey));
+    if (migrated.moved > 0)
+      logger.warn('subjects moved to keyed identifiers (HMAC with secrets/subject.key)', {
+        accounts: migrated.moved,
+        consequence: 'clients that stored a user subject will see a new one for these users, once',
+      });
     const derivedKey = (purpose: string) =>
       createHmac('sha256', keys.cookieKeys[0]!).update(purpose).digest();
     const codes = createOneTimeCodes(db, {

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { createApprovedUsers, normalizeEmail, subjectFor } from './approved-users.ts';
+
+const KEY = 'an-installation-subject-key-0123456789abcdef';
 
 const approved = createApprovedUsers({
   users: [
@@ -8,6 +11,7 @@ const approved = createApprovedUsers({
     { email: 'carol@corp.example' },
   ],
   domains: [{ domain: 'corp.example', claims: { department: 'corp' } }, { domain: '@Partner.Example' }],
+  subjectKey: KEY,
 });
 
 describe('approved users', () => {
@@ -24,12 +28,25 @@ describe('approved users', () => {
     const user = approved.find('alice@example.com');
     assert.ok(user);
     assert.match(user.sub, /^user_[A-Za-z0-9_-]{22}$/);
-    assert.equal(user.sub, subjectFor('alice@example.com'));
+    assert.equal(user.sub, subjectFor('alice@example.com', KEY));
     assert.ok(!user.sub.includes('alice'));
     // Same address, another lookup of a freshly built list: same subject.
-    const again = createApprovedUsers({ users: [{ email: 'alice@example.com' }], domains: [] });
+    const again = createApprovedUsers({
+      users: [{ email: 'alice@example.com' }],
+      domains: [],
+      subjectKey: KEY,
+    });
     assert.equal(again.find('Alice@Example.com')?.sub, user.sub);
     assert.notEqual(approved.find('bob@corp.example')?.sub, user.sub);
+  });
+
+  it('keys the subject with the installation secret: nobody can confirm a guessed address offline', () => {
+    const sub = subjectFor('alice@example.com', KEY);
+    // What an unkeyed hash gave, and what anyone could compute from a guess:
+    const unkeyed = `user_${createHash('sha256').update('alice@example.com').digest('base64url').slice(0, 22)}`;
+    assert.notEqual(sub, unkeyed);
+    // Another installation gives the same person another subject.
+    assert.notEqual(subjectFor('alice@example.com', `${KEY}-other`), sub);
   });
 
   it('approves any address at exactly an approved domain', () => {
@@ -90,15 +107,20 @@ describe('approved users', () => {
 
   it('rejects bad configuration at creation', () => {
     assert.throws(
-      () => createApprovedUsers({ users: [{ email: 'not-an-address' }], domains: [] }),
+      () => createApprovedUsers({ users: [{ email: 'not-an-address' }], domains: [], subjectKey: KEY }),
       /valid email/,
     );
     assert.throws(
-      () => createApprovedUsers({ users: [{ email: 'a@x.example' }, { email: 'A@X.example' }], domains: [] }),
+      () =>
+        createApprovedUsers({
+          users: [{ email: 'a@x.example' }, { email: 'A@X.example' }],
+          domains: [],
+          subjectKey: KEY,
+        }),
       /twice/,
     );
     assert.throws(
-      () => createApprovedUsers({ users: [], domains: [{ domain: 'bad domain' }] }),
+      () => createApprovedUsers({ users: [], domains: [{ domain: 'bad domain' }], subjectKey: KEY }),
       /valid domain/,
     );
     assert.throws(
@@ -106,6 +128,7 @@ describe('approved users', () => {
         createApprovedUsers({
           users: [{ email: 'a@x.example', claims: { sub: 'someone-else' } }],
           domains: [],
+          subjectKey: KEY,
         }),
       /"sub"/,
     );
@@ -114,6 +137,7 @@ describe('approved users', () => {
         createApprovedUsers({
           users: [],
           domains: [{ domain: 'x.example', claims: { email_verified: true } }],
+          subjectKey: KEY,
         }),
       /email_verified/,
     );

@@ -5,13 +5,15 @@
  * one-time-codes.ts, so the login page behaves the same whether or not an address is approved.
  */
 
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 
 export type ClaimValue = string | number | boolean | string[];
 
 export interface ApprovedUsersConfig {
   users: Array<{ email: string; name?: string; claims?: Record<string, ClaimValue> }>;
   domains: Array<{ domain: string; claims?: Record<string, ClaimValue> }>;
+  /** The installation's secret subjects are derived with (subjectFor). */
+  subjectKey: string;
 }
 
 export interface ApprovedUser {
@@ -62,19 +64,20 @@ function isValidDomain(domain: string): boolean {
 
 /**
  * The subject identifier of an address: "user_" and the first 22 base64url characters (132 bits) of
- * SHA-256 of the normalized address.
+ * HMAC-SHA-256 of the normalized address, keyed with the installation's subject key
+ * (`<dataDir>/secrets/subject.key`, made at first start; subject-migration.ts).
  *
  * Why derived rather than stored: the approved list lives in configuration, with no database row to
  * hold a random id, and the subject must stay the same across restarts, config reloads and reordering
- * of entries, or clients would see the same person as a new user. Why hashed rather than the address
- * itself: the subject travels in every token and in client databases, and must not hand out the
- * address to a client that was never granted the email scope. It is not secret, though: anyone who
- * already suspects an address can compute its subject and confirm the guess. Pairwise subjects
- * (oidc-provider's pairwise feature) are the remedy if clients must not be able to do that.
- * Changing a user's address changes their subject; that is accepted, as the address is the identity.
+ * of entries, or clients would see the same person as a new user. Why keyed: the subject travels in
+ * every token and in client databases, and must not hand out the address to a client that was never
+ * granted the email scope; an unkeyed hash would let anyone who suspects an address compute its
+ * subject and confirm the guess offline. Changing a user's address changes their subject; that is
+ * accepted, as the address is the identity. The key must never change (it would change every subject).
  */
-export function subjectFor(normalizedEmail: string): string {
-  return `user_${createHash('sha256').update(normalizedEmail, 'utf8').digest('base64url').slice(0, 22)}`;
+export function subjectFor(normalizedEmail: string, subjectKey: string | Buffer): string {
+  const mac = createHmac('sha256', subjectKey).update(normalizedEmail, 'utf8').digest('base64url');
+  return `user_${mac.slice(0, 22)}`;
 }
 
 interface Entry {
@@ -126,7 +129,11 @@ export function createApprovedUsers(config: ApprovedUsersConfig): ApprovedUsers 
       // merged), so what a listed user gets can be read from their own entry alone.
       const entry = users.get(email) ?? domains.get(email.slice(email.lastIndexOf('@') + 1));
       if (!entry) return undefined;
-      const user: ApprovedUser = { sub: subjectFor(email), email, claims: structuredClone(entry.claims) };
+      const user: ApprovedUser = {
+        sub: subjectFor(email, config.subjectKey),
+        email,
+        claims: structuredClone(entry.claims),
+      };
       if (entry.name !== undefined) user.name = entry.name;
       return user;
     },
