@@ -23,7 +23,11 @@ import { applyClientPolicy, type ClientPolicy, ClientPolicyError } from './clien
 import type { PreparedClient } from './clients/static-clients.ts';
 import { guardClientLookup, type TokenRateLimits } from './http/token-rate-limit.ts';
 import { authorizationErrorPage } from './interactions/views/error-page.ts';
-import { CONTENT_SECURITY_POLICY } from './interactions/views/html.ts';
+import {
+  CONTENT_SECURITY_POLICY,
+  CONTENT_SECURITY_POLICY_REDIRECTING_FORMS,
+} from './interactions/views/html.ts';
+import { logoutPage, signedOutPage } from './interactions/views/logout-pages.ts';
 import type { Accounts } from './login/accounts.ts';
 import type { ApprovedUsers } from './login/approved-users.ts';
 import { createProviderFetch, PROVIDER_FETCH_MAX_BYTES } from './outbound/provider-fetch.ts';
@@ -276,7 +280,30 @@ export function createProvider(deps: ProviderDependencies): Provider {
         requireNonce: () => config.dpop.requireNonce,
         allowReplay: false,
       },
-      rpInitiatedLogout: { enabled: false },
+      // OpenID Connect RP-Initiated Logout: `end_session_endpoint`, so agents and front ends can sign
+      // the user out of the browser session; the question and the answer are pages of ours.
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          const accountId = ctx.oidc.session?.accountId;
+          ctx.type = 'html';
+          // The answer may redirect to the client's post_logout_redirect_uri: no form-action limit.
+          ctx.set('content-security-policy', CONTENT_SECURITY_POLICY_REDIRECTING_FORMS);
+          ctx.set('x-frame-options', 'DENY');
+          ctx.set('cache-control', 'no-store');
+          ctx.body = logoutPage({
+            form,
+            email: accountId ? deps.accounts.emailOf(accountId) : undefined,
+            clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
+          });
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          ctx.type = 'html';
+          ctx.set('content-security-policy', CONTENT_SECURITY_POLICY);
+          ctx.set('x-frame-options', 'DENY');
+          ctx.body = signedOutPage();
+        },
+      },
       userinfo: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: {

@@ -119,6 +119,24 @@ export function checkRedirectUris(uris: unknown, applicationType: unknown): void
   }
 }
 
+/**
+ * Where a sign-out may send the browser back to (RP-Initiated Logout §3.1): the same rules as
+ * redirect URIs, since the sign-out redirects the browser there just as an authorization does.
+ */
+function checkPostLogoutRedirectUris(uris: unknown, applicationType: unknown): void {
+  if (uris === undefined) return;
+  if (Array.isArray(uris) && uris.length === 0) return;
+  try {
+    checkRedirectUris(uris, applicationType);
+  } catch (error) {
+    if (!(error instanceof ClientPolicyError)) throw error;
+    throw new ClientPolicyError(
+      'invalid_client_metadata',
+      `post_logout_redirect_uris: ${error.message.replace(/^redirect_uris /, '')}`,
+    );
+  }
+}
+
 /** Names no self-registered client may take: they are the sign-in service's own (pages say "Gatehouse has verified ..."). */
 const RESERVED_NAMES = ['gatehouse'];
 
@@ -168,6 +186,7 @@ export function applyClientPolicy(
   metadata.token_endpoint_auth_method = method;
 
   checkRedirectUris(metadata.redirect_uris, metadata.application_type);
+  checkPostLogoutRedirectUris(metadata.post_logout_redirect_uris, metadata.application_type);
   checkWebUris(metadata, policy.allowLoopbackHttp === true);
   checkClientNames(metadata);
 

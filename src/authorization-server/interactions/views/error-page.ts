@@ -21,6 +21,14 @@ const EXPIRED: Explanation = {
 const BY_DESCRIPTION: ReadonlyArray<[RegExp, Explanation]> = [
   [/interaction session (not found|and authentication session mismatch)|session not found/i, EXPIRED],
   [
+    /could not find logout details|xsrf token invalid/i,
+    {
+      title: 'This sign-out page has expired',
+      message:
+        'Nobody was signed out. To sign out, open the sign-out page again from your application and choose Sign out there.',
+    },
+  ],
+  [
     /redirect_uri did not match/i,
     {
       title: 'This application cannot receive your sign-in',
