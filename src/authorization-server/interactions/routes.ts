@@ -342,7 +342,11 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
           ...(classification.kind === 'cimd' ? { clientIdHost: new URL(clientId).host } : {}),
         },
         redirectHost: redirectUri?.host ?? 'unknown',
-        user: { email: deps.accounts.emailOf(details.session?.accountId ?? '') ?? 'you' },
+        user: {
+          email: deps.accounts.emailOf(details.session?.accountId ?? '') ?? 'you',
+          // A shared browser: whoever is signed in may not be who is at the keyboard.
+          signOutUrl: '/session/end',
+        },
         resource: { name: deps.resources.mcp.name, uri: deps.resources.mcp.uri },
         scopes: [
           ...[...new Set(requested)].map((name) => ({

@@ -47,6 +47,12 @@ describe('consentPage', () => {
     assert.doesNotMatch(page, />Verified</);
   });
 
+  it('offers "Not you? Sign out" beside who is signed in, for a shared browser', () => {
+    const page = consentPage({ ...base, user: { email: 'alice@example.com', signOutUrl: '/session/end' } });
+    assert.match(page, /alice@example\.com <a href="\/session\/end">Not you\? Sign out<\/a>/);
+    assert.doesNotMatch(consentPage(base), /Not you\?/);
+  });
+
   it('lists only the new scopes as requested, and the granted ones apart', () => {
     const page = consentPage(base);
     const requested = section(page, 'scopes requested');

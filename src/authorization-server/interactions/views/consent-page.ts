@@ -30,7 +30,8 @@ export interface ConsentPageOptions {
   };
   /** The host of the redirect_uri the browser is sent back to. */
   redirectHost: string;
-  user: { email: string };
+  /** Who is signed in; `signOutUrl` (the end_session_endpoint) for "Not you?" on a shared browser. */
+  user: { email: string; signOutUrl?: string };
   resource: { name: string; uri: string };
   scopes: ConsentScope[];
   devBanner?: boolean;
@@ -79,7 +80,10 @@ ${clientIdHost && html`<dt>Published at</dt><dd><strong>${clientIdHost}</strong>
 <dt>Application</dt><dd>${KIND_TEXT[client.kind]}</dd>
 <dt>Sends you back to</dt><dd><strong>${redirectHost}</strong></dd>
 <dt>Resource</dt><dd>${resource.name}<br><code>${resource.uri}</code></dd>
-<dt>Signed in as</dt><dd>${user.email}</dd>
+<dt>Signed in as</dt><dd>${user.email}${
+    user.signOutUrl &&
+    html` <a href="${safeUrl(user.signOutUrl)}">Not you? Sign out</a>, then start again from your application.`
+  }</dd>
 </dl>
 ${
   requested.length > 0
