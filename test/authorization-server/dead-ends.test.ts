@@ -10,16 +10,11 @@ import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
-import { Browser, csrfOf, latestCode, pkce } from '../helpers/oauth.ts';
+import { Browser, csrfOf, latestCode, pageText, pkce, registerNativeClient } from '../helpers/oauth.ts';
 
 const REGISTERED = 'http://127.0.0.1/callback';
 
-/** The visible text of a page. */
-const textOf = (html: string) =>
-  html
-    .replace(/<style[\s\S]*?<\/style>/g, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/\s+/g, ' ');
+const textOf = pageText;
 
 describe('dead ends at the authorization server', () => {
   let as: TestAuthorizationServer;
@@ -41,16 +36,7 @@ describe('dead ends at the authorization server', () => {
 
   before(async () => {
     as = await startTestAuthorizationServer();
-    const registered = await fetch(`${as.issuer}/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        redirect_uris: [REGISTERED],
-        application_type: 'native',
-        token_endpoint_auth_method: 'none',
-      }),
-    });
-    clientId = ((await registered.json()) as { client_id: string }).client_id;
+    clientId = await registerNativeClient(as.issuer, [REGISTERED]);
   });
   after(() => as.close());
 

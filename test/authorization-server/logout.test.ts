@@ -9,16 +9,12 @@ import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
-import { authorize, Browser } from '../helpers/oauth.ts';
+import { authorize, Browser, pageText, registerNativeClient } from '../helpers/oauth.ts';
 
 const REDIRECT_URI = 'http://127.0.0.1/callback';
 const AFTER_LOGOUT = 'http://127.0.0.1/signed-out';
 
-const textOf = (page: string) =>
-  page
-    .replace(/<style[\s\S]*?<\/style>/g, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/\s+/g, ' ');
+const textOf = pageText;
 const xsrfOf = (page: string) => /name="xsrf" value="([^"]+)"/.exec(page)?.[1] ?? '';
 
 describe('signing out (RP-initiated logout)', () => {
@@ -26,18 +22,9 @@ describe('signing out (RP-initiated logout)', () => {
   let clientId: string;
   before(async () => {
     as = await startTestAuthorizationServer();
-    const registered = await fetch(`${as.issuer}/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        redirect_uris: [REDIRECT_URI],
-        post_logout_redirect_uris: [AFTER_LOGOUT],
-        application_type: 'native',
-        token_endpoint_auth_method: 'none',
-      }),
+    clientId = await registerNativeClient(as.issuer, [REDIRECT_URI], {
+      post_logout_redirect_uris: [AFTER_LOGOUT],
     });
-    assert.equal(registered.status, 201);
-    clientId = ((await registered.json()) as { client_id: string }).client_id;
   });
   after(() => as.close());
 

@@ -11,7 +11,7 @@ import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
-import { authorize, basic, postForm, userToken } from '../helpers/oauth.ts';
+import { authorize, basic, postForm, registerNativeClient, userToken } from '../helpers/oauth.ts';
 import { internalSecret } from '../helpers/revocation.ts';
 
 const REDIRECT_URI = 'http://127.0.0.1/callback';
@@ -21,16 +21,7 @@ describe('keyed subjects', () => {
   let clientId: string;
   before(async () => {
     as = await startTestAuthorizationServer();
-    const registered = await fetch(`${as.issuer}/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        redirect_uris: [REDIRECT_URI],
-        application_type: 'native',
-        token_endpoint_auth_method: 'none',
-      }),
-    });
-    clientId = ((await registered.json()) as { client_id: string }).client_id;
+    clientId = await registerNativeClient(as.issuer, [REDIRECT_URI]);
   });
   after(() => as.close());
 

@@ -10,6 +10,38 @@ export function pkce() {
   return { verifier, challenge };
 }
 
+/**
+ * Registers a native public client by DCR (RFC 7591), as MCP agents do, and returns its client_id;
+ * `extra` adds or overrides metadata. Fails the test when registration is refused.
+ */
+export async function registerNativeClient(
+  issuer: string,
+  redirectUris: string[] = ['http://127.0.0.1/callback'],
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const response = await fetch(`${issuer}/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      redirect_uris: redirectUris,
+      application_type: 'native',
+      token_endpoint_auth_method: 'none',
+      ...extra,
+    }),
+  });
+  const body = (await response.json()) as { client_id?: string };
+  if (response.status !== 201 || !body.client_id)
+    throw new Error(`registration answered ${response.status}: ${JSON.stringify(body)}`);
+  return body.client_id;
+}
+
+/** The text a person reads on a page: no style sheet, no tags, spaces collapsed. */
+export const pageText = (html: string) =>
+  html
+    .replace(/<style[\s\S]*?<\/style>/g, '')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/\s+/g, ' ');
+
 export const basic = (id: string, secret: string) =>
   `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 

@@ -21,6 +21,26 @@ export function rpc(base: string, token: string | undefined, method = 'tools/lis
   });
 }
 
+/** A 2025-style JSON-RPC `tools/call` of `get_stock` for SAP at `<base>/mcp` with a bearer token. */
+export function callGetStock(base: string, token: string, headers: Record<string, string> = {}) {
+  return fetch(`${base}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2025-11-25',
+      authorization: `Bearer ${token}`,
+      ...headers,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'get_stock', arguments: { symbol: 'SAP' } },
+    }),
+  });
+}
+
 /** Polls `check` until it is true (a throw counts as false); fails after `ms`; returns how long it took. */
 export async function until(check: () => Promise<boolean>, what: string, ms = 5000): Promise<number> {
   const started = Date.now();

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { userToken } from '../helpers/oauth.ts';
-import { until } from '../helpers/revocation.ts';
+import { registerNativeClient, userToken } from '../helpers/oauth.ts';
+import { callGetStock, until } from '../helpers/revocation.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
 const REDIRECT_URI = 'http://127.0.0.1/callback';
@@ -25,24 +25,6 @@ function metric(text: string, name: string, labels: Record<string, string> = {})
 async function scrape(base: string, headers: Record<string, string> = {}) {
   const response = await fetch(`${base}/metrics`, { headers });
   return { status: response.status, type: response.headers.get('content-type'), text: await response.text() };
-}
-
-function toolCall(gatewayUrl: string, token: string) {
-  return fetch(`${gatewayUrl}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2025-11-25',
-      authorization: `Bearer ${token}`,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'tools/call',
-      params: { name: 'get_stock', arguments: { symbol: 'SAP' } },
-    }),
-  });
 }
 
 describe('health, readiness and metrics of every component', () => {
@@ -82,16 +64,7 @@ describe('health, readiness and metrics of every component', () => {
   });
 
   test('the metrics count real traffic: requests by route and status, caches, refusals, tool calls, live tokens', async () => {
-    const registered = await fetch(`${stack.issuer}/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        redirect_uris: [REDIRECT_URI],
-        application_type: 'native',
-        token_endpoint_auth_method: 'none',
-      }),
-    });
-    const clientId = String(((await registered.json()) as { client_id: string }).client_id);
+    const clientId = await registerNativeClient(stack.issuer, [REDIRECT_URI]);
     const { token } = await userToken({
       issuer: stack.issuer,
       clientId,
@@ -101,11 +74,11 @@ describe('health, readiness and metrics of every component', () => {
     });
     const accessToken = String(token.json.access_token);
     for (let i = 0; i < 2; i++) {
-      const call = await toolCall(stack.gatewayUrl, accessToken);
+      const call = await callGetStock(stack.gatewayUrl, accessToken);
       assert.equal(call.status, 200);
       assert.match(await call.text(), /SAP/);
     }
-    const bogus = await toolCall(stack.gatewayUrl, 'x'.repeat(43));
+    const bogus = await callGetStock(stack.gatewayUrl, 'x'.repeat(43));
     assert.equal(bogus.status, 401);
     await bogus.text();
 

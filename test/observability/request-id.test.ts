@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { userToken } from '../helpers/oauth.ts';
+import { registerNativeClient, userToken } from '../helpers/oauth.ts';
+import { callGetStock } from '../helpers/revocation.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
 const REDIRECT_URI = 'http://127.0.0.1/callback';
@@ -15,16 +16,7 @@ describe('a request id from the gateway to the API', () => {
   let accessToken: string;
   before(async () => {
     stack = await startTestStack();
-    const registered = await fetch(`${stack.issuer}/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        redirect_uris: [REDIRECT_URI],
-        application_type: 'native',
-        token_endpoint_auth_method: 'none',
-      }),
-    });
-    const clientId = String(((await registered.json()) as { client_id: string }).client_id);
+    const clientId = await registerNativeClient(stack.issuer, [REDIRECT_URI]);
     const { token } = await userToken({
       issuer: stack.issuer,
       clientId,
@@ -39,22 +31,9 @@ describe('a request id from the gateway to the API', () => {
   const lines = () => stack.logs.map((line) => JSON.parse(line) as Record<string, unknown>);
 
   test('every line of one tool call carries the id the gateway answered with; a client-sent one is not used', async () => {
-    const call = await fetch(`${stack.gatewayUrl}/mcp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': '2025-11-25',
-        authorization: `Bearer ${accessToken}`,
-        // An agent's own id could collide with another's or be made to mislead: replaced.
-        'x-request-id': 'chosen-by-the-agent-0001',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'tools/call',
-        params: { name: 'get_stock', arguments: { symbol: 'SAP' } },
-      }),
+    // An agent's own id could collide with another's or be made to mislead: replaced.
+    const call = await callGetStock(stack.gatewayUrl, accessToken, {
+      'x-request-id': 'chosen-by-the-agent-0001',
     });
     assert.equal(call.status, 200);
     await call.text();
