@@ -101,11 +101,7 @@ export const startGateway = (async (
     'Proxied requests that did not complete: upstream_timeout, upstream_unreachable, upstream_aborted, client_closed.',
     ['error'],
   );
-  metrics.gauge(
-    'gatehouse_revocation_channel_connected',
-    "1 while the authorization server's revocation announcements are heard; 0 while caches are bounded instead.",
-    { collect: (gauge) => gauge.set(revocations.status().connected ? 1 : 0) },
-  );
+  metrics.revocationChannel(() => revocations.status().connected);
   metrics.gauge('gatehouse_gateway_introspection_cache_entries', 'Entries in the introspection cache.', {
     collect: (gauge) => gauge.set(cache.size),
   });

@@ -189,11 +189,7 @@ export async function startMcpServer(
     });
   }
 
-  metrics.gauge(
-    'gatehouse_revocation_channel_connected',
-    "1 while the authorization server's revocation announcements are heard; 0 while caches are bounded instead.",
-    { collect: (gauge) => gauge.set(revocations.status().connected ? 1 : 0) },
-  );
+  metrics.revocationChannel(() => revocations.status().connected);
   metrics.gauge('gatehouse_mcp_exchange_cache_entries', 'Exchanged tokens in the cache.', {
     collect: (gauge) => gauge.set(tokenExchange.cacheSize),
   });

@@ -56,6 +56,8 @@ export interface Metrics {
    * (tokens issued, sign-ins, consents, tool calls, ...): the security events as numbers.
    */
   countAudits(logger: Logger): Logger;
+  /** `gatehouse_revocation_channel_connected` (gateway, MCP server), read when scraped. */
+  revocationChannel(connected: () => boolean): void;
 }
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
@@ -156,6 +158,16 @@ export function createMetrics(component: string, settings: MetricsSettings): Met
   return {
     registry,
     countAudits,
+    revocationChannel(connected) {
+      new Gauge({
+        name: 'gatehouse_revocation_channel_connected',
+        help: "1 while the authorization server's revocation announcements are heard; 0 while caches are bounded instead.",
+        registers: [registry],
+        collect() {
+          this.set(connected() ? 1 : 0);
+        },
+      });
+    },
     counter: (name, help, labelNames = []) => new Counter({ name, help, labelNames, registers: [registry] }),
     gauge: (name, help, options = {}) =>
       new Gauge({
