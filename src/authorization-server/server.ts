@@ -41,6 +41,7 @@ import { createAccounts } from './login/accounts.ts';
 import { createApprovedUsers, subjectFor } from './login/approved-users.ts';
 import { createMailer, type DevInbox } from './login/mailer.ts';
 import { createOneTimeCodes } from './login/one-time-codes.ts';
+import { loadSubjectKey } from './login/subject-key.ts';
 import { migrateSubjects } from './login/subject-migration.ts';
 import { createProvider, ROUTES, userClaims } from './provider.ts';
 import { createResourceRegistry } from './resources.ts';
@@ -63,7 +64,7 @@ import {
   removeClientRows,
   startHousekeeping,
 } from './store/sqlite-store.ts';
-import { writesDurable } from './store/sqlite-write-batch.ts';
+import { requestWritesDurable, withRequestWrites } from './store/sqlite-write-batch.ts';
 import { createAccessTokenSigner } from './tokens/access-token-jwt.ts';
 import { phantomTokenMiddleware, removedUsersInactive } from './tokens/phantom-token.ts';
 import { withRefreshTokenGrace } from './tokens/refresh-grace.ts';
@@ -93,15 +94,12 @@ export interface StartOptions {
   storage?: 'sqlite' | 'memory';
 }
 
-/** The installation's subject key, relative to the data directory (login/approved-users.ts). */
-const SUBJECT_KEY_FILE = 'secrets/subject.key';
-
 const LIVE_TOKEN_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
 
-/** The store answers a query: the database is open and readable. */
+/** The store answers a query on its table: the database file is open and readable. */
 function storeCheck(db: ReturnType<typeof openDatabase>): Check {
   try {
-    db.prepare('SELECT 1').get();
+    db.prepare('SELECT 1 FROM oidc_models LIMIT 1').get();
     return { ok: true };
   } catch (error) {
     return { ok: false, error: (error as Error).message };
@@ -233,18 +231,19 @@ export async function startAuthorizationServer(
       return base;
     };
 
+    const accounts = createAccounts(db);
     // Never changes: every subject is derived with it (login/approved-users.ts, subjectFor).
-    const subjectKey = resolveSecret(`file:${SUBJECT_KEY_FILE}`, loaded.dataDir, { generate: true });
+    const subjectKey = loadSubjectKey(loaded.dataDir, db);
     const approvedUsers = createApprovedUsers({
       users: config.users.approved,
       domains: config.users.domains,
       subjectKey,
     });
-    const accounts = createAccounts(db);
     const migrated = migrateSubjects(db, (email) => subjectFor(email, subjectKey));
     if (migrated.moved > 0)
       logger.warn('subjects moved to keyed identifiers (HMAC with secrets/subject.key)', {
         accounts: migrated.moved,
+        consent_records_merged: migrated.consentsMerged,
         consequence: 'clients that stored a user subject will see a new one for these users, once',
       });
     const derivedKey = (purpose: string) =>
@@ -323,7 +322,7 @@ export async function startAuthorizationServer(
     );
 
     // Outermost: every answer, success or error, waits for the writes it depends on.
-    provider.use(durableWrites(() => writesDurable(db), logger));
+    provider.use(durableWrites(logger, { run: withRequestWrites, durable: requestWritesDurable }));
     provider.use(securityHeaders());
     provider.use(oauthMetadataAlias(new URL(issuer).pathname));
     provider.use(registrationCors(ROUTES.registration));
@@ -357,7 +356,13 @@ export async function startAuthorizationServer(
         logger,
       }),
     );
-    subscribeAuditEvents(provider, logger, db, accounts);
+    subscribeAuditEvents(
+      provider,
+      logger,
+      db,
+      accounts,
+      (id) => id !== undefined && classifier.preRegistered(id)?.role === 'mcp-server',
+    );
     // RFC 7592 deletion removes the client's record only: its grants and tokens go with it here
     // (the revocation announcement tells the caches; announce.ts).
     provider.on('registration_delete.success', (_ctx: unknown, client: { clientId: string }) => {
@@ -478,8 +483,16 @@ export async function startAuthorizationServer(
   }
 }
 
-/** The agent request's id, when a component behind the gateway named it (src/shared/request-id.ts). */
-function requestIdField(ctx: KoaContextWithOIDC): { request_id?: string } {
+/**
+ * The agent request's id, when the MCP server named it (src/shared/request-id.ts). Agents call the
+ * authorization server directly, so a header from anyone else is not taken: it would let any caller
+ * write ids into the audit trail.
+ */
+function requestIdField(
+  ctx: KoaContextWithOIDC,
+  isMcpServer: (clientId: string | undefined) => boolean,
+): { request_id?: string } {
+  if (!isMcpServer(ctx.oidc?.client?.clientId)) return {};
   const id = requestIdFrom(ctx.req.headers);
   return id ? { request_id: id } : {};
 }
@@ -490,6 +503,7 @@ function subscribeAuditEvents(
   logger: Logger,
   db: ReturnType<typeof openDatabase>,
   accounts: ReturnType<typeof createAccounts>,
+  isMcpServer: (clientId: string | undefined) => boolean,
 ) {
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const token = ctx.oidc.entities.AccessToken ?? ctx.oidc.entities.ClientCredentials;
@@ -497,7 +511,7 @@ function subscribeAuditEvents(
     if (clientId) recordClientUse(db, clientId);
     logger.audit('token.issued', {
       outcome: 'success',
-      ...requestIdField(ctx),
+      ...requestIdField(ctx, isMcpServer),
       grant_type: ctx.oidc.params?.grant_type,
       client_id: clientId,
       sub: token && 'accountId' in token ? token.accountId : undefined,
@@ -507,7 +521,7 @@ function subscribeAuditEvents(
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error?: string }) => {
     logger.audit('token.issued', {
       outcome: 'failure',
-      ...requestIdField(ctx),
+      ...requestIdField(ctx, isMcpServer),
       grant_type: ctx.oidc?.params?.grant_type,
       client_id: ctx.oidc?.client?.clientId,
       error: error.error,

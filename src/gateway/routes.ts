@@ -64,9 +64,10 @@ export function parseRequestTarget(raw: string | undefined): RequestTarget | und
 
 /**
  * Characters the WHATWG URL parser keeps as they are in a path (RFC 3986 `pchar` without `%`) and
- * in a query (the same, `/` and `?`); `#` (a fragment) and `\` (read as `/`) are not among them.
+ * in a query (the same, `/` and `?`, but `'`, which the parser encodes in a special URL's query); `#`
+ * (a fragment) and `\` (read as `/`) are not among them.
  */
-const PLAIN_TARGET = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*(\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*)?$/;
+const PLAIN_TARGET = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*(\?[A-Za-z0-9\-._~!$&()*+,;=:@/?]*)?$/;
 /** A `.` or `..` segment in the path (before any query), which the parser removes. */
 const DOT_SEGMENT = /^[^?]*\/\.\.?(\/|\?|$)/;
 

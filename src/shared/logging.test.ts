@@ -49,18 +49,22 @@ test('levels filter and audit lines carry event and outcome', () => {
   assert.equal(record.outcome, 'failure');
 });
 
-test('lines are redacted at any depth; arrays stay arrays and URLs are written as URLs', () => {
+test('lines are redacted at any depth; arrays stay arrays; URLs lose their user info and query', () => {
   const lines: string[] = [];
   const logger = createLogger('test', { write: (line) => lines.push(line) });
   logger.info('deep', {
     routes: ['/mcp -> a', '/api -> b'],
     url: new URL('http://127.0.0.1:9000/x'),
+    callback: new URL('https://svc:hunter2@app.example/cb?code=abc123&access_token=tok-secret'),
     l1: { l2: { l3: { l4: { l5: { l6: { l7: { id_token: 'deep-secret' } } } } } } },
   });
   assert.ok(!lines[0]!.includes('deep-secret'));
   const record = JSON.parse(lines[0]!);
   assert.deepEqual(record.routes, ['/mcp -> a', '/api -> b']);
   assert.equal(record.url, 'http://127.0.0.1:9000/x');
+  // A URL's user info and query can carry secrets: only origin and path are written.
+  assert.equal(record.callback, 'https://app.example/cb');
+  for (const secret of ['hunter2', 'abc123', 'tok-secret']) assert.ok(!lines[0]!.includes(secret), secret);
   assert.equal(record.l1.l2.l3.l4.l5.l6.l7.id_token, '[redacted]');
 });
 

@@ -121,11 +121,16 @@ export interface LoggerOptions {
 
 /**
  * Redaction while the line is serialized, at every depth: no copy of the fields is made (this runs
- * for every request at every hop), arrays stay arrays, and `toJSON` values (URLs, dates) are
- * written as themselves.
+ * for every request at every hop), arrays stay arrays, dates are written as themselves, and URLs
+ * without their user info and query.
  */
-function redactingReplacer(key: string, value: unknown): unknown {
-  return key !== '' && value !== undefined && isSensitiveKey(key) ? '[redacted]' : value;
+function redactingReplacer(this: unknown, key: string, value: unknown): unknown {
+  if (key !== '' && value !== undefined && isSensitiveKey(key)) return '[redacted]';
+  // `value` is what toJSON made of it; the holder still has the original. A URL's user info and
+  // query may hold a password, a code or a token: only its origin and path are written.
+  const original = (this as Record<string, unknown> | undefined)?.[key];
+  if (original instanceof URL) return `${original.origin}${original.pathname}`;
+  return value;
 }
 
 export function createLogger(component: string, options: LoggerOptions = {}, base: LogFields = {}): Logger {

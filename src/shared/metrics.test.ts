@@ -73,6 +73,19 @@ test('metrics: the bearer token is compared whole; a prefix, a longer value or a
   }
 });
 
+test('metrics: behind a reverse proxy (trustProxy) only the token opens them, even from loopback', async () => {
+  const token = 'p'.repeat(40);
+  const server = await serve({ ...loopback, token, behindProxy: true });
+  try {
+    assert.equal((await fetch(`${server.base}/metrics`)).status, 403);
+    const allowed = await fetch(`${server.base}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(allowed.status, 200);
+    await allowed.text();
+  } finally {
+    await server.close();
+  }
+});
+
 test('configuration: metrics.allowFrom takes CIDR ranges, and says so when given something else', () => {
   assert.deepEqual(parseConfig({}).metrics, { allowFrom: ['127.0.0.0/8', '::1/128'] });
   assert.throws(

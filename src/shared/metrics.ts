@@ -13,7 +13,8 @@
  * Who may read them (`metrics` in the configuration): callers from `allowFrom` (loopback by
  * default) that did not come through a proxy, or callers with the bearer `token`. A request with
  * `Forwarded` or `X-Forwarded-For` came through a proxy, whose own address (often loopback) says
- * nothing of the caller's: it needs the token. Everyone else gets 403, never the numbers: they tell
+ * nothing of the caller's: it needs the token; so does every request to a component configured
+ * behind a proxy (`trustProxy`), whose proxy may add no such header. Everyone else gets 403, never the numbers: they tell
  * how busy the service is and how many tokens are alive.
  */
 import { timingSafeEqual } from 'node:crypto';
@@ -31,6 +32,12 @@ export interface MetricsSettings {
   allowFrom: readonly string[];
   /** A bearer token that lets any caller read them; undefined: none. */
   token: string | undefined;
+  /**
+   * The component is configured behind a reverse proxy (`trustProxy`): every request comes from the
+   * proxy's address, and a proxy that adds no forwarding header (nginx's default, a TLS terminator)
+   * would make the whole internet a loopback caller. Then only the token opens the metrics.
+   */
+  behindProxy?: boolean;
 }
 
 export const METRICS_PATH = '/metrics';
@@ -92,6 +99,7 @@ function bearerMatches(req: IncomingMessage, token: string | undefined): boolean
 /** Whether this request may read the metrics (see the file comment). */
 export function mayReadMetrics(req: IncomingMessage, settings: MetricsSettings, ranges: readonly Range[]) {
   if (bearerMatches(req, settings.token)) return true;
+  if (settings.behindProxy) return false;
   if (req.headers.forwarded !== undefined || req.headers['x-forwarded-for'] !== undefined) return false;
   const peer = peerOf(req);
   return peer !== undefined && inRanges(peer, ranges);
@@ -210,8 +218,15 @@ export function createMetrics(component: string, settings: MetricsSettings): Met
 /** The component's metrics, with `metrics` from the configuration (its token resolved). */
 export function componentMetrics(component: string, loaded: LoadedConfig): Metrics {
   const { allowFrom, token } = loaded.config.metrics;
+  const behindProxy =
+    component === 'authorization-server'
+      ? loaded.config.authorizationServer.trustProxy
+      : component === 'gateway'
+        ? loaded.config.gateway.trustProxy
+        : false;
   return createMetrics(component, {
     allowFrom,
     token: token === undefined ? undefined : resolveSecret(token, loaded.dataDir),
+    behindProxy,
   });
 }

@@ -4,9 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, test } from 'node:test';
+import { legacySubjectFor, migrateSubjects } from '../../src/authorization-server/login/subject-migration.ts';
 import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
@@ -61,7 +63,11 @@ describe('keyed subjects', () => {
     const access = String(token.json.access_token);
     const before = await subjectOf(access);
     assert.equal(before.active, true);
-    // As an installation from before the key: its subjects were derived otherwise.
+    // As an installation from before the key: its subjects were the unkeyed hashes, and no key.
+    await as.running.close();
+    const db = new DatabaseSync(path.join(as.dataDir, 'gatehouse.db'));
+    assert.equal(migrateSubjects(db, legacySubjectFor).moved >= 1, true);
+    db.close();
     rmSync(keyFile());
     await as.restart();
     const afterMove = await subjectOf(access);
@@ -80,5 +86,37 @@ describe('keyed subjects', () => {
     const lines = as.logs.length;
     await as.restart();
     assert.ok(!as.logs.slice(lines).some((line) => line.includes('subjects moved')));
+  });
+
+  test('a lost key is not replaced silently: the server refuses to start and says what to do', async () => {
+    const { token } = await userToken({
+      issuer: as.issuer,
+      clientId,
+      redirectUri: REDIRECT_URI,
+      scope: 'stocks:read',
+    });
+    const access = String(token.json.access_token);
+    const key = readFileSync(keyFile());
+    rmSync(keyFile());
+    await assert.rejects(
+      as.restart(),
+      /subject\.key is missing.*Restore the file from the backup.*GATEHOUSE_NEW_SUBJECT_KEY=1/s,
+    );
+    // Restored: everything as before.
+    writeFileSync(keyFile(), key, { mode: 0o600 });
+    await as.restart();
+    assert.equal((await subjectOf(access)).active, true);
+    // Or, deliberately, a new key: every subject moves to it, tokens still valid.
+    const before = await subjectOf(access);
+    rmSync(keyFile());
+    process.env.GATEHOUSE_NEW_SUBJECT_KEY = '1';
+    try {
+      await as.restart();
+    } finally {
+      delete process.env.GATEHOUSE_NEW_SUBJECT_KEY;
+    }
+    const after = await subjectOf(access);
+    assert.equal(after.active, true);
+    assert.notEqual(after.sub, before.sub);
   });
 });

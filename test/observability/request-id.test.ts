@@ -81,4 +81,21 @@ describe('a request id from the gateway to the API', () => {
     assert.ok(a && b && a !== b);
     assert.ok(lines().some((r) => r.message === 'request' && r.request_id === a && r.status === 401));
   });
+
+  test('an id sent to the authorization server by anyone but the MCP server is not taken into the audit trail', async () => {
+    const forged = 'forged-by-an-agent-0001';
+    const response = await fetch(`${stack.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': forged },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: 'nope',
+        client_id: 'nobody',
+      }).toString(),
+    });
+    assert.ok(response.status >= 400);
+    await response.text();
+    assert.ok(stack.audit('token.issued').length > 0);
+    assert.ok(!stack.logs.some((line) => line.includes(forged)), 'the forged id is in no line');
+  });
 });

@@ -6,10 +6,17 @@ import { createLogger } from '../../shared/logging.ts';
 import { durableWrites } from './middleware.ts';
 
 /** A Koa app on loopback answering `{ok: true}` behind durableWrites with the given durability. */
-async function serve(durable: () => Promise<void>, lines: string[]) {
+async function serve(durable: () => Promise<void>, lines: string[], options: { throws?: boolean } = {}) {
   const app = new Koa();
-  app.use(durableWrites(durable, createLogger('test', { write: (line) => lines.push(line) })));
+  app.silent = true;
+  app.use(
+    durableWrites(createLogger('test', { write: (line) => lines.push(line) }), {
+      run: (fn) => fn(),
+      durable,
+    }),
+  );
   app.use((ctx) => {
+    if (options.throws) throw new Error('the handler failed');
     ctx.body = { access_token: 'would-be-a-token' };
   });
   const server = app.listen(0, '127.0.0.1');
@@ -61,6 +68,29 @@ test('durableWrites: a write that fails turns the answer into server_error, with
     assert.ok(
       lines.some((line) => line.includes('token store write failed') && line.includes('database is locked')),
     );
+  } finally {
+    await server.close();
+  }
+});
+
+test('durableWrites: a handler that throws still waits for its writes before the error answer', async () => {
+  let release!: () => void;
+  const committed = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let answered = false;
+  const server = await serve(() => committed, [], { throws: true });
+  try {
+    const response = fetch(server.url).then((r) => {
+      answered = true;
+      return r;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(answered, false, 'the error answer waits too');
+    release();
+    const r = await response;
+    assert.equal(r.status, 500);
+    await r.text();
   } finally {
     await server.close();
   }

@@ -63,33 +63,48 @@ export function rateLimited(path: string, limiter: RateLimiter, logger: Logger, 
 /**
  * Nothing is answered before what it depends on is durable. The store commits upserts in groups
  * (store/sqlite-write-batch.ts), and some (an assertion's or a DPoP proof's `jti`) are not awaited
- * where they are made; every answer waits here until they are committed. Should that fail, the
- * answer becomes a 500 `server_error` (RFC 6749 §5.2), not a token or a page built on a write that
- * is not there.
+ * where they are made; each request runs in a scope of its own (`writes.run`), and its answer waits
+ * here until its own writes are committed, whether the handling succeeded or threw. Should one of
+ * them fail, the answer becomes a 500 `server_error` (RFC 6749 §5.2), not a token or a page built on
+ * a write that is not there; another request's failed write does not touch this one.
  */
-export function durableWrites(durable: () => Promise<void>, logger: Logger): Middleware {
-  return async (ctx, next) => {
-    await next();
-    try {
-      await durable();
-    } catch (error) {
-      logger.error('token store write failed; the answer was withheld', {
-        path: ctx.path,
-        error: (error as Error).message,
-      });
-      ctx.status = 500;
-      ctx.set('cache-control', 'no-store');
-      if (ctx.accepts('json', 'html') === 'html') {
-        ctx.type = 'html';
-        ctx.body = messagePage({
-          title: 'Something went wrong',
-          message: 'Your request could not be saved. Go back and try again in a moment.',
-        });
-      } else {
-        ctx.body = { error: 'server_error', error_description: 'the request could not be saved; try again' };
+export function durableWrites(
+  logger: Logger,
+  writes: { run: <T>(fn: () => T) => T; durable: () => Promise<void> },
+): Middleware {
+  return (ctx, next) =>
+    writes.run(async () => {
+      let failure: { error: unknown } | undefined;
+      try {
+        await next();
+      } catch (error) {
+        failure = { error };
       }
-    }
-  };
+      try {
+        await writes.durable();
+      } catch (error) {
+        logger.error('token store write failed; the answer was withheld', {
+          path: ctx.path,
+          error: (error as Error).message,
+        });
+        ctx.status = 500;
+        ctx.set('cache-control', 'no-store');
+        if (ctx.accepts('json', 'html') === 'html') {
+          ctx.type = 'html';
+          ctx.body = messagePage({
+            title: 'Something went wrong',
+            message: 'Your request could not be saved. Go back and try again in a moment.',
+          });
+        } else {
+          ctx.body = {
+            error: 'server_error',
+            error_description: 'the request could not be saved; try again',
+          };
+        }
+        return;
+      }
+      if (failure) throw failure.error;
+    });
 }
 
 /** Headers every response of the authorization server carries. */

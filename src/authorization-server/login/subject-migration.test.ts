@@ -9,12 +9,16 @@ import { createSqliteRevocationEventLog } from '../revocation/event-log.ts';
 import { createSqliteAdapterFactory, openDatabase } from '../store/sqlite-store.ts';
 import { createAccounts } from './accounts.ts';
 import { subjectFor } from './approved-users.ts';
-import { migrateSubjects } from './subject-migration.ts';
+import { legacySubjectFor, migrateSubjects } from './subject-migration.ts';
 
 const KEY = 'a-subject-key-for-this-test-0123456789abcd';
 /** How subjects were derived before the key: unkeyed SHA-256 of the address. */
 const legacy = (email: string) =>
   `user_${createHash('sha256').update(email).digest('base64url').slice(0, 22)}`;
+
+test('legacySubjectFor is the old unkeyed derivation', () => {
+  assert.equal(legacySubjectFor('alice@example.com'), legacy('alice@example.com'));
+});
 
 let dir: string;
 let db: DatabaseSync;
@@ -39,12 +43,18 @@ test('legacy subjects move to keyed ones everywhere they are kept, once, and not
   await adapter('Grant').upsert('grant-1', { accountId: alice, clientId: 'client-1', jti: 'grant-1' }, 3600);
   await adapter('AccessToken').upsert('at-1', { accountId: alice, grantId: 'grant-1', jti: 'at-1' }, 900);
   await adapter('Session').upsert('s-1', { accountId: bob, uid: 'u-1', jti: 's-1' }, 3600);
-  // A client whose id merely looks alike is not touched: only the quoted subject is replaced.
-  await adapter('Client').upsert('c-1', { client_id: 'c-1', client_name: `${alice}x` });
+  // A client that names itself after a subject is not touched: only the fields that hold subjects
+  // are rewritten (else its registration would tell whether the account exists, and its new subject).
+  await adapter('Client').upsert('c-1', { client_id: 'c-1', client_name: alice, contacts: [alice] });
+  await adapter('Interaction').upsert(
+    'i-1',
+    { jti: 'i-1', session: { accountId: bob }, result: { login: { accountId: bob } } },
+    600,
+  );
   log.append({ type: 'subject', sub: bob, at: 1 });
 
   const subjectOf = (email: string) => subjectFor(email, KEY);
-  assert.deepEqual(migrateSubjects(db, subjectOf), { moved: 2 });
+  assert.deepEqual(migrateSubjects(db, subjectOf), { moved: 2, consentsMerged: 0 });
   const newAlice = subjectOf('alice@example.com');
   const newBob = subjectOf('bob@example.com');
   assert.deepEqual(accounts.subjects().sort(), [newAlice, newBob].sort());
@@ -54,10 +64,33 @@ test('legacy subjects move to keyed ones everywhere they are kept, once, and not
   assert.equal((await adapter('Grant').find('grant-1'))?.accountId, newAlice);
   assert.equal((await adapter('AccessToken').find('at-1'))?.accountId, newAlice);
   assert.equal((await adapter('Session').findByUid('u-1'))?.accountId, newBob);
-  assert.equal((await adapter('Client').find('c-1'))?.client_name, `${alice}x`);
+  const client = await adapter('Client').find('c-1');
+  assert.equal(client?.client_name, alice);
+  assert.deepEqual(client?.contacts, [alice]);
+  const interaction = (await adapter('Interaction').find('i-1')) as {
+    session: { accountId: string };
+    result: { login: { accountId: string } };
+  };
+  assert.equal(interaction.session.accountId, newBob);
+  assert.equal(interaction.result.login.accountId, newBob);
   const events = db.prepare('SELECT payload FROM revocation_events').all();
   assert.ok(events.some((row) => String(row.payload).includes(newBob)));
   assert.ok(!events.some((row) => String(row.payload).includes(`"${bob}"`)));
   // Idempotent: a second start moves nothing.
-  assert.deepEqual(migrateSubjects(db, subjectOf), { moved: 0 });
+  assert.deepEqual(migrateSubjects(db, subjectOf), { moved: 0, consentsMerged: 0 });
+});
+
+test('an account with a consent record under both subjects keeps the one under its new subject', () => {
+  const accounts = createAccounts(db);
+  const carolOld = legacy('carol@example.com');
+  const carolNew = subjectFor('carol@example.com', KEY);
+  accounts.remember(carolOld, 'carol@example.com');
+  accounts.rememberGrant(carolOld, 'client-9', 'old-grant');
+  accounts.rememberGrant(carolNew, 'client-9', 'new-grant');
+  accounts.rememberGrant(carolOld, 'client-8', 'other-grant');
+  const result = migrateSubjects(db, (email) => subjectFor(email, KEY));
+  assert.equal(result.consentsMerged, 1);
+  assert.equal(accounts.grantFor(carolNew, 'client-9'), 'new-grant');
+  assert.equal(accounts.grantFor(carolNew, 'client-8'), 'other-grant');
+  assert.equal(accounts.grantFor(carolOld, 'client-9'), undefined);
 });

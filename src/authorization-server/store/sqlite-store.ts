@@ -405,6 +405,7 @@ export function removeClientRows(db: DatabaseSync, clientId: string): number {
 
 /** For metrics: the live (unexpired) rows of each model, e.g. `{ AccessToken: 12, Client: 3 }`. */
 export function countLiveRows(db: DatabaseSync, models: readonly string[]): Record<string, number> {
+  flushPendingWrites(db);
   const counts: Record<string, number> = Object.fromEntries(models.map((model) => [model, 0]));
   const rows = db
     .prepare(

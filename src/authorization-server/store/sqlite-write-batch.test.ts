@@ -12,7 +12,13 @@ import {
   purgeExpired,
   removeClientRows,
 } from './sqlite-store.ts';
-import { MAX_BATCH_ROWS, writeBatch, writesDurable } from './sqlite-write-batch.ts';
+import {
+  flushPendingWrites,
+  MAX_BATCH_ROWS,
+  requestWritesDurable,
+  withRequestWrites,
+  writeBatch,
+} from './sqlite-write-batch.ts';
 
 let dir: string;
 let db: DatabaseSync;
@@ -77,35 +83,73 @@ describe('group commit of upserts', () => {
     await write;
   });
 
-  test("a replay-detection jti does not wait for its commit: it joins the token's, and writesDurable waits for both", async () => {
+  test("a replay-detection jti does not wait for its commit: it joins the token's, and the request's answer waits for both", async () => {
     const factory = createSqliteAdapterFactory(db);
     const commits = countCommits();
-    // Resolves at once, like a write nobody waits for, so the request goes on to its token.
-    await factory('ReplayDetection').upsert('jti-2', { jti: 'jti-2' }, 60);
-    assert.equal(committed('ReplayDetection', 'jti-2'), false);
-    const token = factory('ClientCredentials').upsert('tok', { jti: 'tok' }, 60);
-    let durable = false;
-    const answer = writesDurable(db).then(() => {
-      durable = true;
+    await withRequestWrites(async () => {
+      // Resolves at once, like a write nobody waits for, so the request goes on to its token.
+      await factory('ReplayDetection').upsert('jti-2', { jti: 'jti-2' }, 60);
+      assert.equal(committed('ReplayDetection', 'jti-2'), false);
+      const token = factory('ClientCredentials').upsert('tok', { jti: 'tok' }, 60);
+      let durable = false;
+      const answer = requestWritesDurable().then(() => {
+        durable = true;
+      });
+      assert.equal(durable, false);
+      await token;
+      await answer;
     });
-    assert.equal(durable, false);
-    await token;
-    await answer;
     assert.ok(committed('ReplayDetection', 'jti-2'));
     assert.ok(committed('ClientCredentials', 'tok'));
     assert.equal(commits.count, 1);
-    // Nothing pending: resolves at once.
-    await writesDurable(db);
+    // A request that wrote nothing: resolves at once.
+    await withRequestWrites(() => requestWritesDurable());
   });
 
-  test('writesDurable rejects when a row of the batch could not be written', async () => {
+  test('a request fails on its own failed writes only, even one written in an earlier batch', async () => {
+    // A second connection holds the write lock, so the first batch fails as a whole (busy).
+    db.exec('PRAGMA busy_timeout = 50');
+    const locker = new DatabaseSync(path.join(dir, DATABASE_FILE));
+    const factory = createSqliteAdapterFactory(db);
+    const mine = withRequestWrites(async () => {
+      await factory('ReplayDetection').upsert('jti-locked', { jti: 'jti-locked' }, 60);
+      locker.exec('BEGIN IMMEDIATE');
+      // The jti's batch is written now, while the lock is held: it fails.
+      flushPendingWrites(db);
+      locker.exec('COMMIT');
+      // The token's own batch succeeds, but the answer must not: its jti is not stored.
+      await factory('ClientCredentials').upsert('tok-locked', { jti: 'tok-locked' }, 60);
+      return requestWritesDurable();
+    });
+    await assert.rejects(mine, /locked|busy/i);
+    assert.equal(committed('ReplayDetection', 'jti-locked'), false);
+    // Another request, whose rows were fine, is not touched by that failure.
+    await withRequestWrites(async () => {
+      await factory('ClientCredentials').upsert('tok-fine', { jti: 'tok-fine' }, 60);
+      await requestWritesDurable();
+    });
+    assert.ok(committed('ClientCredentials', 'tok-fine'));
+    locker.close();
+    db.exec('PRAGMA busy_timeout = 5000');
+  });
+
+  test("a row at fault fails its own request's answer, not the answer of a request sharing its batch", async () => {
     const writer = new DatabaseSync(path.join(dir, DATABASE_FILE));
     const batch = writeBatch(
       writer,
       writer.prepare('INSERT INTO oidc_models (model, id, payload, created_at) VALUES (?, ?, ?, ?)'),
     );
-    batch.add('m\0bad', ['M', 'bad', '{}', 'not a number'], '{}', null).catch(() => {});
-    await assert.rejects(writesDurable(writer));
+    const bad = withRequestWrites(() => {
+      batch.add('m\0bad', ['M', 'bad', '{}', 'not a number'], '{}', null);
+      return requestWritesDurable();
+    });
+    const good = withRequestWrites(() => {
+      batch.add('m\0good', ['M', 'good', '{}', 1], '{}', null);
+      return requestWritesDurable();
+    });
+    await assert.rejects(bad);
+    await good;
+    assert.ok(committed('M', 'good'));
     writer.close();
   });
 

@@ -12,19 +12,35 @@
  *   it answers;
  * - a _deferred_ upsert (the replay-detection `jti` of an assertion or a DPoP proof, saved half-way
  *   through a request that goes on to save a token) returns at once, so that it joins the token's
- *   batch instead of being a commit of its own; the request's answer waits for it through
- *   `writesDurable` (the `durableWrites` middleware), on success and on error alike.
- * A crash loses only writes nobody was told about.
+ *   batch instead of being a commit of its own; the request's answer waits for it.
+ * Each request's writes are tracked in its own scope (`withRequestWrites`, an AsyncLocalStorage set
+ * up by the `durableWrites` middleware), and its answer waits for exactly those (`requestWritesDurable`):
+ * a row of another request that fails fails that request only. A crash loses only writes nobody was
+ * told about.
  *
  * Until the batch is written, `pending` lets this process's reads see its own writes (a replayed
  * `jti` is refused even while the first one's row is on its way), and every other statement on the
  * models' table first writes the batch (`flushPendingWrites`), so a delete, a consume or a purge
  * never runs before an upsert that came earlier.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
 
 /** A batch is written at once when it reaches this many rows (bounds the memory and the commit). */
 export const MAX_BATCH_ROWS = 256;
+
+/**
+ * SQLite primary result codes that belong to one row (a constraint, a type mismatch, a value too
+ * big or out of range): a batch that fails with one of these is retried row by row, so the other
+ * rows are written. Anything else (busy, locked, full, I/O) would fail every row alike, and retrying
+ * each would only wait out the busy timeout again per row: the batch fails as a whole.
+ */
+const ROW_ERRORS = new Set([18, 19, 20, 25]);
+
+function isRowError(error: unknown): boolean {
+  const code = (error as { errcode?: unknown }).errcode;
+  return typeof code === 'number' && ROW_ERRORS.has(code & 0xff);
+}
 
 interface PendingRow {
   values: SQLInputValue[];
@@ -34,23 +50,28 @@ interface PendingRow {
   reject: (error: unknown) => void;
 }
 
-/** The rows of one transaction, and the outcome of all of them together. */
+/** The rows of one transaction. */
 interface Batch {
   rows: PendingRow[];
   /** The latest pending row per key (a key may be upserted twice in one turn). */
   latest: Map<string, PendingRow>;
-  written: Promise<void>;
-  settle: (error?: unknown) => void;
 }
 
-function newBatch(): Batch {
-  let settle!: (error?: unknown) => void;
-  const written = new Promise<void>((resolve, reject) => {
-    settle = (error) => (error === undefined ? resolve() : reject(error));
-  });
-  // Nobody may be waiting for this batch as a whole: its failure is then only its rows'.
-  written.catch(() => {});
-  return { rows: [], latest: new Map(), written, settle };
+const newBatch = (): Batch => ({ rows: [], latest: new Map() });
+
+/** The writes of the request being served: every upsert it made, until its answer. */
+const requestWrites = new AsyncLocalStorage<Promise<void>[]>();
+
+/** Runs `fn` (a request's handling) with a scope of its own for the writes it makes. */
+export function withRequestWrites<T>(fn: () => T): T {
+  return requestWrites.run([], fn);
+}
+
+/** Settles once every write of the current request is committed; rejects if one could not be. */
+export async function requestWritesDurable(): Promise<void> {
+  const writes = requestWrites.getStore();
+  if (writes === undefined || writes.length === 0) return;
+  await Promise.all(writes);
 }
 
 class WriteBatch {
@@ -66,13 +87,18 @@ class WriteBatch {
 
   /** Queues a row; the promise settles once it is committed (or could not be). */
   add(key: string, values: SQLInputValue[], payload: string, expiresAt: number | null): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+    const written = new Promise<void>((resolve, reject) => {
       const row = { values, payload, expiresAt, resolve, reject };
       this.current.rows.push(row);
       this.current.latest.set(key, row);
-      if (this.current.rows.length >= MAX_BATCH_ROWS) this.flush();
-      else this.scheduled ??= setImmediate(() => this.flush());
     });
+    // The request's answer waits for it (durableWrites); a failure is reported there, or by the
+    // caller that awaits it, never as an unhandled rejection.
+    written.catch(() => {});
+    requestWrites.getStore()?.push(written);
+    if (this.current.rows.length >= MAX_BATCH_ROWS) this.flush();
+    else this.scheduled ??= setImmediate(() => this.flush());
+    return written;
   }
 
   /** The JSON of a row upserted but not yet committed, unless it has expired. */
@@ -82,12 +108,7 @@ class WriteBatch {
     return row.payload;
   }
 
-  /** Settles once every row queued so far is committed; rejects if one of them could not be. */
-  durable(): Promise<void> {
-    return this.current.rows.length === 0 ? Promise.resolve() : this.current.written;
-  }
-
-  /** Writes every pending row now: one transaction, or one per row when the batch fails. */
+  /** Writes every pending row now: one transaction, or one per row when a row was at fault. */
   flush(): void {
     if (this.scheduled !== undefined) clearImmediate(this.scheduled);
     this.scheduled = undefined;
@@ -97,26 +118,25 @@ class WriteBatch {
     if (!this.db.isOpen) {
       const closed = new Error('the token store is closed');
       for (const row of batch.rows) row.reject(closed);
-      batch.settle(closed);
       return;
     }
     try {
       this.commit(batch.rows);
       for (const row of batch.rows) row.resolve();
-      batch.settle();
-    } catch {
+    } catch (error) {
+      if (!isRowError(error) || batch.rows.length === 1) {
+        for (const row of batch.rows) row.reject(error);
+        return;
+      }
       // One bad row must not fail the others' writes: retry each alone, as before batching.
-      let failure: unknown;
       for (const row of batch.rows) {
         try {
           this.commit([row]);
           row.resolve();
-        } catch (error) {
-          failure ??= error;
-          row.reject(error);
+        } catch (rowError) {
+          row.reject(rowError);
         }
       }
-      batch.settle(failure);
     }
   }
 
@@ -151,9 +171,4 @@ export function writeBatch(db: DatabaseSync, upsert: StatementSync): WriteBatch 
 /** Commits the pending upserts of `db`, if any; call before any other statement on the models' table. */
 export function flushPendingWrites(db: DatabaseSync): void {
   batches.get(db)?.flush();
-}
-
-/** Settles once every upsert queued on `db` so far is committed; rejects if one could not be. */
-export function writesDurable(db: DatabaseSync): Promise<void> {
-  return batches.get(db)?.durable() ?? Promise.resolve();
 }

@@ -130,13 +130,14 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
   }
 
   return async function tokenExchange(ctx: KoaContextWithOIDC): Promise<void> {
-    // The agent request this exchange serves, named by the MCP server (src/shared/request-id.ts).
-    const requestId = requestIdFrom(ctx.req.headers);
-    const audit = (fields: Parameters<Logger['audit']>[1]) =>
-      deps.logger.audit('token.exchange', { ...(requestId ? { request_id: requestId } : {}), ...fields });
     const params = ctx.oidc.params as Record<string, string | undefined>;
     const actor = ctx.oidc.client!.clientId;
     const policy = policies.get(actor);
+    // The agent request this exchange serves, as the MCP server named it (src/shared/request-id.ts):
+    // taken only from a client allowed to exchange, so nobody else can write into the trail.
+    const requestId = policy ? requestIdFrom(ctx.req.headers) : undefined;
+    const audit = (fields: Parameters<Logger['audit']>[1]) =>
+      deps.logger.audit('token.exchange', { ...(requestId ? { request_id: requestId } : {}), ...fields });
     if (!policy) {
       audit({
         outcome: 'denied',
