@@ -22,6 +22,7 @@ import { isImpersonableRedirectUri, redirectUriMatches } from './clients/loopbac
 import { applyClientPolicy, type ClientPolicy, ClientPolicyError } from './clients/registration-policy.ts';
 import type { PreparedClient } from './clients/static-clients.ts';
 import { guardClientLookup, type TokenRateLimits } from './http/token-rate-limit.ts';
+import type { Branding } from './interactions/views/branding.ts';
 import { authorizationErrorPage } from './interactions/views/error-page.ts';
 import {
   CONTENT_SECURITY_POLICY,
@@ -63,6 +64,8 @@ export interface ProviderDependencies {
   tokenLimits: TokenRateLimits;
   /** The policy for self-registered clients (DCR here; CIMD documents in the Client adapter). */
   clientPolicy: ClientPolicy;
+  /** The organization's name and support contact on the pages oidc-provider renders. */
+  branding: Branding;
   logger: Logger;
 }
 
@@ -266,7 +269,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       ctx.type = 'html';
       ctx.set('content-security-policy', CONTENT_SECURITY_POLICY);
       ctx.set('x-frame-options', 'DENY');
-      ctx.body = authorizationErrorPage(out);
+      ctx.body = authorizationErrorPage(out, deps.branding);
     },
     // The gateway's DPoP algorithms (the same configuration file), so a key bound here verifies there.
     enabledJWA: { dPoPSigningAlgValues: [...deps.dpopAlgorithms] },
@@ -295,13 +298,14 @@ export function createProvider(deps: ProviderDependencies): Provider {
             form,
             email: accountId ? deps.accounts.emailOf(accountId) : undefined,
             clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
+            branding: deps.branding,
           });
         },
         postLogoutSuccessSource: async (ctx) => {
           ctx.type = 'html';
           ctx.set('content-security-policy', CONTENT_SECURITY_POLICY);
           ctx.set('x-frame-options', 'DENY');
-          ctx.body = signedOutPage();
+          ctx.body = signedOutPage({ branding: deps.branding });
         },
       },
       userinfo: { enabled: false },

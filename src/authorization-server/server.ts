@@ -3,6 +3,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { IncomingMessage, RequestListener } from 'node:http';
+import path from 'node:path';
 import type Provider from 'oidc-provider';
 import type { Adapter, KoaContextWithOIDC } from 'oidc-provider';
 import type { LoadedConfig } from '../shared/config/load.ts';
@@ -36,6 +37,7 @@ import { createRateLimiter } from './http/rate-limit.ts';
 import { isRoute, isUnderRoute } from './http/route-match.ts';
 import { tokenRateLimit, tokenRateLimitsFrom } from './http/token-rate-limit.ts';
 import { interactionRoutes } from './interactions/routes.ts';
+import { type Branding, loadLogo } from './interactions/views/branding.ts';
 import { loadOrCreateKeys, publicJwk } from './keys.ts';
 import { createAccounts } from './login/accounts.ts';
 import { createApprovedUsers, subjectFor } from './login/approved-users.ts';
@@ -231,6 +233,15 @@ export async function startAuthorizationServer(
       return base;
     };
 
+    // The organization's name, contact and logo on the pages (interactions/views/branding.ts).
+    const logo = config.branding.logoFile
+      ? loadLogo(config.branding.logoFile, loaded.file ? path.dirname(loaded.file) : process.cwd())
+      : undefined;
+    const branding: Branding = {
+      organizationName: config.branding.organizationName,
+      supportContact: config.branding.supportContact,
+      logo: logo !== undefined,
+    };
     const accounts = createAccounts(db);
     // Never changes: every subject is derived with it (login/approved-users.ts, subjectFor).
     const subjectKey = loadSubjectKey(loaded.dataDir, db);
@@ -276,6 +287,7 @@ export async function startAuthorizationServer(
     const provider = createProvider({
       tokenLimits,
       clientPolicy,
+      branding,
       issuer,
       config,
       db,
@@ -353,6 +365,8 @@ export async function startAuthorizationServer(
         resources,
         codeTtlSeconds: config.login.codeTtlSeconds,
         devBanner: mailer.devInbox !== undefined || cimd.allowLoopbackHttp,
+        branding,
+        logo,
         logger,
       }),
     );

@@ -19,6 +19,7 @@ import type { ApprovedUsers } from '../login/approved-users.ts';
 import { loginCodeMessage, type Mailer } from '../login/mailer.ts';
 import type { OneTimeCodes } from '../login/one-time-codes.ts';
 import type { ResourceRegistry } from '../resources.ts';
+import { type Branding, LOGO_PATH, type Logo } from './views/branding.ts';
 import { consentPage } from './views/consent-page.ts';
 import { devInboxPage } from './views/dev-inbox-page.ts';
 import { waitInWords } from './views/duration.ts';
@@ -38,6 +39,10 @@ export interface InteractionDependencies {
   resources: ResourceRegistry;
   codeTtlSeconds: number;
   devBanner: boolean;
+  /** The organization's name, support contact and logo on every page and in the code mail. */
+  branding: Branding;
+  /** The configured logo, served at LOGO_PATH. */
+  logo?: Logo | undefined;
   logger: Logger;
 }
 
@@ -145,6 +150,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
         clientName: client.clientName ?? clientId,
         clientVerified: deps.classifier.classify(clientId).verified,
         devBanner: deps.devBanner,
+        branding: deps.branding,
         ...(extra.error ? { error: extra.error } : {}),
         ...(extra.email ? { email: extra.email } : {}),
       }),
@@ -167,6 +173,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
         email,
         useAnotherEmailHref: `/interaction/${uid}`,
         devBanner: deps.devBanner,
+        branding: deps.branding,
         ...(extra.error ? { error: extra.error } : {}),
         ...(extra.attemptsLeft !== undefined ? { attemptsLeft: extra.attemptsLeft } : {}),
       }),
@@ -194,7 +201,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     if (user && 'code' in result) {
       const message = loginCodeMessage(
         (result as { code: string }).code,
-        'Gatehouse',
+        deps.branding.organizationName,
         Math.round(deps.codeTtlSeconds / 60),
       );
       // Not awaited: a slow mail server must not reveal which addresses are approved.
@@ -359,17 +366,26 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
             .map((name) => ({ name, description: describe(name), alreadyGranted: true })),
         ],
         devBanner: deps.devBanner,
+        branding: deps.branding,
       }),
       { redirectingForm: true },
     );
   }
 
   return async (ctx, next) => {
+    if (deps.logo && (ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.path === LOGO_PATH) {
+      ctx.type = deps.logo.type;
+      ctx.set('cache-control', 'public, max-age=3600');
+      ctx.set('content-security-policy', "default-src 'none'");
+      ctx.body = deps.logo.bytes;
+      return;
+    }
     // The server's root, where a person may land by typing the address: say what this is.
     if ((ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.path === '/') {
       render(
         ctx,
         messagePage({
+          branding: deps.branding,
           title: 'Sign-in service',
           message:
             'This is where the AI agents and applications you use send you to sign in and to allow them access. There is nothing to do here: your application opens the right page when it needs you.',
@@ -403,7 +419,9 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
         error instanceof PageError
           ? error.message
           : 'Something went wrong. Go back to your application and try again.';
-      render(ctx, messagePage({ title: 'Sign-in could not continue', message }), { status });
+      render(ctx, messagePage({ title: 'Sign-in could not continue', message, branding: deps.branding }), {
+        status,
+      });
     }
   };
 }

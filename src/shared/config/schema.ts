@@ -255,6 +255,31 @@ const authorizationServerBase = z.strictObject({
       rememberSeconds: seconds.default(30 * 86400),
     })
     .prefault({}),
+  /**
+   * What the pages and mails people see are branded with (the organization's, not Gatehouse's: it
+   * appears as "Powered by Gatehouse" only).
+   */
+  branding: z
+    .strictObject({
+      organizationName: z
+        .string()
+        .min(1)
+        .max(100)
+        .regex(/^[^\p{Cc}]+$/u, 'must not contain control characters (line breaks, tabs)')
+        .default('Gatehouse'),
+      /** Shown on every page: an email address or an https URL where people get help. */
+      supportContact: z
+        .string()
+        .max(200)
+        .refine(
+          (value) => z.email().safeParse(value).success || /^https:\/\/[^\s]+$/.test(value),
+          'must be an email address or an https:// URL',
+        )
+        .optional(),
+      /** A PNG, JPEG or WebP logo (at most 256 KiB), relative to the configuration file's folder. */
+      logoFile: z.string().min(1).optional(),
+    })
+    .prefault({}),
   mail: z
     .strictObject({
       from: z.string().default('Gatehouse <no-reply@localhost>'),

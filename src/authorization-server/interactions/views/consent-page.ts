@@ -6,6 +6,7 @@
  * and an unverified client is flagged as such in words, not only in colour.
  */
 
+import { type Branding, DEFAULT_BRANDING } from './branding.ts';
 import { csrfField, html, layout, type SafeHtml, safeUrl } from './html.ts';
 
 export type ClientKind = 'pre-registered' | 'cimd' | 'dynamic';
@@ -35,18 +36,19 @@ export interface ConsentPageOptions {
   resource: { name: string; uri: string };
   scopes: ConsentScope[];
   devBanner?: boolean;
+  branding?: Branding | undefined;
 }
 
 const KIND_TEXT: Record<ClientKind, string> = {
-  'pre-registered': 'Registered by the administrators of this Gatehouse.',
+  'pre-registered': 'Registered by the administrators of this sign-in service.',
   cimd: 'Described by a metadata document that it publishes itself.',
   dynamic: 'Registered itself automatically.',
 };
 
-function verificationNotice(verified: boolean): SafeHtml {
+function verificationNotice(verified: boolean, organization: string): SafeHtml {
   return verified
-    ? html`<p class="notice verified">Gatehouse has verified who publishes this application.</p>`
-    : html`<p class="notice unverified">Gatehouse could not verify who publishes this application. Only continue if you trust it.</p>`;
+    ? html`<p class="notice verified">${organization} has verified who publishes this application.</p>`
+    : html`<p class="notice unverified">${organization} could not verify who publishes this application. Only continue if you trust it.</p>`;
 }
 
 function scopeList(scopes: ConsentScope[], className: string): SafeHtml {
@@ -64,6 +66,7 @@ export function consentPage({
   resource,
   scopes,
   devBanner,
+  branding = DEFAULT_BRANDING,
 }: ConsentPageOptions): string {
   const requested = scopes.filter((scope) => !scope.alreadyGranted);
   const granted = scopes.filter((scope) => scope.alreadyGranted);
@@ -74,7 +77,7 @@ export function consentPage({
 
   const body = html`<h1>Allow ${client.name} to access ${resource.name}?</h1>
 <p><strong>${client.name}</strong> ${badge}</p>
-${verificationNotice(client.verified)}
+${verificationNotice(client.verified, branding.organizationName)}
 <dl>
 ${clientIdHost && html`<dt>Published at</dt><dd><strong>${clientIdHost}</strong></dd>`}
 <dt>Application</dt><dd>${KIND_TEXT[client.kind]}</dd>
@@ -104,5 +107,5 @@ ${csrfField(csrfToken)}
 </div>
 </form>
 <p class="hint">Whichever you choose, you will be sent back to ${redirectHost}.</p>`;
-  return layout({ title: 'Allow access?', body, devBanner });
+  return layout({ title: 'Allow access?', body, devBanner, branding });
 }

@@ -4,6 +4,7 @@
  * The library's descriptions are for developers ("interaction session not found"); each known one
  * becomes what happened and what to do, with the OAuth error code kept as a detail for support.
  */
+import type { Branding } from './branding.ts';
 import { messagePage } from './message-page.ts';
 
 interface Explanation {
@@ -47,7 +48,10 @@ const BY_ERROR: Readonly<Record<string, Explanation>> = {
   invalid_redirect_uri: BY_DESCRIPTION[1]![1],
 };
 
-export function authorizationErrorPage(out: { error?: unknown; error_description?: unknown }): string {
+export function authorizationErrorPage(
+  out: { error?: unknown; error_description?: unknown },
+  branding?: Branding,
+): string {
   const error = typeof out.error === 'string' ? out.error : 'server_error';
   const description = typeof out.error_description === 'string' ? out.error_description : '';
   const known = BY_DESCRIPTION.find(([pattern]) => pattern.test(description))?.[1] ?? BY_ERROR[error];
@@ -57,5 +61,6 @@ export function authorizationErrorPage(out: { error?: unknown; error_description
       known?.message ??
       `${description || 'The request could not be processed.'} Go back to your application and try again.`,
     details: `Error: ${error}`,
+    branding,
   });
 }

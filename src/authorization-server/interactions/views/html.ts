@@ -9,6 +9,7 @@
  */
 
 import { createHash } from 'node:crypto';
+import { type Branding, DEFAULT_BRANDING, LOGO_PATH } from './branding.ts';
 
 const ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -109,7 +110,9 @@ body{margin:0;background:var(--bg);color:var(--fg);line-height:1.5;
 font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 .dev-banner{background:var(--dev-bg);color:var(--dev);border-bottom:2px solid var(--dev);
 padding:.5rem 1rem;text-align:center}
-.site-header{max-width:34rem;margin:0 auto;padding:1rem 1rem 0}
+.site-header{max-width:34rem;margin:0 auto;padding:1rem 1rem 0;display:flex;align-items:center;gap:.5rem}
+.logo{max-height:2rem;max-width:8rem}
+.site-footer{max-width:34rem;margin:0 auto;padding:0 1rem 1.5rem;color:var(--muted);font-size:.9rem}
 .brand{margin:0;font-weight:700;font-size:1.1rem;letter-spacing:.02em}
 main{max-width:34rem;margin:1rem auto 2rem;padding:1.5rem;background:var(--card);
 border:1px solid var(--line);border-radius:.75rem}
@@ -174,11 +177,20 @@ export const CONTENT_SECURITY_POLICY = `default-src 'none'; style-src 'sha256-${
 export const CONTENT_SECURITY_POLICY_REDIRECTING_FORMS = `default-src 'none'; style-src 'sha256-${STYLE_HASH}'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'`;
 
 export interface LayoutOptions {
-  /** The page's <title> (" - Gatehouse" is appended). The body carries its own <h1>. */
+  /** The page's <title> (" - <organization>" is appended). The body carries its own <h1>. */
   title: string;
   body: SafeHtml;
   /** Shows a "Development mode" banner at the top of the page. */
   devBanner?: boolean;
+  /** The organization's name, support contact and logo (branding.ts); Gatehouse's by default. */
+  branding?: Branding | undefined;
+}
+
+/** A support contact as a link: `mailto:` for an address, the URL itself for an https URL. */
+function supportLink(contact: string): SafeHtml {
+  // The configuration accepts an https URL or an email address, nothing else (schema.ts).
+  if (contact.startsWith('https://')) return html`<a href="${safeUrl(contact)}">${contact}</a>`;
+  return html`<a href="mailto:${encodeURIComponent(contact).replace('%40', '@')}">${contact}</a>`;
 }
 
 /**
@@ -189,7 +201,17 @@ export interface LayoutOptions {
  * Origin check would refuse every real user. `same-origin` still sends nothing to other sites.
  * It overrides the server-wide `Referrer-Policy: no-referrer` header for these pages.
  */
-export function layout({ title, body, devBanner = false }: LayoutOptions): string {
+export function layout({
+  title,
+  body,
+  devBanner = false,
+  branding = DEFAULT_BRANDING,
+}: LayoutOptions): string {
+  const name = branding.organizationName;
+  const logo = branding.logo && html`<img class="logo" src="${LOGO_PATH}" alt="">`;
+  const support = branding.supportContact && html`<p>Questions? ${supportLink(branding.supportContact)}</p>`;
+  const poweredBy = name !== DEFAULT_BRANDING.organizationName && html`<p>Powered by Gatehouse</p>`;
+  const footer = (support || poweredBy) && html`<footer class="site-footer">${support}${poweredBy}</footer>`;
   const banner =
     devBanner &&
     html`<div class="dev-banner" role="note"><strong>Development mode</strong> &mdash; not for production use</div>`;
@@ -201,16 +223,17 @@ export function layout({ title, body, devBanner = false }: LayoutOptions): strin
 <meta name="color-scheme" content="light dark">
 <meta name="referrer" content="same-origin">
 <meta name="robots" content="noindex, nofollow">
-<title>${title} - Gatehouse</title>
+<title>${title} - ${name}</title>
 <link rel="icon" href="data:,">
 <style>${raw(STYLE)}</style>
 </head>
 <body>
 ${banner}
-<header class="site-header"><p class="brand">Gatehouse</p></header>
+<header class="site-header">${logo}<p class="brand">${name}</p></header>
 <main>
 ${body}
 </main>
+${footer}
 </body>
 </html>
 `.toString();

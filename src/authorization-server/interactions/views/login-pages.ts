@@ -4,6 +4,7 @@
  * No user enumeration: the code page says the same thing whether or not the address may sign in.
  */
 
+import type { Branding } from './branding.ts';
 import { csrfField, errorMessage, html, layout, safeUrl } from './html.ts';
 
 export interface EmailPageOptions {
@@ -12,12 +13,13 @@ export interface EmailPageOptions {
   csrfToken: string;
   /** The name of the application the user is signing in to (escaped; may be chosen by the client). */
   clientName: string;
-  /** Whether Gatehouse knows who publishes the application (the same badge the consent page shows). */
+  /** Whether the organization knows who publishes the application (the badge the consent page shows). */
   clientVerified?: boolean;
   error?: string;
   /** Pre-fills the field, e.g. after an error. */
   email?: string;
   devBanner?: boolean;
+  branding?: Branding | undefined;
 }
 
 export function emailPage({
@@ -28,6 +30,7 @@ export function emailPage({
   error,
   email,
   devBanner,
+  branding,
 }: EmailPageOptions): string {
   const describedBy = error ? 'form-error email-hint' : 'email-hint';
   // In words as well as colour, as on the consent page: a name alone can be anyone's.
@@ -49,7 +52,7 @@ ${csrfField(csrfToken)}
 <p class="hint" id="email-hint">If this address is approved to sign in, we will email it a six-digit code.</p>
 <div class="actions"><button type="submit">Send code</button></div>
 </form>`;
-  return layout({ title: 'Sign in', body, devBanner });
+  return layout({ title: 'Sign in', body, devBanner, branding });
 }
 
 export interface CodePageOptions {
@@ -66,6 +69,7 @@ export interface CodePageOptions {
   /** Optional link back to the email page, to use another address. */
   useAnotherEmailHref?: string;
   devBanner?: boolean;
+  branding?: Branding | undefined;
 }
 
 function attemptsText(attemptsLeft: number): string {
@@ -82,6 +86,7 @@ export function codePage({
   attemptsLeft,
   useAnotherEmailHref,
   devBanner,
+  branding,
 }: CodePageOptions): string {
   const describedBy = error ? 'form-error code-hint' : 'code-hint';
   const body = html`<h1>Check your email</h1>
@@ -102,5 +107,5 @@ ${csrfField(csrfToken)}
 <button type="submit" class="secondary">Send a new code</button>
 </form>
 ${useAnotherEmailHref && html`<p class="hint"><a href="${safeUrl(useAnotherEmailHref)}">Use a different email address</a></p>`}`;
-  return layout({ title: 'Enter your code', body, devBanner });
+  return layout({ title: 'Enter your code', body, devBanner, branding });
 }

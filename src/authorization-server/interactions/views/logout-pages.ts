@@ -7,6 +7,7 @@
  * here submit it. Signing out ends the browser session; the agents the user allowed keep their
  * tokens until those expire or are revoked (grants are not revoked by a sign-out).
  */
+import type { Branding } from './branding.ts';
 import { html, layout, raw } from './html.ts';
 
 export interface LogoutPageOptions {
@@ -17,9 +18,10 @@ export interface LogoutPageOptions {
   /** The application that asked for the sign-out, when it said (client_id or id_token_hint). */
   clientName?: string | undefined;
   devBanner?: boolean;
+  branding?: Branding | undefined;
 }
 
-export function logoutPage({ form, email, clientName, devBanner }: LogoutPageOptions): string {
+export function logoutPage({ form, email, clientName, devBanner, branding }: LogoutPageOptions): string {
   const who = email ? html`<p>You are signed in as <strong>${email}</strong>.</p>` : '';
   const asked = clientName
     ? html`<p class="muted"><strong>${clientName}</strong> asks to sign you out.</p>`
@@ -33,11 +35,17 @@ ${raw(form)}
 <button type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Sign out</button>
 <button type="submit" form="op.logoutForm" class="secondary">Stay signed in</button>
 </div>`;
-  return layout({ title: 'Sign out', body, devBanner });
+  return layout({ title: 'Sign out', body, devBanner, branding });
 }
 
-export function signedOutPage({ devBanner }: { devBanner?: boolean } = {}): string {
+export function signedOutPage({
+  devBanner,
+  branding,
+}: {
+  devBanner?: boolean;
+  branding?: Branding | undefined;
+} = {}): string {
   const body = html`<h1>You are signed out</h1>
 <p>Your session in this browser has ended. You can close this page.</p>`;
-  return layout({ title: 'Signed out', body, devBanner });
+  return layout({ title: 'Signed out', body, devBanner, branding });
 }

@@ -4,6 +4,7 @@
  * from `details`, which is also cut to a reasonable length.
  */
 
+import type { Branding } from './branding.ts';
 import { html, layout } from './html.ts';
 
 export interface MessagePageOptions {
@@ -12,6 +13,7 @@ export interface MessagePageOptions {
   /** A short extra explanation for the user (never an internal error or stack). */
   details?: string;
   devBanner?: boolean;
+  branding?: Branding | undefined;
 }
 
 const MAX_DETAILS_LENGTH = 500;
@@ -27,10 +29,10 @@ export function sanitizeDetails(details: string): string {
   return kept.length > MAX_DETAILS_LENGTH ? `${kept.slice(0, MAX_DETAILS_LENGTH - 1)}\u2026` : kept;
 }
 
-export function messagePage({ title, message, details, devBanner }: MessagePageOptions): string {
+export function messagePage({ title, message, details, devBanner, branding }: MessagePageOptions): string {
   const shownDetails = details === undefined ? '' : sanitizeDetails(details);
   const body = html`<h1>${title}</h1>
 <p>${message}</p>
 ${shownDetails && html`<p class="hint">${shownDetails}</p>`}`;
-  return layout({ title, body, devBanner });
+  return layout({ title, body, devBanner, branding });
 }
