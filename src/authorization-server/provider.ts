@@ -66,6 +66,10 @@ export interface ProviderDependencies {
   clientPolicy: ClientPolicy;
   /** The organization's name and support contact on the pages oidc-provider renders. */
   branding: Branding;
+  /** The admin API's resource URI (`<issuer>/admin/api`): only clients of role `admin` get tokens for it. */
+  adminAudience: string;
+  /** A client an administrator disabled: it is not found, so nothing of it works (admin/admin-service.ts). */
+  isDisabledClient: (clientId: string) => boolean;
   logger: Logger;
 }
 
@@ -350,10 +354,25 @@ export function createProvider(deps: ProviderDependencies): Provider {
       registrationManagement: { enabled: dcr.enabled, rotateRegistrationAccessToken: true },
       resourceIndicators: {
         enabled: true,
-        // Clients that omit `resource` get the MCP server (interoperability, design §4).
-        defaultResource: async () => resources.mcp.uri,
+        // Clients that omit `resource` get the MCP server (interoperability, design §4); admin
+        // scripts get the admin API, the one resource they may have.
+        defaultResource: async (_ctx, client) =>
+          client && classifier.preRegistered(client.clientId)?.role === 'admin'
+            ? deps.adminAudience
+            : resources.mcp.uri,
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, indicator, client) => {
+          const admin = classifier.preRegistered(client.clientId);
+          // The admin API's tokens go to admin clients only, and admin clients get nothing else.
+          if (admin?.role === 'admin' || indicator === deps.adminAudience) {
+            if (admin?.role !== 'admin' || indicator !== deps.adminAudience) throw new errors.InvalidTarget();
+            return {
+              scope: admin.scopes.join(' '),
+              audience: deps.adminAudience,
+              accessTokenTTL: Math.min(resources.mcp.accessTokenTtlSeconds, 900),
+              accessTokenFormat: 'opaque',
+            };
+          }
           if (!resources.isMcpResource(indicator)) throw new errors.InvalidTarget();
           const dynamic = classifier.classify(client.clientId).kind === 'dynamic';
           const ttl = dynamic
@@ -378,6 +397,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const findClient = provider.Client.find.bind(provider.Client);
   provider.Client.find = async (id: string) => {
     guardClientLookup(Provider.ctx, id, deps.tokenLimits);
+    // Disabled: unknown everywhere (authorization, token, introspection of its tokens: inactive).
+    if (deps.isDisabledClient(id)) return undefined;
     return findClient(id);
   };
 

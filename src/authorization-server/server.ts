@@ -14,6 +14,13 @@ import { type CloseOptions, createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type Logger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
 import { requestIdFrom } from '../shared/request-id.ts';
+import { ADMIN_API_PATH, adminApiRoutes } from './admin/admin-api.ts';
+import { createAdminService } from './admin/admin-service.ts';
+import { createAdminTokenCheck } from './admin/admin-token.ts';
+import type { Directory } from './admin/directory.ts';
+import { directoryApprovedUsers } from './admin/directory-users.ts';
+import { seedDirectory } from './admin/seed.ts';
+import { createSqliteDirectory } from './admin/sqlite-directory.ts';
 import { createClientClassifier } from './clients/client-classification.ts';
 import {
   createClientMetadataDocumentResolver,
@@ -40,8 +47,8 @@ import { interactionRoutes } from './interactions/routes.ts';
 import { type Branding, loadLogo } from './interactions/views/branding.ts';
 import { loadOrCreateKeys, publicJwk } from './keys.ts';
 import { createAccounts } from './login/accounts.ts';
-import { createApprovedUsers, subjectFor } from './login/approved-users.ts';
-import { createMailer, type DevInbox } from './login/mailer.ts';
+import { subjectFor } from './login/approved-users.ts';
+import { createMailer, type DevInbox, invitationMessage } from './login/mailer.ts';
 import { createOneTimeCodes } from './login/one-time-codes.ts';
 import { loadSubjectKey } from './login/subject-key.ts';
 import { migrateSubjects } from './login/subject-migration.ts';
@@ -185,9 +192,19 @@ export async function startAuthorizationServer(
       dpopRequired: config.dpop.preRegistered === 'required',
     });
     const cimd = config.clientIdMetadataDocuments;
+    // What administrators change at run time; the configuration file seeds it (admin/seed.ts).
+    const directory = createSqliteDirectory(db);
+    const seeded = seedDirectory(db, directory, config);
+    if (seeded.users + seeded.domains + seeded.trustedDomains + seeded.removed > 0)
+      logger.info('the directory follows the configuration file', { ...seeded });
     const isDocumentUrl = (clientId: string) =>
       cimd.enabled && isClientIdMetadataDocumentUrl(clientId, { allowLoopbackHttp: cimd.allowLoopbackHttp });
-    const trustOf = (clientId: string) => classifyClientIdUrl(clientId, cimd);
+    // Trusted domains are the directory's (an administrator edits them); denied ones the file's.
+    const trustOf = (clientId: string) =>
+      classifyClientIdUrl(clientId, {
+        ...cimd,
+        trustedDomains: directory.trustedDomains.list().map((entry) => entry.domain),
+      });
     const classifier = createClientClassifier(
       config.clients,
       isDocumentUrl,
@@ -245,10 +262,9 @@ export async function startAuthorizationServer(
     const accounts = createAccounts(db);
     // Never changes: every subject is derived with it (login/approved-users.ts, subjectFor).
     const subjectKey = loadSubjectKey(loaded.dataDir, db);
-    const approvedUsers = createApprovedUsers({
-      users: config.users.approved,
-      domains: config.users.domains,
+    const approvedUsers = directoryApprovedUsers(directory, {
       subjectKey,
+      administrators: config.administrators,
     });
     const migrated = migrateSubjects(db, (email) => subjectFor(email, subjectKey));
     if (migrated.moved > 0)
@@ -284,7 +300,11 @@ export async function startAuthorizationServer(
     );
 
     const tokenLimits = tokenRateLimitsFrom(config.tokenEndpointRateLimit, classifier);
+    const adminAudience = `${issuer}${ADMIN_API_PATH}`;
+    const isDisabledClient = (clientId: string) => directory.clients.disabledSince(clientId) !== undefined;
     const provider = createProvider({
+      adminAudience,
+      isDisabledClient,
       tokenLimits,
       clientPolicy,
       branding,
@@ -352,6 +372,37 @@ export async function startAuthorizationServer(
     provider.use(dpopRequiredError(ROUTES.token));
     provider.use(phantomTokenMiddleware(ROUTES.introspection, resources, sign));
     provider.use(removedUsersInactive(ROUTES.introspection, isRemovedUser));
+    let revocations: ReturnType<typeof announceRevocations>;
+    const adminService = createAdminService({
+      db,
+      provider,
+      directory,
+      accounts,
+      subjectKey,
+      isAdministrator: approvedUsers.isAdministrator,
+      classifier,
+      staticClients: clients,
+      isDocumentUrl,
+      isTrustedDocument: (clientId) => trustOf(clientId) === 'trusted',
+      mcpResource: resources.mcp.uri,
+      announce: (event) => revocations.announce(event),
+      mailer,
+      invitation: (email) => invitationMessage(email, branding.organizationName, issuer),
+      logger,
+    });
+    provider.use(
+      adminApiRoutes({
+        service: adminService,
+        authenticate: createAdminTokenCheck({
+          provider,
+          classifier,
+          audience: adminAudience,
+          isDisabledClient,
+        }),
+        issuer,
+        logger,
+      }),
+    );
     provider.use(
       interactionRoutes({
         provider,
@@ -375,6 +426,7 @@ export async function startAuthorizationServer(
       logger,
       db,
       accounts,
+      directory,
       (id) => id !== undefined && classifier.preRegistered(id)?.role === 'mcp-server',
     );
     // RFC 7592 deletion removes the client's record only: its grants and tokens go with it here
@@ -382,7 +434,9 @@ export async function startAuthorizationServer(
     provider.on('registration_delete.success', (_ctx: unknown, client: { clientId: string }) => {
       removeClientRows(db, client.clientId);
     });
-    const revocations = announceRevocations(
+    // Declared before the admin service's first use (a request), assigned here once the provider has
+    // its middleware in order: the revocation stream's route comes after the pages'.
+    revocations = announceRevocations(
       provider,
       revocationLog,
       internalListeners(clients),
@@ -517,12 +571,19 @@ function subscribeAuditEvents(
   logger: Logger,
   db: ReturnType<typeof openDatabase>,
   accounts: ReturnType<typeof createAccounts>,
+  directory: Directory,
   isMcpServer: (clientId: string | undefined) => boolean,
 ) {
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const token = ctx.oidc.entities.AccessToken ?? ctx.oidc.entities.ClientCredentials;
     const clientId = ctx.oidc.client?.clientId;
-    if (clientId) recordClientUse(db, clientId);
+    if (clientId) {
+      recordClientUse(db, clientId);
+      // For the console's client list (CIMD clients have no row of their own) and "last used".
+      directory.clients.recordSeen(clientId, ctx.oidc.client?.clientName);
+    }
+    const grantId = token && 'grantId' in token ? (token.grantId as string | undefined) : undefined;
+    if (grantId) accounts.touchGrant(grantId);
     logger.audit('token.issued', {
       outcome: 'success',
       ...requestIdField(ctx, isMcpServer),

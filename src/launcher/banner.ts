@@ -27,6 +27,15 @@ export function readyBanner(config: GatehouseConfig, urls: { issuer: string; dev
     lines.push(`  ${user.email}${claims ? `  (${claims})` : ''}`);
   }
   for (const domain of users.domains) lines.push(`  anyone @${domain.domain}`);
+  const administrators = config.authorizationServer.administrators;
+  lines.push(
+    '',
+    `Admin console            ${urls.issuer}/admin`,
+    administrators.length > 0
+      ? `  administrators: ${administrators.join(', ')} (same one-time-code sign-in)`
+      : '  no administrators configured (authorizationServer.administrators)',
+    `  your own agents        ${urls.issuer}/account`,
+  );
   lines.push(
     '',
     'Connect a client:',

@@ -31,6 +31,7 @@ const ROLE_TYPES: Record<PreRegisteredClientConfig['role'], ClientType> = {
   workload: 'workload',
   gateway: 'service',
   'mcp-server': 'service',
+  admin: 'service',
 };
 
 export function createClientClassifier(

@@ -65,6 +65,7 @@ const GRANTS_BY_ROLE: Record<PreRegisteredClientConfig['role'], string[]> = {
   'mcp-server': [TOKEN_EXCHANGE_GRANT],
   workload: ['client_credentials'],
   agent: ['authorization_code'],
+  admin: ['client_credentials'],
 };
 
 /** Roles whose tokens DPoP can bind: internal services (gateway, MCP server) never hold tokens. */
@@ -84,7 +85,9 @@ export async function prepareClients(
       response_types: client.role === 'agent' ? ['code'] : [],
       redirect_uris: client.redirectUris,
       token_endpoint_auth_method: client.authMethod,
-      ...(client.scopes.length > 0 ? { scope: client.scopes.join(' ') } : {}),
+      // An admin client's scopes are the admin API's, which the provider's `scopes` does not list: the
+      // admin resource grants them (provider.ts, getResourceServerInfo), so none is set here.
+      ...(client.scopes.length > 0 && client.role !== 'admin' ? { scope: client.scopes.join(' ') } : {}),
       // RFC 9449 §5.2: token requests without a DPoP proof are refused for this client.
       ...(options.dpopRequired && TOKEN_HOLDING_ROLES.has(client.role)
         ? { dpop_bound_access_tokens: true }

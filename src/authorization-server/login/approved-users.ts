@@ -85,14 +85,25 @@ interface Entry {
   claims: Record<string, ClaimValue>;
 }
 
+/** The first claim name Gatehouse sets itself (and so refuses from configuration or an administrator). */
+export function reservedClaimIn(claims: Record<string, unknown> | undefined): string | undefined {
+  return Object.keys(claims ?? {}).find((key) => RESERVED_CLAIMS.has(key));
+}
+
 function checkedClaims(
   claims: Record<string, ClaimValue> | undefined,
   where: string,
 ): Record<string, ClaimValue> {
-  for (const key of Object.keys(claims ?? {})) {
-    if (RESERVED_CLAIMS.has(key)) throw new Error(`${where}: the claim "${key}" is set by Gatehouse itself`);
-  }
+  const reserved = reservedClaimIn(claims);
+  if (reserved) throw new Error(`${where}: the claim "${reserved}" is set by Gatehouse itself`);
   return structuredClone(claims ?? {});
+}
+
+/** "@Example.com" → "example.com"; undefined when it is not a domain name. */
+export function normalizeDomain(input: string): string | undefined {
+  // "@example.com" is accepted as a spelling of "example.com", a common way to write it.
+  const domain = input.trim().toLowerCase().replace(/^@/, '');
+  return isValidDomain(domain) ? domain : undefined;
 }
 
 /**
@@ -113,9 +124,8 @@ export function createApprovedUsers(config: ApprovedUsersConfig): ApprovedUsers 
   }
 
   for (const item of config.domains) {
-    // "@example.com" is accepted as a spelling of "example.com", a common way to write it.
-    const domain = item.domain.trim().toLowerCase().replace(/^@/, '');
-    if (!isValidDomain(domain)) throw new Error(`approved domains: "${item.domain}" is not a valid domain`);
+    const domain = normalizeDomain(item.domain);
+    if (!domain) throw new Error(`approved domains: "${item.domain}" is not a valid domain`);
     if (domains.has(domain)) throw new Error(`approved domains: "${domain}" is listed twice`);
     domains.set(domain, { claims: checkedClaims(item.claims, `approved domain ${domain}`) });
   }

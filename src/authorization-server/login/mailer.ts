@@ -164,3 +164,20 @@ export function loginCodeMessage(
       `Do not share this code with anyone: ${name} will never ask you for it.\n`,
   };
 }
+
+/** Subject and text of the mail an administrator sends when adding a user ("invite"). */
+export function invitationMessage(
+  email: string,
+  issuerName: string,
+  issuer: string,
+): { subject: string; text: string } {
+  const name = issuerName.replace(/[\r\n]+/g, ' ').trim();
+  return {
+    subject: `You can now sign in to ${name}`,
+    text:
+      `An administrator of ${name} has allowed ${email} to sign in, so that the AI agents you use can ` +
+      'reach its services for you. Nothing to do now: when an agent asks you to sign in, enter this ' +
+      'address and the one-time code you will be sent.\n\n' +
+      `You can see and revoke the agents you allowed at ${issuer}/account\n`,
+  };
+}

@@ -454,3 +454,48 @@ export function startHousekeeping(db: DatabaseSync, options: HousekeepingOptions
   timer.unref();
   return () => clearInterval(timer);
 }
+
+/**
+ * Deletes a client's grants, tokens and codes but keeps its registration: a client an administrator
+ * disables keeps its identity, so enabling it again needs no new registration. Returns the rows gone.
+ */
+export function removeClientTokens(db: DatabaseSync, clientId: string): number {
+  flushPendingWrites(db);
+  return Number(
+    db
+      .prepare("DELETE FROM oidc_models WHERE client_id = ? AND model NOT IN ('Client', 'Session')")
+      .run(clientId).changes,
+  );
+}
+
+/** Ends every browser session of a subject ("sign out everywhere"); returns how many there were. */
+export function removeSessionsOf(db: DatabaseSync, sub: string): number {
+  flushPendingWrites(db);
+  return Number(
+    db
+      .prepare("DELETE FROM oidc_models WHERE model = 'Session' AND json_extract(payload, '$.accountId') = ?")
+      .run(sub).changes,
+  );
+}
+
+/** A dynamically registered client as stored: its metadata and bookkeeping times (milliseconds). */
+export interface StoredClient {
+  metadata: Record<string, unknown>;
+  createdAt: number;
+  lastUsedAt: number | undefined;
+}
+
+/** Every client registered through DCR (RFC 7591) and kept in the store. */
+export function listStoredClients(db: DatabaseSync): StoredClient[] {
+  flushPendingWrites(db);
+  return db
+    .prepare(
+      "SELECT payload, created_at, last_used_at FROM oidc_models WHERE model = 'Client' ORDER BY created_at DESC",
+    )
+    .all()
+    .map((row) => ({
+      metadata: JSON.parse(String(row.payload)) as Record<string, unknown>,
+      createdAt: Number(row.created_at),
+      lastUsedAt: row.last_used_at === null ? undefined : Number(row.last_used_at),
+    }));
+}

@@ -131,5 +131,6 @@ test("listing one's own clients keeps the gateway's and the MCP server's, unless
     'gatehouse-gateway:gateway',
     'gatehouse-mcp-server:mcp-server',
     'example-workload:workload',
+    'gatehouse-admin:admin',
   ]);
 });

@@ -71,8 +71,11 @@ const preRegisteredClient = z
   .strictObject({
     clientId: z.string().min(1).max(200),
     name: z.string().min(1),
-    /** What the client is for: `gateway` may introspect; `workload` gets client credentials. */
-    role: z.enum(['gateway', 'mcp-server', 'workload', 'agent']),
+    /**
+     * What the client is for: `gateway` may introspect; `workload` gets client credentials for the MCP
+     * server; `admin` gets client credentials for the admin API only (scopes `admin`, `admin.read`).
+     */
+    role: z.enum(['gateway', 'mcp-server', 'workload', 'agent', 'admin']),
     authMethod: z.enum(['client_secret_basic', 'private_key_jwt', 'none']),
     secret: secretReference.optional(),
     /** Public keys for private_key_jwt: a JWKS file (generated with a key pair when missing and `generateKeys`). */
@@ -129,6 +132,24 @@ const EXAMPLE_WORKLOAD_CLIENT: PreRegisteredClient = {
   redirectUris: [],
   scopes: ['stocks:read'],
 };
+
+/** Scopes of the admin API (`<issuer>/admin/api`): `admin` may change, `admin.read` only look. */
+export const ADMIN_SCOPES = ['admin', 'admin.read'] as const;
+
+/** The operators' scripts' client of the default configuration (client credentials, admin API). */
+const EXAMPLE_ADMIN_CLIENT: PreRegisteredClient = {
+  clientId: 'gatehouse-admin',
+  name: 'Gatehouse admin scripts',
+  role: 'admin',
+  authMethod: 'client_secret_basic',
+  secret: 'file:secrets/gatehouse-admin.secret',
+  generateKeys: false,
+  redirectUris: [],
+  scopes: ['admin'],
+};
+
+/** What each client class may do at its first authorization (the approval queue, docs/operations.md). */
+const approvalPolicy = z.enum(['allow', 'approval', 'deny']);
 
 /**
  * `clients` as given, plus each internal client whose role no listed client has (and whose id none
@@ -189,7 +210,7 @@ const authorizationServerBase = z.strictObject({
   // A list of one's own clients (partners, workloads) keeps the internal ones (withInternalClients).
   clients: z
     .array(preRegisteredClient)
-    .default([...INTERNAL_CLIENTS, EXAMPLE_WORKLOAD_CLIENT])
+    .default([...INTERNAL_CLIENTS, EXAMPLE_WORKLOAD_CLIENT, EXAMPLE_ADMIN_CLIENT])
     .transform(withInternalClients),
   clientIdMetadataDocuments: z
     .strictObject({
@@ -223,6 +244,23 @@ const authorizationServerBase = z.strictObject({
       ttlSeconds: seconds.default(14 * 86400),
       /** Window in which a just-rotated refresh token still works, for concurrent refreshes. */
       reuseGraceSeconds: z.number().int().min(0).max(60).default(10),
+    })
+    .prefault({}),
+  /**
+   * Who may use the admin console (`<issuer>/admin`): they sign in with the same one-time code.
+   * Only this list makes an administrator; nothing in the console or the admin API can change it.
+   */
+  administrators: z.array(z.email()).default(['admin@example.com']),
+  /**
+   * Per class of client not registered by the administrators: `allow` (the first authorization goes
+   * ahead), `approval` (the user is told to wait and the client is queued for an administrator) or
+   * `deny`. Pre-registered clients are always allowed.
+   */
+  clientApproval: z
+    .strictObject({
+      cimdTrusted: approvalPolicy.default('allow'),
+      cimdOther: approvalPolicy.default('allow'),
+      dynamic: approvalPolicy.default('allow'),
     })
     .prefault({}),
   users: z
@@ -408,6 +446,15 @@ function checkCrossReferences(as: z.infer<typeof authorizationServerBase>, ctx: 
   });
   as.clients.forEach((client, i) => {
     client.scopes.forEach((scope) => {
+      if (client.role === 'admin') {
+        if (!(ADMIN_SCOPES as readonly string[]).includes(scope))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['clients', i, 'scopes'],
+            message: `"${scope}" is not an admin API scope (${ADMIN_SCOPES.join(', ')})`,
+          });
+        return;
+      }
       if (!mcpScopes.has(scope)) {
         ctx.addIssue({
           code: 'custom',

@@ -1,0 +1,530 @@
+/**
+ * Every change an administrator can make, once, for the admin API (admin-api.ts) and the console
+ * (console-routes.ts) alike: each takes the actor (an administrator's email, or `client:<id>` for
+ * a script), validates its input, makes the change, makes it take effect at once (revocation
+ * announcements reach every gateway and MCP server within a second), and writes an audit line
+ * naming who did it.
+ */
+import type { DatabaseSync } from 'node:sqlite';
+import type Provider from 'oidc-provider';
+import type { Logger } from '../../shared/logging.ts';
+import type { RevocationEvent } from '../../shared/revocation-events.ts';
+import type { ClientClassifier } from '../clients/client-classification.ts';
+import type { PreparedClient } from '../clients/static-clients.ts';
+import type { Accounts } from '../login/accounts.ts';
+import {
+  type ClaimValue,
+  normalizeDomain,
+  normalizeEmail,
+  reservedClaimIn,
+  subjectFor,
+} from '../login/approved-users.ts';
+import type { Mailer } from '../login/mailer.ts';
+import {
+  listStoredClients,
+  removeClientRows,
+  removeClientTokens,
+  removeSessionsOf,
+} from '../store/sqlite-store.ts';
+import { AdminError, conflict, invalid, notFound } from './admin-error.ts';
+import type { ApprovalStatus, ClientApproval, Directory, DirectoryUser } from './directory.ts';
+
+export type ClientTrustClass = 'pre-registered' | 'cimd-trusted' | 'cimd' | 'dynamic';
+
+export interface AdminUserView {
+  email: string;
+  sub: string;
+  name?: string;
+  claims: Record<string, ClaimValue>;
+  status: DirectoryUser['status'];
+  source: DirectoryUser['source'];
+  administrator: boolean;
+  created_at: string;
+  updated_at: string;
+  last_sign_in_at?: string;
+}
+
+export interface AdminClientView {
+  client_id: string;
+  name?: string;
+  trust_class: ClientTrustClass;
+  registration: 'configuration' | 'metadata document' | 'dynamic registration';
+  role?: string;
+  redirect_hosts: string[];
+  scopes: string[];
+  created_at?: string;
+  last_used_at?: string;
+  disabled: boolean;
+  approval?: ApprovalStatus;
+}
+
+export interface AdminGrantView {
+  grant_id: string;
+  sub: string;
+  email?: string;
+  client_id: string;
+  client_name?: string;
+  scopes: string[];
+  consented_at?: string;
+  last_used_at?: string;
+}
+
+export interface AdminServiceDependencies {
+  db: DatabaseSync;
+  provider: Provider;
+  directory: Directory;
+  accounts: Accounts;
+  subjectKey: string;
+  isAdministrator: (email: string) => boolean;
+  classifier: ClientClassifier;
+  staticClients: PreparedClient[];
+  isDocumentUrl: (clientId: string) => boolean;
+  isTrustedDocument: (clientId: string) => boolean;
+  /** The MCP server's resource URI: the scopes of a grant are read from it. */
+  mcpResource: string;
+  announce: (event: RevocationEvent) => void;
+  mailer: Mailer;
+  invitation: (email: string) => { subject: string; text: string };
+  logger: Logger;
+}
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const CLAIM_NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
+
+/** Claims as an administrator may set them: names of letters and digits, values of the config's types. */
+export function checkClaims(input: unknown, field = 'claims'): Record<string, ClaimValue> {
+  if (input === undefined) return {};
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    throw invalid(field, 'must be an object of claim names to values');
+  const claims: Record<string, ClaimValue> = {};
+  const entries = Object.entries(input as Record<string, unknown>);
+  if (entries.length > 50) throw invalid(field, 'at most 50 claims');
+  for (const [name, value] of entries) {
+    if (!CLAIM_NAME.test(name)) throw invalid(`${field}.${name}`, 'is not a valid claim name');
+    const ok =
+      (typeof value === 'string' && value.length <= 500) ||
+      typeof value === 'boolean' ||
+      (typeof value === 'number' && Number.isFinite(value)) ||
+      (Array.isArray(value) &&
+        value.length <= 50 &&
+        value.every((item) => typeof item === 'string' && item.length <= 200));
+    if (!ok) throw invalid(`${field}.${name}`, 'must be a string, number, boolean or list of strings');
+    claims[name] = value as ClaimValue;
+  }
+  const reserved = reservedClaimIn(claims);
+  if (reserved) throw invalid(`${field}.${reserved}`, 'is set by Gatehouse itself');
+  return claims;
+}
+
+function checkName(input: unknown): string | undefined {
+  if (input === undefined || input === null || input === '') return undefined;
+  if (typeof input !== 'string' || input.length > 100 || /\p{Cc}/u.test(input))
+    throw invalid('name', 'must be text of at most 100 characters');
+  return input.trim();
+}
+
+function emailOrThrow(input: unknown, field = 'email'): string {
+  const email = typeof input === 'string' ? normalizeEmail(input) : undefined;
+  if (!email) throw invalid(field, 'is not a valid email address');
+  return email;
+}
+
+function domainOrThrow(input: unknown, field = 'domain'): string {
+  const domain = typeof input === 'string' ? normalizeDomain(input) : undefined;
+  if (!domain) throw invalid(field, 'is not a domain name');
+  return domain;
+}
+
+const hostsOf = (uris: unknown) => [
+  ...new Set((Array.isArray(uris) ? uris : []).map((uri) => URL.parse(String(uri))?.host || String(uri))),
+];
+
+export type AdminService = ReturnType<typeof createAdminService>;
+
+export function createAdminService(deps: AdminServiceDependencies) {
+  const { directory, accounts, logger } = deps;
+  const subOf = (email: string) => subjectFor(email, deps.subjectKey);
+  const audit = (event: string, actor: string, fields: Record<string, unknown>) =>
+    logger.audit(`admin.${event}`, { outcome: 'success', actor, ...fields });
+
+  function userView(user: DirectoryUser): AdminUserView {
+    const sub = subOf(user.email);
+    const lastSignIn = iso(accounts.lastLoginAt(sub));
+    return {
+      email: user.email,
+      sub,
+      ...(user.name ? { name: user.name } : {}),
+      claims: user.claims,
+      status: user.status,
+      source: user.source,
+      administrator: deps.isAdministrator(user.email),
+      created_at: iso(user.createdAt)!,
+      updated_at: iso(user.updatedAt)!,
+      ...(lastSignIn ? { last_sign_in_at: lastSignIn } : {}),
+    };
+  }
+
+  function existingUser(emailInput: string): DirectoryUser {
+    const user = directory.users.get(emailOrThrow(emailInput));
+    if (!user) throw notFound('no such user');
+    return user;
+  }
+
+  /** Revokes one grant at once: its tokens and codes, the grant, and every cache of it. */
+  async function revokeGrantNow(grantId: string): Promise<void> {
+    const { provider } = deps;
+    await Promise.all([
+      provider.AccessToken.revokeByGrantId(grantId),
+      provider.RefreshToken.revokeByGrantId(grantId),
+      provider.AuthorizationCode.revokeByGrantId(grantId),
+      provider.Grant.adapter.destroy(grantId),
+    ]);
+    // The same event as RFC 7009 revocation: the announcement, the consent index, the audit line.
+    provider.emit('grant.revoked', undefined, grantId);
+  }
+
+  /** Everything a user holds stops now: grants, tokens, sessions, and the caches of them. */
+  async function cutOffUser(email: string): Promise<number> {
+    const sub = subOf(email);
+    const grants = accounts.grants({ sub });
+    for (const grant of grants) await revokeGrantNow(grant.grantId);
+    removeSessionsOf(deps.db, sub);
+    deps.announce({ type: 'subject', sub, at: nowSeconds() });
+    return grants.length;
+  }
+
+  function clientName(clientId: string): string | undefined {
+    const known = deps.staticClients.find((client) => client.config.clientId === clientId);
+    if (known) return known.config.name;
+    return directory.clients.listSeen().find((seen) => seen.clientId === clientId)?.name;
+  }
+
+  async function grantView(
+    grant: ReturnType<Accounts['grants']>[number],
+  ): Promise<AdminGrantView | undefined> {
+    const model = await deps.provider.Grant.find(grant.grantId);
+    if (!model) return undefined;
+    const scopes = [
+      ...(model.getOIDCScope()?.split(' ').filter(Boolean) ?? []),
+      ...(model.getResourceScope(deps.mcpResource)?.split(' ').filter(Boolean) ?? []),
+    ];
+    const email = accounts.emailOf(grant.sub);
+    const name = clientName(grant.clientId);
+    const iat = (model as unknown as { iat?: number }).iat;
+    const lastUsed = iso(grant.lastUsedAt);
+    return {
+      grant_id: grant.grantId,
+      sub: grant.sub,
+      ...(email ? { email } : {}),
+      client_id: grant.clientId,
+      ...(name ? { client_name: name } : {}),
+      scopes: [...new Set(scopes)],
+      ...(iat ? { consented_at: new Date(iat * 1000).toISOString() } : {}),
+      ...(lastUsed ? { last_used_at: lastUsed } : {}),
+    };
+  }
+
+  function trustClassOf(clientId: string): ClientTrustClass {
+    const kind = deps.classifier.classify(clientId).kind;
+    if (kind === 'pre-registered') return 'pre-registered';
+    if (kind === 'cimd') return deps.isTrustedDocument(clientId) ? 'cimd-trusted' : 'cimd';
+    return 'dynamic';
+  }
+
+  function listClients(): AdminClientView[] {
+    const disabled = directory.clients.listDisabled();
+    const seen = new Map(directory.clients.listSeen().map((client) => [client.clientId, client]));
+    const approvals = new Map(directory.approvals.list().map((approval) => [approval.clientId, approval]));
+    const views: AdminClientView[] = [];
+    const common = (clientId: string) => {
+      const approval = approvals.get(clientId)?.status;
+      return { disabled: disabled.has(clientId), ...(approval ? { approval } : {}) };
+    };
+    for (const client of deps.staticClients) {
+      const id = client.config.clientId;
+      const lastUsed = iso(seen.get(id)?.lastUsedAt);
+      views.push({
+        client_id: id,
+        name: client.config.name,
+        trust_class: 'pre-registered',
+        registration: 'configuration',
+        role: client.config.role,
+        redirect_hosts: hostsOf(client.config.redirectUris),
+        scopes: client.config.scopes,
+        ...(lastUsed ? { last_used_at: lastUsed } : {}),
+        ...common(id),
+      });
+    }
+    for (const stored of listStoredClients(deps.db)) {
+      const id = String(stored.metadata.client_id);
+      const lastUsed = iso(stored.lastUsedAt ?? seen.get(id)?.lastUsedAt);
+      views.push({
+        client_id: id,
+        ...(typeof stored.metadata.client_name === 'string' ? { name: stored.metadata.client_name } : {}),
+        trust_class: 'dynamic',
+        registration: 'dynamic registration',
+        redirect_hosts: hostsOf(stored.metadata.redirect_uris),
+        scopes: String(stored.metadata.scope ?? '')
+          .split(' ')
+          .filter(Boolean),
+        created_at: iso(stored.createdAt)!,
+        ...(lastUsed ? { last_used_at: lastUsed } : {}),
+        ...common(id),
+      });
+    }
+    const listed = new Set(views.map((view) => view.client_id));
+    const documents = new Set([
+      ...[...seen.keys()].filter((id) => deps.isDocumentUrl(id)),
+      ...[...approvals.keys()].filter((id) => deps.isDocumentUrl(id)),
+    ]);
+    for (const id of documents) {
+      if (listed.has(id)) continue;
+      const client = seen.get(id);
+      const approval = approvals.get(id);
+      const name = client?.name ?? approval?.name;
+      const lastUsed = iso(client?.lastUsedAt);
+      views.push({
+        client_id: id,
+        ...(name ? { name } : {}),
+        trust_class: trustClassOf(id),
+        registration: 'metadata document',
+        redirect_hosts: hostsOf(approval?.redirectUris ?? []),
+        scopes: approval?.scopes ?? [],
+        created_at: iso(client?.firstSeenAt ?? approval?.requestedAt)!,
+        ...(lastUsed ? { last_used_at: lastUsed } : {}),
+        ...common(id),
+      });
+    }
+    return views;
+  }
+
+  function findClient(clientId: string): AdminClientView {
+    const client = listClients().find((view) => view.client_id === clientId);
+    if (!client) throw notFound('no such client');
+    return client;
+  }
+
+  return {
+    trustClassOf,
+
+    listUsers(search?: string): AdminUserView[] {
+      if (search !== undefined && search.length > 254) throw invalid('search', 'is too long');
+      return directory.users.list(search?.trim().toLowerCase() || undefined).map(userView);
+    },
+
+    getUser(email: string): AdminUserView {
+      return userView(existingUser(email));
+    },
+
+    async addUser(
+      actor: string,
+      input: { email?: unknown; name?: unknown; claims?: unknown; invite?: unknown },
+    ): Promise<AdminUserView> {
+      const email = emailOrThrow(input.email);
+      const name = checkName(input.name);
+      const claims = checkClaims(input.claims);
+      if (input.invite !== undefined && typeof input.invite !== 'boolean')
+        throw invalid('invite', 'must be true or false');
+      if (directory.users.get(email)) throw conflict('this user is already approved');
+      const user = directory.users.put({
+        email,
+        ...(name ? { name } : {}),
+        claims,
+        status: 'active',
+        source: 'administrator',
+      });
+      directory.seeds.clearRemoved('user', email);
+      audit('user.added', actor, { sub: subOf(email), invited: input.invite === true });
+      if (input.invite === true) {
+        // Not awaited for the answer's sake, but its failure is told: the administrator may resend.
+        await deps.mailer.send({ to: email, ...deps.invitation(email) }).catch(() => {
+          logger.error('could not send an invitation', { sub: subOf(email) });
+          throw new AdminError(
+            502,
+            'mail_failed',
+            'the user was added, but the invitation could not be sent',
+          );
+        });
+      }
+      return userView(user);
+    },
+
+    async updateUser(
+      actor: string,
+      emailInput: string,
+      input: { name?: unknown; claims?: unknown; status?: unknown },
+    ): Promise<AdminUserView> {
+      const user = existingUser(emailInput);
+      if (input.status !== undefined && input.status !== 'active' && input.status !== 'suspended')
+        throw invalid('status', 'must be "active" or "suspended"');
+      const name = input.name === undefined ? user.name : checkName(input.name);
+      const claims = input.claims === undefined ? user.claims : checkClaims(input.claims);
+      const status = (input.status as DirectoryUser['status'] | undefined) ?? user.status;
+      const updated = directory.users.put({
+        email: user.email,
+        ...(name ? { name } : {}),
+        claims,
+        status,
+        // Changed by an administrator: the configuration file no longer touches it (seed.ts).
+        source: 'administrator',
+      });
+      const sub = subOf(user.email);
+      if (status === 'suspended' && user.status !== 'suspended') {
+        const grants = await cutOffUser(user.email);
+        audit('user.suspended', actor, { sub, grants_revoked: grants });
+      } else if (status === 'active' && user.status === 'suspended') {
+        audit('user.reinstated', actor, { sub });
+      }
+      if (input.claims !== undefined || input.name !== undefined)
+        audit('user.updated', actor, { sub, claims: Object.keys(claims).join(' ') });
+      return userView(updated);
+    },
+
+    async removeUser(actor: string, emailInput: string): Promise<void> {
+      const user = existingUser(emailInput);
+      directory.users.remove(user.email);
+      // A seed of the file stays removed across restarts (seed.ts).
+      if (user.source === 'configuration') directory.seeds.markRemoved('user', user.email);
+      const grants = await cutOffUser(user.email);
+      audit('user.removed', actor, { sub: subOf(user.email), grants_revoked: grants });
+    },
+
+    signOutEverywhere(actor: string, emailInput: string): number {
+      const email = emailOrThrow(emailInput);
+      const sessions = removeSessionsOf(deps.db, subOf(email));
+      audit('user.signed_out', actor, { sub: subOf(email), sessions });
+      return sessions;
+    },
+
+    listDomains() {
+      return directory.domains.list().map((entry) => ({
+        domain: entry.domain,
+        claims: entry.claims,
+        source: entry.source,
+        created_at: iso(entry.createdAt)!,
+      }));
+    },
+
+    addDomain(actor: string, input: { domain?: unknown; claims?: unknown }) {
+      const domain = domainOrThrow(input.domain);
+      const claims = checkClaims(input.claims);
+      if (directory.domains.get(domain)) throw conflict('this domain is already approved');
+      const entry = directory.domains.put({ domain, claims, source: 'administrator' });
+      directory.seeds.clearRemoved('domain', domain);
+      audit('domain.added', actor, { domain });
+      return { domain, claims, source: entry.source, created_at: iso(entry.createdAt)! };
+    },
+
+    removeDomain(actor: string, domainInput: string): void {
+      const domain = domainOrThrow(domainInput);
+      const entry = directory.domains.get(domain);
+      if (!entry) throw notFound('no such domain');
+      directory.domains.remove(domain);
+      if (entry.source === 'configuration') directory.seeds.markRemoved('domain', domain);
+      // Users of the domain lose access on their next token use (no entry approves them any more).
+      audit('domain.removed', actor, { domain });
+    },
+
+    listTrustedDomains() {
+      return directory.trustedDomains
+        .list()
+        .map((entry) => ({ domain: entry.domain, source: entry.source, created_at: iso(entry.createdAt)! }));
+    },
+
+    addTrustedDomain(actor: string, input: { domain?: unknown }) {
+      const domain = domainOrThrow(input.domain);
+      const entry = directory.trustedDomains.add(domain, 'administrator');
+      directory.seeds.clearRemoved('trusted-domain', domain);
+      audit('trusted_domain.added', actor, { domain });
+      return { domain, source: entry.source, created_at: iso(entry.createdAt)! };
+    },
+
+    removeTrustedDomain(actor: string, domainInput: string): void {
+      const domain = domainOrThrow(domainInput);
+      const entry = directory.trustedDomains.list().find((item) => item.domain === domain);
+      if (!entry) throw notFound('no such trusted domain');
+      directory.trustedDomains.remove(domain);
+      if (entry.source === 'configuration') directory.seeds.markRemoved('trusted-domain', domain);
+      audit('trusted_domain.removed', actor, { domain });
+    },
+
+    listClients,
+    getClient: findClient,
+
+    async setClientDisabled(actor: string, clientId: string, disabled: boolean): Promise<AdminClientView> {
+      const client = findClient(clientId);
+      const role = deps.classifier.preRegistered(clientId)?.role;
+      if (disabled && (role === 'gateway' || role === 'mcp-server'))
+        throw conflict('the gateway and the MCP server cannot work without their own clients');
+      directory.clients.setDisabled(clientId, disabled);
+      if (disabled) {
+        // Its tokens stop now: the stored ones go, the caches are told, and lookups fail (server.ts).
+        removeClientTokens(deps.db, clientId);
+        for (const grant of accounts.grants({ clientId })) accounts.forgetGrant(grant.grantId);
+        deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
+      }
+      audit(disabled ? 'client.disabled' : 'client.enabled', actor, { client_id: clientId });
+      return { ...client, disabled };
+    },
+
+    async deleteClient(actor: string, clientId: string): Promise<void> {
+      const client = findClient(clientId);
+      if (client.registration === 'configuration')
+        throw conflict(
+          'this client is defined in the configuration file: disable it here, or remove it from the file',
+        );
+      if (client.registration === 'dynamic registration') {
+        // Its registration with every grant, token and registration access token (as RFC 7592 deletion).
+        removeClientRows(deps.db, clientId);
+      } else {
+        // A metadata document cannot be unpublished from here: its grants and tokens go, and the
+        // client may come back (through the approval queue, if the policy asks for it).
+        removeClientTokens(deps.db, clientId);
+      }
+      for (const grant of accounts.grants({ clientId })) accounts.forgetGrant(grant.grantId);
+      directory.clients.forget(clientId);
+      deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
+      audit('client.deleted', actor, { client_id: clientId });
+    },
+
+    async listGrants(filter: { email?: string; clientId?: string }): Promise<AdminGrantView[]> {
+      const sub = filter.email !== undefined ? subOf(emailOrThrow(filter.email, 'user')) : undefined;
+      const grants = accounts.grants({
+        ...(sub !== undefined ? { sub } : {}),
+        ...(filter.clientId !== undefined ? { clientId: filter.clientId } : {}),
+      });
+      const views = await Promise.all(grants.map(grantView));
+      return views.filter((view) => view !== undefined);
+    },
+
+    async revokeGrant(actor: string, grantId: string, onlyFor?: { sub: string }): Promise<AdminGrantView> {
+      if (!/^[A-Za-z0-9_-]{1,128}$/.test(grantId)) throw invalid('grant_id', 'is not a grant id');
+      const grant = accounts.grants(onlyFor ?? {}).find((item) => item.grantId === grantId);
+      if (!grant) throw notFound('no such grant');
+      const view = await grantView(grant);
+      await revokeGrantNow(grantId);
+      audit('grant.revoked', actor, { grant_id: grantId, sub: grant.sub, client_id: grant.clientId });
+      return view ?? { grant_id: grantId, sub: grant.sub, client_id: grant.clientId, scopes: [] };
+    },
+
+    listApprovals(status?: unknown): ClientApproval[] {
+      if (status !== undefined && status !== 'pending' && status !== 'approved' && status !== 'denied')
+        throw invalid('status', 'must be pending, approved or denied');
+      return directory.approvals.list(status as ApprovalStatus | undefined);
+    },
+
+    decideApproval(actor: string, clientId: string, decision: unknown): ClientApproval {
+      if (decision !== 'approved' && decision !== 'denied')
+        throw invalid('decision', 'must be "approved" or "denied"');
+      if (!directory.approvals.get(clientId)) throw notFound('no such client in the approval queue');
+      const decided = directory.approvals.decide(clientId, decision, actor)!;
+      if (decision === 'denied') {
+        removeClientTokens(deps.db, clientId);
+        deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
+      }
+      audit(decision === 'approved' ? 'client.approved' : 'client.denied', actor, { client_id: clientId });
+      return decided;
+    },
+  };
+}

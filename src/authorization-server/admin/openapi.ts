@@ -1,0 +1,326 @@
+/**
+ * The OpenAPI 3.1 description of the admin API (admin-api.ts), served at
+ * `<issuer>/admin/api/openapi.json`. Written out rather than generated: it is the contract
+ * operators' scripts are written against, and the admin API test checks every path in it answers.
+ */
+const error = { $ref: '#/components/responses/Error' };
+const denied = {
+  401: { $ref: '#/components/responses/Unauthorized' },
+  403: { $ref: '#/components/responses/Forbidden' },
+};
+
+function op(
+  summary: string,
+  scope: 'admin' | 'admin.read',
+  responses: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+) {
+  return {
+    summary,
+    security: [{ bearer: [scope] }],
+    ...extra,
+    responses: { ...responses, ...denied, 400: error, 404: error },
+  };
+}
+
+const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
+const ok = (schema: unknown, description = 'OK') => ({ 200: { description, ...json(schema) } });
+const noContent = { 204: { description: 'Done' } };
+const body = (schema: unknown) => ({ requestBody: { required: true, ...json(schema) } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const list = (key: string, item: string) => ({
+  type: 'object',
+  properties: { [key]: { type: 'array', items: ref(item) } },
+});
+const pathParam = (name: string, description: string) => ({
+  parameters: [{ name, in: 'path', required: true, description, schema: { type: 'string' } }],
+});
+const queryParams = (...names: Array<[string, string]>) => ({
+  parameters: names.map(([name, description]) => ({
+    name,
+    in: 'query',
+    required: false,
+    description,
+    schema: { type: 'string' },
+  })),
+});
+
+const claims = {
+  type: 'object',
+  description:
+    'Claim names to values (string, number, boolean or list of strings); sub, email and email_verified are reserved.',
+  additionalProperties: true,
+};
+
+export function openApiDocument(issuer: string) {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Gatehouse admin API',
+      version: '1',
+      description:
+        'Users, domains, clients, grants, the approval queue, keys and the audit trail. Authenticate with an access token for the audience `' +
+        `${issuer}/admin/api` +
+        '` from client credentials with a client of role `admin`. Scope `admin.read` may read, `admin` may change. Every change is audited with the caller.',
+    },
+    servers: [{ url: `${issuer}/admin/api` }],
+    components: {
+      securitySchemes: {
+        bearer: {
+          type: 'oauth2',
+          flows: {
+            clientCredentials: {
+              tokenUrl: `${issuer}/token`,
+              scopes: { admin: 'Read and change', 'admin.read': 'Read only' },
+            },
+          },
+        },
+      },
+      responses: {
+        Error: { description: 'Refused', ...json(ref('Error')) },
+        Unauthorized: {
+          description: 'No token, or not a valid admin API token (RFC 6750 invalid_token)',
+          ...json(ref('Error')),
+        },
+        Forbidden: {
+          description: 'The token lacks the scope (RFC 6750 insufficient_scope)',
+          ...json(ref('Error')),
+        },
+      },
+      schemas: {
+        Error: {
+          type: 'object',
+          required: ['error', 'error_description'],
+          properties: {
+            error: { type: 'string' },
+            error_description: { type: 'string' },
+            field: { type: 'string', description: 'The input at fault' },
+          },
+        },
+        User: {
+          type: 'object',
+          properties: {
+            email: { type: 'string' },
+            sub: { type: 'string' },
+            name: { type: 'string' },
+            claims,
+            status: { enum: ['active', 'suspended'] },
+            source: { enum: ['configuration', 'administrator'] },
+            administrator: { type: 'boolean' },
+            created_at: { type: 'string', format: 'date-time' },
+            updated_at: { type: 'string', format: 'date-time' },
+            last_sign_in_at: { type: 'string', format: 'date-time' },
+          },
+        },
+        NewUser: {
+          type: 'object',
+          required: ['email'],
+          properties: {
+            email: { type: 'string' },
+            name: { type: 'string' },
+            claims,
+            invite: { type: 'boolean', description: 'Send an invitation email' },
+          },
+        },
+        UserChange: {
+          type: 'object',
+          properties: {
+            name: { type: 'string' },
+            claims,
+            status: { enum: ['active', 'suspended'], description: 'suspended: every token stops at once' },
+          },
+        },
+        Domain: {
+          type: 'object',
+          properties: {
+            domain: { type: 'string' },
+            claims,
+            source: { type: 'string' },
+            created_at: { type: 'string', format: 'date-time' },
+          },
+        },
+        TrustedDomain: {
+          type: 'object',
+          properties: {
+            domain: { type: 'string' },
+            source: { type: 'string' },
+            created_at: { type: 'string', format: 'date-time' },
+          },
+        },
+        Client: {
+          type: 'object',
+          properties: {
+            client_id: { type: 'string' },
+            name: { type: 'string' },
+            trust_class: { enum: ['pre-registered', 'cimd-trusted', 'cimd', 'dynamic'] },
+            registration: { enum: ['configuration', 'metadata document', 'dynamic registration'] },
+            role: { type: 'string' },
+            redirect_hosts: { type: 'array', items: { type: 'string' } },
+            scopes: { type: 'array', items: { type: 'string' } },
+            created_at: { type: 'string', format: 'date-time' },
+            last_used_at: { type: 'string', format: 'date-time' },
+            disabled: { type: 'boolean' },
+            approval: { enum: ['pending', 'approved', 'denied'] },
+          },
+        },
+        Grant: {
+          type: 'object',
+          properties: {
+            grant_id: { type: 'string' },
+            sub: { type: 'string' },
+            email: { type: 'string' },
+            client_id: { type: 'string' },
+            client_name: { type: 'string' },
+            scopes: { type: 'array', items: { type: 'string' } },
+            consented_at: { type: 'string', format: 'date-time' },
+            last_used_at: { type: 'string', format: 'date-time' },
+          },
+        },
+        Approval: {
+          type: 'object',
+          properties: {
+            clientId: { type: 'string' },
+            clientClass: { enum: ['cimdTrusted', 'cimdOther', 'dynamic'] },
+            name: { type: 'string' },
+            redirectUris: { type: 'array', items: { type: 'string' } },
+            scopes: { type: 'array', items: { type: 'string' } },
+            metadata: {
+              type: 'object',
+              description: 'The CIMD document or DCR metadata the client presented',
+            },
+            status: { enum: ['pending', 'approved', 'denied'] },
+            requestedBy: { type: 'string' },
+            requestedAt: { type: 'integer', description: 'Milliseconds since the epoch' },
+            decidedBy: { type: 'string' },
+            decidedAt: { type: 'integer' },
+          },
+        },
+        Key: {
+          type: 'object',
+          properties: { kid: { type: 'string' }, alg: { type: 'string' }, state: { type: 'string' } },
+        },
+      },
+    },
+    paths: {
+      '/users': {
+        get: op(
+          'List and search approved users',
+          'admin.read',
+          ok(list('users', 'User')),
+          queryParams(['search', 'Part of an email or name']),
+        ),
+        post: op(
+          'Add (and optionally invite) a user',
+          'admin',
+          { 201: { description: 'Added', ...json(ref('User')) }, 409: error },
+          body(ref('NewUser')),
+        ),
+      },
+      '/users/{email}': {
+        ...pathParam('email', 'The user\u2019s email address'),
+        get: op('One user', 'admin.read', ok(ref('User'))),
+        patch: op(
+          'Edit claims or name, suspend or reinstate',
+          'admin',
+          ok(ref('User')),
+          body(ref('UserChange')),
+        ),
+        delete: op('Remove a user: every token stops at once', 'admin', noContent),
+      },
+      '/users/{email}/sign-out': {
+        ...pathParam('email', 'The user\u2019s email address'),
+        post: op(
+          'Sign the user out of every browser session',
+          'admin',
+          ok({ type: 'object', properties: { sessions_ended: { type: 'integer' } } }),
+        ),
+      },
+      '/users/{email}/grants': {
+        ...pathParam('email', 'The user\u2019s email address'),
+        get: op('The agents the user allowed', 'admin.read', ok(list('grants', 'Grant'))),
+      },
+      '/domains': {
+        get: op('Approved domains', 'admin.read', ok(list('domains', 'Domain'))),
+        post: op(
+          'Approve a domain',
+          'admin',
+          { 201: { description: 'Added', ...json(ref('Domain')) }, 409: error },
+          body(ref('Domain')),
+        ),
+      },
+      '/domains/{domain}': {
+        ...pathParam('domain', 'The domain'),
+        delete: op('Remove an approved domain', 'admin', noContent),
+      },
+      '/trusted-domains': {
+        get: op('CIMD trusted domains', 'admin.read', ok(list('trusted_domains', 'TrustedDomain'))),
+        post: op(
+          'Trust a CIMD domain',
+          'admin',
+          { 201: { description: 'Added', ...json(ref('TrustedDomain')) } },
+          body(ref('TrustedDomain')),
+        ),
+      },
+      '/trusted-domains/{domain}': {
+        ...pathParam('domain', 'The domain'),
+        delete: op('Stop trusting a CIMD domain', 'admin', noContent),
+      },
+      '/clients': {
+        get: op('Every client with its trust class', 'admin.read', ok(list('clients', 'Client'))),
+      },
+      '/clients/{client_id}': {
+        ...pathParam('client_id', 'The client id, percent-encoded (CIMD client ids are URLs)'),
+        get: op('One client', 'admin.read', ok(ref('Client'))),
+        delete: op('Delete a client (DCR or CIMD): its tokens stop at once', 'admin', {
+          ...noContent,
+          409: error,
+        }),
+      },
+      '/clients/{client_id}/disable': {
+        ...pathParam('client_id', 'The client id, percent-encoded'),
+        post: op('Disable a client: its tokens stop at once', 'admin', { ...ok(ref('Client')), 409: error }),
+      },
+      '/clients/{client_id}/enable': {
+        ...pathParam('client_id', 'The client id, percent-encoded'),
+        post: op('Enable a disabled client', 'admin', ok(ref('Client'))),
+      },
+      '/clients/{client_id}/grants': {
+        ...pathParam('client_id', 'The client id, percent-encoded'),
+        get: op('The users who allowed this client', 'admin.read', ok(list('grants', 'Grant'))),
+      },
+      '/grants': {
+        get: op(
+          'Grants, by user and client',
+          'admin.read',
+          ok(list('grants', 'Grant')),
+          queryParams(['user', 'Email'], ['client', 'Client id']),
+        ),
+      },
+      '/grants/{grant_id}': {
+        ...pathParam('grant_id', 'The grant'),
+        delete: op('Revoke a grant at once', 'admin', ok(ref('Grant'))),
+      },
+      '/approvals': {
+        get: op(
+          'The approval queue',
+          'admin.read',
+          ok(list('approvals', 'Approval')),
+          queryParams(['status', 'pending, approved or denied']),
+        ),
+      },
+      '/approvals/{client_id}': {
+        ...pathParam('client_id', 'The client id, percent-encoded'),
+        post: op(
+          'Approve or deny a queued client',
+          'admin',
+          ok(ref('Approval')),
+          body({
+            type: 'object',
+            required: ['decision'],
+            properties: { decision: { enum: ['approved', 'denied'] } },
+          }),
+        ),
+      },
+    },
+  };
+}

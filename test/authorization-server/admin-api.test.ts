@@ -1,0 +1,494 @@
+/**
+ * The admin API (<issuer>/admin/api): who may call it (RFC 6750 401/403), what it validates (400
+ * with the field), what each change does at once (tokens stop), that every change is audited with
+ * its caller, and that changes survive a restart.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  startTestAuthorizationServer,
+  type TestAuthorizationServer,
+} from '../helpers/authorization-server.ts';
+import { basic, inbox, postForm, userToken } from '../helpers/oauth.ts';
+
+const REDIRECT = 'http://127.0.0.1/callback';
+const ADMIN = 'gatehouse-admin';
+const READER = 'admin-reader';
+
+const CLIENTS = {
+  clients: [
+    {
+      clientId: ADMIN,
+      name: 'Admin scripts',
+      role: 'admin',
+      authMethod: 'client_secret_basic',
+      secret: 'file:secrets/gatehouse-admin.secret',
+      scopes: ['admin'],
+    },
+    {
+      clientId: READER,
+      name: 'Read-only admin scripts',
+      role: 'admin',
+      authMethod: 'client_secret_basic',
+      secret: 'file:secrets/admin-reader.secret',
+      scopes: ['admin.read'],
+    },
+    {
+      clientId: 'example-workload',
+      name: 'Workload',
+      role: 'workload',
+      authMethod: 'client_secret_basic',
+      secret: 'file:secrets/workload.secret',
+      scopes: ['stocks:read'],
+    },
+  ],
+};
+
+const secretOf = (as: TestAuthorizationServer, file: string) =>
+  readFileSync(path.join(as.dataDir, 'secrets', file), 'utf8').trim();
+
+async function clientToken(
+  as: TestAuthorizationServer,
+  clientId: string,
+  file: string,
+  fields: Record<string, string> = {},
+) {
+  return postForm(
+    `${as.issuer}/token`,
+    { grant_type: 'client_credentials', ...fields },
+    { authorization: basic(clientId, secretOf(as, file)) },
+  );
+}
+
+async function adminToken(as: TestAuthorizationServer, who: 'admin' | 'reader' = 'admin'): Promise<string> {
+  const response =
+    who === 'admin'
+      ? await clientToken(as, ADMIN, 'gatehouse-admin.secret', { scope: 'admin' })
+      : await clientToken(as, READER, 'admin-reader.secret', { scope: 'admin.read' });
+  assert.equal(response.status, 200, response.text);
+  return String(response.json.access_token);
+}
+
+async function call(
+  as: TestAuthorizationServer,
+  token: string | undefined,
+  method: string,
+  route: string,
+  body?: unknown,
+) {
+  const response = await fetch(`${as.issuer}/admin/api${route}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    json: (text ? JSON.parse(text) : {}) as Record<string, unknown> & { [key: string]: never },
+  };
+}
+
+async function introspect(as: TestAuthorizationServer, token: string) {
+  const response = await postForm(
+    `${as.issuer}/introspect`,
+    { token },
+    { authorization: basic('gatehouse-gateway', secretOf(as, 'gatehouse-gateway.secret')) },
+  );
+  return response.json;
+}
+
+async function registerClient(as: TestAuthorizationServer, name = 'Test agent') {
+  const response = await fetch(`${as.issuer}/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ client_name: name, redirect_uris: [REDIRECT], application_type: 'native' }),
+  });
+  assert.equal(response.status, 201);
+  return String(((await response.json()) as { client_id: string }).client_id);
+}
+
+async function aliceToken(as: TestAuthorizationServer, clientId: string, email = 'alice@example.com') {
+  const { token } = await userToken({
+    issuer: as.issuer,
+    clientId,
+    redirectUri: REDIRECT,
+    scope: 'stocks:read',
+    email,
+  });
+  assert.equal(token.status, 200, token.text);
+  return String(token.json.access_token);
+}
+
+describe('admin API', () => {
+  let as: TestAuthorizationServer;
+  let token: string;
+  before(async () => {
+    as = await startTestAuthorizationServer(CLIENTS);
+    token = await adminToken(as);
+  });
+  after(() => as.close());
+
+  describe('who may call it', () => {
+    test('serves its OpenAPI document, and every path in it is an operation', async () => {
+      const response = await fetch(`${as.issuer}/admin/api/openapi.json`);
+      assert.equal(response.status, 200);
+      const document = (await response.json()) as {
+        openapi: string;
+        paths: Record<string, object>;
+        servers: Array<{ url: string }>;
+      };
+      assert.equal(document.openapi, '3.1.0');
+      assert.equal(document.servers[0]!.url, `${as.issuer}/admin/api`);
+      assert.ok(Object.keys(document.paths).length >= 15);
+      for (const [route, operations] of Object.entries(document.paths)) {
+        const concrete = route.replace(/\{[^}]+\}/g, 'nobody%40example.com');
+        for (const method of Object.keys(operations).filter((key) => key !== 'parameters')) {
+          // Anonymous: 401 proves the route exists (an unknown one is 404 before authentication).
+          const answer = await call(as, undefined, method.toUpperCase(), concrete);
+          assert.equal(answer.status, 401, `${method} ${route}`);
+        }
+      }
+    });
+
+    test('anonymous callers get 401 with a bare Bearer challenge (RFC 6750 §3.1)', async () => {
+      const response = await call(as, undefined, 'GET', '/users');
+      assert.equal(response.status, 401);
+      assert.equal(response.headers.get('www-authenticate'), 'Bearer realm="gatehouse-admin"');
+      assert.equal(response.headers.get('cache-control'), 'no-store');
+    });
+
+    test('a bogus or malformed token gets 401 invalid_token', async () => {
+      for (const value of ['not-a-token', 'a'.repeat(600)]) {
+        const response = await call(as, value, 'GET', '/users');
+        assert.equal(response.status, 401);
+        assert.match(response.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+        assert.equal(response.json.error, 'invalid_token');
+      }
+      const basicAuth = await fetch(`${as.issuer}/admin/api/users`, {
+        headers: { authorization: 'Basic eDp5' },
+      });
+      assert.equal(basicAuth.status, 401);
+    });
+
+    test("another client's token (the MCP server's audience) is not an admin token", async () => {
+      const workload = await clientToken(as, 'example-workload', 'workload.secret', { scope: 'stocks:read' });
+      assert.equal(workload.status, 200, workload.text);
+      const response = await call(as, String(workload.json.access_token), 'GET', '/users');
+      assert.equal(response.status, 401);
+      assert.equal(response.json.error, 'invalid_token');
+    });
+
+    test('only admin clients get tokens for the admin API, and admin clients get no other', async () => {
+      const workload = await clientToken(as, 'example-workload', 'workload.secret', {
+        resource: `${as.issuer}/admin/api`,
+      });
+      assert.equal(workload.status, 400);
+      assert.equal(workload.json.error, 'invalid_target');
+      const admin = await clientToken(as, ADMIN, 'gatehouse-admin.secret', {
+        resource: 'http://localhost:8000/mcp',
+      });
+      assert.equal(admin.status, 400);
+      assert.equal(admin.json.error, 'invalid_target');
+      const tooMuch = await clientToken(as, READER, 'admin-reader.secret', { scope: 'admin' });
+      assert.notEqual(tooMuch.json.scope, 'admin');
+    });
+
+    test('a read-only token reads, and a change needs the admin scope: 403 insufficient_scope', async () => {
+      const reader = await adminToken(as, 'reader');
+      assert.equal((await call(as, reader, 'GET', '/users')).status, 200);
+      const response = await call(as, reader, 'POST', '/users', { email: 'mallory@example.com' });
+      assert.equal(response.status, 403);
+      assert.equal(response.json.error, 'insufficient_scope');
+      assert.match(
+        response.headers.get('www-authenticate') ?? '',
+        /error="insufficient_scope", scope="admin"/,
+      );
+      assert.equal((await call(as, token, 'GET', '/users/mallory%40example.com')).status, 404);
+    });
+
+    test('unknown operations are 404 and wrong methods 405, both as JSON', async () => {
+      const unknown = await call(as, token, 'GET', '/nothing-here');
+      assert.equal(unknown.status, 404);
+      assert.equal(unknown.json.error, 'not_found');
+      const wrong = await call(as, token, 'PUT', '/users');
+      assert.equal(wrong.status, 405);
+      assert.match(wrong.headers.get('allow') ?? '', /GET/);
+    });
+  });
+
+  describe('users', () => {
+    test('lists the seeded users, and searches them', async () => {
+      const all = await call(as, token, 'GET', '/users');
+      assert.equal(all.status, 200);
+      const users = all.json.users as unknown as Array<{
+        email: string;
+        source: string;
+        status: string;
+        sub: string;
+      }>;
+      const alice = users.find((user) => user.email === 'alice@example.com');
+      assert.equal(alice?.source, 'configuration');
+      assert.equal(alice?.status, 'active');
+      assert.match(alice?.sub ?? '', /^user_/);
+      const found = await call(as, token, 'GET', '/users?search=BOB');
+      assert.deepEqual(
+        (found.json.users as unknown as Array<{ email: string }>).map((user) => user.email),
+        ['bob@example.com'],
+      );
+      const wildcard = await call(as, token, 'GET', '/users?search=%25');
+      assert.deepEqual(wildcard.json.users, []);
+    });
+
+    test('refuses bad input with 400 and the field at fault', async () => {
+      const cases: Array<[unknown, string]> = [
+        [{ email: 'not an address' }, 'email'],
+        [{}, 'email'],
+        [{ email: 'x@example.com', claims: { sub: 'someone-else' } }, 'claims.sub'],
+        [{ email: 'x@example.com', claims: { region: { nested: true } } }, 'claims.region'],
+        [{ email: 'x@example.com', claims: ['region'] }, 'claims'],
+        [{ email: 'x@example.com', name: 'a\nb' }, 'name'],
+        [{ email: 'x@example.com', invite: 'yes' }, 'invite'],
+      ];
+      for (const [body, field] of cases) {
+        const response = await call(as, token, 'POST', '/users', body);
+        assert.equal(response.status, 400, JSON.stringify(body));
+        assert.equal(response.json.error, 'invalid_request');
+        assert.equal(response.json.field, field, JSON.stringify(body));
+      }
+      const notJson = await fetch(`${as.issuer}/admin/api/users`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: '{"email":',
+      });
+      assert.equal(notJson.status, 400);
+      const form = await fetch(`${as.issuer}/admin/api/users`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'email=x@example.com',
+      });
+      assert.equal(form.status, 415);
+      assert.equal((await call(as, token, 'GET', '/users/x%40example.com')).status, 404);
+    });
+
+    test('adds and invites a user, who may then sign in; the change is audited with its caller', async () => {
+      const added = await call(as, token, 'POST', '/users', {
+        email: 'Carol@Example.com',
+        name: 'Carol',
+        claims: { region: 'eu', groups: ['ops'] },
+        invite: true,
+      });
+      assert.equal(added.status, 201);
+      assert.equal(added.json.email, 'carol@example.com');
+      assert.equal(added.json.source, 'administrator');
+      const invitation = (await inbox(as.issuer)).find((message) => message.to === 'carol@example.com');
+      assert.ok(invitation, 'an invitation mail');
+      assert.match(invitation.text, /\/account/);
+      assert.equal((await call(as, token, 'POST', '/users', { email: 'carol@example.com' })).status, 409);
+      const audit = as.audit('admin.user.added').at(-1);
+      assert.equal(audit?.actor, `client:${ADMIN}`);
+      assert.equal(audit?.sub, added.json.sub);
+      const clientId = await registerClient(as);
+      const carolToken = await aliceToken(as, clientId, 'carol@example.com');
+      const active = await introspect(as, carolToken);
+      assert.equal(active.active, true);
+      assert.equal(active.region, 'eu');
+    });
+
+    test('edits claims (in tokens issued from then on), and suspending a user stops their tokens at once', async () => {
+      await call(as, token, 'POST', '/users', { email: 'dave@example.com', claims: { region: 'us' } });
+      const clientId = await registerClient(as);
+      const daveToken = await aliceToken(as, clientId, 'dave@example.com');
+      const edited = await call(as, token, 'PATCH', '/users/dave%40example.com', {
+        claims: { region: 'eu' },
+      });
+      assert.equal(edited.status, 200);
+      assert.deepEqual(edited.json.claims, { region: 'eu' });
+      // A token carries the claims of its issuance; the next one has the new ones.
+      assert.equal((await introspect(as, daveToken)).region, 'us');
+      assert.equal((await introspect(as, await aliceToken(as, clientId, 'dave@example.com'))).region, 'eu');
+      const badStatus = await call(as, token, 'PATCH', '/users/dave%40example.com', { status: 'gone' });
+      assert.equal(badStatus.json.field, 'status');
+      const suspended = await call(as, token, 'PATCH', '/users/dave%40example.com', { status: 'suspended' });
+      assert.equal(suspended.json.status, 'suspended');
+      assert.deepEqual(await introspect(as, daveToken), { active: false });
+      assert.equal(as.audit('admin.user.suspended').at(-1)?.actor, `client:${ADMIN}`);
+      // Suspended users cannot sign in either: no code is sent.
+      const before = (await inbox(as.issuer)).length;
+      await userToken({
+        issuer: as.issuer,
+        clientId,
+        redirectUri: REDIRECT,
+        email: 'dave@example.com',
+      }).catch(() => undefined);
+      const codes = (await inbox(as.issuer)).slice(0, (await inbox(as.issuer)).length - before);
+      assert.equal(codes.filter((message) => message.to === 'dave@example.com').length, 0);
+    });
+
+    test("lists a user's connected agents; revoking one stops its token at once", async () => {
+      const clientId = await registerClient(as, 'Bob agent');
+      const bobToken = await aliceToken(as, clientId, 'bob@example.com');
+      const grants = await call(as, token, 'GET', '/users/bob%40example.com/grants');
+      assert.equal(grants.status, 200);
+      const grant = (grants.json.grants as unknown as Array<Record<string, unknown>>).find(
+        (item) => item.client_id === clientId,
+      );
+      assert.ok(grant, 'the grant of the agent');
+      assert.equal(grant.client_name, undefined === grant.client_name ? undefined : grant.client_name);
+      assert.deepEqual(grant.scopes, ['stocks:read']);
+      assert.equal(grant.email, 'bob@example.com');
+      assert.ok(Date.parse(String(grant.consented_at)) > 0);
+      const byClient = await call(as, token, 'GET', `/clients/${encodeURIComponent(clientId)}/grants`);
+      assert.equal((byClient.json.grants as unknown as unknown[]).length, 1);
+      const revoked = await call(as, token, 'DELETE', `/grants/${String(grant.grant_id)}`);
+      assert.equal(revoked.status, 200);
+      assert.deepEqual(await introspect(as, bobToken), { active: false });
+      assert.equal((await call(as, token, 'DELETE', `/grants/${String(grant.grant_id)}`)).status, 404);
+      assert.equal(as.audit('admin.grant.revoked').at(-1)?.grant_id, grant.grant_id);
+    });
+
+    test('removing a user stops their tokens, and signs them out everywhere', async () => {
+      await call(as, token, 'POST', '/users', { email: 'erin@example.com' });
+      const clientId = await registerClient(as);
+      const erinToken = await aliceToken(as, clientId, 'erin@example.com');
+      const signedOut = await call(as, token, 'POST', '/users/erin%40example.com/sign-out');
+      assert.equal(signedOut.status, 200);
+      assert.equal(signedOut.json.sessions_ended, 1);
+      assert.equal((await call(as, token, 'DELETE', '/users/erin%40example.com')).status, 204);
+      assert.deepEqual(await introspect(as, erinToken), { active: false });
+      assert.equal((await call(as, token, 'GET', '/users/erin%40example.com')).status, 404);
+    });
+  });
+
+  describe('domains and trusted domains', () => {
+    test('adds and removes approved domains and CIMD trusted domains, validating them', async () => {
+      assert.equal(
+        (await call(as, token, 'POST', '/domains', { domain: 'not a domain' })).json.field,
+        'domain',
+      );
+      const added = await call(as, token, 'POST', '/domains', {
+        domain: '@Partner.example',
+        claims: { region: 'eu' },
+      });
+      assert.equal(added.status, 201);
+      assert.equal(added.json.domain, 'partner.example');
+      assert.equal((await call(as, token, 'POST', '/domains', { domain: 'partner.example' })).status, 409);
+      const domains = await call(as, token, 'GET', '/domains');
+      assert.deepEqual(
+        (domains.json.domains as unknown as Array<{ domain: string }>).map((entry) => entry.domain),
+        ['partner.example'],
+      );
+      assert.equal((await call(as, token, 'DELETE', '/domains/partner.example')).status, 204);
+      assert.equal((await call(as, token, 'DELETE', '/domains/partner.example')).status, 404);
+      assert.equal(
+        (await call(as, token, 'POST', '/trusted-domains', { domain: 'agents.example' })).status,
+        201,
+      );
+      const trusted = await call(as, token, 'GET', '/trusted-domains');
+      assert.deepEqual(
+        (trusted.json.trusted_domains as unknown as Array<{ domain: string }>).map((entry) => entry.domain),
+        ['agents.example'],
+      );
+      assert.equal((await call(as, token, 'DELETE', '/trusted-domains/agents.example')).status, 204);
+      assert.equal(as.audit('admin.trusted_domain.removed').at(-1)?.actor, `client:${ADMIN}`);
+    });
+  });
+
+  describe('clients', () => {
+    test('lists every client with its trust class and registration', async () => {
+      const clientId = await registerClient(as, 'Listed agent');
+      const response = await call(as, token, 'GET', '/clients');
+      const clients = response.json.clients as unknown as Array<Record<string, unknown>>;
+      const dcr = clients.find((client) => client.client_id === clientId);
+      assert.equal(dcr?.trust_class, 'dynamic');
+      assert.equal(dcr?.registration, 'dynamic registration');
+      assert.equal(dcr?.name, 'Listed agent');
+      assert.deepEqual(dcr?.redirect_hosts, ['127.0.0.1']);
+      assert.ok(Date.parse(String(dcr?.created_at)) > 0);
+      const gateway = clients.find((client) => client.client_id === 'gatehouse-gateway');
+      assert.equal(gateway?.trust_class, 'pre-registered');
+      assert.equal(gateway?.registration, 'configuration');
+      assert.equal(gateway?.role, 'gateway');
+    });
+
+    test('disabling a client stops its tokens and its sign-ins at once; enabling it lets it start again', async () => {
+      const clientId = await registerClient(as);
+      const agentToken = await aliceToken(as, clientId);
+      const disabled = await call(as, token, 'POST', `/clients/${encodeURIComponent(clientId)}/disable`);
+      assert.equal(disabled.status, 200);
+      assert.equal(disabled.json.disabled, true);
+      assert.deepEqual(await introspect(as, agentToken), { active: false });
+      const authorize = await fetch(
+        `${as.issuer}/authorize?client_id=${clientId}&response_type=code&redirect_uri=${encodeURIComponent(REDIRECT)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`,
+        { redirect: 'manual' },
+      );
+      assert.equal(authorize.status, 400);
+      assert.equal(
+        (await call(as, token, 'POST', `/clients/${encodeURIComponent(clientId)}/enable`)).status,
+        200,
+      );
+      assert.equal((await introspect(as, await aliceToken(as, clientId))).active, true);
+      assert.equal(as.audit('admin.client.disabled').at(-1)?.client_id, clientId);
+    });
+
+    test('deleting a dynamic client removes it; clients of the configuration file are not deleted', async () => {
+      const clientId = await registerClient(as);
+      const agentToken = await aliceToken(as, clientId);
+      assert.equal((await call(as, token, 'DELETE', `/clients/${encodeURIComponent(clientId)}`)).status, 204);
+      assert.deepEqual(await introspect(as, agentToken), { active: false });
+      assert.equal((await call(as, token, 'GET', `/clients/${encodeURIComponent(clientId)}`)).status, 404);
+      const config = await call(as, token, 'DELETE', '/clients/example-workload');
+      assert.equal(config.status, 409);
+      assert.match(String(config.json.error_description), /configuration file/);
+      const gateway = await call(as, token, 'POST', '/clients/gatehouse-gateway/disable');
+      assert.equal(gateway.status, 409);
+    });
+  });
+});
+
+describe('admin changes and the configuration file', () => {
+  test('survive a restart; the file keeps owning only what an administrator did not change', async () => {
+    const as = await startTestAuthorizationServer(CLIENTS);
+    try {
+      let token = await adminToken(as);
+      await call(as, token, 'POST', '/users', { email: 'frank@example.com', claims: { region: 'apac' } });
+      await call(as, token, 'PATCH', '/users/bob%40example.com', { claims: { region: 'eu' } });
+      assert.equal((await call(as, token, 'DELETE', '/users/alice%40example.com')).status, 204);
+      // The file still lists alice and bob (with region us), and now lists grace.
+      await as.restart({
+        ...CLIENTS,
+        users: {
+          approved: [
+            { email: 'alice@example.com', claims: { region: 'eu' } },
+            { email: 'bob@example.com', claims: { region: 'us' } },
+            { email: 'grace@example.com', claims: { region: 'us' } },
+          ],
+        },
+      });
+      token = await adminToken(as);
+      const users = (await call(as, token, 'GET', '/users')).json.users as unknown as Array<{
+        email: string;
+        claims: Record<string, unknown>;
+      }>;
+      const byEmail = new Map(users.map((user) => [user.email, user]));
+      assert.equal(byEmail.get('frank@example.com')?.claims.region, 'apac', 'added by an administrator');
+      assert.equal(byEmail.get('bob@example.com')?.claims.region, 'eu', 'changed by an administrator');
+      assert.equal(byEmail.has('alice@example.com'), false, 'removed by an administrator stays removed');
+      assert.equal(byEmail.get('grace@example.com')?.claims.region, 'us', 'new in the file');
+      // An entry the file seeded and nobody changed follows the file, also out of it.
+      await as.restart({ ...CLIENTS, users: { approved: [{ email: 'bob@example.com' }] } });
+      token = await adminToken(as);
+      const after = (await call(as, token, 'GET', '/users')).json.users as unknown as Array<{
+        email: string;
+      }>;
+      assert.deepEqual(after.map((user) => user.email).sort(), ['bob@example.com', 'frank@example.com']);
+    } finally {
+      await as.close();
+    }
+  });
+});
