@@ -14,9 +14,13 @@ import { type CloseOptions, createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type Logger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
 import { requestIdFrom } from '../shared/request-id.ts';
+import { accountRoutes } from './account/account-routes.ts';
+import { firstPartyClient, firstPartySignIn } from './account/first-party-sign-in.ts';
 import { ADMIN_API_PATH, adminApiRoutes } from './admin/admin-api.ts';
 import { createAdminService } from './admin/admin-service.ts';
 import { createAdminTokenCheck } from './admin/admin-token.ts';
+import { createApprovalGate } from './admin/approval-gate.ts';
+import { consoleRoutes } from './admin/console-routes.ts';
 import type { Directory } from './admin/directory.ts';
 import { directoryApprovedUsers } from './admin/directory-users.ts';
 import { seedDirectory } from './admin/seed.ts';
@@ -131,6 +135,9 @@ function routeOf(issuerPath: string) {
     ['/.well-known', 'metadata', 'under'],
     [`${base}/.well-known`, 'metadata', 'under'],
     ['/dev', 'development_inbox', 'under'],
+    [`${base}/admin/api`, 'admin_api', 'under'],
+    [`${base}/admin`, 'admin_console', 'under'],
+    [`${base}/account`, 'account', 'under'],
     ['/healthz', 'health', 'exact'],
     ['/readyz', 'health', 'exact'],
   ];
@@ -188,7 +195,9 @@ export async function startAuthorizationServer(
   try {
     const keys = await loadOrCreateKeys(loaded.dataDir);
     const resources = createResourceRegistry(config);
-    const clients = await prepareClients(config.clients, loaded.dataDir, {
+    // The configured clients, and the server's own pages (/account, /admin) as a first-party client.
+    const allClients = [...config.clients, firstPartyClient(issuer)];
+    const clients = await prepareClients(allClients, loaded.dataDir, {
       dpopRequired: config.dpop.preRegistered === 'required',
     });
     const cimd = config.clientIdMetadataDocuments;
@@ -205,11 +214,7 @@ export async function startAuthorizationServer(
         ...cimd,
         trustedDomains: directory.trustedDomains.list().map((entry) => entry.domain),
       });
-    const classifier = createClientClassifier(
-      config.clients,
-      isDocumentUrl,
-      (id) => trustOf(id) === 'trusted',
-    );
+    const classifier = createClientClassifier(allClients, isDocumentUrl, (id) => trustOf(id) === 'trusted');
     const resolver = createClientMetadataDocumentResolver({
       allowLoopbackHttp: cimd.allowLoopbackHttp,
       maxBytes: cimd.maxBytes,
@@ -403,8 +408,41 @@ export async function startAuthorizationServer(
         logger,
       }),
     );
+    const signIn = firstPartySignIn({ provider, issuer, csrfKey: derivedKey('gatehouse pages csrf') });
+    const devBanner = mailer.devInbox !== undefined || cimd.allowLoopbackHttp;
+    provider.use(
+      consoleRoutes({
+        signIn,
+        service: adminService,
+        accounts,
+        isAdministrator: approvedUsers.isAdministrator,
+        branding,
+        devBanner,
+        logger,
+      }),
+    );
+    provider.use(
+      accountRoutes({
+        signIn,
+        service: adminService,
+        accounts,
+        classifier,
+        describeScope: (name) => resources.mcp.scopes.get(name) ?? name,
+        isAdministrator: approvedUsers.isAdministrator,
+        branding,
+        devBanner,
+        logger,
+      }),
+    );
     provider.use(
       interactionRoutes({
+        approvalGate: createApprovalGate({
+          policy: config.clientApproval,
+          directory,
+          classifier,
+          provider,
+          logger,
+        }),
         provider,
         issuer,
         csrfKey: derivedKey('gatehouse csrf'),
@@ -415,7 +453,7 @@ export async function startAuthorizationServer(
         classifier,
         resources,
         codeTtlSeconds: config.login.codeTtlSeconds,
-        devBanner: mailer.devInbox !== undefined || cimd.allowLoopbackHttp,
+        devBanner,
         branding,
         logo,
         logger,

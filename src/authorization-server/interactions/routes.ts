@@ -13,6 +13,8 @@ import { LRUCache } from 'lru-cache';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { Logger } from '../../shared/logging.ts';
+import { FIRST_PARTY_CLIENT_ID } from '../account/first-party-sign-in.ts';
+import type { ApprovalGate } from '../admin/approval-gate.ts';
 import type { ClientClassifier } from '../clients/client-classification.ts';
 import type { Accounts } from '../login/accounts.ts';
 import type { ApprovedUsers } from '../login/approved-users.ts';
@@ -43,6 +45,8 @@ export interface InteractionDependencies {
   branding: Branding;
   /** The configured logo, served at LOGO_PATH. */
   logo?: Logo | undefined;
+  /** The approval queue (admin/approval-gate.ts); every client allowed when absent. */
+  approvalGate?: ApprovalGate;
   logger: Logger;
 }
 
@@ -229,6 +233,8 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
 
     if (ctx.method === 'GET' && !action) {
       if (prompt === 'login') return showEmailPage(ctx, uid, clientId);
+      if (prompt === 'consent' && clientId === FIRST_PARTY_CLIENT_ID) return consentToOwnPages(ctx, details);
+      if (prompt === 'consent' && (await heldForApproval(ctx, clientId, details))) return;
       if (prompt === 'consent') return showConsent(ctx, uid, details);
       throw new PageError(400, 'This sign-in step is not supported.');
     }
@@ -288,6 +294,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       logger.audit('consent', { outcome: 'denied', sub: accountId, client_id: clientId });
       return finish(ctx, { error: 'access_denied', error_description: 'The user denied the request.' });
     }
+    if (await heldForApproval(ctx, clientId, details)) return;
     const missing = details.prompt.details as {
       missingOIDCScope?: string[];
       missingOIDCClaims?: string[];
@@ -312,6 +319,48 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
         .join(' '),
     });
     return finish(ctx, { consent: { grantId } });
+  }
+
+  /**
+   * The server's own pages (/account, /admin) ask for nothing but who the user is: signing in is the
+   * consent. Only `openid` is granted, so this grant reaches no API.
+   */
+  async function consentToOwnPages(
+    ctx: Context,
+    details: Awaited<ReturnType<Provider['interactionDetails']>>,
+  ) {
+    const accountId = details.session?.accountId;
+    if (!accountId) throw new PageError(400, 'There is nothing to consent to.');
+    const grant =
+      (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ??
+      new provider.Grant({ accountId, clientId: FIRST_PARTY_CLIENT_ID });
+    grant.addOIDCScope('openid');
+    const grantId = await grant.save();
+    return finish(ctx, { consent: { grantId } });
+  }
+
+  /** True when the approval queue holds the client back; the page saying so is then rendered. */
+  async function heldForApproval(
+    ctx: Context,
+    clientId: string,
+    details: Awaited<ReturnType<Provider['interactionDetails']>>,
+  ): Promise<boolean> {
+    if (!deps.approvalGate) return false;
+    const missing = details.prompt.details as { missingResourceScopes?: Record<string, string[]> };
+    const answer = await deps.approvalGate(clientId, {
+      email: deps.accounts.emailOf(details.session?.accountId ?? ''),
+      scopes: Object.values(missing.missingResourceScopes ?? {}).flat(),
+      redirectUri: typeof details.params.redirect_uri === 'string' ? details.params.redirect_uri : undefined,
+    });
+    if (answer.outcome === 'allow') return false;
+    const title =
+      answer.outcome === 'pending' ? 'Waiting for your administrator' : 'This application is not allowed';
+    const message =
+      answer.outcome === 'pending'
+        ? `Waiting for your administrator to approve ${answer.clientName} (${answer.redirectHost}). Your request has been passed on; once it is approved, start again from your application.`
+        : `Your administrator has not allowed ${answer.clientName} (${answer.redirectHost}). Ask them if you need it.`;
+    render(ctx, messagePage({ title, message, branding: deps.branding }), { status: 403 });
+    return true;
   }
 
   async function showConsent(
@@ -353,6 +402,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
           email: deps.accounts.emailOf(details.session?.accountId ?? '') ?? 'you',
           // A shared browser: whoever is signed in may not be who is at the keyboard.
           signOutUrl: '/session/end',
+          accountUrl: `${deps.issuer}/account`,
         },
         resource: { name: deps.resources.mcp.name, uri: deps.resources.mcp.uri },
         scopes: [

@@ -32,7 +32,7 @@ export interface ConsentPageOptions {
   /** The host of the redirect_uri the browser is sent back to. */
   redirectHost: string;
   /** Who is signed in; `signOutUrl` (the end_session_endpoint) for "Not you?" on a shared browser. */
-  user: { email: string; signOutUrl?: string };
+  user: { email: string; signOutUrl?: string; accountUrl?: string };
   resource: { name: string; uri: string };
   scopes: ConsentScope[];
   devBanner?: boolean;
@@ -106,6 +106,9 @@ ${csrfField(csrfToken)}
 <button name="decision" value="deny">Deny</button>
 </div>
 </form>
-<p class="hint">Whichever you choose, you will be sent back to ${redirectHost}.</p>`;
+<p class="hint">Whichever you choose, you will be sent back to ${redirectHost}.${
+    user.accountUrl &&
+    html` You can revoke this at any time at <a href="${safeUrl(user.accountUrl)}">${user.accountUrl}</a>.`
+  }</p>`;
   return layout({ title: 'Allow access?', body, devBanner, branding });
 }

@@ -152,6 +152,23 @@ dd{margin:0}
 ul.scopes{padding-left:1.25rem;margin:.5rem 0}
 ul.scopes li{margin:.35rem 0}
 .message{border-top:1px solid var(--line);padding-top:1rem;margin-top:1rem}
+main.wide,.site-header.wide,.site-footer.wide{max-width:72rem}
+nav.tabs{display:flex;flex-wrap:wrap;gap:.25rem 1rem;margin:0 0 1rem;padding-bottom:.5rem;border-bottom:1px solid var(--line)}
+nav.tabs a[aria-current=page]{font-weight:700;text-decoration:none;color:var(--fg)}
+.table-wrap{overflow-x:auto}
+ul.agents{list-style:none;padding:0}
+ul.agents>li{border-top:1px solid var(--line);padding-top:.5rem}
+table{width:100%;border-collapse:collapse;margin:.5rem 0 1rem;font-size:.95rem}
+th,td{text-align:left;vertical-align:top;padding:.45rem .5rem;border-bottom:1px solid var(--line)}
+th{color:var(--muted);font-weight:600}
+form.inline{display:inline;margin:0}
+form.inline button,button.small{min-height:2rem;padding:.25rem .7rem;font-size:.9rem}
+button.danger{background:transparent;color:var(--err);border-color:var(--err)}
+.row{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-end}
+.row .field{flex:1 1 12rem}
+textarea{display:block;width:100%;font:inherit;font-family:ui-monospace,Menlo,Consolas,monospace;padding:.5rem;
+color:var(--fg);background:var(--card);border:1px solid var(--muted);border-radius:.5rem}
+.ok{background:var(--ok-bg);color:var(--ok);border-left:4px solid var(--ok);padding:.6rem .8rem;border-radius:.25rem}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:var(--bg);border:1px solid var(--line);
 padding:.75rem;border-radius:.5rem;font-size:.9rem}
 `;
@@ -184,6 +201,8 @@ export interface LayoutOptions {
   devBanner?: boolean;
   /** The organization's name, support contact and logo (branding.ts); Gatehouse's by default. */
   branding?: Branding | undefined;
+  /** A wide page (the admin console's tables). */
+  wide?: boolean;
 }
 
 /** A support contact as a link: `mailto:` for an address, the URL itself for an https URL. */
@@ -206,12 +225,15 @@ export function layout({
   body,
   devBanner = false,
   branding = DEFAULT_BRANDING,
+  wide = false,
 }: LayoutOptions): string {
+  const width = wide ? ' wide' : '';
   const name = branding.organizationName;
   const logo = branding.logo && html`<img class="logo" src="${LOGO_PATH}" alt="">`;
   const support = branding.supportContact && html`<p>Questions? ${supportLink(branding.supportContact)}</p>`;
   const poweredBy = name !== DEFAULT_BRANDING.organizationName && html`<p>Powered by Gatehouse</p>`;
-  const footer = (support || poweredBy) && html`<footer class="site-footer">${support}${poweredBy}</footer>`;
+  const footer =
+    (support || poweredBy) && html`<footer class="site-footer${width}">${support}${poweredBy}</footer>`;
   const banner =
     devBanner &&
     html`<div class="dev-banner" role="note"><strong>Development mode</strong> &mdash; not for production use</div>`;
@@ -229,8 +251,8 @@ export function layout({
 </head>
 <body>
 ${banner}
-<header class="site-header">${logo}<p class="brand">${name}</p></header>
-<main>
+<header class="site-header${width}">${logo}<p class="brand">${name}</p></header>
+${wide ? raw('<main class="wide">') : raw('<main>')}
 ${body}
 </main>
 ${footer}

@@ -1,0 +1,294 @@
+/**
+ * The admin console at `<issuer>/admin`: the admin service (admin-service.ts) behind server-rendered
+ * pages. Anonymous visitors are sent to sign in (first-party-sign-in.ts) and never see data; a
+ * signed-in user who is not an administrator gets a page that says so, for every path. Every change
+ * is a POST with the session's anti-CSRF token and our Origin, answered by a redirect back
+ * (Post/Redirect/Get) with a notice.
+ */
+import type { Context, Middleware } from 'koa';
+import type { Logger } from '../../shared/logging.ts';
+import type { FirstPartySignIn, SignedIn } from '../account/first-party-sign-in.ts';
+import { noticeOf, readForm, redirectWithNotice, renderPage } from '../account/pages-http.ts';
+import type { Branding } from '../interactions/views/branding.ts';
+import { messagePage } from '../interactions/views/message-page.ts';
+import type { Accounts } from '../login/accounts.ts';
+import { AdminError, invalid } from './admin-error.ts';
+import type { AdminService } from './admin-service.ts';
+import {
+  approvalsPage,
+  type ConsoleFrame,
+  type ConsoleTab,
+  clientsPage,
+  notAdministratorPage,
+  userPage,
+  usersPage,
+} from './views/console-pages.ts';
+
+/** A page or an action another part of the server adds to the console (keys, audit). */
+export interface ConsoleExtension {
+  tab: ConsoleTab;
+  /** GET /admin/<tab>: the page. */
+  page(frame: ConsoleFrame, ctx: Context): Promise<string> | string;
+  /** POST /admin/<tab>/<name>: a change; returns the notice. */
+  actions?: Record<string, (actor: string, form: URLSearchParams) => Promise<string> | string>;
+}
+
+export interface ConsoleDependencies {
+  signIn: FirstPartySignIn;
+  service: AdminService;
+  accounts: Accounts;
+  isAdministrator: (email: string) => boolean;
+  branding: Branding;
+  devBanner: boolean;
+  extensions?: ConsoleExtension[];
+  logger: Logger;
+}
+
+/** "region=eu groups=ops,dev" → { region: 'eu', groups: ['ops', 'dev'] }. */
+export function parseClaimsText(text: string): Record<string, unknown> {
+  const claims: Record<string, unknown> = {};
+  for (const pair of text.trim().split(/\s+/).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw invalid('claims', `"${pair}" is not name=value`);
+    const value = pair.slice(eq + 1);
+    claims[pair.slice(0, eq)] = value.includes(',') ? value.split(',').filter(Boolean) : value;
+  }
+  return claims;
+}
+
+export function consoleRoutes(deps: ConsoleDependencies): Middleware {
+  const { service, signIn } = deps;
+  const extensions = new Map((deps.extensions ?? []).map((extension) => [extension.tab, extension]));
+
+  const frameFor = (ctx: Context, session: SignedIn, email: string): ConsoleFrame => ({
+    email,
+    csrf: signIn.csrfFor(session, 'admin'),
+    notice: noticeOf(ctx),
+    pendingApprovals: service.listApprovals('pending').length,
+    branding: deps.branding,
+    devBanner: deps.devBanner,
+    extraTabs: [...extensions.keys()],
+  });
+
+  type Action = (actor: string, form: URLSearchParams) => Promise<string> | string;
+  const field = (form: URLSearchParams, name: string) => form.get(name) ?? '';
+  const actions: Record<string, Action> = {
+    'users/add': async (actor, form) => {
+      const user = await service.addUser(actor, {
+        email: field(form, 'email'),
+        name: field(form, 'name'),
+        claims: parseClaimsText(field(form, 'claims')),
+        invite: form.get('invite') === 'true',
+      });
+      return `${user.email} was added${form.get('invite') === 'true' ? ' and invited' : ''}.`;
+    },
+    'users/update': async (actor, form) => {
+      const user = await service.updateUser(actor, field(form, 'email'), {
+        name: field(form, 'name'),
+        claims: parseClaimsText(field(form, 'claims')),
+      });
+      return `${user.email} was saved.`;
+    },
+    'users/status': async (actor, form) => {
+      const user = await service.updateUser(actor, field(form, 'email'), { status: field(form, 'status') });
+      return user.status === 'suspended'
+        ? `${user.email} was suspended: their tokens stopped working.`
+        : `${user.email} was reinstated.`;
+    },
+    'users/remove': async (actor, form) => {
+      await service.removeUser(actor, field(form, 'email'));
+      return `${field(form, 'email')} was removed: their tokens stopped working.`;
+    },
+    'users/sign-out': (actor, form) => {
+      const sessions = service.signOutEverywhere(actor, field(form, 'email'));
+      return `${field(form, 'email')} was signed out of ${sessions} browser session${sessions === 1 ? '' : 's'}.`;
+    },
+    'domains/add': (actor, form) =>
+      `${service.addDomain(actor, { domain: field(form, 'domain') }).domain} was approved.`,
+    'domains/remove': (actor, form) => {
+      service.removeDomain(actor, field(form, 'domain'));
+      return `${field(form, 'domain')} is no longer approved.`;
+    },
+    'grants/revoke': async (actor, form) => {
+      const grant = await service.revokeGrant(actor, field(form, 'grant_id'));
+      return `The grant of ${grant.client_name ?? grant.client_id} for ${grant.email ?? grant.sub} was revoked.`;
+    },
+    'clients/disable': async (actor, form) => {
+      await service.setClientDisabled(actor, field(form, 'client_id'), true);
+      return `${field(form, 'client_id')} was disabled: its tokens stopped working.`;
+    },
+    'clients/enable': async (actor, form) => {
+      await service.setClientDisabled(actor, field(form, 'client_id'), false);
+      return `${field(form, 'client_id')} was enabled.`;
+    },
+    'clients/delete': async (actor, form) => {
+      await service.deleteClient(actor, field(form, 'client_id'));
+      return `${field(form, 'client_id')} was deleted.`;
+    },
+    'trusted-domains/add': (actor, form) =>
+      `${service.addTrustedDomain(actor, { domain: field(form, 'domain') }).domain} is now a trusted domain.`,
+    'trusted-domains/remove': (actor, form) => {
+      service.removeTrustedDomain(actor, field(form, 'domain'));
+      return `${field(form, 'domain')} is no longer trusted.`;
+    },
+    'approvals/decide': (actor, form) => {
+      const decided = service.decideApproval(actor, field(form, 'client_id'), field(form, 'decision'));
+      return `${decided.name} was ${decided.status}.`;
+    },
+  };
+  for (const extension of extensions.values()) {
+    for (const [name, handler] of Object.entries(extension.actions ?? {}))
+      actions[`${extension.tab}/${name}`] = handler;
+  }
+
+  /** The page each kind of action goes back to, unless the form says (`back`, a console path). */
+  const HOME: Record<string, string> = {
+    users: '/admin/users',
+    domains: '/admin/users',
+    grants: '/admin/users',
+    clients: '/admin/clients',
+    'trusted-domains': '/admin/clients',
+    approvals: '/admin/approvals',
+  };
+  const backOf = (name: string, form: URLSearchParams) => {
+    const back = form.get('back') ?? '';
+    if (/^\/admin\/[A-Za-z0-9._~%/-]*$/.test(back)) return back;
+    // Changes made on a user's own page return to it.
+    if (name === 'users/update' || name === 'users/sign-out')
+      return `/admin/users/${encodeURIComponent(field(form, 'email'))}`;
+    const tab = name.split('/')[0]!;
+    return HOME[tab] ?? `/admin/${tab}`;
+  };
+
+  async function page(ctx: Context, frame: ConsoleFrame, path: string): Promise<string | undefined> {
+    if (path === '/users') {
+      const search = typeof ctx.query.search === 'string' ? ctx.query.search : undefined;
+      return usersPage(frame, service.listUsers(search), search, service.listDomains());
+    }
+    const user = /^\/users\/([^/]+)$/.exec(path);
+    if (user) {
+      const email = decodeURIComponent(user[1]!);
+      return userPage(frame, service.getUser(email), await service.listGrants({ email }));
+    }
+    if (path === '/clients') return clientsPage(frame, service.listClients(), service.listTrustedDomains());
+    if (path === '/approvals') return approvalsPage(frame, service.listApprovals());
+    const extension = extensions.get(path.slice(1) as ConsoleTab);
+    if (extension) return extension.page(frame, ctx);
+    return undefined;
+  }
+
+  return async (ctx, next) => {
+    if (ctx.path !== '/admin' && !ctx.path.startsWith('/admin/')) return next();
+    if (ctx.path === '/admin/api' || ctx.path.startsWith('/admin/api/')) return next();
+    if (ctx.path === '/admin/callback' && ctx.method === 'GET') {
+      const result = await signIn.finishSignIn(ctx);
+      if ('error' in result)
+        return renderPage(
+          ctx,
+          messagePage({
+            title: 'Sign-in did not finish',
+            message: `${result.error} Open the admin console again to retry.`,
+            branding: deps.branding,
+          }),
+          400,
+        );
+      ctx.status = 303;
+      return ctx.redirect(result.returnTo);
+    }
+    const session = await signIn.signedIn(ctx);
+    const email = session ? deps.accounts.emailOf(session.accountId) : undefined;
+    if (!session || !email) {
+      if (ctx.method !== 'GET' && ctx.method !== 'HEAD')
+        return renderPage(
+          ctx,
+          messagePage({
+            title: 'You are signed out',
+            message: 'Open the admin console to sign in again.',
+            branding: deps.branding,
+          }),
+          401,
+        );
+      const wanted = /^\/admin(\/[A-Za-z0-9._~%/-]*)?$/.test(ctx.path) ? ctx.path : '/admin';
+      return signIn.startSignIn(ctx, 'admin', wanted);
+    }
+    if (!deps.isAdministrator(email)) {
+      deps.logger.audit('admin.console', {
+        outcome: 'denied',
+        sub: session.accountId,
+        reason: 'not an administrator',
+      });
+      return renderPage(ctx, notAdministratorPage(email, deps.branding), 403);
+    }
+    const path = ctx.path.slice('/admin'.length) || '/';
+    if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+      if (path === '/') {
+        ctx.status = 303;
+        return ctx.redirect('/admin/users');
+      }
+      try {
+        const body = await page(ctx, frameFor(ctx, session, email), path);
+        if (body) return renderPage(ctx, body);
+      } catch (error) {
+        if (!(error instanceof AdminError)) throw error;
+        return renderPage(
+          ctx,
+          messagePage({
+            title: 'Not found',
+            message: `${error.message}. Go back to the console.`,
+            branding: deps.branding,
+          }),
+          error.status,
+        );
+      }
+      return renderPage(
+        ctx,
+        messagePage({
+          title: 'Page not found',
+          message: 'There is no such page in the admin console.',
+          branding: deps.branding,
+        }),
+        404,
+      );
+    }
+    if (ctx.method !== 'POST')
+      return renderPage(
+        ctx,
+        messagePage({
+          title: 'Not allowed',
+          message: 'This page cannot be used that way.',
+          branding: deps.branding,
+        }),
+        405,
+      );
+    const name = path.slice(1);
+    const handler = actions[name];
+    if (!handler)
+      return renderPage(
+        ctx,
+        messagePage({
+          title: 'Page not found',
+          message: 'There is no such action.',
+          branding: deps.branding,
+        }),
+        404,
+      );
+    const form = await readForm(ctx);
+    if (!form || !signIn.checkForm(ctx, session, 'admin', form))
+      return renderPage(
+        ctx,
+        messagePage({
+          title: 'This form has expired',
+          message: 'Open the admin console again and retry.',
+          branding: deps.branding,
+        }),
+        403,
+      );
+    try {
+      return redirectWithNotice(ctx, backOf(name, form), await handler(email, form));
+    } catch (error) {
+      if (!(error instanceof AdminError)) throw error;
+      const where = error.field ? ` (${error.field})` : '';
+      return redirectWithNotice(ctx, backOf(name, form), `Not done: ${error.message}${where}.`);
+    }
+  };
+}
