@@ -17,6 +17,7 @@ import { requestIdFrom } from '../shared/request-id.ts';
 import { accountRoutes } from './account/account-routes.ts';
 import { firstPartyClient, firstPartySignIn } from './account/first-party-sign-in.ts';
 import { ADMIN_API_PATH, adminApiRoutes } from './admin/admin-api.ts';
+import { asPreRegistered, withRegisteredClients } from './admin/admin-clients.ts';
 import { createAdminService } from './admin/admin-service.ts';
 import { createAdminTokenCheck } from './admin/admin-token.ts';
 import { createApprovalGate } from './admin/approval-gate.ts';
@@ -214,7 +215,15 @@ export async function startAuthorizationServer(
         ...cimd,
         trustedDomains: directory.trustedDomains.list().map((entry) => entry.domain),
       });
-    const classifier = createClientClassifier(allClients, isDocumentUrl, (id) => trustOf(id) === 'trusted');
+    const classifier = createClientClassifier(
+      allClients,
+      isDocumentUrl,
+      (id) => trustOf(id) === 'trusted',
+      (id) => {
+        const registered = directory.registeredClients.get(id);
+        return registered ? asPreRegistered(registered) : undefined;
+      },
+    );
     const resolver = createClientMetadataDocumentResolver({
       allowLoopbackHttp: cimd.allowLoopbackHttp,
       maxBytes: cimd.maxBytes,
@@ -242,7 +251,7 @@ export async function startAuthorizationServer(
     const adapter = (model: string): Adapter => {
       const base = storeAdapter(model);
       if (model === 'Client') {
-        return withMetadataDocumentClients(base, {
+        return withMetadataDocumentClients(withRegisteredClients(base, directory), {
           resolver,
           isDocumentUrl,
           trustOf,
@@ -393,6 +402,8 @@ export async function startAuthorizationServer(
       announce: (event) => revocations.announce(event),
       mailer,
       invitation: (email) => invitationMessage(email, branding.organizationName, issuer),
+      mcpScopes: new Set(resources.mcp.scopes.keys()),
+      dpopRequired: config.dpop.preRegistered === 'required',
       logger,
     });
     provider.use(

@@ -249,7 +249,32 @@ describe('the admin console', () => {
       form: { csrf: 'x', email: 'alice@example.com' },
     });
     assert.equal(forged.status, 403);
+    // Pre-registering a workload shows its secret once, on the answer page only.
+    const registered = await browser.request(`${as.issuer}/admin/clients/register`, {
+      form: {
+        csrf,
+        name: 'Report job',
+        client_id: 'report-job',
+        role: 'workload',
+        auth_method: '',
+        redirect_uris: '',
+        scopes: 'stocks:read',
+        jwks: '',
+      },
+    });
+    assert.equal(registered.status, 201);
+    const secret = /<pre>([A-Za-z0-9_-]{43,})<\/pre>/.exec(registered.text)?.[1];
+    assert.ok(secret, 'the secret is on the page');
+    assert.match(pageText(registered.text), /not shown again/);
+    const issued = await postForm(
+      `${as.issuer}/token`,
+      { grant_type: 'client_credentials', scope: 'stocks:read' },
+      { authorization: basic('report-job', secret) },
+    );
+    assert.equal(issued.status, 200);
     const clients = await browser.request(`${as.issuer}/admin/clients`);
+    assert.doesNotMatch(clients.text, new RegExp(secret));
+    assert.match(pageText(clients.text), /Report job/);
     assert.match(pageText(clients.text), /Bob agent/);
     assert.match(pageText(clients.text), /DCR/);
   });

@@ -436,6 +436,93 @@ describe('admin API', () => {
       assert.equal(as.audit('admin.client.disabled').at(-1)?.client_id, clientId);
     });
 
+    test('pre-registers clients: a public agent, and a workload whose secret is shown once', async () => {
+      const agent = await call(as, token, 'POST', '/clients', {
+        client_id: 'partner-agent',
+        name: 'Partner agent',
+        role: 'agent',
+        redirect_uris: [REDIRECT],
+        scopes: ['stocks:read'],
+      });
+      assert.equal(agent.status, 201);
+      assert.equal(agent.json.trust_class, 'pre-registered');
+      assert.equal(agent.json.registration, 'administrator');
+      assert.equal(agent.json.client_secret, undefined);
+      const agentToken = await aliceToken(as, 'partner-agent');
+      const claims = await introspect(as, agentToken);
+      assert.equal(claims.client_assurance_level, 4, "as trusted as the file's clients");
+      const workload = await call(as, token, 'POST', '/clients', {
+        name: 'Nightly report',
+        role: 'workload',
+      });
+      assert.equal(workload.status, 201);
+      const secret = String(workload.json.client_secret);
+      assert.ok(secret.length >= 43);
+      const id = String(workload.json.client_id);
+      const issued = await postForm(
+        `${as.issuer}/token`,
+        { grant_type: 'client_credentials', scope: 'stocks:read' },
+        { authorization: basic(id, secret) },
+      );
+      assert.equal(issued.status, 200, issued.text);
+      const again = await call(as, token, 'GET', `/clients/${encodeURIComponent(id)}`);
+      assert.equal(again.json.client_secret, undefined, 'never shown again');
+      assert.equal(as.audit('admin.client.registered').at(-1)?.client_id, id);
+      assert.doesNotMatch(as.logs.join('\n'), new RegExp(secret), 'the secret is in no log line');
+      assert.equal((await call(as, token, 'DELETE', '/clients/partner-agent')).status, 204);
+      assert.deepEqual(await introspect(as, agentToken), { active: false });
+      const gone = await postForm(
+        `${as.issuer}/token`,
+        { grant_type: 'client_credentials' },
+        { authorization: basic('partner-agent', 'x') },
+      );
+      assert.equal(gone.status, 401);
+    });
+
+    test('refuses clients it must not register, naming the field', async () => {
+      const cases: Array<[Record<string, unknown>, string]> = [
+        [{ name: 'Admin', role: 'admin' }, 'role'],
+        [{ name: 'Gateway', role: 'gateway' }, 'role'],
+        [{ name: 'Gatehouse helper', role: 'workload' }, 'name'],
+        [{ client_id: 'gatehouse-gateway', name: 'X', role: 'workload' }, 'client_id'],
+        [{ client_id: 'https://x.example/doc', name: 'X', role: 'workload' }, 'client_id'],
+        [{ name: 'X', role: 'agent' }, 'redirect_uris'],
+        [{ name: 'X', role: 'agent', redirect_uris: ['http://evil.example/cb'] }, 'redirect_uris.0'],
+        [{ name: 'X', role: 'agent', redirect_uris: ['https://ok.example/cb#frag'] }, 'redirect_uris.0'],
+        [{ name: 'X', role: 'workload', auth_method: 'none' }, 'auth_method'],
+        [{ name: 'X', role: 'workload', scopes: ['admin'] }, 'scopes'],
+        [
+          {
+            name: 'X',
+            role: 'workload',
+            auth_method: 'private_key_jwt',
+            jwks: { keys: [{ kty: 'EC', d: 'secret' }] },
+          },
+          'jwks.keys.0',
+        ],
+        [{ name: 'X', role: 'workload', auth_method: 'private_key_jwt' }, 'jwks'],
+      ];
+      for (const [body, field] of cases) {
+        const response = await call(as, token, 'POST', '/clients', body);
+        assert.equal(response.status, 400, JSON.stringify(body));
+        assert.equal(response.json.field, field, JSON.stringify(body));
+      }
+      await call(as, token, 'POST', '/clients', { client_id: 'twice', name: 'Twice', role: 'workload' });
+      const duplicate = await call(as, token, 'POST', '/clients', {
+        client_id: 'twice',
+        name: 'Twice',
+        role: 'workload',
+      });
+      assert.equal(duplicate.status, 409);
+      assert.equal(duplicate.json.field, 'client_id');
+      const taken = await call(as, token, 'POST', '/clients', {
+        client_id: 'example-workload',
+        name: 'X',
+        role: 'workload',
+      });
+      assert.equal(taken.status, 409);
+    });
+
     test('deleting a dynamic client removes it; clients of the configuration file are not deleted', async () => {
       const clientId = await registerClient(as);
       const agentToken = await aliceToken(as, clientId);

@@ -134,6 +134,13 @@ export function adminApiRoutes(deps: {
       204,
     ),
     r('GET', '/clients', 'admin.read', () => ({ clients: service.listClients() })),
+    r(
+      'POST',
+      '/clients',
+      'admin',
+      (_ctx, caller, _p, body) => service.registerClient(caller.actor, body),
+      201,
+    ),
     r('GET', '/clients/{}', 'admin.read', (_ctx, _c, [id]) => service.getClient(id!)),
     r('POST', '/clients/{}/disable', 'admin', (_ctx, caller, [id]) =>
       service.setClientDisabled(caller.actor, id!, true),

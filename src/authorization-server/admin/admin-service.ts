@@ -26,6 +26,7 @@ import {
   removeClientTokens,
   removeSessionsOf,
 } from '../store/sqlite-store.ts';
+import { type NewClientInput, newClientMetadata } from './admin-clients.ts';
 import { AdminError, conflict, invalid, notFound } from './admin-error.ts';
 import type { ApprovalStatus, ClientApproval, Directory, DirectoryUser } from './directory.ts';
 
@@ -48,7 +49,7 @@ export interface AdminClientView {
   client_id: string;
   name?: string;
   trust_class: ClientTrustClass;
-  registration: 'configuration' | 'metadata document' | 'dynamic registration';
+  registration: 'configuration' | 'administrator' | 'metadata document' | 'dynamic registration';
   role?: string;
   redirect_hosts: string[];
   scopes: string[];
@@ -85,6 +86,10 @@ export interface AdminServiceDependencies {
   announce: (event: RevocationEvent) => void;
   mailer: Mailer;
   invitation: (email: string) => { subject: string; text: string };
+  /** The MCP server's scopes: what an administrator's client may be limited to. */
+  mcpScopes: ReadonlySet<string>;
+  /** `authorizationServer.dpop.preRegistered` is `required`. */
+  dpopRequired: boolean;
   logger: Logger;
 }
 
@@ -252,6 +257,24 @@ export function createAdminService(deps: AdminServiceDependencies) {
         role: client.config.role,
         redirect_hosts: hostsOf(client.config.redirectUris),
         scopes: client.config.scopes,
+        ...(lastUsed ? { last_used_at: lastUsed } : {}),
+        ...common(id),
+      });
+    }
+    for (const registered of directory.registeredClients.list()) {
+      const id = registered.clientId;
+      const lastUsed = iso(seen.get(id)?.lastUsedAt);
+      views.push({
+        client_id: id,
+        name: String(registered.metadata.client_name),
+        trust_class: 'pre-registered',
+        registration: 'administrator',
+        role: registered.role,
+        redirect_hosts: hostsOf(registered.metadata.redirect_uris),
+        scopes: String(registered.metadata.scope ?? '')
+          .split(' ')
+          .filter(Boolean),
+        created_at: iso(registered.createdAt)!,
         ...(lastUsed ? { last_used_at: lastUsed } : {}),
         ...common(id),
       });
@@ -474,7 +497,10 @@ export function createAdminService(deps: AdminServiceDependencies) {
         throw conflict(
           'this client is defined in the configuration file: disable it here, or remove it from the file',
         );
-      if (client.registration === 'dynamic registration') {
+      if (client.registration === 'administrator') {
+        directory.registeredClients.remove(clientId);
+        removeClientRows(deps.db, clientId);
+      } else if (client.registration === 'dynamic registration') {
         // Its registration with every grant, token and registration access token (as RFC 7592 deletion).
         removeClientRows(deps.db, clientId);
       } else {
@@ -486,6 +512,31 @@ export function createAdminService(deps: AdminServiceDependencies) {
       directory.clients.forget(clientId);
       deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
       audit('client.deleted', actor, { client_id: clientId });
+    },
+
+    /** Pre-registers a client; a generated secret is in the answer, and never again. */
+    async registerClient(
+      actor: string,
+      input: NewClientInput,
+    ): Promise<AdminClientView & { client_secret?: string }> {
+      const built = newClientMetadata(input, { mcpScopes: deps.mcpScopes, dpopRequired: deps.dpopRequired });
+      const taken =
+        deps.staticClients.some((client) => client.config.clientId === built.clientId) ||
+        directory.registeredClients.get(built.clientId) !== undefined ||
+        (await deps.provider.Client.find(built.clientId).catch(() => undefined)) !== undefined;
+      if (taken) throw new AdminError(409, 'conflict', 'a client with this id exists', 'client_id');
+      directory.registeredClients.add({
+        clientId: built.clientId,
+        role: built.role,
+        metadata: built.metadata,
+        createdBy: actor,
+      });
+      audit('client.registered', actor, {
+        client_id: built.clientId,
+        role: built.role,
+        auth_method: String(built.metadata.token_endpoint_auth_method),
+      });
+      return { ...findClient(built.clientId), ...(built.secret ? { client_secret: built.secret } : {}) };
     },
 
     async listGrants(filter: { email?: string; clientId?: string }): Promise<AdminGrantView[]> {

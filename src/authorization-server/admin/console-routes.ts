@@ -20,6 +20,7 @@ import {
   type ConsoleTab,
   clientsPage,
   notAdministratorPage,
+  registeredClientPage,
   userPage,
   usersPage,
 } from './views/console-pages.ts';
@@ -261,7 +262,7 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
         405,
       );
     const name = path.slice(1);
-    const handler = actions[name];
+    const handler = name === 'clients/register' ? () => '' : actions[name];
     if (!handler)
       return renderPage(
         ctx,
@@ -284,6 +285,28 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
         403,
       );
     try {
+      if (name === 'clients/register') {
+        // Answered with a page, not a redirect: the secret is shown this once and kept nowhere else.
+        const words = (value: string) => value.trim().split(/\s+/).filter(Boolean);
+        let jwks: unknown;
+        if (field(form, 'jwks').trim()) {
+          try {
+            jwks = JSON.parse(field(form, 'jwks'));
+          } catch {
+            throw invalid('jwks', 'is not JSON');
+          }
+        }
+        const { client_secret: secret, ...client } = await service.registerClient(email, {
+          name: field(form, 'name'),
+          client_id: field(form, 'client_id'),
+          role: field(form, 'role'),
+          ...(field(form, 'auth_method') ? { auth_method: field(form, 'auth_method') } : {}),
+          redirect_uris: words(field(form, 'redirect_uris')),
+          scopes: words(field(form, 'scopes')),
+          ...(jwks !== undefined ? { jwks } : {}),
+        });
+        return renderPage(ctx, registeredClientPage(frameFor(ctx, session, email), client, secret), 201);
+      }
       return redirectWithNotice(ctx, backOf(name, form), await handler(email, form));
     } catch (error) {
       if (!(error instanceof AdminError)) throw error;

@@ -54,6 +54,16 @@ export interface ClientApproval {
   decidedAt?: number;
 }
 
+/** A client an administrator registered (the console or the admin API), as oidc-provider metadata. */
+export interface RegisteredClient {
+  clientId: string;
+  role: 'agent' | 'workload';
+  /** oidc-provider client metadata, secret included (the store holds it as it holds DCR secrets). */
+  metadata: Record<string, unknown>;
+  createdAt: number;
+  createdBy: string;
+}
+
 /** A client this server has seen use a grant or sign in (CIMD clients have no row elsewhere). */
 export interface SeenClient {
   clientId: string;
@@ -88,6 +98,12 @@ export interface Directory {
     recordSeen(clientId: string, name: string | undefined): void;
     listSeen(): SeenClient[];
     forget(clientId: string): void;
+  };
+  registeredClients: {
+    get(clientId: string): RegisteredClient | undefined;
+    list(): RegisteredClient[];
+    add(client: Omit<RegisteredClient, 'createdAt'>): RegisteredClient;
+    remove(clientId: string): boolean;
   };
   approvals: {
     get(clientId: string): ClientApproval | undefined;

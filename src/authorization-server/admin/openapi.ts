@@ -153,7 +153,9 @@ export function openApiDocument(issuer: string) {
             client_id: { type: 'string' },
             name: { type: 'string' },
             trust_class: { enum: ['pre-registered', 'cimd-trusted', 'cimd', 'dynamic'] },
-            registration: { enum: ['configuration', 'metadata document', 'dynamic registration'] },
+            registration: {
+              enum: ['configuration', 'administrator', 'metadata document', 'dynamic registration'],
+            },
             role: { type: 'string' },
             redirect_hosts: { type: 'array', items: { type: 'string' } },
             scopes: { type: 'array', items: { type: 'string' } },
@@ -161,6 +163,33 @@ export function openApiDocument(issuer: string) {
             last_used_at: { type: 'string', format: 'date-time' },
             disabled: { type: 'boolean' },
             approval: { enum: ['pending', 'approved', 'denied'] },
+          },
+        },
+        NewClient: {
+          type: 'object',
+          required: ['name', 'role'],
+          properties: {
+            client_id: {
+              type: 'string',
+              description: '3 to 64 letters, digits, ".", "_" or "-"; generated when absent',
+            },
+            name: { type: 'string' },
+            role: { enum: ['agent', 'workload'] },
+            auth_method: {
+              enum: ['none', 'client_secret_basic', 'private_key_jwt'],
+              description: 'Default: none for an agent, client_secret_basic for a workload',
+            },
+            redirect_uris: {
+              type: 'array',
+              items: { type: 'string' },
+              description: 'Agents: https, http on loopback, or a private-use scheme',
+            },
+            scopes: {
+              type: 'array',
+              items: { type: 'string' },
+              description: 'MCP scopes it may hold; empty: all',
+            },
+            jwks: { type: 'object', description: 'Public keys, for private_key_jwt' },
           },
         },
         Grant: {

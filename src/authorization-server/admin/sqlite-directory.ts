@@ -15,6 +15,7 @@ import type {
   DirectoryDomain,
   DirectoryUser,
   EntrySource,
+  RegisteredClient,
   SeedKind,
   SeenClient,
   TrustedDomain,
@@ -56,6 +57,13 @@ const SCHEMA = `
     first_seen_at INTEGER NOT NULL,
     last_used_at INTEGER NOT NULL
   ) STRICT;
+  CREATE TABLE IF NOT EXISTS registered_clients (
+    client_id TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('agent', 'workload')),
+    metadata TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL
+  ) STRICT;
   CREATE TABLE IF NOT EXISTS client_approvals (
     client_id TEXT PRIMARY KEY,
     client_class TEXT NOT NULL,
@@ -87,6 +95,16 @@ function userOf(row: Row): DirectoryUser {
     source: row.source as EntrySource,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
+  };
+}
+
+function registeredOf(row: Row): RegisteredClient {
+  return {
+    clientId: String(row.client_id),
+    role: row.role as RegisteredClient['role'],
+    metadata: JSON.parse(String(row.metadata)) as Record<string, unknown>,
+    createdAt: Number(row.created_at),
+    createdBy: String(row.created_by),
   };
 }
 
@@ -154,6 +172,12 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
     listSeen: db.prepare('SELECT * FROM seen_clients ORDER BY last_used_at DESC'),
     forgetSeen: db.prepare('DELETE FROM seen_clients WHERE client_id = ?'),
     forgetApproval: db.prepare('DELETE FROM client_approvals WHERE client_id = ?'),
+    registered: db.prepare('SELECT * FROM registered_clients WHERE client_id = ?'),
+    registeredAll: db.prepare('SELECT * FROM registered_clients ORDER BY created_at DESC'),
+    register: db.prepare(
+      'INSERT INTO registered_clients (client_id, role, metadata, created_at, created_by) VALUES (?, ?, ?, ?, ?)',
+    ),
+    unregister: db.prepare('DELETE FROM registered_clients WHERE client_id = ?'),
     approval: db.prepare('SELECT * FROM client_approvals WHERE client_id = ?'),
     approvals: db.prepare('SELECT * FROM client_approvals ORDER BY requested_at DESC'),
     approvalsBy: db.prepare('SELECT * FROM client_approvals WHERE status = ? ORDER BY requested_at DESC'),
@@ -174,6 +198,9 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
     q.disabled.all().map((row) => [String(row.client_id), Number(row.disabled_at)]),
   );
   const lastSeenWrite = new Map<string, number>();
+  const registered = new Map<string, RegisteredClient>(
+    q.registeredAll.all().map((row) => [String(row.client_id), registeredOf(row)]),
+  );
 
   return {
     users: {
@@ -274,6 +301,27 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
           disabledClients.delete(clientId);
           lastSeenWrite.delete(clientId);
         }),
+    },
+    registeredClients: {
+      // From memory: every token request classifies its client, more than once.
+      get: (clientId) => registered.get(clientId),
+      list: () => [...registered.values()].sort((a, b) => b.createdAt - a.createdAt),
+      add: (client) => {
+        q.register.run(
+          client.clientId,
+          client.role,
+          JSON.stringify(client.metadata),
+          Date.now(),
+          client.createdBy,
+        );
+        const added = registeredOf(q.registered.get(client.clientId)!);
+        registered.set(added.clientId, added);
+        return added;
+      },
+      remove: (clientId) => {
+        registered.delete(clientId);
+        return Number(q.unregister.run(clientId).changes) > 0;
+      },
     },
     approvals: {
       get: (clientId) => {

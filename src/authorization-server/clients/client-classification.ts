@@ -38,12 +38,15 @@ export function createClientClassifier(
   clients: PreRegisteredClientConfig[],
   isCimdClientId: (clientId: string) => boolean,
   isTrustedCimd: (clientId: string) => boolean,
+  /** Clients registered by an administrator at run time (admin/admin-clients.ts). */
+  registeredAtRunTime: (clientId: string) => PreRegisteredClientConfig | undefined = () => undefined,
 ): ClientClassifier {
   const byId = new Map(clients.map((client) => [client.clientId, client]));
+  const find = (clientId: string) => byId.get(clientId) ?? registeredAtRunTime(clientId);
   return {
-    preRegistered: (clientId) => byId.get(clientId),
+    preRegistered: find,
     classify(clientId) {
-      const known = byId.get(clientId);
+      const known = find(clientId);
       if (known) {
         return {
           kind: 'pre-registered',

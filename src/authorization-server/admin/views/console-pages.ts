@@ -179,10 +179,41 @@ export function clientsPage(
     'clients',
     'Clients',
     html`<div class="table-wrap"><table><thead><tr><th>Client</th><th>Trust</th><th>Registration</th><th>Redirect hosts</th><th>Scopes</th><th>Created</th><th>Last used</th><th>State</th><th>Actions</th></tr></thead><tbody>${rows}</tbody></table></div>
+<h2>Pre-register a client</h2>
+<form method="post" action="/admin/clients/register">${csrfField(frame.csrf)}
+<div class="row"><div class="field"><label for="client-name">Name</label><input type="text" id="client-name" name="name" required></div>
+<div class="field"><label for="client-id">Client id (optional)</label><input type="text" id="client-id" name="client_id"></div>
+<div class="field"><label for="client-role">Role</label><select id="client-role" name="role"><option value="agent">agent (signs users in)</option><option value="workload">workload (client credentials)</option></select></div>
+<div class="field"><label for="client-auth">Authentication</label><select id="client-auth" name="auth_method"><option value="">default (agent: none; workload: secret)</option><option value="none">none (public, PKCE)</option><option value="client_secret_basic">secret (shown once)</option><option value="private_key_jwt">key (paste its public JWKS)</option></select></div></div>
+<div class="row"><div class="field"><label for="client-redirects">Redirect URIs (space-separated, agents)</label><input type="text" id="client-redirects" name="redirect_uris"></div>
+<div class="field"><label for="client-scopes">Scopes (space-separated, empty: all)</label><input type="text" id="client-scopes" name="scopes"></div></div>
+<div class="field"><label for="client-jwks">Public JWKS (for a key)</label><textarea id="client-jwks" name="jwks" rows="3"></textarea></div>
+<button type="submit">Register client</button></form>
 <h2>CIMD trusted domains</h2><p class="hint">Client metadata documents published under these domains are shown as Verified.</p>
 <ul>${trusted.map((entry) => html`<li><code>${entry.domain}</code> (${entry.source}) ${action(frame, 'trusted-domains/remove', { domain: entry.domain }, 'Remove', true)}</li>`)}</ul>
 ${trusted.length === 0 && html`<p class="muted">None.</p>`}
 <form method="post" action="/admin/trusted-domains/add" class="row">${csrfField(frame.csrf)}<div class="field"><label for="trusted">Domain</label><input type="text" id="trusted" name="domain" required></div><button type="submit">Trust domain</button></form>`,
+  );
+}
+
+/** Right after a registration: the one time the secret is shown. */
+export function registeredClientPage(
+  frame: ConsoleFrame,
+  client: AdminClientView,
+  secret: string | undefined,
+): string {
+  return consolePage(
+    frame,
+    'clients',
+    `${client.name ?? client.client_id} is registered`,
+    html`<dl><dt>Client id</dt><dd><code>${client.client_id}</code></dd><dt>Role</dt><dd>${client.role ?? ''}</dd>
+<dt>Redirect hosts</dt><dd>${client.redirect_hosts.join(', ') || '(none)'}</dd><dt>Scopes</dt><dd><code>${client.scopes.join(' ') || '(all)'}</code></dd></dl>
+${
+  secret
+    ? html`<p class="notice unverified">Copy the client secret now: it is not shown again.</p><pre>${secret}</pre>`
+    : html`<p class="hint">No secret: the client authenticates with ${client.role === 'workload' ? 'its key' : 'PKCE (public) or its key'}.</p>`
+}
+<p><a href="/admin/clients">Back to the clients</a></p>`,
   );
 }
 

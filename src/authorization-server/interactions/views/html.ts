@@ -166,6 +166,8 @@ form.inline button,button.small{min-height:2rem;padding:.25rem .7rem;font-size:.
 button.danger{background:transparent;color:var(--err);border-color:var(--err)}
 .row{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-end}
 .row .field{flex:1 1 12rem}
+select{display:block;width:100%;font:inherit;padding:.6rem .5rem;color:var(--fg);background:var(--card);
+border:1px solid var(--muted);border-radius:.5rem}
 textarea{display:block;width:100%;font:inherit;font-family:ui-monospace,Menlo,Consolas,monospace;padding:.5rem;
 color:var(--fg);background:var(--card);border:1px solid var(--muted);border-radius:.5rem}
 .ok{background:var(--ok-bg);color:var(--ok);border-left:4px solid var(--ok);padding:.6rem .8rem;border-radius:.25rem}
