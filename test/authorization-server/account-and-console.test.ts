@@ -276,6 +276,9 @@ describe('the admin console', () => {
     assert.doesNotMatch(clients.text, new RegExp(secret));
     assert.match(pageText(clients.text), /Report job/);
     assert.match(pageText(clients.text), /Bob agent/);
+    const clientPage = await browser.request(`${as.issuer}/admin/clients/${encodeURIComponent(clientId)}`);
+    assert.equal(clientPage.status, 200);
+    assert.match(pageText(clientPage.text), /Users who allowed it/);
     assert.match(pageText(clients.text), /DCR/);
   });
 });

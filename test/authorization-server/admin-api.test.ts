@@ -534,6 +534,8 @@ describe('admin API', () => {
       assert.match(String(config.json.error_description), /configuration file/);
       const gateway = await call(as, token, 'POST', '/clients/gatehouse-gateway/disable');
       assert.equal(gateway.status, 409);
+      // The pages' own client: disabling it would lock every administrator out of the console.
+      assert.equal((await call(as, token, 'POST', '/clients/gatehouse-account/disable')).status, 409);
     });
   });
 });

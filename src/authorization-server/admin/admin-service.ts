@@ -9,6 +9,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import type Provider from 'oidc-provider';
 import type { Logger } from '../../shared/logging.ts';
 import type { RevocationEvent } from '../../shared/revocation-events.ts';
+import { FIRST_PARTY_CLIENT_ID } from '../account/first-party-sign-in.ts';
 import type { ClientClassifier } from '../clients/client-classification.ts';
 import type { PreparedClient } from '../clients/static-clients.ts';
 import type { Accounts } from '../login/accounts.ts';
@@ -57,6 +58,8 @@ export interface AdminClientView {
   last_used_at?: string;
   disabled: boolean;
   approval?: ApprovalStatus;
+  /** Gatehouse cannot work without it (the gateway's, the MCP server's, the pages' own): never disabled. */
+  essential?: true;
 }
 
 export interface AdminGrantView {
@@ -255,6 +258,11 @@ export function createAdminService(deps: AdminServiceDependencies) {
         trust_class: 'pre-registered',
         registration: 'configuration',
         role: client.config.role,
+        ...(client.config.role === 'gateway' ||
+        client.config.role === 'mcp-server' ||
+        id === FIRST_PARTY_CLIENT_ID
+          ? { essential: true as const }
+          : {}),
         redirect_hosts: hostsOf(client.config.redirectUris),
         scopes: client.config.scopes,
         ...(lastUsed ? { last_used_at: lastUsed } : {}),
@@ -480,6 +488,9 @@ export function createAdminService(deps: AdminServiceDependencies) {
       const role = deps.classifier.preRegistered(clientId)?.role;
       if (disabled && (role === 'gateway' || role === 'mcp-server'))
         throw conflict('the gateway and the MCP server cannot work without their own clients');
+      // Disabling the pages' own client would lock every administrator out of the console.
+      if (disabled && clientId === FIRST_PARTY_CLIENT_ID)
+        throw conflict('the account page and the admin console sign in with this client');
       directory.clients.setDisabled(clientId, disabled);
       if (disabled) {
         // Its tokens stop now: the stored ones go, the caches are told, and lookups fail (server.ts).

@@ -18,6 +18,7 @@ import {
   approvalsPage,
   type ConsoleFrame,
   type ConsoleTab,
+  clientPage,
   clientsPage,
   notAdministratorPage,
   registeredClientPage,
@@ -172,6 +173,11 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
       return userPage(frame, service.getUser(email), await service.listGrants({ email }));
     }
     if (path === '/clients') return clientsPage(frame, service.listClients(), service.listTrustedDomains());
+    const client = /^\/clients\/([^/]+)$/.exec(path);
+    if (client) {
+      const clientId = decodeURIComponent(client[1]!);
+      return clientPage(frame, service.getClient(clientId), await service.listGrants({ clientId }));
+    }
     if (path === '/approvals') return approvalsPage(frame, service.listApprovals());
     const extension = extensions.get(path.slice(1) as ConsoleTab);
     if (extension) return extension.page(frame, ctx);

@@ -162,6 +162,7 @@ export function openApiDocument(issuer: string) {
             created_at: { type: 'string', format: 'date-time' },
             last_used_at: { type: 'string', format: 'date-time' },
             disabled: { type: 'boolean' },
+            essential: { type: 'boolean', description: 'Gatehouse needs it: it cannot be disabled' },
             approval: { enum: ['pending', 'approved', 'denied'] },
           },
         },

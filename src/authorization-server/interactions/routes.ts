@@ -359,7 +359,9 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       answer.outcome === 'pending'
         ? `Waiting for your administrator to approve ${answer.clientName} (${answer.redirectHost}). Your request has been passed on; once it is approved, start again from your application.`
         : `Your administrator has not allowed ${answer.clientName} (${answer.redirectHost}). Ask them if you need it.`;
-    render(ctx, messagePage({ title, message, branding: deps.branding }), { status: 403 });
+    render(ctx, messagePage({ title, message, branding: deps.branding, devBanner: deps.devBanner }), {
+      status: 403,
+    });
     return true;
   }
 

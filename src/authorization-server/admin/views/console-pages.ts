@@ -165,13 +165,15 @@ export function clientsPage(
   const rows = clients.map(
     (
       client,
-    ) => html`<tr><td>${client.name ?? ''}<br><code>${client.client_id}</code></td><td>${TRUST_TEXT[client.trust_class]}${client.role && html`<br>${client.role}`}</td>
+    ) => html`<tr><td><a href="/admin/clients/${encodeURIComponent(client.client_id)}">${client.name ?? client.client_id}</a><br><code>${client.client_id}</code></td><td>${TRUST_TEXT[client.trust_class]}${client.role && html`<br>${client.role}`}</td>
 <td>${client.registration}</td><td>${client.redirect_hosts.join(', ')}</td><td><code>${client.scopes.join(' ')}</code></td>
 <td>${when(client.created_at)}</td><td>${when(client.last_used_at)}</td><td>${client.disabled ? html`<strong>disabled</strong>` : 'enabled'}${client.approval && html`<br>${client.approval}`}</td>
 <td>${
-      client.disabled
-        ? action(frame, 'clients/enable', { client_id: client.client_id }, 'Enable')
-        : action(frame, 'clients/disable', { client_id: client.client_id }, 'Disable', true)
+      client.essential
+        ? html`<span class="muted">needed by Gatehouse</span>`
+        : client.disabled
+          ? action(frame, 'clients/enable', { client_id: client.client_id }, 'Enable')
+          : action(frame, 'clients/disable', { client_id: client.client_id }, 'Disable', true)
     } ${client.registration !== 'configuration' && action(frame, 'clients/delete', { client_id: client.client_id }, 'Delete', true)}</td></tr>`,
   );
   return consolePage(
@@ -193,6 +195,21 @@ export function clientsPage(
 <ul>${trusted.map((entry) => html`<li><code>${entry.domain}</code> (${entry.source}) ${action(frame, 'trusted-domains/remove', { domain: entry.domain }, 'Remove', true)}</li>`)}</ul>
 ${trusted.length === 0 && html`<p class="muted">None.</p>`}
 <form method="post" action="/admin/trusted-domains/add" class="row">${csrfField(frame.csrf)}<div class="field"><label for="trusted">Domain</label><input type="text" id="trusted" name="domain" required></div><button type="submit">Trust domain</button></form>`,
+  );
+}
+
+/** One client: what it is, and the users who allowed it, each revocable. */
+export function clientPage(frame: ConsoleFrame, client: AdminClientView, grants: AdminGrantView[]): string {
+  const back = `/admin/clients/${encodeURIComponent(client.client_id)}`;
+  return consolePage(
+    frame,
+    'clients',
+    client.name ?? client.client_id,
+    html`<dl><dt>Client id</dt><dd><code>${client.client_id}</code></dd><dt>Trust</dt><dd>${TRUST_TEXT[client.trust_class]}</dd>
+<dt>Registration</dt><dd>${client.registration}</dd><dt>Redirect hosts</dt><dd>${client.redirect_hosts.join(', ') || '(none)'}</dd>
+<dt>Scopes</dt><dd><code>${client.scopes.join(' ') || '(all)'}</code></dd><dt>Created</dt><dd>${when(client.created_at)}</dd>
+<dt>Last used</dt><dd>${when(client.last_used_at)}</dd><dt>State</dt><dd>${client.disabled ? 'disabled' : 'enabled'}</dd></dl>
+<h2>Users who allowed it</h2>${grantRows(frame, grants, back, 'client')}`,
   );
 }
 
