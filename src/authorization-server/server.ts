@@ -26,6 +26,7 @@ import type { Directory } from './admin/directory.ts';
 import { directoryApprovedUsers } from './admin/directory-users.ts';
 import { seedDirectory } from './admin/seed.ts';
 import { createSqliteDirectory } from './admin/sqlite-directory.ts';
+import { type AuditTrail, createAuditTrail, recordAudits } from './audit/audit-trail.ts';
 import { createClientClassifier } from './clients/client-classification.ts';
 import {
   createClientMetadataDocumentResolver,
@@ -95,6 +96,8 @@ export interface RunningAuthorizationServer {
   devInbox: DevInbox | undefined;
   /** Where the generated private key of each pre-registered private_key_jwt client lives. */
   privateKeyFiles: Record<string, string>;
+  /** The audit trail: every audit line, kept for `audit.retentionDays` (audit/audit-trail.ts). */
+  audit: AuditTrail;
   close(options?: CloseOptions): Promise<void>;
 }
 
@@ -162,8 +165,9 @@ export async function startAuthorizationServer(
 ): Promise<RunningAuthorizationServer> {
   const config = loaded.config.authorizationServer;
   const metrics = componentMetrics('authorization-server', loaded);
-  // Every audit line (tokens issued, sign-ins, consents, registrations, ...) is also counted.
-  const logger = metrics.countAudits(
+  // Every audit line (tokens issued, sign-ins, consents, registrations, ...) is also counted, and,
+  // once the database is open, kept in the audit trail.
+  let logger = metrics.countAudits(
     options.logger ?? createLogger('authorization-server', { level: loaded.config.logLevel }),
   );
   const configuredIssuer = new URL(config.issuer);
@@ -193,6 +197,9 @@ export async function startAuthorizationServer(
   const issuer = configuredIssuer.href.replace(/\/$/, '');
 
   const db = openDatabase(loaded.dataDir);
+  // Failures to write the trail go to the plain logger: they are errors, not audit events.
+  const audit = createAuditTrail(db, { retentionDays: config.audit.retentionDays, logger });
+  logger = recordAudits(logger, audit);
   try {
     const keys = await loadOrCreateKeys(loaded.dataDir);
     const resources = createResourceRegistry(config);
@@ -529,6 +536,17 @@ export async function startAuthorizationServer(
         });
     }, 60_000);
     pruneRevocations.unref();
+    const pruneAudit = () => {
+      try {
+        const pruned = audit.prune();
+        if (pruned > 0) logger.info('audit records past their retention deleted', { records: pruned });
+      } catch (error) {
+        logger.error('audit retention prune failed', { error: (error as Error).message });
+      }
+    };
+    pruneAudit();
+    const pruneAuditHourly = setInterval(pruneAudit, 3_600_000);
+    pruneAuditHourly.unref();
 
     readiness = async () => ({
       store: storeCheck(db),
@@ -580,14 +598,17 @@ export async function startAuthorizationServer(
       provider,
       devInbox: mailer.devInbox,
       privateKeyFiles,
+      audit,
       close(options) {
         // Once: a launcher or a test may close a server that is already closed.
         closing ??= (async () => {
           stopHousekeeping();
           clearInterval(pruneRevocations);
+          clearInterval(pruneAuditHourly);
           // The revocation streams never end by themselves: end them, so the drain is not held up.
           revocations.stream.closeAll();
           await http.close(options);
+          audit.flush();
           closeDatabase(db);
         })();
         return closing;
@@ -595,6 +616,7 @@ export async function startAuthorizationServer(
     };
   } catch (error) {
     await http.close({ deadline: Date.now() });
+    audit.flush();
     closeDatabase(db);
     throw error;
   }
@@ -640,6 +662,8 @@ function subscribeAuditEvents(
       client_id: clientId,
       sub: token && 'accountId' in token ? token.accountId : undefined,
       scope: token?.scope,
+      // The consent it rests on (a user's token; a client's own token has no grant).
+      grant_id: token && 'grantId' in token ? token.grantId : undefined,
     });
   });
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error?: string }) => {
@@ -695,7 +719,7 @@ function subscribeAuditEvents(
   }
   provider.on('grant.revoked', (_ctx: KoaContextWithOIDC, grantId: string) => {
     accounts.forgetGrant(grantId);
-    logger.audit('grant.revoked', { outcome: 'success' });
+    logger.audit('grant.revoked', { outcome: 'success', grant_id: grantId });
   });
   provider.on('server_error', (_ctx: KoaContextWithOIDC, error: Error) => {
     logger.error('server error', { error: error.message, stack: error.stack });

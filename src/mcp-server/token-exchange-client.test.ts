@@ -14,6 +14,7 @@ const CUSTOMERS = 'http://localhost:8000/api/customers';
 interface Sent {
   url: string;
   authorization: string | null;
+  headers: Headers;
   form: URLSearchParams;
 }
 
@@ -22,7 +23,8 @@ function fakeTokenEndpoint(answer: (form: URLSearchParams, n: number) => Respons
   const sent: Sent[] = [];
   const fetchImpl = async (input: string | URL | Request, init?: RequestInit) => {
     const form = new URLSearchParams(String(init?.body));
-    sent.push({ url: String(input), authorization: new Headers(init?.headers).get('authorization'), form });
+    const headers = new Headers(init?.headers);
+    sent.push({ url: String(input), authorization: headers.get('authorization'), headers, form });
     return answer(form, sent.length);
   };
   return { sent, fetch: fetchImpl as typeof fetch };
@@ -58,6 +60,21 @@ function client(overrides: Partial<TokenExchangeClientOptions> & { fetch: typeof
 }
 
 describe('the token exchange client', () => {
+  test('names the tool and the request in headers, for the audit trail; an implausible tool name is not sent', async () => {
+    const endpoint = fakeTokenEndpoint((_form, n) => issued(n));
+    const { exchangeClient } = client({ fetch: endpoint.fetch });
+    await exchangeClient.exchange({
+      subjectToken: 'subject.jwt',
+      audience: STOCKS,
+      tool: 'get_stock',
+      requestId: 'request-0001',
+    });
+    await exchangeClient.exchange({ subjectToken: 'other.jwt', audience: STOCKS, tool: 'bad tool\r\nx: y' });
+    assert.equal(endpoint.sent[0]?.headers.get('gatehouse-tool'), 'get_stock');
+    assert.equal(endpoint.sent[0]?.headers.get('x-request-id'), 'request-0001');
+    assert.equal(endpoint.sent[1]?.headers.get('gatehouse-tool'), null);
+  });
+
   test('asks for an RFC 8693 exchange with its own credentials, for the audience, without scope', async () => {
     const endpoint = fakeTokenEndpoint((_form, n) => issued(n));
     const { exchangeClient } = client({ fetch: endpoint.fetch });

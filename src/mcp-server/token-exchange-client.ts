@@ -20,6 +20,7 @@ import { LRUCache } from 'lru-cache';
 import { tokenHash } from '../shared/jwt.ts';
 import { KeyIndex } from '../shared/key-index.ts';
 import { REQUEST_ID_HEADER } from '../shared/request-id.ts';
+import { isPlausibleToolName, TOOL_HEADER } from '../shared/tool-header.ts';
 
 const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 /** The phantom token is a JWT (RFC 8693 §3). */
@@ -53,6 +54,12 @@ export interface ExchangeRequest {
   subject?: ExchangeSubject;
   /** The agent request's id (src/shared/request-id.ts), for the authorization server's audit line. */
   requestId?: string | undefined;
+  /**
+   * The tool whose call needs the token, for the authorization server's audit record (which tool
+   * call caused which exchange). Not part of the cache key: a token cached for one tool serves the
+   * next tool of the same API and grant, whose exchange the authorization server then never sees.
+   */
+  tool?: string | undefined;
 }
 
 /** The longest Retry-After waited out before one retry; longer ones fail the call at once. */
@@ -181,6 +188,7 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
           'content-type': 'application/x-www-form-urlencoded',
           accept: 'application/json',
           ...(request.requestId ? { [REQUEST_ID_HEADER]: request.requestId } : {}),
+          ...(request.tool && isPlausibleToolName(request.tool) ? { [TOOL_HEADER]: request.tool } : {}),
         },
         body,
         redirect: 'error',

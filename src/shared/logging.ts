@@ -122,9 +122,10 @@ export interface LoggerOptions {
 /**
  * Redaction while the line is serialized, at every depth: no copy of the fields is made (this runs
  * for every request at every hop), arrays stay arrays, dates are written as themselves, and URLs
- * without their user info and query.
+ * without their user info and query. Exported for the authorization server's audit trail, which
+ * stores what it records by the same rule.
  */
-function redactingReplacer(this: unknown, key: string, value: unknown): unknown {
+export function redactingReplacer(this: unknown, key: string, value: unknown): unknown {
   if (key !== '' && value !== undefined && isSensitiveKey(key)) return '[redacted]';
   // `value` is what toJSON made of it; the holder still has the original. A URL's user info and
   // query may hold a password, a code or a token: only its origin and path are written.

@@ -291,7 +291,12 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       throw new PageError(400, 'There is nothing to consent to.');
     const accountId = details.session.accountId;
     if (form.get('decision') !== 'allow') {
-      logger.audit('consent', { outcome: 'denied', sub: accountId, client_id: clientId });
+      logger.audit('consent', {
+        outcome: 'denied',
+        sub: accountId,
+        client_id: clientId,
+        ...(details.grantId ? { grant_id: details.grantId } : {}),
+      });
       return finish(ctx, { error: 'access_denied', error_description: 'The user denied the request.' });
     }
     if (await heldForApproval(ctx, clientId, details)) return;
@@ -310,10 +315,12 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     }
     const grantId = await grant.save();
     deps.accounts.rememberGrant(accountId, clientId, grantId);
+    // grant_id joins the consent to the tokens and token exchanges (tool calls) resting on it.
     logger.audit('consent', {
       outcome: 'success',
       sub: accountId,
       client_id: clientId,
+      grant_id: grantId,
       scope: Object.values(missing.missingResourceScopes ?? {})
         .flat()
         .join(' '),

@@ -67,6 +67,15 @@ export function withRequestWrites<T>(fn: () => T): T {
   return requestWrites.run([], fn);
 }
 
+/**
+ * Makes the current request's answer wait for `written` too: a write with a group commit of its own
+ * (the audit trail's). `written` should settle once committed; a rejection fails the request's
+ * answer like a failed upsert does, so a write that must never cost the answer resolves either way.
+ */
+export function answerWaitsFor(written: Promise<void>): void {
+  requestWrites.getStore()?.push(written);
+}
+
 /** Settles once every write of the current request is committed; rejects if one could not be. */
 export async function requestWritesDurable(): Promise<void> {
   const writes = requestWrites.getStore();

@@ -12,6 +12,7 @@ import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { ExchangePolicyConfig } from '../../shared/config/schema.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { requestIdFrom } from '../../shared/request-id.ts';
+import { toolNameFrom } from '../../shared/tool-header.ts';
 import { ACCESS_TOKEN_ALG } from '../keys.ts';
 import { normalizeResourceUri, type ResourceRegistry } from '../resources.ts';
 import { type AccessTokenSigner, extraClaims } from './access-token-jwt.ts';
@@ -125,6 +126,8 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       scopes: token.scope ? token.scope.split(' ') : [],
       exp: token.exp!,
       extra: extraClaims(token.extra as Record<string, unknown> | undefined),
+      // For the audit record (the consent the exchange rests on); the grant was found just above.
+      ...(grantId ? { grantId } : {}),
       ...(typeof token.iat === 'number' ? { issuedAt: token.iat } : {}),
     };
   }
@@ -133,11 +136,28 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
     const params = ctx.oidc.params as Record<string, string | undefined>;
     const actor = ctx.oidc.client!.clientId;
     const policy = policies.get(actor);
-    // The agent request this exchange serves, as the MCP server named it (src/shared/request-id.ts):
-    // taken only from a client allowed to exchange, so nobody else can write into the trail.
+    // The agent request this exchange serves and the tool call that caused it, as the MCP server
+    // named them (src/shared/request-id.ts, tool-header.ts): taken only from a client allowed to
+    // exchange (policies name mcp-server clients only, config/schema.ts), so nobody else can write
+    // into the trail.
     const requestId = policy ? requestIdFrom(ctx.req.headers) : undefined;
+    const tool = policy ? toolNameFrom(ctx.req.headers) : undefined;
+    // Each record joins the tool call to what it rests on: the agent's client (`client_id`), its
+    // user (`sub`) and grant (`grant_id`: the consent), the MCP server as `actor`, and the API.
+    let subject: Subject | undefined;
     const audit = (fields: Parameters<Logger['audit']>[1]) =>
-      deps.logger.audit('token.exchange', { ...(requestId ? { request_id: requestId } : {}), ...fields });
+      deps.logger.audit('token.exchange', {
+        ...(requestId ? { request_id: requestId } : {}),
+        ...(tool ? { tool } : {}),
+        ...(subject
+          ? {
+              sub: subject.sub,
+              client_id: subject.clientId,
+              ...(subject.grantId ? { grant_id: subject.grantId } : {}),
+            }
+          : {}),
+        ...fields,
+      });
     if (!policy) {
       audit({
         outcome: 'denied',
@@ -177,7 +197,6 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       throw new errors.InvalidTarget('the requested audience is unknown or not allowed for this client');
     }
 
-    let subject: Subject;
     try {
       subject = looksLikeJwt(subjectToken)
         ? await subjectFromJwt(subjectToken)
@@ -192,7 +211,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       throw error;
     }
     const refuseSubject = (reason: string, description: string): never => {
-      audit({ outcome: 'denied', actor, sub: subject.sub, reason });
+      audit({ outcome: 'denied', actor, audience: api.audience, reason });
       throw new errors.InvalidGrant(description);
     };
     // A phantom token outlives a revocation by up to the gateway's cache lifetime; its grant does not.
@@ -226,8 +245,8 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
         audit({
           outcome: 'denied',
           actor,
-          sub: subject.sub,
           audience: api.audience,
+          scope: granted.join(' '),
           reason: 'scope wider than subject token',
         });
         throw new errors.InvalidScope(
@@ -239,6 +258,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       granted = [...mapped];
     }
     if (granted.length === 0) {
+      audit({ outcome: 'denied', actor, audience: api.audience, reason: 'no scope for this audience' });
       throw new errors.InvalidScope('the subject token carries no scope that maps to this audience', '');
     }
 
@@ -258,14 +278,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       scope: granted.join(' '),
       act,
     });
-    audit({
-      outcome: 'success',
-      actor,
-      sub: subject.sub,
-      client_id: subject.clientId,
-      audience: api.audience,
-      scope: granted.join(' '),
-    });
+    audit({ outcome: 'success', actor, audience: api.audience, scope: granted.join(' ') });
     ctx.body = {
       access_token: accessToken,
       issued_token_type: ACCESS_TOKEN_TYPE,

@@ -76,6 +76,7 @@ export async function runToolCall(
     const { accessToken } = await deps.tokenExchange.exchange({
       subjectToken: authInfo.token,
       audience: tool.api.audience,
+      tool: tool.name,
       ...(requestId ? { requestId } : {}),
       ...(principal && authInfo.expiresAt
         ? {

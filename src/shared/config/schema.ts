@@ -293,6 +293,13 @@ const authorizationServerBase = z.strictObject({
       rememberSeconds: seconds.default(30 * 86400),
     })
     .prefault({}),
+  /** The audit trail kept in the database (docs/operations.md, "Audit trail"). */
+  audit: z
+    .strictObject({
+      /** Days an audit record is kept; 0 keeps every record forever. */
+      retentionDays: z.number().int().min(0).max(36_500).default(90),
+    })
+    .prefault({}),
   /**
    * What the pages and mails people see are branded with (the organization's, not Gatehouse's: it
    * appears as "Powered by Gatehouse" only).

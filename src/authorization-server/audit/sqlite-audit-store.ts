@@ -1,0 +1,183 @@
+/**
+ * The audit trail in the authorization server's SQLite database (`audit_records`).
+ *
+ * One row per event; the searchable fields are columns with an index each, the rest is a JSON text.
+ * Ids increase (AUTOINCREMENT never reuses one, even after pruning), and pages are ordered by id,
+ * newest first, so a cursor is just "older than this id". Times are epoch milliseconds.
+ *
+ * The indexes on columns most events leave empty (tool, audience, grant, request id) are partial,
+ * so an event without them costs nothing there; each index leads with its column and ends with the
+ * id, so a filtered page is read in order from the index without sorting.
+ */
+import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+import {
+  type AuditOutcome,
+  AuditQueryError,
+  type AuditRecord,
+  type AuditStore,
+  checkTimeBounds,
+  pageSize,
+} from './audit-store.ts';
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS audit_records (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         INTEGER NOT NULL,
+    event      TEXT    NOT NULL,
+    outcome    TEXT    NOT NULL,
+    sub        TEXT,
+    client_id  TEXT,
+    tool       TEXT,
+    audience   TEXT,
+    scope      TEXT,
+    grant_id   TEXT,
+    request_id TEXT,
+    fields     TEXT    NOT NULL
+  ) STRICT;
+  CREATE INDEX IF NOT EXISTS audit_records_at ON audit_records (at);
+  CREATE INDEX IF NOT EXISTS audit_records_event ON audit_records (event, id);
+  CREATE INDEX IF NOT EXISTS audit_records_outcome ON audit_records (outcome, id);
+  CREATE INDEX IF NOT EXISTS audit_records_sub ON audit_records (sub, id) WHERE sub IS NOT NULL;
+  CREATE INDEX IF NOT EXISTS audit_records_client_id ON audit_records (client_id, id) WHERE client_id IS NOT NULL;
+  CREATE INDEX IF NOT EXISTS audit_records_tool ON audit_records (tool, id) WHERE tool IS NOT NULL;
+  CREATE INDEX IF NOT EXISTS audit_records_audience ON audit_records (audience, id) WHERE audience IS NOT NULL;
+  CREATE INDEX IF NOT EXISTS audit_records_grant_id ON audit_records (grant_id, id) WHERE grant_id IS NOT NULL;
+  CREATE INDEX IF NOT EXISTS audit_records_request_id ON audit_records (request_id, id) WHERE request_id IS NOT NULL;
+`;
+
+/** The query's equality filters and the column each one reads. */
+const EQUALS = [
+  ['sub', 'sub'],
+  ['clientId', 'client_id'],
+  ['tool', 'tool'],
+  ['api', 'audience'],
+  ['event', 'event'],
+  ['outcome', 'outcome'],
+  ['requestId', 'request_id'],
+  ['grantId', 'grant_id'],
+] as const;
+
+const OPTIONAL_COLUMNS = ['sub', 'client_id', 'tool', 'audience', 'scope', 'grant_id', 'request_id'] as const;
+
+/** Deleted per statement when pruning, so the write lock is never held long. */
+const PRUNE_CHUNK = 5000;
+
+/** Opaque to callers; a version letter leaves room to change what it holds. */
+const encodeCursor = (id: number) => Buffer.from(`a${id}`).toString('base64url');
+function decodeCursor(cursor: string): number {
+  const match = /^a(\d{1,16})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!match) throw new AuditQueryError('cursor is not one this audit trail gave');
+  return Number(match[1]);
+}
+
+function toRecord(row: Record<string, SQLInputValue>): AuditRecord {
+  const record: AuditRecord = {
+    id: String(row.id),
+    at: new Date(Number(row.at)).toISOString(),
+    event: String(row.event),
+    outcome: String(row.outcome) as AuditOutcome,
+    fields: {},
+  };
+  for (const column of OPTIONAL_COLUMNS) {
+    const value = row[column];
+    if (typeof value === 'string') record[column] = value;
+  }
+  try {
+    record.fields = JSON.parse(String(row.fields)) as Record<string, unknown>;
+  } catch {
+    // Written by this code as JSON; a row edited by hand is still shown, without its fields.
+  }
+  return record;
+}
+
+export function createSqliteAuditStore(db: DatabaseSync): AuditStore {
+  db.exec(SCHEMA);
+  const insert = db.prepare(
+    `INSERT INTO audit_records
+       (at, event, outcome, sub, client_id, tool, audience, scope, grant_id, request_id, fields)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const pruneChunk = db.prepare(
+    `DELETE FROM audit_records WHERE id IN
+       (SELECT id FROM audit_records WHERE at < ? ORDER BY at LIMIT ${PRUNE_CHUNK})`,
+  );
+  // One statement per combination of filters in use (a few dozen in practice), prepared once.
+  const searches = new Map<string, StatementSync>();
+
+  return {
+    append(rows) {
+      if (rows.length === 0) return;
+      const inTransaction = db.isTransaction;
+      if (!inTransaction) db.exec('BEGIN IMMEDIATE');
+      try {
+        for (const row of rows) {
+          insert.run(
+            row.at,
+            row.event,
+            row.outcome,
+            row.sub ?? null,
+            row.client_id ?? null,
+            row.tool ?? null,
+            row.audience ?? null,
+            row.scope ?? null,
+            row.grant_id ?? null,
+            row.request_id ?? null,
+            row.fields,
+          );
+        }
+        if (!inTransaction) db.exec('COMMIT');
+      } catch (error) {
+        if (!inTransaction && db.isTransaction) db.exec('ROLLBACK');
+        throw error;
+      }
+    },
+
+    search(query) {
+      const limit = pageSize(query.limit);
+      checkTimeBounds(query);
+      const where: string[] = [];
+      const values: SQLInputValue[] = [];
+      for (const [name, column] of EQUALS) {
+        const value = query[name];
+        if (value === undefined) continue;
+        if (typeof value !== 'string') throw new AuditQueryError(`${name} must be a string`);
+        where.push(`${column} = ?`);
+        values.push(value);
+      }
+      if (query.since !== undefined) {
+        where.push('at >= ?');
+        values.push(Math.floor(query.since) * 1000);
+      }
+      if (query.until !== undefined) {
+        where.push('at < ?');
+        values.push((Math.floor(query.until) + 1) * 1000);
+      }
+      if (query.cursor !== undefined) {
+        where.push('id < ?');
+        values.push(decodeCursor(query.cursor));
+      }
+      const sql = `SELECT * FROM audit_records${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+      let statement = searches.get(sql);
+      if (statement === undefined) {
+        statement = db.prepare(sql);
+        searches.set(sql, statement);
+      }
+      // One more than asked: whether there is a next page, without a second query.
+      const rows = statement.all(...values, limit + 1);
+      const records = rows.slice(0, limit).map((row) => toRecord(row as Record<string, SQLInputValue>));
+      const last = records.at(-1);
+      return rows.length > limit && last
+        ? { records, nextCursor: encodeCursor(Number(last.id)) }
+        : { records };
+    },
+
+    deleteBefore(before) {
+      let deleted = 0;
+      for (;;) {
+        const changes = Number(pruneChunk.run(before).changes);
+        deleted += changes;
+        if (changes < PRUNE_CHUNK) return deleted;
+      }
+    },
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * The audit trail end to end (issue 9): one tool call through the whole stack is found in the
+ * authorization server's trail by its request id, joined to the grant and the consent it rests on;
+ * the tool's name is taken from the MCP server only.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { AuditTrail } from '../../src/authorization-server/audit/audit-trail.ts';
+import { basic, postForm, registerNativeClient, userToken } from '../helpers/oauth.ts';
+import { callGetStock, internalSecret, phantomFor } from '../helpers/revocation.ts';
+import { startTestStack, type TestStack } from '../helpers/stack.ts';
+
+const REDIRECT_URI = 'http://127.0.0.1/callback';
+const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
+describe('the audit trail of a tool call', () => {
+  let stack: TestStack;
+  let clientId: string;
+  let accessToken: string;
+  let trail: AuditTrail;
+  let STOCKS: string;
+  before(async () => {
+    stack = await startTestStack();
+    trail = stack.running.authorizationServer.audit;
+    STOCKS = `${stack.gatewayUrl}/api/stocks`;
+    clientId = await registerNativeClient(stack.issuer, [REDIRECT_URI]);
+    const { token } = await userToken({
+      issuer: stack.issuer,
+      clientId,
+      redirectUri: REDIRECT_URI,
+      scope: 'stocks:read',
+      resource: stack.mcpUrl,
+    });
+    accessToken = String(token.json.access_token);
+  });
+  after(() => stack.close());
+
+  test("the request id finds the exchange with its tool, grant, audience and scope; the grant finds the user's consent", async () => {
+    const call = await callGetStock(stack.gatewayUrl, accessToken);
+    assert.equal(call.status, 200);
+    await call.text();
+    const requestId = call.headers.get('x-request-id') ?? '';
+    assert.ok(requestId);
+
+    const { records } = trail.search({ requestId });
+    const exchange = records.find((r) => r.event === 'token.exchange');
+    assert.ok(exchange, 'the token exchange of this request is in the trail');
+    assert.equal(exchange.outcome, 'success');
+    assert.equal(exchange.tool, 'get_stock');
+    assert.equal(exchange.client_id, clientId, "the agent's client, not the MCP server");
+    assert.equal(exchange.fields.actor, 'gatehouse-mcp-server');
+    assert.equal(exchange.audience, STOCKS);
+    assert.equal(exchange.scope, 'stocks.read');
+    assert.ok(exchange.sub);
+    assert.ok(exchange.grant_id, 'the grant the call rests on');
+
+    const joined = trail.search({ grantId: exchange.grant_id });
+    const consent = joined.records.find((r) => r.event === 'consent');
+    assert.ok(consent, 'the consent the tool call rests on');
+    assert.equal(consent.outcome, 'success');
+    assert.equal(consent.sub, exchange.sub, 'the same user allowed it');
+    assert.equal(consent.client_id, clientId, 'the same client was allowed');
+    assert.equal(consent.scope, 'stocks:read', 'these scopes');
+    assert.ok(Date.parse(consent.at) <= Date.parse(exchange.at), 'before the call');
+    assert.ok(joined.records.some((r) => r.event === 'token.issued' && r.client_id === clientId));
+    assert.ok(joined.records.some((r) => r.id === exchange.id));
+
+    // Searchable the other ways too, and exported as the same records.
+    assert.ok(trail.search({ tool: 'get_stock', api: STOCKS, sub: exchange.sub }).records.length > 0);
+    const lines = [...trail.exportLines({ requestId })];
+    assert.deepEqual(
+      lines.map((line) => JSON.parse(line)),
+      records,
+    );
+    // Never a token in the trail.
+    const everything = [...trail.exportLines({})].join('');
+    assert.ok(!everything.includes(accessToken), "the agent's token is nowhere in the trail");
+  });
+
+  test('a Gatehouse-Tool header is taken from the MCP server only', async () => {
+    const phantom = await phantomFor(stack, accessToken);
+    const exchangeAs = (client: string, tool: string) =>
+      postForm(
+        `${stack.issuer}/token`,
+        { grant_type: EXCHANGE, subject_token: phantom, subject_token_type: JWT_TYPE, audience: STOCKS },
+        {
+          authorization: basic(client, internalSecret(stack, client)),
+          'gatehouse-tool': tool,
+        },
+      );
+    const forged = await exchangeAs('gatehouse-gateway', 'forged_tool');
+    assert.ok(forged.status >= 400, 'the gateway may not exchange');
+    const fromMcp = await exchangeAs('gatehouse-mcp-server', 'named_by_mcp');
+    assert.equal(fromMcp.status, 200);
+
+    assert.equal(trail.search({ tool: 'named_by_mcp' }).records.length, 1);
+    assert.equal(trail.search({ tool: 'forged_tool' }).records.length, 0);
+    assert.ok(![...trail.exportLines({})].join('').includes('forged_tool'), 'nowhere in the trail');
+    assert.ok(!stack.logs.some((line) => line.includes('forged_tool')), 'nor in any log line');
+  });
+});
