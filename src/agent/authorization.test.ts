@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { AuthorizationServerMetadata, FetchLike } from '@modelcontextprotocol/client';
-import { authorizeWithCode } from './authorization.ts';
+import { authorizeWithCode, type SignInLink, signInLinkMessage } from './authorization.ts';
 import type { Discovered } from './discovery.ts';
-import { UnknownClientError } from './errors.ts';
+import { AgentError, UnknownClientError } from './errors.ts';
 
 const ISSUER = 'https://auth.example.com';
 const RESOURCE = 'https://mcp.example.com/mcp';
@@ -183,5 +184,157 @@ describe('the authorization code flow', () => {
       UnknownClientError,
     );
     assert.equal(opened, false);
+  });
+
+  test('the first link text says how long it is valid; a replacement says the earlier one expired', () => {
+    const first = signInLinkMessage('https://a/x', { number: 1, of: 3, lifetimeMs: 300_000 }, false);
+    assert.match(first, /valid for about 5 minutes/);
+    const second = signInLinkMessage('https://a/y', { number: 2, of: 3, lifetimeMs: 300_000 }, true);
+    // The words of the authorization server's dead-end page (views/error-page.ts).
+    assert.match(second, /has expired, so here is a new one \(link 2 of at most 3/);
+    assert.match(second, /"This sign-in link has expired", use this link instead/);
+    assert.match(second, /Opening your browser/);
+    assert.match(second, /https:\/\/a\/y/);
+  });
+});
+
+const s256 = (verifier: string) => createHash('sha256').update(verifier).digest('base64url');
+
+describe('a sign-in link that expires', () => {
+  const linkFlow = (
+    fetchFn: FetchLike,
+    openUrl: (url: string, link: SignInLink) => Promise<void> | void,
+    limits: { timeoutMs: number; linkLifetimeMs?: number; maxLinks?: number },
+    extra: Record<string, unknown> = {},
+  ) =>
+    authorizeWithCode({
+      discovered: discovered(extra),
+      client: { kind: 'dynamic', clientId: 'agent-1', authMethod: 'none' },
+      scope: 'a b',
+      openUrl,
+      fetchFn,
+      ...limits,
+    });
+
+  test('is replaced by a new request after its lifetime; the old state is refused, the new one taken', async () => {
+    const { fetchFn, requests } = backChannel(() => tokens());
+    const seen: Array<{ url: URL; link: SignInLink }> = [];
+    const refused: Array<{ status: number; page: string }> = [];
+    const openUrl = async (url: string, link: SignInLink) => {
+      const authorization = new URL(url);
+      seen.push({ url: authorization, link });
+      // The user ignores the first link; on the second, their browser first comes back late from the
+      // first sign-in, then from the new one.
+      if (link.number !== 2) return;
+      const old = seen[0]!.url;
+      const late = new URL(old.searchParams.get('redirect_uri')!);
+      late.searchParams.set('code', 'stale-code');
+      late.searchParams.set('state', old.searchParams.get('state')!);
+      late.searchParams.set('iss', ISSUER);
+      const answer = await fetch(late);
+      refused.push({ status: answer.status, page: await answer.text() });
+      await browserReturning({ code: 'fresh-code', iss: ISSUER })(url);
+    };
+    const started = Date.now();
+    const result = await linkFlow(fetchFn, openUrl, { timeoutMs: 5000, linkLifetimeMs: 150 });
+    assert.equal(result.access_token, 'at');
+    assert.ok(Date.now() - started >= 140, 'the second link came after the first one’s lifetime');
+
+    assert.deepEqual(
+      seen.map(({ link }) => link),
+      [
+        { number: 1, of: 3, lifetimeMs: 150 },
+        { number: 2, of: 3, lifetimeMs: 150 },
+      ],
+    );
+    const [first, second] = seen.map(({ url }) => url.searchParams);
+    assert.notEqual(first!.get('state'), second!.get('state'), 'a new state');
+    assert.notEqual(first!.get('code_challenge'), second!.get('code_challenge'), 'a new PKCE verifier');
+    assert.equal(first!.get('redirect_uri'), second!.get('redirect_uri'), 'the same loopback server');
+
+    assert.equal(refused.length, 1);
+    assert.equal(refused[0]!.status, 400);
+    assert.match(refused[0]!.page, /replaced/);
+    assert.doesNotMatch(refused[0]!.page, /stale-code/);
+
+    assert.equal(requests.length, 1, 'only the new link’s code is redeemed');
+    const token = requests[0]!.body;
+    assert.equal(token.get('code'), 'fresh-code');
+    assert.equal(s256(token.get('code_verifier')!), second!.get('code_challenge'), 'with the new verifier');
+  });
+
+  test('gives at most three links, then waits for the overall timeout', async () => {
+    const { fetchFn, requests } = backChannel(() => tokens());
+    const links: SignInLink[] = [];
+    const started = Date.now();
+    await assert.rejects(
+      linkFlow(fetchFn, (_url, link) => void links.push(link), { timeoutMs: 1200, linkLifetimeMs: 100 }),
+      (error: unknown) => error instanceof AgentError && /within 1 seconds/.test(error.message),
+    );
+    assert.ok(Date.now() - started >= 1150, 'the last link is waited for until the timeout');
+    assert.deepEqual(
+      links.map((link) => link.number),
+      [1, 2, 3],
+    );
+    assert.equal(requests.length, 0);
+
+    const bounded: SignInLink[] = [];
+    await assert.rejects(
+      linkFlow(fetchFn, (_url, link) => void bounded.push(link), {
+        timeoutMs: 600,
+        linkLifetimeMs: 100,
+        maxLinks: 2,
+      }),
+      AgentError,
+    );
+    assert.equal(bounded.length, 2, 'maxLinks bounds them too');
+  });
+
+  test('no new link when the overall timeout would come before anyone could use it', async () => {
+    const { fetchFn } = backChannel(() => tokens());
+    const links: SignInLink[] = [];
+    await assert.rejects(
+      linkFlow(fetchFn, (_url, link) => void links.push(link), { timeoutMs: 500, linkLifetimeMs: 400 }),
+      AgentError,
+    );
+    assert.equal(links.length, 1);
+  });
+
+  test('a pushed request’s expires_in is the link’s lifetime, and each link is pushed anew', async () => {
+    const par = `${ISSUER}/par`;
+    let pushes = 0;
+    const { fetchFn, requests } = backChannel((url) =>
+      url === par
+        ? json(201, { request_uri: `urn:ietf:params:oauth:request_uri:${++pushes}`, expires_in: 1 })
+        : tokens(),
+    );
+    const seen: Array<{ url: URL; link: SignInLink }> = [];
+    const openUrl = async (url: string, link: SignInLink) => {
+      seen.push({ url: new URL(url), link });
+      if (link.number !== 2) return;
+      const pushed = requests.at(-1)!.body;
+      const callback = new URL(pushed.get('redirect_uri')!);
+      callback.searchParams.set('code', 'c');
+      callback.searchParams.set('state', pushed.get('state')!);
+      callback.searchParams.set('iss', ISSUER);
+      await fetch(callback).then((response) => response.text());
+    };
+    const result = await linkFlow(
+      fetchFn,
+      openUrl,
+      { timeoutMs: 5000 },
+      { pushed_authorization_request_endpoint: par },
+    );
+    assert.equal(result.access_token, 'at');
+    assert.deepEqual(
+      seen.map(({ link }) => link.lifetimeMs),
+      [1000, 1000],
+      'the server’s word beats the default of 15 minutes',
+    );
+    assert.deepEqual(
+      seen.map(({ url }) => url.searchParams.get('request_uri')),
+      ['urn:ietf:params:oauth:request_uri:1', 'urn:ietf:params:oauth:request_uri:2'],
+    );
+    assert.notEqual(requests[0]!.body.get('state'), requests[1]!.body.get('state'));
   });
 });

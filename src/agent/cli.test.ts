@@ -56,6 +56,8 @@ describe('gatehouse agent (arguments)', () => {
       ['http://x/mcp', 'dance'],
       ['http://x/mcp', '--bogus'],
       ['http://x/mcp', 'tools', '--args', '{}'],
+      ['http://x/mcp', 'tools', '--link-lifetime', '0'],
+      ['http://x/mcp', 'tools', '--link-lifetime', 'soon'],
     ]) {
       const { code, err } = await cli(argv);
       assert.equal(code, EXIT_CODES.usage, argv.join(' '));

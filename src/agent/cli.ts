@@ -6,6 +6,7 @@
  *   gatehouse agent <mcp-url> tools|scopes|logout          one command
  */
 import { parseArgs } from 'node:util';
+import { DEFAULT_LINK_LIFETIME_MS, MAX_SIGN_IN_LINKS, signInLinkMessage } from './authorization.ts';
 import { openSystemBrowser } from './browser.ts';
 import { defaultConfigPath, loadAgentConfig } from './config.ts';
 import { AgentError, EXIT_CODES } from './errors.ts';
@@ -31,7 +32,9 @@ Options:
   --trace                     print every HTTP exchange and MCP message to stderr, credentials redacted
   --store FILE                credentials file (default ${defaultStorePath()})
   --config FILE               pre-registered clients per authorization server (default ${defaultConfigPath()})
-  --timeout SECONDS           how long to wait for the sign-in (default 300)
+  --timeout SECONDS           how long to wait for the sign-in (default 300), across every link
+  --link-lifetime SECONDS     how long a sign-in link lives when the server does not say (default
+                              ${DEFAULT_LINK_LIFETIME_MS / 1000}); after it, a new link replaces it (at most ${MAX_SIGN_IN_LINKS})
   -h, --help                  show this text
 
 Exit codes: 0 success, 1 the tool failed, 2 usage, 3 authorization, 4 network, 5 server error.`;
@@ -83,6 +86,11 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
     say('gatehouse agent: --timeout must be a number of seconds');
     return EXIT_CODES.usage;
   }
+  const linkLifetime = values['link-lifetime'] === undefined ? undefined : Number(values['link-lifetime']);
+  if (linkLifetime !== undefined && (!Number.isFinite(linkLifetime) || linkLifetime <= 0)) {
+    say('gatehouse agent: --link-lifetime must be a number of seconds');
+    return EXIT_CODES.usage;
+  }
 
   let agent: ReturnType<typeof createAgent>;
   try {
@@ -99,12 +107,13 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       workload: values.workload ? true : undefined,
       scope: values.scope,
       authorizationTimeoutMs: timeout * 1000,
+      signInLinkLifetimeMs: linkLifetime === undefined ? undefined : linkLifetime * 1000,
       trace: values.trace ? say : undefined,
       note: (message) => say(`· ${message}`),
       openUrl: values['no-browser']
-        ? (url) => say(`Open this link in a browser to sign in (it is valid for a short time):\n\n  ${url}\n`)
-        : (url) => {
-            say(`Opening your browser to sign in. If it does not open, visit:\n\n  ${url}\n`);
+        ? (url, link) => say(signInLinkMessage(url, link, false))
+        : (url, link) => {
+            say(signInLinkMessage(url, link, true));
             openSystemBrowser(url, (reason) =>
               say(`· could not open a browser (${reason}); use the link above`),
             );
@@ -147,6 +156,7 @@ function parse(argv: string[]) {
       store: { type: 'string' },
       config: { type: 'string' },
       timeout: { type: 'string' },
+      'link-lifetime': { type: 'string' },
       args: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },

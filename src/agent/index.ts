@@ -19,6 +19,7 @@ import {
   type Tool,
 } from '@modelcontextprotocol/client';
 import packageJson from '../../package.json' with { type: 'json' };
+import { type SignInLink, signInLinkMessage } from './authorization.ts';
 import { openSystemBrowser } from './browser.ts';
 import { readSigningKey } from './client-authentication.ts';
 import { AgentError, asAgentError } from './errors.ts';
@@ -27,6 +28,7 @@ import { createSession, type SessionIdentity } from './session.ts';
 import { defaultStorePath, openTokenStore } from './token-store.ts';
 import { type TraceSink, tracedFetch, traceTransport } from './trace.ts';
 
+export { DEFAULT_LINK_LIFETIME_MS, MAX_SIGN_IN_LINKS, type SignInLink } from './authorization.ts';
 export { AgentError, EXIT_CODES } from './errors.ts';
 export type { SessionIdentity } from './session.ts';
 export { agentHome, defaultStorePath } from './token-store.ts';
@@ -47,8 +49,11 @@ export interface AgentOptions {
   serverUrl: string;
   /** The credentials file; defaults to agent-credentials.json in the agent's home (see agentHome). */
   storePath?: string | undefined;
-  /** Shows the user an authorization URL; defaults to opening the system browser. */
-  openUrl?: ((url: string) => void | Promise<void>) | undefined;
+  /**
+   * Shows the user an authorization URL; defaults to opening the system browser. Called again with a
+   * new URL when a link expires unused (link.number > 1).
+   */
+  openUrl?: ((url: string, link: SignInLink) => void | Promise<void>) | undefined;
   /** The URL of this agent's Client ID Metadata Document, used when the server supports them. */
   clientMetadataUrl?: string | undefined;
   /** Pre-registered credentials for the authorization server the MCP server names (the first, in a run). */
@@ -65,8 +70,13 @@ export interface AgentOptions {
   trace?: TraceSink | undefined;
   /** Receives messages for the user (registered, signing in, stepping up, …). */
   note?: ((message: string) => void) | undefined;
-  /** How long to wait for the user to finish signing in (default 5 minutes). */
+  /** How long to wait for the user to finish signing in (default 5 minutes), across every link. */
   authorizationTimeoutMs?: number | undefined;
+  /**
+   * How long a sign-in link lives when the authorization server does not say (a pushed request's
+   * expires_in does); default DEFAULT_LINK_LIFETIME_MS, Gatehouse's interaction lifetime.
+   */
+  signInLinkLifetimeMs?: number | undefined;
   /** How long an MCP request may take once authorized (default 60 s). */
   requestTimeoutMs?: number | undefined;
 }
@@ -141,8 +151,8 @@ export function createAgent(options: AgentOptions): Agent {
   const tell = options.note ?? ((message: string) => process.stderr.write(`${message}\n`));
   const openUrl =
     options.openUrl ??
-    ((url: string) => {
-      tell(`Opening your browser to sign in. If it does not open, visit:\n  ${url}`);
+    ((url: string, link: SignInLink) => {
+      tell(signInLinkMessage(url, link, true).trimEnd());
       openSystemBrowser(url, (reason) => tell(`Could not open a browser (${reason}); open the link above.`));
     });
   const session = createSession({
@@ -165,6 +175,7 @@ export function createAgent(options: AgentOptions): Agent {
     workload: options.workload ?? (flags?.signingKey ? true : undefined),
     scope: options.scope,
     authorizationTimeoutMs,
+    signInLinkLifetimeMs: options.signInLinkLifetimeMs,
     trace,
     note,
   });

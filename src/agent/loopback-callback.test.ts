@@ -48,4 +48,26 @@ describe('the loopback callback', () => {
     );
     await callback.close();
   });
+
+  test('a new expected state replaces the old one: the old state is refused as replaced, the new one taken', async () => {
+    const callback = await startLoopbackCallback({ timeoutMs: 5000 });
+    const early = await fetch(`${callback.redirectUri}?code=c&state=anything`);
+    assert.equal(early.status, 400, 'no state is taken before one is expected');
+    await early.text();
+
+    callback.expect('first');
+    callback.expect('second');
+    const late = await fetch(`${callback.redirectUri}?code=stale-code-9&state=first&iss=https%3A%2F%2Fa`);
+    assert.equal(late.status, 400);
+    const page = await late.text();
+    assert.match(page, /replaced/);
+    assert.match(page, /newest link/);
+    assert.doesNotMatch(page, /stale-code/, 'the code is not echoed');
+
+    const current = await fetch(`${callback.redirectUri}?code=new&state=second`);
+    assert.equal(current.status, 200);
+    await current.text();
+    assert.equal((await callback.response).get('code'), 'new');
+    await callback.close();
+  });
 });

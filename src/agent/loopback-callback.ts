@@ -4,7 +4,10 @@
  * page, and closes.
  *
  * Only a response carrying the expected `state` is taken (RFC 6749 §10.12): anything else is answered
- * with an explanation and ignored, so a stray or forged request cannot end the wait. The page never
+ * with an explanation and ignored, so a stray or forged request cannot end the wait. When the agent
+ * replaces an expired sign-in link with a new request (expect()), the old state stops being taken at
+ * once: its code was bound to a PKCE verifier the agent no longer holds, and one outstanding request
+ * at a time is what the user can follow. The page never
  * repeats what the authorization server said (RFC 9207: until `iss` is checked it may come from an
  * attacker), and is sent with `Referrer-Policy: no-referrer` so the code cannot leak onwards.
  */
@@ -19,6 +22,8 @@ export interface LoopbackCallback {
   redirectUri: string;
   /** The query parameters of the authorization response whose `state` matched. */
   response: Promise<URLSearchParams>;
+  /** Takes only `state` from now on; the states expected before are refused as replaced. */
+  expect(state: string): void;
   close(): Promise<void>;
 }
 
@@ -41,7 +46,8 @@ function answer(res: ServerResponse, status: number, title: string, message: str
 }
 
 export async function startLoopbackCallback(options: {
-  state: string;
+  /** The state of the first request; none is taken until there is one (see expect()). */
+  state?: string | undefined;
   timeoutMs: number;
   onRequest?: (url: URL) => void;
 }): Promise<LoopbackCallback> {
@@ -51,6 +57,9 @@ export async function startLoopbackCallback(options: {
   });
   // A rejection nobody awaits yet (the caller may still be opening the browser) must not crash the process.
   response.catch(() => {});
+  let expected = options.state;
+  // Only to tell the user which page they are on; a replaced state is refused like any other.
+  const replaced = new Set<string>();
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
@@ -63,7 +72,17 @@ export async function startLoopbackCallback(options: {
       res.writeHead(405, { allow: 'GET' }).end();
       return;
     }
-    if (url.searchParams.get('state') !== options.state) {
+    const state = url.searchParams.get('state');
+    if (state !== null && replaced.has(state)) {
+      answer(
+        res,
+        400,
+        'This sign-in link was replaced',
+        'It waited too long, so the agent gave you a new sign-in link in the terminal. This sign-in was not used. Return to the terminal and open the newest link there.',
+      );
+      return;
+    }
+    if (expected === undefined || state !== expected) {
       answer(
         res,
         400,
@@ -114,5 +133,10 @@ export async function startLoopbackCallback(options: {
   }, options.timeoutMs);
   timer.unref();
 
-  return { redirectUri: `http://127.0.0.1:${port}${CALLBACK_PATH}`, response, close };
+  const expect = (state: string) => {
+    if (expected !== undefined && expected !== state) replaced.add(expected);
+    expected = state;
+  };
+
+  return { redirectUri: `http://127.0.0.1:${port}${CALLBACK_PATH}`, response, expect, close };
 }

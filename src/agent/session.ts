@@ -31,7 +31,7 @@ import {
   type OAuthTokens,
   SdkHttpError,
 } from '@modelcontextprotocol/client';
-import { authorizeWithCode, refreshTokens } from './authorization.ts';
+import { authorizeWithCode, refreshTokens, type SignInLink } from './authorization.ts';
 import type { AgentClient } from './client-authentication.ts';
 import { type Challenge, type Discovered, discover } from './discovery.ts';
 import {
@@ -61,7 +61,7 @@ export interface SessionOptions {
   store: TokenStore;
   /** Fetch for OAuth traffic (discovery, registration, token, revocation): traced when tracing. */
   fetchFn: FetchLike;
-  openUrl: (url: string) => void | Promise<void>;
+  openUrl: (url: string, link: SignInLink) => void | Promise<void>;
   clientMetadataUrl?: string | undefined;
   /** Pre-registered credentials, for any issuer or looked up per issuer (configuration). */
   preRegistered?: PreRegisteredClient | ((issuer: string) => PreRegisteredClient | undefined) | undefined;
@@ -70,6 +70,8 @@ export interface SessionOptions {
   /** The scope of the first authorization; by default the challenge's, else the resource's. */
   scope?: string | undefined;
   authorizationTimeoutMs: number;
+  /** How long a sign-in link lives when the server does not say (see authorization.ts). */
+  signInLinkLifetimeMs?: number | undefined;
   trace?: TraceSink | undefined;
   /** Messages for the user (registered, signing in again, …). */
   note?: ((message: string) => void) | undefined;
@@ -287,6 +289,7 @@ export function createSession(options: SessionOptions): Session {
             openUrl: options.openUrl,
             fetchFn,
             timeoutMs: options.authorizationTimeoutMs,
+            linkLifetimeMs: options.signInLinkLifetimeMs,
             trace: options.trace,
             dpop: proofKey,
           });

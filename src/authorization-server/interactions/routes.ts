@@ -142,10 +142,15 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
   async function showEmailPage(
     ctx: Context,
     uid: string,
-    clientId: string,
+    details: Awaited<ReturnType<Provider['interactionDetails']>>,
     extra: { error?: string; email?: string; status?: number } = {},
   ) {
+    const clientId = String(details.params.client_id);
     const client = await clientOf(clientId);
+    // Signed in already, asked to sign in again (prompt=login, max_age, another account): say as whom.
+    // Only an existing session whose account is known; never a guess.
+    const accountId = details.session?.accountId;
+    const signedInEmail = accountId ? deps.accounts.emailOf(accountId) : undefined;
     render(
       ctx,
       emailPage({
@@ -157,6 +162,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
         branding: deps.branding,
         ...(extra.error ? { error: extra.error } : {}),
         ...(extra.email ? { email: extra.email } : {}),
+        ...(signedInEmail ? { signedIn: { email: signedInEmail, signOutUrl: '/session/end' } } : {}),
       }),
       { status: extra.status ?? 200 },
     );
@@ -232,7 +238,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     const prompt = details.prompt.name;
 
     if (ctx.method === 'GET' && !action) {
-      if (prompt === 'login') return showEmailPage(ctx, uid, clientId);
+      if (prompt === 'login') return showEmailPage(ctx, uid, details);
       if (prompt === 'consent' && clientId === FIRST_PARTY_CLIENT_ID) return consentToOwnPages(ctx, details);
       if (prompt === 'consent' && (await heldForApproval(ctx, clientId, details))) return;
       if (prompt === 'consent') return showConsent(ctx, uid, details);
@@ -246,10 +252,10 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       if (prompt !== 'login') throw new PageError(400, 'You are already signed in.');
       const email = (action === 'resend' ? pendingEmails.get(uid) : form.get('email'))?.trim() ?? '';
       if (!email || email.length > 254) {
-        return showEmailPage(ctx, uid, clientId, { error: 'Enter your email address.', status: 400 });
+        return showEmailPage(ctx, uid, details, { error: 'Enter your email address.', status: 400 });
       }
       const error = await sendCode(ctx, uid, clientId, email);
-      if (error) return showEmailPage(ctx, uid, clientId, { error, email, status: 429 });
+      if (error) return showEmailPage(ctx, uid, details, { error, email, status: 429 });
       return showCodePage(ctx, uid, email);
     }
 
@@ -276,7 +282,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
           locked: 'Too many wrong codes. Ask for a new one.',
           unknown: 'Ask for a sign-in code first.',
         } as const;
-        return showEmailPage(ctx, uid, clientId, { error: reasons[result.status], email, status: 400 });
+        return showEmailPage(ctx, uid, details, { error: reasons[result.status], email, status: 400 });
       }
       const user = deps.approvedUsers.find(result.email);
       if (!user) throw new PageError(403, 'This email address may no longer sign in.');

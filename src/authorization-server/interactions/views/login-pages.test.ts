@@ -53,6 +53,53 @@ describe('emailPage', () => {
     assert.ok(inputNamed(withError, 'email').includes('value="bob@example"'));
     assert.ok(inputNamed(withError, 'email').includes('aria-invalid="true"'));
   });
+
+  it('says nothing about a signed-in user unless there is one', () => {
+    assert.doesNotMatch(page, /signed in as|Not you|session\/end/i);
+  });
+
+  it('on a shared browser: names who is signed in, offers to continue as them, links to sign out', () => {
+    const shared = emailPage({
+      action: '/a',
+      csrfToken: 't',
+      clientName: 'Claude',
+      signedIn: { email: 'alice@example.com', signOutUrl: '/session/end' },
+    });
+    assert.match(
+      shared,
+      /<p class="notice" id="signed-in">You are signed in as <strong>alice@example\.com<\/strong>\./,
+    );
+    assert.match(shared, /To continue as alice@example\.com, confirm it with a code sent to that address\./);
+    assert.match(
+      shared,
+      /<a href="\/session\/end">Not you\? Sign out<\/a>, then start again from your application\./,
+    );
+    // Continuing as them is one click: the field holds their address, unless the user typed another.
+    assert.ok(inputNamed(shared, 'email').includes('value="alice@example.com"'));
+    const typed = emailPage({
+      action: '/a',
+      csrfToken: 't',
+      clientName: 'Claude',
+      email: 'bob@example.com',
+      error: 'Too many codes were requested.',
+      signedIn: { email: 'alice@example.com', signOutUrl: '/session/end' },
+    });
+    assert.ok(inputNamed(typed, 'email').includes('value="bob@example.com"'));
+    assert.match(typed, /You are signed in as <strong>alice@example\.com/);
+  });
+
+  it('escapes the signed-in address and refuses a sign-out URL with a script scheme', () => {
+    const hostile = emailPage({
+      action: '/a',
+      csrfToken: 't',
+      clientName: 'c',
+      signedIn: { email: '"><script>alert(1)</script>@example.com', signOutUrl: 'javascript:alert(1)' },
+    });
+    assert.doesNotMatch(hostile, /<script>/);
+    assert.match(hostile, /&lt;script&gt;/);
+    assert.doesNotMatch(hostile, /href="javascript:/);
+    assert.ok(inputNamed(hostile, 'email').includes('value="&quot;&gt;&lt;script&gt;'));
+  });
 });
 
 describe('codePage', () => {

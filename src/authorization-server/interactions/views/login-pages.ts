@@ -18,6 +18,12 @@ export interface EmailPageOptions {
   error?: string;
   /** Pre-fills the field, e.g. after an error. */
   email?: string;
+  /**
+   * Who this browser is already signed in as, when the server asks to sign in again anyway
+   * (prompt=login, max_age, another account asked for). Only for a session that exists: nothing is
+   * shown without one. `signOutUrl` is the end_session_endpoint.
+   */
+  signedIn?: { email: string; signOutUrl: string } | undefined;
   devBanner?: boolean;
   branding?: Branding | undefined;
 }
@@ -29,10 +35,16 @@ export function emailPage({
   clientVerified,
   error,
   email,
+  signedIn,
   devBanner,
   branding,
 }: EmailPageOptions): string {
   const describedBy = error ? 'form-error email-hint' : 'email-hint';
+  // A shared browser: whoever signed in last may not be who is at the keyboard. The same words as on
+  // the consent page; signing out ends this sign-in too, so the application starts a new one.
+  const signedInNotice =
+    signedIn &&
+    html`<p class="notice" id="signed-in">You are signed in as <strong>${signedIn.email}</strong>. To continue as ${signedIn.email}, confirm it with a code sent to that address. <a href="${safeUrl(signedIn.signOutUrl)}">Not you? Sign out</a>, then start again from your application.</p>`;
   // In words as well as colour, as on the consent page: a name alone can be anyone's.
   const badge =
     clientVerified === undefined
@@ -42,12 +54,13 @@ export function emailPage({
         : html` <span class="badge unverified">Unverified</span>`;
   const body = html`<h1>Sign in</h1>
 <p class="muted">to continue to <strong>${clientName}</strong>${badge}</p>
+${signedInNotice}
 ${errorMessage(error)}
 <form method="post" action="${safeUrl(action)}">
 ${csrfField(csrfToken)}
 <div class="field">
 <label for="email">Email address</label>
-<input id="email" name="email" type="email" autocomplete="email" required autofocus spellcheck="false" autocapitalize="none" value="${email ?? ''}" aria-describedby="${describedBy}"${error ? html` aria-invalid="true"` : ''}>
+<input id="email" name="email" type="email" autocomplete="email" required autofocus spellcheck="false" autocapitalize="none" value="${email ?? signedIn?.email ?? ''}" aria-describedby="${describedBy}"${error ? html` aria-invalid="true"` : ''}>
 </div>
 <p class="hint" id="email-hint">If this address is approved to sign in, we will email it a six-digit code.</p>
 <div class="actions"><button type="submit">Send code</button></div>
