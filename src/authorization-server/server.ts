@@ -14,6 +14,7 @@ import { type CloseOptions, createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type Logger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
 import { requestIdFrom } from '../shared/request-id.ts';
+import { annotateSpan, componentTracing } from '../shared/tracing.ts';
 import { createClientClassifier } from './clients/client-classification.ts';
 import {
   createClientMetadataDocumentResolver,
@@ -156,14 +157,18 @@ export async function startAuthorizationServer(
   // until the provider is ready, requests get 503 (RFC 9110 §15.6.4).
   let app: RequestListener | undefined;
   let readiness: () => Promise<Readiness> = async () => ({ starting: { ok: false } });
+  const routes = routeOf(new URL(config.issuer).pathname);
+  // A trace context that comes in is continued: the MCP server's token exchange is part of a tool
+  // call's trace. Agents calling directly may name one too (docs/security.md, Traces).
+  const tracing = await componentTracing('authorization-server', loaded);
   const http = createHttpServer(
     metrics.instrument(
-      (req, res) => {
+      tracing.instrument((req, res) => {
         if (serveHealth(req, res, (req.url ?? '').split('?', 1)[0]!, () => readiness())) return;
         if (app) return app(req, res);
         sendJson(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
-      },
-      routeOf(new URL(config.issuer).pathname),
+      }, routes),
+      routes,
     ),
     loaded.config.http,
     logger,
@@ -486,6 +491,7 @@ export async function startAuthorizationServer(
           revocations.stream.closeAll();
           await http.close(options);
           closeDatabase(db);
+          await tracing.shutdown();
         })();
         return closing;
       },
@@ -493,6 +499,7 @@ export async function startAuthorizationServer(
   } catch (error) {
     await http.close({ deadline: Date.now() });
     closeDatabase(db);
+    await tracing.shutdown();
     throw error;
   }
 }
@@ -511,6 +518,18 @@ function requestIdField(
   return id ? { request_id: id } : {};
 }
 
+/** The token request's span (shared/tracing.ts): grant type, client and request id, never a token. */
+function grantSpanAttributes(
+  ctx: KoaContextWithOIDC,
+  isMcpServer: (clientId: string | undefined) => boolean,
+): void {
+  annotateSpan({
+    'gatehouse.grant_type': ctx.oidc?.params?.grant_type as string | undefined,
+    'gatehouse.client_id': ctx.oidc?.client?.clientId,
+    'gatehouse.request_id': requestIdField(ctx, isMcpServer).request_id,
+  });
+}
+
 /** One audit line per security event (issue: subject, client, outcome; never a token). */
 function subscribeAuditEvents(
   provider: Provider,
@@ -523,6 +542,7 @@ function subscribeAuditEvents(
     const token = ctx.oidc.entities.AccessToken ?? ctx.oidc.entities.ClientCredentials;
     const clientId = ctx.oidc.client?.clientId;
     if (clientId) recordClientUse(db, clientId);
+    grantSpanAttributes(ctx, isMcpServer);
     logger.audit('token.issued', {
       outcome: 'success',
       ...requestIdField(ctx, isMcpServer),
@@ -533,6 +553,8 @@ function subscribeAuditEvents(
     });
   });
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error?: string }) => {
+    grantSpanAttributes(ctx, isMcpServer);
+    if (error.error) annotateSpan({ 'gatehouse.oauth_error': error.error });
     logger.audit('token.issued', {
       outcome: 'failure',
       ...requestIdField(ctx, isMcpServer),
