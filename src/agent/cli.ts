@@ -100,6 +100,9 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       scope: values.scope,
       authorizationTimeoutMs: timeout * 1000,
       trace: values.trace ? say : undefined,
+      // The standard OpenTelemetry variables: the agent has no Gatehouse configuration file.
+      otlpEndpoint:
+        io.env.OTEL_SDK_DISABLED === 'true' ? undefined : io.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
       note: (message) => say(`· ${message}`),
       openUrl: values['no-browser']
         ? (url) => say(`Open this link in a browser to sign in (it is valid for a short time):\n\n  ${url}\n`)

@@ -7,7 +7,11 @@
  * with OTEL_EXPORTER_OTLP_ENDPOINT set.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createAgent } from '../../src/agent/index.ts';
 import { registerNativeClient, userToken } from '../helpers/oauth.ts';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.ts';
 import { callGetStock } from '../helpers/revocation.ts';
@@ -194,6 +198,44 @@ describe('one tool call, one connected trace', () => {
         assert.ok(!String(value).includes('?'), `${span.name} ${key} has no query string`);
       }
     }
+  });
+});
+
+describe("the console agent's tool call span, through the gateway", () => {
+  test('the agent sends its trace context in _meta; the MCP server links it to the tool call', async () => {
+    const receiver = await startOtlpReceiver();
+    const stack = await startTestStack({ tracing: { otlpEndpoint: receiver.url } });
+    try {
+      const agent = createAgent({
+        serverUrl: stack.mcpUrl,
+        storePath: path.join(mkdtempSync(path.join(tmpdir(), 'gatehouse-agent-')), 'store.json'),
+        clientId: 'example-workload',
+        privateKeyFile: path.join(stack.dataDir, 'secrets/example-workload.private-key.json'),
+        otlpEndpoint: receiver.url,
+      });
+      try {
+        const result = await agent.callTool('list_stocks');
+        assert.notEqual(result.isError, true);
+      } finally {
+        await agent.close();
+      }
+    } finally {
+      await stack.close();
+      await receiver.close();
+    }
+    const agentSpan = receiver.spans.find((span) => span.service === 'gatehouse-agent');
+    assert.ok(agentSpan, 'the agent exported its span');
+    assert.equal(agentSpan.name, 'tools/call list_stocks');
+    assert.equal(agentSpan.kind, CLIENT);
+    const toolCall = receiver.spans.find(
+      (span) => span.name === 'tools/call list_stocks' && span.kind === SERVER,
+    );
+    assert.ok(toolCall);
+    assert.notEqual(toolCall.traceId, agentSpan.traceId, "the gateway's trace, not the agent's");
+    assert.deepEqual(
+      toolCall.links.map((link) => [link.traceId, link.spanId]),
+      [[agentSpan.traceId, agentSpan.spanId]],
+    );
   });
 });
 
