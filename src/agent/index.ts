@@ -216,10 +216,11 @@ export function createAgent(options: AgentOptions): Agent {
 
   // Started with the first tool call, so a run that calls none loads no tracing at all.
   let tracing: Promise<ToolCallTracing> | undefined;
-  const toolCallTracing = () =>
-    options.otlpEndpoint
-      ? (tracing ??= startToolCallTracing({ otlpEndpoint: options.otlpEndpoint, version: AGENT_VERSION }))
-      : undefined;
+  const toolCallTracing = (): Promise<ToolCallTracing> | undefined => {
+    if (!options.otlpEndpoint) return undefined;
+    tracing ??= startToolCallTracing({ otlpEndpoint: options.otlpEndpoint, version: AGENT_VERSION });
+    return tracing;
+  };
 
   return {
     connect,
