@@ -163,11 +163,15 @@ export async function startAuthorizationServer(
   const tracing = await componentTracing('authorization-server', loaded);
   const http = createHttpServer(
     metrics.instrument(
-      tracing.instrument((req, res) => {
-        if (serveHealth(req, res, (req.url ?? '').split('?', 1)[0]!, () => readiness())) return;
-        if (app) return app(req, res);
-        sendJson(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
-      }, routes),
+      tracing.instrument(
+        (req, res) => {
+          if (serveHealth(req, res, (req.url ?? '').split('?', 1)[0]!, () => readiness())) return;
+          if (app) return app(req, res);
+          sendJson(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
+        },
+        routes,
+        { untraced: ['health', 'revocation_events'] },
+      ),
       routes,
     ),
     loaded.config.http,

@@ -67,6 +67,11 @@ export interface InstrumentOptions {
   edge?: boolean;
   /** Take the request id from the request's `X-Request-Id` (a component only the MCP server calls). */
   requestIdFromHeader?: boolean;
+  /**
+   * Routes with no span (default: `health`): probes every few seconds would drown the traces that
+   * matter, and a stream open for hours is no request worth a span.
+   */
+  untraced?: readonly string[];
 }
 
 /** What a component's spans are made with; carried in the context of each of its requests. */
@@ -154,10 +159,10 @@ function instrumented(
   routeOf: (req: IncomingMessage) => string,
   options: InstrumentOptions,
 ): RequestListener {
+  const untraced = options.untraced ?? ['health'];
   return (req, res) => {
     const route = routeOf(req);
-    // Probes every few seconds would drown the traces that matter.
-    if (route === 'health') return handler(req, res);
+    if (untraced.includes(route)) return handler(req, res);
     const incoming = trace.getSpanContext(
       runtime.propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter),
     );
