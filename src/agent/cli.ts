@@ -109,6 +109,9 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       authorizationTimeoutMs: timeout * 1000,
       signInLinkLifetimeMs: linkLifetime === undefined ? undefined : linkLifetime * 1000,
       trace: values.trace ? say : undefined,
+      // The standard OpenTelemetry variables: the agent has no Gatehouse configuration file.
+      otlpEndpoint:
+        io.env.OTEL_SDK_DISABLED === 'true' ? undefined : io.env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
       note: (message) => say(`· ${message}`),
       openUrl: values['no-browser']
         ? (url, link) => say(signInLinkMessage(url, link, false))

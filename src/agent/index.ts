@@ -26,6 +26,7 @@ import { AgentError, asAgentError } from './errors.ts';
 import { checkClientMetadataUrl, type PreRegisteredClient } from './registration.ts';
 import { createSession, type SessionIdentity } from './session.ts';
 import { defaultStorePath, openTokenStore } from './token-store.ts';
+import { startToolCallTracing, type ToolCallTracing } from './tool-call-tracing.ts';
 import { type TraceSink, tracedFetch, traceTransport } from './trace.ts';
 
 export { DEFAULT_LINK_LIFETIME_MS, MAX_SIGN_IN_LINKS, type SignInLink } from './authorization.ts';
@@ -79,6 +80,11 @@ export interface AgentOptions {
   signInLinkLifetimeMs?: number | undefined;
   /** How long an MCP request may take once authorized (default 60 s). */
   requestTimeoutMs?: number | undefined;
+  /**
+   * An OTLP/HTTP collector (base URL): each tool call is then a span exported there, its trace
+   * context sent in `_meta` (SEP-414; tool-call-tracing.ts). Undefined: no tracing.
+   */
+  otlpEndpoint?: string | undefined;
 }
 
 export interface Agent {
@@ -219,6 +225,14 @@ export function createAgent(options: AgentOptions): Agent {
     return client!;
   };
 
+  // Started with the first tool call, so a run that calls none loads no tracing at all.
+  let tracing: Promise<ToolCallTracing> | undefined;
+  const toolCallTracing = (): Promise<ToolCallTracing> | undefined => {
+    if (!options.otlpEndpoint) return undefined;
+    tracing ??= startToolCallTracing({ otlpEndpoint: options.otlpEndpoint, version: AGENT_VERSION });
+    return tracing;
+  };
+
   return {
     connect,
     async listTools() {
@@ -227,9 +241,16 @@ export function createAgent(options: AgentOptions): Agent {
     },
     async callTool(name, args = {}) {
       const mcp = await connected();
-      return guarded(
-        async () => (await mcp.callTool({ name, arguments: args }, { timeout })) as CallToolResult,
-      );
+      const call = (meta?: Record<string, string>) =>
+        guarded(
+          async () =>
+            (await mcp.callTool(
+              { name, arguments: args, ...(meta ? { _meta: meta } : {}) },
+              { timeout },
+            )) as CallToolResult,
+        );
+      const traced = await toolCallTracing();
+      return traced ? traced.call(name, call) : call();
     },
     scopes: () => session.scopes(),
     identity: () => session.identity(),
@@ -244,6 +265,8 @@ export function createAgent(options: AgentOptions): Agent {
       const open = client;
       client = undefined;
       await open?.close().catch(() => {});
+      // The last spans go to the collector before the process ends.
+      await (await tracing)?.shutdown().catch(() => {});
     },
   };
 }

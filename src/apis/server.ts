@@ -18,6 +18,7 @@ import { createAccessTokenVerifier } from '../shared/jwt.ts';
 import { createLogger, type LogFields, type Logger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
 import { requestIdFrom } from '../shared/request-id.ts';
+import { annotateSpan, componentTracing } from '../shared/tracing.ts';
 import { ApiError, invalidRequest, notFound } from './api-error.ts';
 import { authenticate, requireScope } from './bearer-auth.ts';
 import { createCustomersApi } from './customers.ts';
@@ -70,6 +71,10 @@ function createHandler(apis: Api[], logger: Logger, refused: (api: string, reaso
     const claims = await authenticate(req, api.verifier, api.name);
     entry.sub = claims.sub;
     entry.client_id = claims.client_id;
+    // The client is not personal; the subject stays out of traces (shared/tracing.ts).
+    annotateSpan({
+      'gatehouse.client_id': typeof claims.client_id === 'string' ? claims.client_id : undefined,
+    });
     const { route, params } = matchRoute(api.routes, req.method ?? 'GET', segments.slice(1));
     requireScope(claims, route.scope, api.name);
     return route.handle({ claims, params, body: () => readJsonBody(req) });
@@ -138,11 +143,20 @@ export const startApis: StartComponent = async (loaded, options = {}) => {
     const first = path.split('/')[1];
     return apis.find((api) => api.basePath === first)?.basePath ?? 'not_found';
   };
+  // Called by the MCP server only: its trace context and request id are taken.
+  const tracing = await componentTracing('apis', loaded);
   const http = createHttpServer(
-    metrics.instrument((req, res) => {
-      if (serveHealth(req, res, pathOf(req), readiness)) return;
-      void handler(req, res);
-    }, routeOf),
+    metrics.instrument(
+      tracing.instrument(
+        (req, res) => {
+          if (serveHealth(req, res, pathOf(req), readiness)) return;
+          void handler(req, res);
+        },
+        routeOf,
+        { requestIdFromHeader: true },
+      ),
+      routeOf,
+    ),
     loaded.config.http,
     logger,
   );
@@ -155,5 +169,11 @@ export const startApis: StartComponent = async (loaded, options = {}) => {
     issuer: trusted.issuer,
     jwks_uri: trusted.jwksUri,
   });
-  return { url, close: (options) => http.close(options) };
+  return {
+    url,
+    async close(options) {
+      await http.close(options);
+      await tracing.shutdown();
+    },
+  };
 };

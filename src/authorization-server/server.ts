@@ -14,6 +14,7 @@ import { type CloseOptions, createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type Logger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
 import { requestIdFrom } from '../shared/request-id.ts';
+import { annotateSpan, componentTracing } from '../shared/tracing.ts';
 import { accountRoutes } from './account/account-routes.ts';
 import { firstPartyClient, firstPartySignIn } from './account/first-party-sign-in.ts';
 import { ADMIN_API_PATH, adminApiRoutes } from './admin/admin-api.ts';
@@ -175,14 +176,22 @@ export async function startAuthorizationServer(
   // until the provider is ready, requests get 503 (RFC 9110 §15.6.4).
   let app: RequestListener | undefined;
   let readiness: () => Promise<Readiness> = async () => ({ starting: { ok: false } });
+  const routes = routeOf(new URL(config.issuer).pathname);
+  // A trace context that comes in is continued: the MCP server's token exchange is part of a tool
+  // call's trace. Agents calling directly may name one too (docs/security.md, Traces).
+  const tracing = await componentTracing('authorization-server', loaded);
   const http = createHttpServer(
     metrics.instrument(
-      (req, res) => {
-        if (serveHealth(req, res, (req.url ?? '').split('?', 1)[0]!, () => readiness())) return;
-        if (app) return app(req, res);
-        sendJson(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
-      },
-      routeOf(new URL(config.issuer).pathname),
+      tracing.instrument(
+        (req, res) => {
+          if (serveHealth(req, res, (req.url ?? '').split('?', 1)[0]!, () => readiness())) return;
+          if (app) return app(req, res);
+          sendJson(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
+        },
+        routes,
+        { untraced: ['health', 'revocation_events'] },
+      ),
+      routes,
     ),
     loaded.config.http,
     logger,
@@ -610,6 +619,7 @@ export async function startAuthorizationServer(
           await http.close(options);
           audit.flush();
           closeDatabase(db);
+          await tracing.shutdown();
         })();
         return closing;
       },
@@ -618,6 +628,7 @@ export async function startAuthorizationServer(
     await http.close({ deadline: Date.now() });
     audit.flush();
     closeDatabase(db);
+    await tracing.shutdown();
     throw error;
   }
 }
@@ -634,6 +645,18 @@ function requestIdField(
   if (!isMcpServer(ctx.oidc?.client?.clientId)) return {};
   const id = requestIdFrom(ctx.req.headers);
   return id ? { request_id: id } : {};
+}
+
+/** The token request's span (shared/tracing.ts): grant type, client and request id, never a token. */
+function grantSpanAttributes(
+  ctx: KoaContextWithOIDC,
+  isMcpServer: (clientId: string | undefined) => boolean,
+): void {
+  annotateSpan({
+    'gatehouse.grant_type': ctx.oidc?.params?.grant_type as string | undefined,
+    'gatehouse.client_id': ctx.oidc?.client?.clientId,
+    'gatehouse.request_id': requestIdField(ctx, isMcpServer).request_id,
+  });
 }
 
 /** One audit line per security event (issue: subject, client, outcome; never a token). */
@@ -655,6 +678,7 @@ function subscribeAuditEvents(
     }
     const grantId = token && 'grantId' in token ? (token.grantId as string | undefined) : undefined;
     if (grantId) accounts.touchGrant(grantId);
+    grantSpanAttributes(ctx, isMcpServer);
     logger.audit('token.issued', {
       outcome: 'success',
       ...requestIdField(ctx, isMcpServer),
@@ -667,6 +691,8 @@ function subscribeAuditEvents(
     });
   });
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: { error?: string }) => {
+    grantSpanAttributes(ctx, isMcpServer);
+    if (error.error) annotateSpan({ 'gatehouse.oauth_error': error.error });
     logger.audit('token.issued', {
       outcome: 'failure',
       ...requestIdField(ctx, isMcpServer),

@@ -100,6 +100,22 @@ describe('X-Forwarded-* headers', () => {
     assert.equal(out['x-forwarded-host'], 'gatehouse.example.com');
     assert.equal(out['x-forwarded-proto'], 'https');
   });
+
+  test("a client's trace context stays at the edge, trusted proxy or not (docs/security.md, Traces)", () => {
+    const req = request({
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      tracestate: 'agent=chosen',
+      baggage: 'tenant=acme',
+      accept: 'application/json',
+    });
+    for (const trustProxy of [false, true]) {
+      const out = upstreamRequestHeaders(req, trustProxy);
+      assert.equal(out.traceparent, undefined);
+      assert.equal(out.tracestate, undefined);
+      assert.equal(out.baggage, undefined);
+      assert.equal(out.accept, 'application/json');
+    }
+  });
 });
 
 describe('Access-Control-Expose-Headers', () => {

@@ -24,6 +24,9 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   'expect',
 ]);
 
+/** W3C Trace Context and Baggage fields: what a client says about its own trace. */
+export const TRACE_CONTEXT_HEADERS = ['traceparent', 'tracestate', 'baggage'] as const;
+
 /**
  * A copy of `headers` without hop-by-hop fields, including every field the `Connection` header
  * names (RFC 9110 §7.6.1: "a proxy or gateway MUST ... remove any header field ... listed in the
@@ -63,11 +66,15 @@ function connectionFields(connection: string | string[] | number | undefined): S
  * The request headers to send upstream: hop-by-hop fields and `host` removed (the upstream gets its
  * own host; the original travels in X-Forwarded-Host), X-Forwarded-For/Proto/Host set. Values a
  * client sent in X-Forwarded-* or Forwarded are kept only behind a trusted proxy (`trustProxy`);
- * otherwise they are replaced, so a client cannot claim another address.
+ * otherwise they are replaced, so a client cannot claim another address. A client's trace context
+ * (`traceparent`, `tracestate`, `baggage`) is removed.
  */
 export function upstreamRequestHeaders(req: IncomingMessage, trustProxy: boolean): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = stripHopByHop(req.headers);
   delete headers.host;
+  // An agent's trace context stays at the edge, like its X-Request-Id: the gateway starts the trace
+  // (and adds its own `traceparent` when tracing is on; shared/tracing.ts, docs/security.md).
+  for (const name of TRACE_CONTEXT_HEADERS) delete headers[name];
   const remote = req.socket.remoteAddress ?? '';
   const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
   const received = {

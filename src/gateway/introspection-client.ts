@@ -9,6 +9,7 @@
  */
 import { decodeJwt } from 'jose';
 import type { Logger } from '../shared/logging.ts';
+import { annotateSpan, inClientSpan, injectTraceContext } from '../shared/tracing.ts';
 
 /** An active token: its phantom JWT, and what the gateway needs to know about it. */
 export interface ActiveIntrospection {
@@ -116,18 +117,23 @@ export function createIntrospectionClient(options: IntrospectionClientOptions): 
     let response: Response;
     let text: string;
     try {
-      response = await fetch(url, {
-        method: 'POST',
-        headers: {
+      ({ response, text } = await inClientSpan('POST introspection', {}, async () => {
+        const headers: Record<string, string> = {
           authorization,
           accept: 'application/jwt',
           'content-type': 'application/x-www-form-urlencoded',
-        },
-        body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
-        signal: AbortSignal.timeout(options.timeoutMs),
-        redirect: 'error',
-      });
-      text = await response.text();
+        };
+        injectTraceContext(headers);
+        const answer = await fetch(url, {
+          method: 'POST',
+          headers,
+          body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+          signal: AbortSignal.timeout(options.timeoutMs),
+          redirect: 'error',
+        });
+        annotateSpan({ 'http.response.status_code': answer.status });
+        return { response: answer, text: await answer.text() };
+      }));
     } catch (error) {
       throw new AuthorizationServerUnavailableError(
         isTimeout(error)

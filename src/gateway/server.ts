@@ -22,6 +22,7 @@ import { createLogger, type LogFields } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
 import { newRequestId, REQUEST_ID_HEADER } from '../shared/request-id.ts';
 import type { TokenTagKey } from '../shared/token-tag.ts';
+import { componentTracing, injectTraceContext } from '../shared/tracing.ts';
 import { clientAddress, markInvalidToken, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
 import { createIntrospectionCache } from './introspection-cache.ts';
 import { AuthorizationServerUnavailableError, createIntrospectionClient } from './introspection-client.ts';
@@ -185,6 +186,8 @@ export const startGateway = (async (
     delete headers.dpop;
     // Ours, not the client's (request-id.ts).
     headers[REQUEST_ID_HEADER] = String(log.request_id);
+    // So is the trace context: the request's span, when tracing is on (tracing.ts); else none.
+    injectTraceContext(headers);
     if (translation.authorization) headers.authorization = translation.authorization;
     else delete headers.authorization;
     const extra = translation.responseHeaders;
@@ -270,7 +273,13 @@ export const startGateway = (async (
     if (target.pathname === '/healthz' || target.pathname === '/readyz') return 'health';
     return router.match(target)?.route.name ?? 'not_found';
   };
-  const listener = createHttpServer(metrics.instrument(onRequest, routeOf), loaded.config.http, logger);
+  // The edge: an agent's trace context is linked, never continued (docs/security.md, Traces).
+  const tracing = await componentTracing('gateway', loaded);
+  const listener = createHttpServer(
+    metrics.instrument(tracing.instrument(onRequest, routeOf, { edge: true }), routeOf),
+    loaded.config.http,
+    logger,
+  );
 
   const publicUrl = new URL(config.publicUrl);
   const port = await listener.listen(
@@ -299,6 +308,7 @@ export const startGateway = (async (
       await Promise.all([listener.close(options), revocations.stop()]);
       agents.http.destroy();
       agents.https.destroy();
+      await tracing.shutdown();
     },
   };
 }) satisfies StartComponent;

@@ -10,12 +10,14 @@
  */
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import {
+  type AuthInfo,
   createMcpHandler,
   McpServer,
   type McpServerFactory,
   type ScopeChallengeHandler,
 } from '@modelcontextprotocol/server';
 import type { Logger } from '../shared/logging.ts';
+import { inToolCallSpan } from '../shared/tracing.ts';
 import { auditToolCall } from './audit.ts';
 import { type ProtocolEra, scopeChallenge } from './challenges.ts';
 import { principalOf, requestIdOfCall } from './token-validation.ts';
@@ -51,6 +53,14 @@ function toolScopeChallenge(tool: ToolDefinition, era: ProtocolEra, logger: Logg
   };
 }
 
+/** The tool call span's attributes: the client and the request id, never the subject or a token. */
+function toolSpanAttributes(authInfo: AuthInfo | undefined): Record<string, string | undefined> {
+  return {
+    'gatehouse.client_id': principalOf(authInfo)?.clientId ?? authInfo?.clientId,
+    'gatehouse.request_id': requestIdOfCall(authInfo),
+  };
+}
+
 /** The per-request server: every configured tool, with its schema, annotations and scope check. */
 export function createServerFactory(
   catalogue: ToolDefinition[],
@@ -71,7 +81,11 @@ export function createServerFactory(
           annotations: tool.annotations,
           scopeChallenge: toolScopeChallenge(tool, era, deps.logger),
         },
-        (args, ctx) => runToolCall(tool, args, ctx.http?.authInfo, deps, ctx.mcpReq.signal),
+        // SEP-414: the caller's trace context may come in `_meta` (shared/tracing.ts decides its use).
+        (args, ctx) =>
+          inToolCallSpan(tool.name, ctx.mcpReq._meta, toolSpanAttributes(ctx.http?.authInfo), () =>
+            runToolCall(tool, args, ctx.http?.authInfo, deps, ctx.mcpReq.signal),
+          ),
       );
     }
     return server;

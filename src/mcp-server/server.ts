@@ -18,6 +18,7 @@ import { SigningKeysUnavailableError } from '../shared/jwt.ts';
 import { createLogger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from '../shared/request-id.ts';
+import { componentTracing } from '../shared/tracing.ts';
 import {
   dpopChallenge,
   invalidTokenResponse,
@@ -200,15 +201,20 @@ export async function startMcpServer(
     if (path === MCP_PATH || path === `${MCP_PATH}/`) return 'mcp';
     return 'not_found';
   };
+  // Behind the gateway: the gateway's trace context is continued (shared/tracing.ts).
+  const tracing = await componentTracing('mcp-server', loaded);
   const http = createHttpServer(
-    metrics.instrument((req, res) => {
-      route(req, res).catch((error: unknown) => {
-        // Never a stack trace to the client; the message only to the log.
-        logger.error('request failed', { error: (error as Error).message });
-        if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
-        else res.destroy();
-      });
-    }, routeOf),
+    metrics.instrument(
+      tracing.instrument((req, res) => {
+        route(req, res).catch((error: unknown) => {
+          // Never a stack trace to the client; the message only to the log.
+          logger.error('request failed', { error: (error as Error).message });
+          if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+          else res.destroy();
+        });
+      }, routeOf),
+      routeOf,
+    ),
     loaded.config.http,
     logger,
   );
@@ -233,6 +239,7 @@ export async function startMcpServer(
       // Requests in flight finish first; only then are the SDK's transports released.
       await Promise.all([http.close(options), revocations.stop()]);
       await endpoint.close();
+      await tracing.shutdown();
     },
   };
 }

@@ -21,6 +21,7 @@ import { tokenHash } from '../shared/jwt.ts';
 import { KeyIndex } from '../shared/key-index.ts';
 import { REQUEST_ID_HEADER } from '../shared/request-id.ts';
 import { isPlausibleToolName, TOOL_HEADER } from '../shared/tool-header.ts';
+import { annotateSpan, inClientSpan, injectTraceContext } from '../shared/tracing.ts';
 
 const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 /** The phantom token is a JWT (RFC 8693 §3). */
@@ -181,19 +182,30 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
     const issuedAt = now();
     let response: Response;
     try {
-      response = await doFetch(options.tokenEndpoint, {
-        method: 'POST',
-        headers: {
-          authorization,
-          'content-type': 'application/x-www-form-urlencoded',
-          accept: 'application/json',
-          ...(request.requestId ? { [REQUEST_ID_HEADER]: request.requestId } : {}),
-          ...(request.tool && isPlausibleToolName(request.tool) ? { [TOOL_HEADER]: request.tool } : {}),
+      // The audience is a configured API URL, not a secret: it tells which exchange this was.
+      response = await inClientSpan(
+        'POST token exchange',
+        { 'gatehouse.audience': request.audience },
+        async () => {
+          const headers: Record<string, string> = {
+            authorization,
+            'content-type': 'application/x-www-form-urlencoded',
+            accept: 'application/json',
+            ...(request.requestId ? { [REQUEST_ID_HEADER]: request.requestId } : {}),
+            ...(request.tool && isPlausibleToolName(request.tool) ? { [TOOL_HEADER]: request.tool } : {}),
+          };
+          injectTraceContext(headers);
+          const answer = await doFetch(options.tokenEndpoint, {
+            method: 'POST',
+            headers,
+            body,
+            redirect: 'error',
+            signal: AbortSignal.timeout(options.timeoutMs),
+          });
+          annotateSpan({ 'http.response.status_code': answer.status });
+          return answer;
         },
-        body,
-        redirect: 'error',
-        signal: AbortSignal.timeout(options.timeoutMs),
-      });
+      );
     } catch (error) {
       const timedOut = (error as Error).name === 'TimeoutError';
       throw new TokenExchangeError(

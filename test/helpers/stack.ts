@@ -47,6 +47,7 @@ export async function startTestStack(
     mcpServer?: Section;
     apis?: Section;
     metrics?: Section;
+    tracing?: Section;
   } = {},
 ): Promise<TestStack> {
   const ports = {
@@ -70,6 +71,7 @@ export async function startTestStack(
     mcpServer: { ...sections.mcpServer, ...overrides.mcpServer },
     apis: { ...sections.apis, ...overrides.apis },
     ...(overrides.metrics ? { metrics: overrides.metrics } : {}),
+    ...(overrides.tracing ? { tracing: overrides.tracing } : {}),
   });
   const logs: string[] = [];
   const logger = createLogger('stack', { level: 'debug', write: (line) => logs.push(line) });

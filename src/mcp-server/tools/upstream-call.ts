@@ -9,6 +9,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/server';
 import type { ToolConfig } from '../../shared/config/schema.ts';
 import { REQUEST_ID_HEADER } from '../../shared/request-id.ts';
+import { annotateSpan, inClientSpan, injectTraceContext } from '../../shared/tracing.ts';
 
 type Method = ToolConfig['method'];
 type Arguments = Record<string, unknown>;
@@ -173,19 +174,29 @@ export async function callUpstream(options: UpstreamCallOptions): Promise<Upstre
   let response: Response;
   let body: { text: string; truncated: boolean };
   try {
-    response = await doFetch(request.url, {
-      method: request.method,
-      headers: {
-        authorization: `Bearer ${options.accessToken}`,
-        accept: 'application/json',
-        ...(options.requestId ? { [REQUEST_ID_HEADER]: options.requestId } : {}),
-        ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}),
+    // Named for the API, not its URL: the path holds the tool's arguments.
+    ({ response, body } = await inClientSpan(
+      `${request.method} ${apiName} API`,
+      { 'gatehouse.api': apiName },
+      async () => {
+        const headers: Record<string, string> = {
+          authorization: `Bearer ${options.accessToken}`,
+          accept: 'application/json',
+          ...(options.requestId ? { [REQUEST_ID_HEADER]: options.requestId } : {}),
+          ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        };
+        injectTraceContext(headers);
+        const answer = await doFetch(request.url, {
+          method: request.method,
+          headers,
+          body: request.body,
+          redirect: 'manual',
+          signal,
+        });
+        annotateSpan({ 'http.response.status_code': answer.status });
+        return { response: answer, body: await readText(answer, MAX_RESULT_BYTES) };
       },
-      body: request.body,
-      redirect: 'manual',
-      signal,
-    });
-    body = await readText(response, MAX_RESULT_BYTES);
+    ));
   } catch {
     if (timeout.aborted) {
       return {

@@ -766,6 +766,24 @@ export const metricsSchema = z.strictObject({
   token: secretReference.optional(),
 });
 
+/**
+ * OpenTelemetry traces (src/shared/tracing.ts): off unless `otlpEndpoint` is set. Each component
+ * exports its spans over OTLP/HTTP (JSON) to `<otlpEndpoint>/v1/traces`, as the standard
+ * OTEL_EXPORTER_OTLP_ENDPOINT would; the collector's credentials, when it needs any, come from the
+ * standard OTEL_EXPORTER_OTLP_HEADERS, so no secret sits in this file.
+ */
+export const tracingSchema = z.strictObject({
+  /** The collector's OTLP/HTTP base URL, e.g. `http://localhost:4318`. Absent: no tracing at all. */
+  otlpEndpoint: httpUrl.optional(),
+  /** Each component's `service.name` is this plus its name: `gatehouse-gateway`, `gatehouse-mcp-server`, ... */
+  serviceNamePrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{0,64}$/, 'must be at most 64 letters, digits, ".", "_" or "-"')
+    .default('gatehouse-'),
+  /** The share of new traces recorded (0 to 1); the gateway decides, the components behind it follow. */
+  sampleRatio: z.number().min(0).max(1).default(1),
+});
+
 export const configSchema = z
   .strictObject({
     /** Where state lives: the database, keys and generated secrets. Relative to the config file. */
@@ -773,6 +791,7 @@ export const configSchema = z
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
     http: httpSchema.prefault({}),
     metrics: metricsSchema.prefault({}),
+    tracing: tracingSchema.prefault({}),
     authorizationServer: authorizationServerSchema.prefault({}),
     gateway: gatewaySchema.prefault({}),
     mcpServer: mcpServerSchema.prefault({}),
@@ -806,3 +825,4 @@ export type ToolConfig = z.infer<typeof toolSchema>;
 export type ApisConfig = z.infer<typeof apisSchema>;
 export type HttpConfig = z.infer<typeof httpSchema>;
 export type MetricsConfig = z.infer<typeof metricsSchema>;
+export type TracingConfig = z.infer<typeof tracingSchema>;
