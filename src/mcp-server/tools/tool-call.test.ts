@@ -55,6 +55,8 @@ describe('a tool call', () => {
       {
         subjectToken: 'subject.phantom.jwt',
         audience: 'http://localhost:8000/api/stocks',
+        // Named to the authorization server for its audit trail (Gatehouse-Tool).
+        tool: 'get_stock',
         // What the token stands for: the exchange cache key, stable across re-introspections.
         subject: {
           grantId: 'grant-1',
