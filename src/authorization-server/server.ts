@@ -22,6 +22,7 @@ import { asPreRegistered, withRegisteredClients } from './admin/admin-clients.ts
 import { createAdminService } from './admin/admin-service.ts';
 import { createAdminTokenCheck } from './admin/admin-token.ts';
 import { createApprovalGate } from './admin/approval-gate.ts';
+import { auditAdmin } from './admin/audit-admin.ts';
 import { consoleRoutes } from './admin/console-routes.ts';
 import type { Directory } from './admin/directory.ts';
 import { directoryApprovedUsers } from './admin/directory-users.ts';
@@ -422,8 +423,15 @@ export async function startAuthorizationServer(
       dpopRequired: config.dpop.preRegistered === 'required',
       logger,
     });
+    const auditForAdmins = auditAdmin({
+      trail: audit,
+      accounts,
+      subjectKey,
+      apis: config.resources.apis.map((api) => ({ name: api.name, audience: api.audience })),
+    });
     provider.use(
       adminApiRoutes({
+        extensions: [...auditForAdmins.api],
         service: adminService,
         authenticate: createAdminTokenCheck({
           provider,
@@ -439,6 +447,7 @@ export async function startAuthorizationServer(
     const devBanner = mailer.devInbox !== undefined || cimd.allowLoopbackHttp;
     provider.use(
       consoleRoutes({
+        extensions: [auditForAdmins.console],
         signIn,
         service: adminService,
         accounts,

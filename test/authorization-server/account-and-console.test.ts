@@ -276,6 +276,18 @@ describe('the admin console', () => {
     assert.doesNotMatch(clients.text, new RegExp(secret));
     assert.match(pageText(clients.text), /Report job/);
     assert.match(pageText(clients.text), /Bob agent/);
+    const audit = await browser.request(`${as.issuer}/admin/audit?user=bob%40example.com`);
+    assert.equal(audit.status, 200);
+    assert.match(pageText(audit.text), /admin\.user\.suspended/);
+    const exported = await browser.request(`${as.issuer}/admin/audit/export?user=bob%40example.com`);
+    assert.equal(exported.status, 200);
+    assert.match(exported.headers.get('content-disposition') ?? '', /attachment; filename="gatehouse-audit-/);
+    assert.ok(
+      exported.text
+        .trim()
+        .split('\n')
+        .every((line) => JSON.parse(line).event),
+    );
     const clientPage = await browser.request(`${as.issuer}/admin/clients/${encodeURIComponent(clientId)}`);
     assert.equal(clientPage.status, 200);
     assert.match(pageText(clientPage.text), /Users who allowed it/);

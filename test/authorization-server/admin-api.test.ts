@@ -540,6 +540,76 @@ describe('admin API', () => {
   });
 });
 
+describe('the audit trail in the admin API', () => {
+  test('finds each change with who made it, by user email, and exports the same search as JSON lines', async () => {
+    const as = await startTestAuthorizationServer(CLIENTS);
+    try {
+      const token = await adminToken(as);
+      await call(as, token, 'POST', '/users', { email: 'ivan@example.com' });
+      await call(as, token, 'PATCH', '/users/ivan%40example.com', { status: 'suspended' });
+      const clientId = await registerClient(as);
+      await aliceToken(as, clientId);
+      const changes = await call(as, token, 'GET', '/audit?user=Ivan%40example.com');
+      assert.equal(changes.status, 200);
+      const records = changes.json.records as unknown as Array<Record<string, unknown>>;
+      assert.deepEqual(
+        records.map((record) => record.event),
+        ['admin.user.suspended', 'admin.user.added'],
+      );
+      assert.equal((records[0]!.fields as Record<string, unknown>).actor, `client:${ADMIN}`);
+      const alice = await call(
+        as,
+        token,
+        'GET',
+        `/audit?user=alice%40example.com&client=${clientId}&event=consent`,
+      );
+      const consent = (alice.json.records as unknown as Array<Record<string, unknown>>)[0]!;
+      assert.equal(consent.email, 'alice@example.com', 'administrators see the email');
+      assert.ok(consent.grant_id);
+      const paged = await call(as, token, 'GET', '/audit?limit=1');
+      assert.equal((paged.json.records as unknown as unknown[]).length, 1);
+      const older = await call(
+        as,
+        token,
+        'GET',
+        `/audit?limit=1&cursor=${encodeURIComponent(String(paged.json.next_cursor))}`,
+      );
+      assert.notEqual(
+        (older.json.records as unknown as Array<{ id: string }>)[0]!.id,
+        (paged.json.records as unknown as Array<{ id: string }>)[0]!.id,
+      );
+      const exported = await fetch(`${as.issuer}/admin/api/audit/export?user=ivan%40example.com`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal(exported.status, 200);
+      assert.equal(exported.headers.get('content-type'), 'application/x-ndjson');
+      const lines = (await exported.text())
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { event: string });
+      assert.deepEqual(
+        lines.map((line) => line.event),
+        ['admin.user.suspended', 'admin.user.added'],
+      );
+      for (const [query, field] of [
+        ['since=yesterday', 'since'],
+        ['limit=5000', 'limit'],
+        ['cursor=not-a-cursor', 'query'],
+        ['outcome=maybe', 'outcome'],
+        ['limit=x', 'limit'],
+      ] as const) {
+        const bad = await call(as, token, 'GET', `/audit?${query}`);
+        assert.equal(bad.status, 400, query);
+        assert.equal(bad.json.field, field, query);
+      }
+      assert.equal((await call(as, undefined, 'GET', '/audit')).status, 401);
+      assert.equal((await fetch(`${as.issuer}/admin/api/audit/export`)).status, 401);
+    } finally {
+      await as.close();
+    }
+  });
+});
+
 describe('admin changes and the configuration file', () => {
   test('survive a restart; the file keeps owning only what an administrator did not change', async () => {
     const as = await startTestAuthorizationServer(CLIENTS);

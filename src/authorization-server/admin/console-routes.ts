@@ -31,6 +31,8 @@ export interface ConsoleExtension {
   tab: ConsoleTab;
   /** GET /admin/<tab>: the page. */
   page(frame: ConsoleFrame, ctx: Context): Promise<string> | string;
+  /** GET /admin/<tab>/export: a download (the audit trail's JSON lines). */
+  download?(ctx: Context): void;
   /** POST /admin/<tab>/<name>: a change; returns the notice. */
   actions?: Record<string, (actor: string, form: URLSearchParams) => Promise<string> | string>;
 }
@@ -181,6 +183,12 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
     if (path === '/approvals') return approvalsPage(frame, service.listApprovals());
     const extension = extensions.get(path.slice(1) as ConsoleTab);
     if (extension) return extension.page(frame, ctx);
+    const download = /^\/([a-z]+)\/export$/.exec(path);
+    const downloading = download && extensions.get(download[1] as ConsoleTab);
+    if (downloading?.download) {
+      downloading.download(ctx);
+      return undefined;
+    }
     return undefined;
   }
 
@@ -235,6 +243,7 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
       try {
         const body = await page(ctx, frameFor(ctx, session, email), path);
         if (body) return renderPage(ctx, body);
+        if (ctx.body !== undefined && ctx.body !== null) return; // a download
       } catch (error) {
         if (!(error instanceof AdminError)) throw error;
         return renderPage(

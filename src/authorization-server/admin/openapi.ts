@@ -225,6 +225,24 @@ export function openApiDocument(issuer: string) {
             decidedAt: { type: 'integer' },
           },
         },
+        AuditRecord: {
+          type: 'object',
+          properties: {
+            id: { type: 'string' },
+            at: { type: 'string', format: 'date-time' },
+            event: { type: 'string' },
+            outcome: { enum: ['success', 'failure', 'denied'] },
+            sub: { type: 'string' },
+            email: { type: 'string', description: 'The user, when the account is known' },
+            client_id: { type: 'string' },
+            tool: { type: 'string' },
+            audience: { type: 'string' },
+            scope: { type: 'string' },
+            grant_id: { type: 'string' },
+            request_id: { type: 'string' },
+            fields: { type: 'object', description: 'Everything else the event said (redacted)' },
+          },
+        },
         Key: {
           type: 'object',
           properties: { kid: { type: 'string' }, alg: { type: 'string' }, state: { type: 'string' } },
@@ -329,6 +347,46 @@ export function openApiDocument(issuer: string) {
       '/grants/{grant_id}': {
         ...pathParam('grant_id', 'The grant'),
         delete: op('Revoke a grant at once', 'admin', ok(ref('Grant'))),
+      },
+      '/audit': {
+        get: op(
+          'Search the audit trail, newest first (a page; next_cursor for the next)',
+          'admin.read',
+          ok({
+            type: 'object',
+            properties: {
+              records: { type: 'array', items: ref('AuditRecord') },
+              next_cursor: { type: 'string' },
+            },
+          }),
+          queryParams(
+            ['user', 'Email (or subject)'],
+            ['client', 'Client id'],
+            ['tool', 'MCP tool'],
+            ['api', 'API name or audience'],
+            ['event', 'Event name, e.g. token.exchange'],
+            ['outcome', 'success, failure or denied'],
+            ['request_id', 'One agent request'],
+            ['grant_id', 'One grant: its consent and the tool calls resting on it'],
+            ['since', 'ISO 8601 or epoch seconds, inclusive'],
+            ['until', 'ISO 8601 or epoch seconds, inclusive'],
+            ['limit', '1 to 1000, default 100'],
+            ['cursor', 'next_cursor of the previous page'],
+          ),
+        ),
+      },
+      '/audit/export': {
+        get: op(
+          'Every matching record as JSON lines (application/x-ndjson), newest first',
+          'admin.read',
+          {
+            200: {
+              description: 'JSON lines',
+              content: { 'application/x-ndjson': { schema: ref('AuditRecord') } },
+            },
+          },
+          queryParams(['user', 'As for /audit'], ['since', 'As for /audit'], ['until', 'As for /audit']),
+        ),
       },
       '/approvals': {
         get: op(
