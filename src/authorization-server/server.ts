@@ -38,7 +38,9 @@ import { isRoute, isUnderRoute } from './http/route-match.ts';
 import { tokenRateLimit, tokenRateLimitsFrom } from './http/token-rate-limit.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { type Branding, loadLogo } from './interactions/views/branding.ts';
-import { loadOrCreateKeys, publicJwk } from './keys.ts';
+import { jwksEndpoint } from './keys/jwks-endpoint.ts';
+import { createKeyManager, type KeyAdministration } from './keys/key-manager.ts';
+import { retireAfterSeconds } from './keys/retire-after.ts';
 import { createAccounts } from './login/accounts.ts';
 import { createApprovedUsers, subjectFor } from './login/approved-users.ts';
 import { createMailer, type DevInbox } from './login/mailer.ts';
@@ -83,6 +85,11 @@ export interface RunningAuthorizationServer {
   devInbox: DevInbox | undefined;
   /** Where the generated private key of each pre-registered private_key_jwt client lives. */
   privateKeyFiles: Record<string, string>;
+  /**
+   * The access-token signing keys, for the admin API: `list()` (kid, alg, state, times; nothing
+   * private) and `rotate(actor)` (keys/key-manager.ts; audited as `keys.rotated`).
+   */
+  keys: KeyAdministration;
   close(options?: CloseOptions): Promise<void>;
 }
 
@@ -179,7 +186,14 @@ export async function startAuthorizationServer(
 
   const db = openDatabase(loaded.dataDir);
   try {
-    const keys = await loadOrCreateKeys(loaded.dataDir);
+    const keys = await createKeyManager({
+      dataDir: loaded.dataDir,
+      retireAfterSeconds: retireAfterSeconds(config),
+      publishBeforeUseSeconds: config.keys.publishBeforeUseSeconds,
+      rotateEverySeconds:
+        config.keys.rotateEveryDays === false ? undefined : config.keys.rotateEveryDays * 86400,
+      logger: logger.child({ part: 'keys' }),
+    });
     const resources = createResourceRegistry(config);
     const clients = await prepareClients(config.clients, loaded.dataDir, {
       dpopRequired: config.dpop.preRegistered === 'required',
@@ -292,7 +306,7 @@ export async function startAuthorizationServer(
       config,
       db,
       adapter,
-      signingKeys: keys.signingKeys,
+      idTokenKey: keys.idTokenKey,
       cookieKeys: keys.cookieKeys,
       dpopNonceSecret: derivedKey('gatehouse dpop nonces'),
       dpopAlgorithms: loaded.config.gateway.dpop.algorithms,
@@ -309,11 +323,10 @@ export async function startAuthorizationServer(
     provider.maxIpsCount = 1;
     const pinOrigin = pinToIssuerOrigin({ issuer, trustProxy: config.trustProxy });
 
-    const publicKeys = keys.signingKeys.map(publicJwk);
     // A subject that signed in as a user (it has an account) but is no longer approved.
     const isRemovedUser = (sub: string) =>
       accounts.emailOf(sub) !== undefined && userClaims({ accounts, approvedUsers }, sub) === undefined;
-    const sign = await createAccessTokenSigner(issuer, keys.signingKeys);
+    const sign = createAccessTokenSigner(issuer, keys.signingKey);
     const tokenTagKey = derivedKey('gatehouse opaque token tags');
     const revocationLog = createSqliteRevocationEventLog(db);
     tagIssuedTokens(provider, tokenTagKey);
@@ -323,7 +336,7 @@ export async function startAuthorizationServer(
         issuer,
         resources,
         policies: config.tokenExchange,
-        publicKeys,
+        verificationKey: keys.verificationKey,
         sign,
         logger,
         isRemovedUser,
@@ -336,6 +349,7 @@ export async function startAuthorizationServer(
     // Outermost: every answer, success or error, waits for the writes it depends on.
     provider.use(durableWrites(logger, { run: withRequestWrites, durable: requestWritesDurable }));
     provider.use(securityHeaders());
+    provider.use(jwksEndpoint(ROUTES.jwks, keys.jwks, config.keys.publishBeforeUseSeconds));
     provider.use(oauthMetadataAlias(new URL(issuer).pathname));
     provider.use(registrationCors(ROUTES.registration));
     provider.use(
@@ -398,6 +412,9 @@ export async function startAuthorizationServer(
 
     purgeExpired(db);
     codes.purgeExpired();
+    // At start and then every minute: drop retired keys past their time, rotate when due.
+    await keys.maintain();
+    const stopKeySchedule = keys.startSchedule();
     const stopHousekeeping = startHousekeeping(db, {
       purgeIntervalMs: 60_000,
       unusedClientSeconds: config.dynamicRegistration.removeUnusedAfterSeconds,
@@ -477,10 +494,12 @@ export async function startAuthorizationServer(
       provider,
       devInbox: mailer.devInbox,
       privateKeyFiles,
+      keys: { list: keys.list, rotate: keys.rotate },
       close(options) {
         // Once: a launcher or a test may close a server that is already closed.
         closing ??= (async () => {
           stopHousekeeping();
+          stopKeySchedule();
           clearInterval(pruneRevocations);
           // The revocation streams never end by themselves: end them, so the drain is not held up.
           revocations.stream.closeAll();
