@@ -661,6 +661,8 @@ export const apisSchema = z.strictObject({
   /** Where the JWKS is fetched (defaults to `<issuer>/jwks`). */
   jwksUri: httpUrl.optional(),
   clockSkewSeconds: z.number().int().min(0).max(30).default(30),
+  /** How long fetched signing keys are used before they are fetched again (as mcpServer's). */
+  jwksCacheSeconds: seconds.default(600),
   stocks: z
     .strictObject({
       audience: httpUrl.default('http://localhost:8000/api/stocks'),
