@@ -22,7 +22,7 @@ async function setUp(overrides: Partial<KeyManagerOptions> = {}, dataDir = path.
   const options: KeyManagerOptions = {
     dataDir,
     retireAfterSeconds: 960,
-    publishBeforeUseSeconds: 600,
+    publishBeforeUseSeconds: 599,
     rotateEverySeconds: undefined,
     logger: createLogger('test', { level: 'debug', write: (line) => lines.push(JSON.parse(line)) }),
     now: () => clock.seconds * 1000,

@@ -23,6 +23,7 @@ import {
   type KeyState,
   nextKey,
   promotableAt,
+  promotableFrom,
   pruneRing,
   publishedKeys,
   type RingKey,
@@ -108,7 +109,7 @@ async function importPrivate(key: RingKey, file: string): Promise<CryptoKey> {
 /** Loads the keys, making them on first start, migrating format 1, and publishing a next key. */
 export async function createKeyManager(options: KeyManagerOptions): Promise<KeyManager> {
   const file = path.join(options.dataDir, KEY_FILE);
-  const clock = options.now ?? Date.now;
+  const clock = options.now ?? (() => Date.now());
   const nowSeconds = () => Math.floor(clock() / 1000);
   const { logger } = options;
 
@@ -247,7 +248,7 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
           ...(key.retiredAt !== undefined ? { retired: iso(key.retiredAt)! } : {}),
           ...(key.retireAt !== undefined ? { retireAt: iso(key.retireAt)! } : {}),
           ...(key.state === 'next'
-            ? { promotableFrom: iso(key.createdAt + options.publishBeforeUseSeconds)! }
+            ? { promotableFrom: iso(promotableFrom(key.createdAt, options.publishBeforeUseSeconds))! }
             : {}),
         }),
       );

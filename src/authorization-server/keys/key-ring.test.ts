@@ -24,7 +24,7 @@ const jwk = (kid: string): RingKey['jwk'] => ({
   kid,
   alg: 'ES256',
 });
-const timing = (now: number) => ({ now, retireAfterSeconds: 1000, publishBeforeUseSeconds: 100 });
+const timing = (now: number) => ({ now, retireAfterSeconds: 1000, publishBeforeUseSeconds: 99 });
 const kids = (ring: readonly RingKey[]) => ring.map((key) => `${key.jwk.kid}:${key.state}`);
 
 const start: RingKey[] = [
@@ -48,7 +48,11 @@ describe('the key ring', () => {
   });
 
   test('the overlap rule: the next key signs only once published for publishBeforeUseSeconds', () => {
-    assert.equal(promotableAt(start, 100), 100);
+    assert.equal(
+      promotableAt(start, 99),
+      100,
+      'published for 99 s whatever the fraction of its first second',
+    );
     assert.throws(
       () => rotateRing(start, jwk('k3'), timing(99)),
       (error: unknown) => error instanceof KeyRotationTooSoonError && error.retryAt === 100,

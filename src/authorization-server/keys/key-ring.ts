@@ -104,10 +104,19 @@ export function withNextKey(ring: KeyRing, jwk: RingKey['jwk'], now: number): Ri
   return [...ring, { jwk, state: 'next', createdAt: now }];
 }
 
+/**
+ * When a key published at `createdAt` may sign. Times are whole seconds rounded down, so one more
+ * second makes sure it has been published for the full `publishBeforeUseSeconds`, however late in
+ * its second it was made.
+ */
+export function promotableFrom(createdAt: number, publishBeforeUseSeconds: number): number {
+  return createdAt + publishBeforeUseSeconds + 1;
+}
+
 /** When the `next` key may become current under the overlap rule (undefined: there is none). */
 export function promotableAt(ring: KeyRing, publishBeforeUseSeconds: number): number | undefined {
   const next = nextKey(ring);
-  return next ? next.createdAt + publishBeforeUseSeconds : undefined;
+  return next ? promotableFrom(next.createdAt, publishBeforeUseSeconds) : undefined;
 }
 
 /**
@@ -123,7 +132,7 @@ export function rotateRing(
   const { now } = timing;
   const next = nextKey(ring);
   if (!next) throw new KeyRingError('no next key to promote');
-  const allowedAt = next.createdAt + timing.publishBeforeUseSeconds;
+  const allowedAt = promotableFrom(next.createdAt, timing.publishBeforeUseSeconds);
   if (allowedAt > now) {
     throw new KeyRotationTooSoonError(
       `the next key ${next.jwk.kid} has been published for ${Math.max(0, now - next.createdAt)} s; ` +
