@@ -35,7 +35,12 @@ function trustedIssuer(loaded: LoadedConfig): { issuer: string; jwksUri: string 
 
 function createApis(config: ApisConfig, trusted: { issuer: string; jwksUri: string }, logger: Logger): Api[] {
   const verifierFor = (audience: string) =>
-    createAccessTokenVerifier({ ...trusted, audience, clockToleranceSeconds: config.clockSkewSeconds });
+    createAccessTokenVerifier({
+      ...trusted,
+      audience,
+      clockToleranceSeconds: config.clockSkewSeconds,
+      jwksCacheSeconds: config.jwksCacheSeconds,
+    });
   return [
     createStocksApi({
       config: config.stocks,

@@ -49,7 +49,12 @@ export interface ProviderDependencies {
   config: AuthorizationServerConfig;
   db: DatabaseSync;
   adapter: (model: string) => Adapter;
-  signingKeys: JWK[];
+  /**
+   * The RS256 key that signs ID tokens (and RFC 9701 introspection answers). oidc-provider builds its
+   * keystore once, here; the access-token keys rotate outside it (keys/key-manager.ts), and the JWKS
+   * route is answered from the ring before the provider's (keys/jwks-endpoint.ts).
+   */
+  idTokenKey: JWK;
   cookieKeys: string[];
   /** 32 bytes that key the DPoP nonces (RFC 9449 §8); derived from the cookie keys, so stable. */
   dpopNonceSecret: Buffer;
@@ -140,7 +145,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const configuration: Configuration = {
     adapter: deps.adapter as unknown as Configuration['adapter'],
     clients: deps.clients.map((client) => client.metadata),
-    jwks: { keys: deps.signingKeys as never },
+    jwks: { keys: [deps.idTokenKey] as never },
     cookies: {
       keys: deps.cookieKeys,
       long: { httpOnly: true, sameSite: 'lax', signed: true },

@@ -26,6 +26,7 @@ import { auditAdmin } from './admin/audit-admin.ts';
 import { consoleRoutes } from './admin/console-routes.ts';
 import type { Directory } from './admin/directory.ts';
 import { directoryApprovedUsers } from './admin/directory-users.ts';
+import { keysAdmin } from './admin/keys-admin.ts';
 import { seedDirectory } from './admin/seed.ts';
 import { createSqliteDirectory } from './admin/sqlite-directory.ts';
 import { type AuditTrail, createAuditTrail, recordAudits } from './audit/audit-trail.ts';
@@ -53,7 +54,9 @@ import { isRoute, isUnderRoute } from './http/route-match.ts';
 import { tokenRateLimit, tokenRateLimitsFrom } from './http/token-rate-limit.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { type Branding, loadLogo } from './interactions/views/branding.ts';
-import { loadOrCreateKeys, publicJwk } from './keys.ts';
+import { jwksEndpoint } from './keys/jwks-endpoint.ts';
+import { createKeyManager, type KeyAdministration } from './keys/key-manager.ts';
+import { retireAfterSeconds } from './keys/retire-after.ts';
 import { createAccounts } from './login/accounts.ts';
 import { subjectFor } from './login/approved-users.ts';
 import { createMailer, type DevInbox, invitationMessage } from './login/mailer.ts';
@@ -100,6 +103,11 @@ export interface RunningAuthorizationServer {
   privateKeyFiles: Record<string, string>;
   /** The audit trail: every audit line, kept for `audit.retentionDays` (audit/audit-trail.ts). */
   audit: AuditTrail;
+  /**
+   * The access-token signing keys, for the admin API: `list()` (kid, alg, state, times; nothing
+   * private) and `rotate(actor)` (keys/key-manager.ts; audited as `keys.rotated`).
+   */
+  keys: KeyAdministration;
   close(options?: CloseOptions): Promise<void>;
 }
 
@@ -211,7 +219,14 @@ export async function startAuthorizationServer(
   const audit = createAuditTrail(db, { retentionDays: config.audit.retentionDays, logger });
   logger = recordAudits(logger, audit);
   try {
-    const keys = await loadOrCreateKeys(loaded.dataDir);
+    const keys = await createKeyManager({
+      dataDir: loaded.dataDir,
+      retireAfterSeconds: retireAfterSeconds(config),
+      publishBeforeUseSeconds: config.keys.publishBeforeUseSeconds,
+      rotateEverySeconds:
+        config.keys.rotateEveryDays === false ? undefined : config.keys.rotateEveryDays * 86400,
+      logger: logger.child({ part: 'keys' }),
+    });
     const resources = createResourceRegistry(config);
     // The configured clients, and the server's own pages (/account, /admin) as a first-party client.
     const allClients = [...config.clients, firstPartyClient(issuer)];
@@ -343,7 +358,7 @@ export async function startAuthorizationServer(
       config,
       db,
       adapter,
-      signingKeys: keys.signingKeys,
+      idTokenKey: keys.idTokenKey,
       cookieKeys: keys.cookieKeys,
       dpopNonceSecret: derivedKey('gatehouse dpop nonces'),
       dpopAlgorithms: loaded.config.gateway.dpop.algorithms,
@@ -360,11 +375,10 @@ export async function startAuthorizationServer(
     provider.maxIpsCount = 1;
     const pinOrigin = pinToIssuerOrigin({ issuer, trustProxy: config.trustProxy });
 
-    const publicKeys = keys.signingKeys.map(publicJwk);
     // A subject that signed in as a user (it has an account) but is no longer approved.
     const isRemovedUser = (sub: string) =>
       accounts.emailOf(sub) !== undefined && userClaims({ accounts, approvedUsers }, sub) === undefined;
-    const sign = await createAccessTokenSigner(issuer, keys.signingKeys);
+    const sign = createAccessTokenSigner(issuer, keys.signingKey);
     const tokenTagKey = derivedKey('gatehouse opaque token tags');
     const revocationLog = createSqliteRevocationEventLog(db);
     tagIssuedTokens(provider, tokenTagKey);
@@ -374,7 +388,7 @@ export async function startAuthorizationServer(
         issuer,
         resources,
         policies: config.tokenExchange,
-        publicKeys,
+        verificationKey: keys.verificationKey,
         sign,
         logger,
         isRemovedUser,
@@ -387,6 +401,7 @@ export async function startAuthorizationServer(
     // Outermost: every answer, success or error, waits for the writes it depends on.
     provider.use(durableWrites(logger, { run: withRequestWrites, durable: requestWritesDurable }));
     provider.use(securityHeaders());
+    provider.use(jwksEndpoint(ROUTES.jwks, keys.jwks, config.keys.publishBeforeUseSeconds));
     provider.use(oauthMetadataAlias(new URL(issuer).pathname));
     provider.use(registrationCors(ROUTES.registration));
     provider.use(
@@ -423,6 +438,7 @@ export async function startAuthorizationServer(
       dpopRequired: config.dpop.preRegistered === 'required',
       logger,
     });
+    const keysForAdmins = keysAdmin({ list: keys.list, rotate: keys.rotate });
     const auditForAdmins = auditAdmin({
       trail: audit,
       accounts,
@@ -431,7 +447,7 @@ export async function startAuthorizationServer(
     });
     provider.use(
       adminApiRoutes({
-        extensions: [...auditForAdmins.api],
+        extensions: [...auditForAdmins.api, ...keysForAdmins.api],
         service: adminService,
         authenticate: createAdminTokenCheck({
           provider,
@@ -447,7 +463,7 @@ export async function startAuthorizationServer(
     const devBanner = mailer.devInbox !== undefined || cimd.allowLoopbackHttp;
     provider.use(
       consoleRoutes({
-        extensions: [auditForAdmins.console],
+        extensions: [keysForAdmins.console, auditForAdmins.console],
         signIn,
         service: adminService,
         accounts,
@@ -526,6 +542,9 @@ export async function startAuthorizationServer(
 
     purgeExpired(db);
     codes.purgeExpired();
+    // At start and then every minute: drop retired keys past their time, rotate when due.
+    await keys.maintain();
+    const stopKeySchedule = keys.startSchedule();
     const stopHousekeeping = startHousekeeping(db, {
       purgeIntervalMs: 60_000,
       unusedClientSeconds: config.dynamicRegistration.removeUnusedAfterSeconds,
@@ -617,10 +636,12 @@ export async function startAuthorizationServer(
       devInbox: mailer.devInbox,
       privateKeyFiles,
       audit,
+      keys: { list: keys.list, rotate: keys.rotate },
       close(options) {
         // Once: a launcher or a test may close a server that is already closed.
         closing ??= (async () => {
           stopHousekeeping();
+          stopKeySchedule();
           clearInterval(pruneRevocations);
           clearInterval(pruneAuditHourly);
           // The revocation streams never end by themselves: end them, so the drain is not held up.

@@ -288,6 +288,15 @@ describe('the admin console', () => {
         .split('\n')
         .every((line) => JSON.parse(line).event),
     );
+    const keys = await browser.request(`${as.issuer}/admin/keys`);
+    assert.equal(keys.status, 200);
+    assert.match(pageText(keys.text), /current/);
+    assert.match(pageText(keys.text), /next/);
+    const tooSoon = await browser.request(`${as.issuer}/admin/keys/rotate`, { form: { csrf } });
+    assert.match(
+      pageText((await browser.request(tooSoon.location!)).text),
+      /Not done: the next key is not published long enough/,
+    );
     const clientPage = await browser.request(`${as.issuer}/admin/clients/${encodeURIComponent(clientId)}`);
     assert.equal(clientPage.status, 200);
     assert.match(pageText(clientPage.text), /Users who allowed it/);

@@ -610,6 +610,43 @@ describe('the audit trail in the admin API', () => {
   });
 });
 
+describe('signing keys in the admin API and the console', () => {
+  test('lists the keys, refuses a rotation under the overlap rule, and rotates once it holds', async () => {
+    const as = await startTestAuthorizationServer({ ...CLIENTS, keys: { publishBeforeUseSeconds: 2 } });
+    try {
+      const token = await adminToken(as);
+      const listed = await call(as, token, 'GET', '/keys');
+      assert.equal(listed.status, 200);
+      const keys = listed.json.keys as unknown as Array<{ kid: string; state: string; use: string }>;
+      const current = keys.find((key) => key.use === 'access_token' && key.state === 'current')!;
+      const next = keys.find((key) => key.use === 'access_token' && key.state === 'next')!;
+      assert.ok(current && next);
+      assert.ok(
+        keys.every((key) => !('d' in key)),
+        'nothing private',
+      );
+      const early = await call(as, token, 'POST', '/keys/rotate');
+      assert.equal(early.status, 409);
+      assert.equal(early.json.error, 'too_soon');
+      const reader = await adminToken(as, 'reader');
+      assert.equal((await call(as, reader, 'POST', '/keys/rotate')).status, 403);
+      await new Promise((resolve) => setTimeout(resolve, 3200));
+      const rotated = await call(as, token, 'POST', '/keys/rotate');
+      assert.equal(rotated.status, 200);
+      assert.equal(rotated.json.current, next.kid);
+      assert.equal(rotated.json.retired, current.kid);
+      const after = (await call(as, token, 'GET', '/keys')).json.keys as unknown as Array<{
+        kid: string;
+        state: string;
+      }>;
+      assert.equal(after.find((key) => key.kid === current.kid)?.state, 'retired');
+      assert.equal(as.audit('keys.rotated').at(-1)?.actor, `client:${ADMIN}`);
+    } finally {
+      await as.close();
+    }
+  });
+});
+
 describe('admin changes and the configuration file', () => {
   test('survive a restart; the file keeps owning only what an administrator did not change', async () => {
     const as = await startTestAuthorizationServer(CLIENTS);

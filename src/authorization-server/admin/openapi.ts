@@ -245,7 +245,18 @@ export function openApiDocument(issuer: string) {
         },
         Key: {
           type: 'object',
-          properties: { kid: { type: 'string' }, alg: { type: 'string' }, state: { type: 'string' } },
+          properties: {
+            kid: { type: 'string' },
+            alg: { type: 'string' },
+            use: { enum: ['access_token', 'id_token'] },
+            state: { enum: ['next', 'current', 'retired'] },
+            rotates: { type: 'boolean' },
+            created: { type: 'string', format: 'date-time' },
+            activated: { type: 'string', format: 'date-time' },
+            retired: { type: 'string', format: 'date-time' },
+            retireAt: { type: 'string', format: 'date-time' },
+            promotableFrom: { type: 'string', format: 'date-time' },
+          },
         },
       },
     },
@@ -386,6 +397,31 @@ export function openApiDocument(issuer: string) {
             },
           },
           queryParams(['user', 'As for /audit'], ['since', 'As for /audit'], ['until', 'As for /audit']),
+        ),
+      },
+      '/keys': {
+        get: op(
+          'The signing keys and their state (next, current, retired)',
+          'admin.read',
+          ok(list('keys', 'Key')),
+        ),
+      },
+      '/keys/rotate': {
+        post: op(
+          'Rotate: the next key signs, the current one retires (409 too_soon under the overlap rule)',
+          'admin',
+          {
+            ...ok({
+              type: 'object',
+              properties: {
+                current: { type: 'string' },
+                retired: { type: 'string' },
+                retireAt: { type: 'string' },
+                next: { type: 'string' },
+              },
+            }),
+            409: error,
+          },
         ),
       },
       '/approvals': {

@@ -4,11 +4,13 @@
  * tokens (design invariant 1).
  *
  * oidc-provider can issue JWT access tokens, but not a JWT *for an existing opaque token* nor one
- * for an exchanged grant, so these are signed here with jose and the server's own ES256 key.
+ * for an exchanged grant, so these are signed here with jose and the server's own ES256 key: the
+ * key ring's current key, asked for on every token, so a rotation takes effect at the next token
+ * (keys/key-manager.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { importJWK, type JWK, type JWTPayload, SignJWT } from 'jose';
-import { ACCESS_TOKEN_ALG } from '../keys.ts';
+import { type JWTPayload, SignJWT } from 'jose';
+import { ACCESS_TOKEN_ALG } from '../keys/signing-key.ts';
 
 export interface AccessTokenClaims extends JWTPayload {
   sub: string;
@@ -50,17 +52,13 @@ export function extraClaims(source: Record<string, unknown> | undefined): Record
   return out;
 }
 
-export async function createAccessTokenSigner(
-  issuer: string,
-  signingKeys: JWK[],
-): Promise<AccessTokenSigner> {
-  const jwk = signingKeys.find((key) => key.alg === ACCESS_TOKEN_ALG);
-  if (!jwk?.kid) throw new Error(`no ${ACCESS_TOKEN_ALG} signing key with a kid in the key material`);
-  // Imported once: a key import per token would sit on the hot path.
-  const key = await importJWK(jwk, ACCESS_TOKEN_ALG);
-  const kid = jwk.kid;
+/** The key that signs now: imported once per key, since an import per token would sit on the hot path. */
+export type CurrentSigningKey = () => { kid: string; key: CryptoKey };
+
+export function createAccessTokenSigner(issuer: string, current: CurrentSigningKey): AccessTokenSigner {
   return async (claims) => {
     const iat = Math.floor(Date.now() / 1000);
+    const { kid, key } = current();
     // RFC 9068 §2.1: typ "at+jwt" so a JWT access token cannot be mistaken for an ID token.
     return new SignJWT({ ...claims, iat, jti: randomUUID() })
       .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, typ: 'at+jwt', kid })

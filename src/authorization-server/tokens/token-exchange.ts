@@ -7,13 +7,13 @@
  * audience-bound to the one API asked for. Only clients named in `tokenExchange` may exchange, and
  * only for their listed targets.
  */
-import { createLocalJWKSet, type JWK, jwtVerify } from 'jose';
+import { type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { ExchangePolicyConfig } from '../../shared/config/schema.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { requestIdFrom } from '../../shared/request-id.ts';
 import { toolNameFrom } from '../../shared/tool-header.ts';
-import { ACCESS_TOKEN_ALG } from '../keys.ts';
+import { ACCESS_TOKEN_ALG } from '../keys/signing-key.ts';
 import { normalizeResourceUri, type ResourceRegistry } from '../resources.ts';
 import { type AccessTokenSigner, extraClaims } from './access-token-jwt.ts';
 
@@ -52,7 +52,11 @@ export interface TokenExchangeDependencies {
   issuer: string;
   resources: ResourceRegistry;
   policies: ExchangePolicyConfig[];
-  publicKeys: JWK[];
+  /**
+   * The access-token keys published now (current, next and retired), so that a phantom token signed
+   * before a rotation still exchanges until it expires.
+   */
+  verificationKey: JWTVerifyGetKey;
   sign: AccessTokenSigner;
   logger: Logger;
   /** True for a subject that was a user and is no longer approved: their tokens stop working. */
@@ -66,13 +70,12 @@ export interface TokenExchangeDependencies {
 const looksLikeJwt = (value: string) => value.split('.').length === 3;
 
 export function createTokenExchangeHandler(provider: Provider, deps: TokenExchangeDependencies) {
-  const jwks = createLocalJWKSet({ keys: deps.publicKeys });
   const policies = new Map(deps.policies.map((policy) => [policy.clientId, policy]));
 
   /** The phantom JWT the gateway forwarded: verified like any access token for the MCP server. */
   async function subjectFromJwt(value: string): Promise<Subject> {
     try {
-      const { payload } = await jwtVerify(value, jwks, {
+      const { payload } = await jwtVerify(value, deps.verificationKey, {
         issuer: deps.issuer,
         audience: deps.resources.mcp.uri,
         typ: 'at+jwt',

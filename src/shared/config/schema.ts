@@ -378,6 +378,17 @@ const authorizationServerBase = z.strictObject({
     })
     .prefault({}),
   sessionTtlSeconds: seconds.default(8 * 3600),
+  /**
+   * The access-token signing keys (keys/key-ring.ts): rotated every `rotateEveryDays` (false: only
+   * when asked), and a new key signs only once it has been published `publishBeforeUseSeconds`.
+   */
+  keys: z
+    .strictObject({
+      rotateEveryDays: z.union([z.number().int().min(1).max(3650), z.literal(false)]).default(90),
+      /** At least the longest time any verifier keeps a fetched JWKS without refetching. */
+      publishBeforeUseSeconds: seconds.max(30 * 86400).default(3600),
+    })
+    .prefault({}),
 });
 
 /**
@@ -704,6 +715,8 @@ export const apisSchema = z.strictObject({
   /** Where the JWKS is fetched (defaults to `<issuer>/jwks`). */
   jwksUri: httpUrl.optional(),
   clockSkewSeconds: z.number().int().min(0).max(30).default(30),
+  /** How long fetched signing keys are used before they are fetched again (as mcpServer's). */
+  jwksCacheSeconds: seconds.default(600),
   stocks: z
     .strictObject({
       audience: httpUrl.default('http://localhost:8000/api/stocks'),

@@ -1,0 +1,191 @@
+/**
+ * Key rotation on the running stack (issue 9, "Keys"): the next key is published ahead, then signs;
+ * the old one stays published until its tokens have expired. No session ends and no token that is
+ * still valid is refused, through two rotations, without a restart.
+ *
+ * The verifiers (MCP server, APIs) keep the JWKS for 1 s here and the authorization server lets a
+ * key sign 1 s after it was published, so the overlap rule (keys/key-ring.ts) holds at test speed.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, mock, test } from 'node:test';
+import { decodeProtectedHeader } from 'jose';
+import type { KeyAdministration } from '../../src/authorization-server/keys/key-manager.ts';
+import { authorize, Browser, basic, postForm, redeemCode, registerNativeClient } from '../helpers/oauth.ts';
+import { callGetStock, internalSecret, phantomFor } from '../helpers/revocation.ts';
+import { startTestStack, type TestStack } from '../helpers/stack.ts';
+
+const REDIRECT_URI = 'http://127.0.0.1/callback';
+
+describe('signing keys rotate with overlap on the running stack', () => {
+  let stack: TestStack;
+  let keys: KeyAdministration;
+  let clientId: string;
+  const browser = new Browser();
+
+  before(async () => {
+    stack = await startTestStack({
+      authorizationServer: { keys: { publishBeforeUseSeconds: 1 } },
+      mcpServer: { jwksCacheSeconds: 1 },
+      apis: { jwksCacheSeconds: 1 },
+    });
+    keys = stack.running.authorizationServer.keys;
+    clientId = await registerNativeClient(stack.issuer, [REDIRECT_URI]);
+  });
+  after(() => stack.close());
+
+  /** An agent's opaque token, through the same browser (so its session cookie) each time. */
+  async function agentToken() {
+    const result = await authorize({
+      issuer: stack.issuer,
+      clientId,
+      redirectUri: REDIRECT_URI,
+      scope: 'stocks:read',
+      resource: stack.mcpUrl,
+      browser,
+    });
+    const token = await redeemCode(stack.issuer, {
+      code: result.callback.searchParams.get('code') ?? '',
+      verifier: result.verifier,
+      redirectUri: REDIRECT_URI,
+      clientId,
+      resource: stack.mcpUrl,
+    });
+    assert.equal(token.status, 200, token.text);
+    return { token: String(token.json.access_token), pages: result.pages };
+  }
+
+  /** A tool call through the gateway (or straight to the MCP server with a phantom token) that works. */
+  async function toolCallWorks(base: string, token: string, what: string) {
+    const call = await callGetStock(base, token);
+    const text = await call.text();
+    assert.equal(call.status, 200, `${what}: HTTP ${call.status} ${text.slice(0, 200)}`);
+    assert.ok(text.includes('SAP') && !text.includes('"isError":true'), `${what}: ${text.slice(0, 300)}`);
+  }
+
+  /** The MCP server's token exchange for the stocks API, as it makes it: the API's token. */
+  async function exchanged(phantom: string) {
+    const response = await postForm(
+      `${stack.issuer}/token`,
+      {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: phantom,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        audience: `${stack.gatewayUrl}/api/stocks`,
+      },
+      { authorization: basic('gatehouse-mcp-server', internalSecret(stack, 'gatehouse-mcp-server')) },
+    );
+    assert.equal(response.status, 200, response.text);
+    return String(response.json.access_token);
+  }
+
+  const kidOf = (jwt: string) => decodeProtectedHeader(jwt).kid;
+  const accessKeys = () => keys.list().filter((key) => key.use === 'access_token');
+  const servedKids = async () => {
+    const response = await fetch(`${stack.issuer}/jwks`);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /^application\/jwk-set\+json/);
+    const jwks = (await response.json()) as { keys: Array<{ kid: string; d?: string }> };
+    assert.ok(
+      jwks.keys.every((key) => key.d === undefined),
+      'public keys only',
+    );
+    return jwks.keys.map((key) => key.kid);
+  };
+  /** Waits until the next key may sign (publishBeforeUseSeconds after it was published), then rotates. */
+  async function rotateWhenAllowed() {
+    const next = accessKeys().find((key) => key.state === 'next')!;
+    const wait = Date.parse(next.promotableFrom!) - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait + 20));
+    return keys.rotate('test-admin');
+  }
+
+  test('two rotations: old tokens keep working, new ones carry the new kid, the session survives, the JWKS follows', async () => {
+    const idTokenKid = keys.list().find((key) => key.use === 'id_token')!.kid;
+    const [k1, k2] = accessKeys().map((key) => key.kid);
+    assert.deepEqual(
+      accessKeys().map((key) => key.state),
+      ['current', 'next'],
+    );
+    assert.deepEqual(await servedKids(), [k1, k2, idTokenKid], 'the next key is published before it signs');
+
+    // Before any rotation: an agent signs in and calls a tool; everything is signed with k1.
+    const first = await agentToken();
+    assert.deepEqual(first.pages, ['email', 'code', 'consent']);
+    await toolCallWorks(stack.gatewayUrl, first.token, 'before the rotation');
+    const phantomByK1 = await phantomFor(stack, first.token);
+    assert.equal(kidOf(phantomByK1), k1);
+    assert.equal(kidOf(await exchanged(phantomByK1)), k1);
+
+    // Rotation 1: k2 signs, k1 is retired (still published), k3 is the new next key.
+    const rotation1 = await rotateWhenAllowed();
+    assert.deepEqual([rotation1.current, rotation1.retired], [k2, k1]);
+    const k3 = rotation1.next;
+    assert.deepEqual(await servedKids(), [k2, k3, k1, idTokenKid]);
+    await toolCallWorks(stack.gatewayUrl, first.token, 'the token from before, after rotation 1');
+
+    // No re-login: the browser session (cookie keys do not rotate) signs the agent in again.
+    const second = await agentToken();
+    assert.ok(!second.pages.includes('email') && !second.pages.includes('code'), second.pages.join());
+    await toolCallWorks(stack.gatewayUrl, second.token, 'a token issued after rotation 1');
+    const phantomByK2 = await phantomFor(stack, second.token);
+    assert.equal(kidOf(phantomByK2), k2, 'new phantom tokens carry the new kid');
+    assert.equal(kidOf(await exchanged(phantomByK2)), k2, 'so do exchanged ones');
+
+    // Rotation 2: k3 signs; k2 and k1 are retired, both still published.
+    const rotation2 = await rotateWhenAllowed();
+    assert.deepEqual([rotation2.current, rotation2.retired], [k3, k2]);
+    const k4 = rotation2.next;
+    assert.deepEqual(await servedKids(), [k3, k4, k2, k1, idTokenKid]);
+    assert.deepEqual(
+      accessKeys().map((key) => [key.kid, key.state]),
+      [
+        [k3, 'current'],
+        [k4, 'next'],
+        [k2, 'retired'],
+        [k1, 'retired'],
+      ],
+    );
+
+    // Tokens from before both rotations still work: the agent's, and the phantom token k1 signed,
+    // shown to the MCP server only now (so not from its cache) and exchanged by it for the API.
+    await toolCallWorks(stack.gatewayUrl, first.token, 'the first token, after rotation 2');
+    await toolCallWorks(stack.gatewayUrl, second.token, 'the second token, after rotation 2');
+    await toolCallWorks(stack.mcpServerUrl, phantomByK1, 'a phantom token signed by the retired k1');
+    const third = await agentToken();
+    assert.ok(!third.pages.includes('email'));
+    await toolCallWorks(stack.gatewayUrl, third.token, 'a token issued after rotation 2');
+    const phantomByK3 = await phantomFor(stack, third.token);
+    assert.equal(kidOf(phantomByK3), k3);
+    assert.equal(kidOf(await exchanged(phantomByK3)), k3);
+
+    const audits = stack.audit('keys.rotated');
+    assert.deepEqual(
+      audits.map((line) => [line.outcome, line.kid_new, line.kid_retired, line.actor]),
+      [
+        ['success', k2, k1, 'test-admin'],
+        ['success', k3, k2, 'test-admin'],
+      ],
+    );
+
+    // Past k1's retireAt (every token it signed has expired by then), k1 leaves the JWKS; k2, retired
+    // a second or more later, is still there. Only Date moves: the servers keep running.
+    const k1RetireAt = Date.parse(accessKeys().find((key) => key.kid === k1)!.retireAt!);
+    mock.timers.enable({ apis: ['Date'], now: k1RetireAt + 500 });
+    try {
+      assert.deepEqual(await servedKids(), [k3, k4, k2, idTokenKid]);
+      assert.ok(!accessKeys().some((key) => key.kid === k1));
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  test('a rotation before the next key has been published long enough is refused and changes nothing', async () => {
+    const before = keys.list();
+    await rotateWhenAllowed();
+    const now = keys.list();
+    await assert.rejects(keys.rotate('test-admin'), { name: 'KeyRotationTooSoonError' });
+    assert.notDeepEqual(now, before);
+    assert.deepEqual(keys.list(), now);
+    assert.equal(stack.audit('keys.rotated').at(-1)?.outcome, 'denied');
+  });
+});
