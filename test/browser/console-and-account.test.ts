@@ -7,7 +7,8 @@
  * - a user revokes an agent on /account, and its next tool call through the gateway is refused
  *   within a second;
  * - an administrator removes a user, whose token stops at once;
- * - anonymous visitors and signed-in users who are not administrators see no console page.
+ * - anonymous visitors and signed-in users who are not administrators see no console page;
+ * - an administrator rotates the signing keys while an agent keeps working.
  *
  * Needs Chromium, as test/browser/login-consent.test.ts does (GATEHOUSE_CHROMIUM_PATH, or
  * GATEHOUSE_BROWSER_TESTS=0 to skip). Screenshots go to a temporary directory (or
@@ -184,7 +185,12 @@ describe('the account page and the admin console in Chromium', {
       startTestAuthorizationServer({ clientApproval: { dynamic: 'approval' } }).then((value) => {
         as = value;
       }),
-      startTestStack().then((value) => {
+      // Short key and JWKS cache times, so the rotation journey need not wait an hour (the overlap rule).
+      startTestStack({
+        authorizationServer: { keys: { publishBeforeUseSeconds: 1 } },
+        mcpServer: { jwksCacheSeconds: 1 },
+        apis: { jwksCacheSeconds: 1 },
+      }).then((value) => {
         stack = value;
       }),
       startClientSite().then((value) => {
@@ -555,5 +561,72 @@ describe('the account page and the admin console in Chromium', {
     );
   });
 
-  test.todo('keys are rotated while an agent keeps working (after key rotation lands)');
+  test('an administrator rotates the signing keys in the console while an agent keeps working', {
+    timeout: TEST_TIMEOUT_MS,
+  }, async (t) => {
+    const clientId = await registerNativeClient(stack.issuer, [HTTP_REDIRECT], {
+      client_name: 'Steady agent',
+    });
+    const { token } = await userToken({
+      issuer: stack.issuer,
+      clientId,
+      redirectUri: HTTP_REDIRECT,
+      scope: 'stocks:read',
+      resource: stack.mcpUrl,
+    });
+    assert.equal(token.status, 200, token.text);
+    const accessToken = String(token.json.access_token);
+    assert.equal((await callGetStock(stack.gatewayUrl, accessToken)).status, 200);
+    const keys = stack.running.authorizationServer.keys;
+    const before = keys.list().filter((key) => key.use === 'access_token');
+    const current = before.find((key) => key.state === 'current')!;
+    const next = before.find((key) => key.state === 'next')!;
+    const wait = Date.parse(next.promotableFrom ?? '') - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait + 50));
+
+    const admin = await newPage(1280);
+    await journey(
+      t,
+      () => [admin.page],
+      async () => {
+        await openSignedIn(admin.page, stack.issuer, '/admin/keys', ADMIN);
+        await admin.page.getByRole('heading', { name: 'Signing keys', exact: true }).waitFor();
+        const rowOf = (kid: string) => admin.page.locator('table tbody tr', { hasText: kid });
+        assert.match(await shown(rowOf(current.kid)), /current/);
+        assert.match(await shown(rowOf(next.kid)), /next/);
+        await screenshot(t, admin.page, 'console-keys.png', 'the Keys tab before a rotation');
+        await admin.page.getByRole('button', { name: 'Rotate now', exact: true }).click();
+        await admin.page.getByRole('status').waitFor();
+        assert.match(
+          await shown(admin.page.getByRole('status')),
+          new RegExp(`Key ${next.kid} signs from now on`),
+        );
+        assert.match(await shown(rowOf(current.kid)), /retired/);
+        assert.match(await shown(rowOf(next.kid)), /current/);
+        assertNoCspViolation(admin.consoleMessages, 'the Keys tab');
+        // The rotation is in the audit trail, with who did it.
+        await admin.page.goto(`${stack.issuer}/admin/audit?event=keys.rotated`);
+        await admin.page.getByRole('heading', { name: 'Audit trail', exact: true }).waitFor();
+        assert.match(await shown(admin.page.locator('table tbody')), /keys\.rotated/);
+        assert.match(await shown(admin.page.locator('table tbody')), new RegExp(ADMIN.replace('.', '\\.')));
+        await admin.page.goto(`${stack.issuer}/admin/audit?tool=get_stock`);
+        await screenshot(t, admin.page, 'console-audit.png', 'the Audit trail tab');
+        assertNoCspViolation(admin.consoleMessages, 'the Audit trail tab');
+      },
+    );
+    // The agent goes on: its token from before the rotation, and a new one signed by the new key.
+    for (let call = 0; call < 5; call++) {
+      const answer = await callGetStock(stack.gatewayUrl, accessToken);
+      assert.equal(answer.status, 200, `call ${call} after the rotation: ${await answer.text()}`);
+    }
+    const fresh = await userToken({
+      issuer: stack.issuer,
+      clientId,
+      redirectUri: HTTP_REDIRECT,
+      scope: 'stocks:read',
+      resource: stack.mcpUrl,
+    });
+    assert.equal((await callGetStock(stack.gatewayUrl, String(fresh.token.json.access_token))).status, 200);
+    assert.equal(stack.audit('keys.rotated').at(-1)?.actor, ADMIN);
+  });
 });
