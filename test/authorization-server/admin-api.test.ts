@@ -540,6 +540,79 @@ describe('admin API', () => {
   });
 });
 
+describe('every change is audited with its caller', () => {
+  test('each admin API operation that changes something writes its audit record, in the log and the trail', async () => {
+    const as = await startTestAuthorizationServer({ ...CLIENTS, clientApproval: { dynamic: 'approval' } });
+    try {
+      const token = await adminToken(as);
+      const queued = await registerClient(as, 'Queued');
+      await aliceToken(as, queued).catch(() => undefined); // held for approval: queued with alice
+      const changes: Array<[string, string, unknown, string]> = [
+        ['POST', '/users', { email: 'judy@example.com' }, 'admin.user.added'],
+        ['PATCH', '/users/judy%40example.com', { claims: { region: 'eu' } }, 'admin.user.updated'],
+        ['PATCH', '/users/judy%40example.com', { status: 'suspended' }, 'admin.user.suspended'],
+        ['PATCH', '/users/judy%40example.com', { status: 'active' }, 'admin.user.reinstated'],
+        ['POST', '/users/judy%40example.com/sign-out', undefined, 'admin.user.signed_out'],
+        ['DELETE', '/users/judy%40example.com', undefined, 'admin.user.removed'],
+        ['POST', '/domains', { domain: 'audited.example' }, 'admin.domain.added'],
+        ['DELETE', '/domains/audited.example', undefined, 'admin.domain.removed'],
+        ['POST', '/trusted-domains', { domain: 'agents.example' }, 'admin.trusted_domain.added'],
+        ['DELETE', '/trusted-domains/agents.example', undefined, 'admin.trusted_domain.removed'],
+        [
+          'POST',
+          '/clients',
+          { client_id: 'audited', name: 'Audited', role: 'workload' },
+          'admin.client.registered',
+        ],
+        ['POST', '/clients/audited/disable', undefined, 'admin.client.disabled'],
+        ['POST', '/clients/audited/enable', undefined, 'admin.client.enabled'],
+        ['DELETE', '/clients/audited', undefined, 'admin.client.deleted'],
+        [
+          'POST',
+          `/approvals/${encodeURIComponent(queued)}`,
+          { decision: 'approved' },
+          'admin.client.approved',
+        ],
+        ['POST', `/approvals/${encodeURIComponent(queued)}`, { decision: 'denied' }, 'admin.client.denied'],
+      ];
+      for (const [method, route, body, event] of changes) {
+        const before = as.audit(event).length;
+        const response = await call(as, token, method, route, body);
+        assert.ok(
+          response.status < 300,
+          `${method} ${route}: ${response.status} ${JSON.stringify(response.json)}`,
+        );
+        const records = as.audit(event);
+        assert.equal(records.length, before + 1, `${method} ${route} writes ${event}`);
+        assert.equal(records.at(-1)?.actor, `client:${ADMIN}`, `${event} names its caller`);
+        const kept = as.running.audit.search({ event }).records;
+        assert.equal(
+          (kept[0]?.fields as { actor?: string }).actor,
+          `client:${ADMIN}`,
+          `${event} is in the trail`,
+        );
+      }
+      // Revoking a grant, once an approved client holds one.
+      await call(as, token, 'POST', `/approvals/${encodeURIComponent(queued)}`, { decision: 'approved' });
+      await aliceToken(as, queued);
+      const grant = (
+        (await call(as, token, 'GET', `/grants?client=${encodeURIComponent(queued)}`)).json
+          .grants as unknown as Array<{
+          grant_id: string;
+        }>
+      )[0]!;
+      await call(as, token, 'DELETE', `/grants/${grant.grant_id}`);
+      assert.equal(as.audit('admin.grant.revoked').at(-1)?.actor, `client:${ADMIN}`);
+      // A refused change writes no success record.
+      const before = as.audit('admin.user.added').length;
+      await call(as, token, 'POST', '/users', { email: 'not an address' });
+      assert.equal(as.audit('admin.user.added').length, before);
+    } finally {
+      await as.close();
+    }
+  });
+});
+
 describe('the audit trail in the admin API', () => {
   test('finds each change with who made it, by user email, and exports the same search as JSON lines', async () => {
     const as = await startTestAuthorizationServer(CLIENTS);
