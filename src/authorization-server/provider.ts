@@ -16,6 +16,7 @@ import Provider, {
 } from 'oidc-provider';
 import type { AuthorizationServerConfig, GatewayConfig } from '../shared/config/schema.ts';
 import type { Logger } from '../shared/logging.ts';
+import { FIRST_PARTY_CLIENT_ID } from './account/first-party-sign-in.ts';
 import { clientAssertionHook } from './clients/client-assertion-policy.ts';
 import type { ClientClassifier } from './clients/client-classification.ts';
 import { isImpersonableRedirectUri, redirectUriMatches } from './clients/loopback-redirect.ts';
@@ -412,7 +413,12 @@ export function createProvider(deps: ProviderDependencies): Provider {
     this: ClientMetadata,
     value: string,
   ) {
-    return redirectUriMatches(value, (this as unknown as { redirectUris: string[] }).redirectUris ?? []);
+    const registered = (this as unknown as { redirectUris: string[] }).redirectUris ?? [];
+    // The pages' own client: exactly its two callbacks on the issuer, never another port of a
+    // loopback issuer, so no local program can receive its codes (its consent is implied).
+    if ((this as unknown as { clientId: string }).clientId === FIRST_PARTY_CLIENT_ID)
+      return registered.includes(value);
+    return redirectUriMatches(value, registered);
   };
   return provider;
 }

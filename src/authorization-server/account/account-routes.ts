@@ -13,7 +13,7 @@ import { messagePage } from '../interactions/views/message-page.ts';
 import type { Accounts } from '../login/accounts.ts';
 import { type AccountAgent, accountPage } from './account-page.ts';
 import { FIRST_PARTY_CLIENT_ID, type FirstPartySignIn, type SignedIn } from './first-party-sign-in.ts';
-import { noticeOf, readForm, redirectWithNotice, renderPage } from './pages-http.ts';
+import { readForm, renderPage } from './pages-http.ts';
 
 export interface AccountDependencies {
   signIn: FirstPartySignIn;
@@ -35,23 +35,26 @@ export function accountRoutes(deps: AccountDependencies): Middleware {
   async function agentsOf(session: SignedIn): Promise<AccountAgent[]> {
     const email = deps.accounts.emailOf(session.accountId) ?? '';
     const grants = await deps.service.listGrants({ email });
-    const clients = new Map(deps.service.listClients().map((client) => [client.client_id, client]));
-    return grants
-      .filter((grant) => grant.client_id !== FIRST_PARTY_CLIENT_ID && grant.sub === session.accountId)
-      .map((grant) => {
-        const client = clients.get(grant.client_id);
+    // One lookup per agent of this user: the page must not cost what the number of clients costs.
+    const agents = grants.filter(
+      (grant) => grant.client_id !== FIRST_PARTY_CLIENT_ID && grant.sub === session.accountId,
+    );
+    return Promise.all(
+      agents.map(async (grant) => {
+        const client = await deps.service.clientSummary(grant.client_id);
         return {
           grantId: grant.grant_id,
-          name: client?.name ?? grant.client_name ?? grant.client_id,
+          name: client.name ?? grant.client_id,
           verified: deps.classifier.classify(grant.client_id).verified,
-          redirectHosts: client?.redirect_hosts ?? [],
+          redirectHosts: client.redirectHosts,
           scopes: grant.scopes
             .filter((scope) => scope !== 'openid')
             .map((name) => ({ name, description: deps.describeScope(name) })),
           ...(grant.consented_at ? { allowedAt: grant.consented_at } : {}),
           ...(grant.last_used_at ? { lastUsedAt: grant.last_used_at } : {}),
         };
-      });
+      }),
+    );
   }
 
   return async (ctx, next) => {
@@ -78,7 +81,7 @@ export function accountRoutes(deps: AccountDependencies): Middleware {
           email,
           agents: await agentsOf(session),
           csrfToken: signIn.csrfFor(session, 'account'),
-          notice: noticeOf(ctx),
+          notice: signIn.notices.read(ctx),
           administrator: deps.isAdministrator(email),
           branding: deps.branding,
           devBanner: deps.devBanner,
@@ -96,7 +99,7 @@ export function accountRoutes(deps: AccountDependencies): Middleware {
           sub: session.accountId,
         });
         const name = revoked.client_name ?? revoked.client_id;
-        return redirectWithNotice(ctx, '/account', `${name} was revoked. It can no longer act for you.`);
+        return signIn.notices.redirect(ctx, '/account', `${name} was revoked. It can no longer act for you.`);
       } catch (error) {
         if (error instanceof AdminError)
           return page(

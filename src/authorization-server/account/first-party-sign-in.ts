@@ -13,6 +13,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { PreRegisteredClientConfig } from '../../shared/config/schema.ts';
+import { createNotices } from './pages-http.ts';
 
 export const FIRST_PARTY_CLIENT_ID = 'gatehouse-account';
 const STATE_COOKIE = '_gh_pages_state';
@@ -79,6 +80,12 @@ export function firstPartySignIn(options: { provider: Provider; issuer: string; 
    * sign-in could not be done).
    */
   async function finishSignIn(ctx: Context): Promise<{ returnTo: string } | { error: string }> {
+    // The code first: whatever else happens, nothing redeems it (the pages need no token).
+    const code = typeof ctx.query.code === 'string' ? ctx.query.code : undefined;
+    if (code) {
+      const found = await provider.AuthorizationCode.find(code).catch(() => undefined);
+      await found?.destroy();
+    }
     const stored = ctx.cookies.get(STATE_COOKIE, { signed: true }) ?? '';
     const dot = stored.indexOf('.');
     const expected = Buffer.from(dot > 0 ? stored.slice(0, dot) : '');
@@ -86,11 +93,6 @@ export function firstPartySignIn(options: { provider: Provider; issuer: string; 
     if (expected.length === 0 || expected.length !== given.length || !timingSafeEqual(expected, given))
       return { error: 'This sign-in was not started in this browser, or it took too long.' };
     ctx.cookies.set(STATE_COOKIE, null, { path: ctx.path.replace(/\/callback$/, '') });
-    const code = typeof ctx.query.code === 'string' ? ctx.query.code : undefined;
-    if (code) {
-      const found = await provider.AuthorizationCode.find(code).catch(() => undefined);
-      await found?.destroy();
-    }
     if (!code)
       return {
         error: String(ctx.query.error_description ?? ctx.query.error ?? 'The sign-in did not finish.'),
@@ -117,7 +119,7 @@ export function firstPartySignIn(options: { provider: Provider; issuer: string; 
     return expected.length === given.length && timingSafeEqual(expected, given);
   }
 
-  return { signedIn, startSignIn, finishSignIn, csrfFor, checkForm };
+  return { signedIn, startSignIn, finishSignIn, csrfFor, checkForm, notices: createNotices(options.csrfKey) };
 }
 
 export type FirstPartySignIn = ReturnType<typeof firstPartySignIn>;

@@ -202,10 +202,14 @@ export function createAdminService(deps: AdminServiceDependencies) {
     return grants.length;
   }
 
-  function clientName(clientId: string): string | undefined {
-    const known = deps.staticClients.find((client) => client.config.clientId === clientId);
-    if (known) return known.config.name;
-    return directory.clients.listSeen().find((seen) => seen.clientId === clientId)?.name;
+  /** A client's name and redirect hosts, by one lookup (any kind: the provider resolves them all). */
+  async function clientSummary(clientId: string): Promise<{ name?: string; redirectHosts: string[] }> {
+    const client = await deps.provider.Client.find(clientId).catch(() => undefined);
+    const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
+    return {
+      ...(typeof metadata.client_name === 'string' ? { name: metadata.client_name } : {}),
+      redirectHosts: hostsOf(metadata.redirect_uris),
+    };
   }
 
   async function grantView(
@@ -218,7 +222,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
       ...(model.getResourceScope(deps.mcpResource)?.split(' ').filter(Boolean) ?? []),
     ];
     const email = accounts.emailOf(grant.sub);
-    const name = clientName(grant.clientId);
+    const { name } = await clientSummary(grant.clientId);
     const iat = (model as unknown as { iat?: number }).iat;
     const lastUsed = iso(grant.lastUsedAt);
     return {
@@ -338,6 +342,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
 
   return {
     trustClassOf,
+    clientSummary,
 
     listUsers(search?: string): AdminUserView[] {
       if (search !== undefined && search.length > 254) throw invalid('search', 'is too long');
@@ -416,7 +421,8 @@ export function createAdminService(deps: AdminServiceDependencies) {
       const user = existingUser(emailInput);
       directory.users.remove(user.email);
       // A seed of the file stays removed across restarts (seed.ts).
-      if (user.source === 'configuration') directory.seeds.markRemoved('user', user.email);
+      // Whatever its source: the file must not bring back someone an administrator removed (seed.ts).
+      directory.seeds.markRemoved('user', user.email);
       const grants = await cutOffUser(user.email);
       audit('user.removed', actor, { sub: subOf(user.email), grants_revoked: grants });
     },
@@ -447,14 +453,22 @@ export function createAdminService(deps: AdminServiceDependencies) {
       return { domain, claims, source: entry.source, created_at: iso(entry.createdAt)! };
     },
 
-    removeDomain(actor: string, domainInput: string): void {
+    async removeDomain(actor: string, domainInput: string): Promise<void> {
       const domain = domainOrThrow(domainInput);
       const entry = directory.domains.get(domain);
       if (!entry) throw notFound('no such domain');
       directory.domains.remove(domain);
-      if (entry.source === 'configuration') directory.seeds.markRemoved('domain', domain);
-      // Users of the domain lose access on their next token use (no entry approves them any more).
-      audit('domain.removed', actor, { domain });
+      directory.seeds.markRemoved('domain', domain);
+      // Its users without an entry of their own are approved by nothing now: cut off at once.
+      let cut = 0;
+      for (const sub of accounts.subjects()) {
+        const email = accounts.emailOf(sub);
+        if (!email || email.slice(email.lastIndexOf('@') + 1) !== domain || directory.users.get(email))
+          continue;
+        await cutOffUser(email);
+        cut++;
+      }
+      audit('domain.removed', actor, { domain, users_cut_off: cut });
     },
 
     listTrustedDomains() {
@@ -476,7 +490,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
       const entry = directory.trustedDomains.list().find((item) => item.domain === domain);
       if (!entry) throw notFound('no such trusted domain');
       directory.trustedDomains.remove(domain);
-      if (entry.source === 'configuration') directory.seeds.markRemoved('trusted-domain', domain);
+      directory.seeds.markRemoved('trusted-domain', domain);
       audit('trusted_domain.removed', actor, { domain });
     },
 
@@ -520,7 +534,10 @@ export function createAdminService(deps: AdminServiceDependencies) {
         removeClientTokens(deps.db, clientId);
       }
       for (const grant of accounts.grants({ clientId })) accounts.forgetGrant(grant.grantId);
-      directory.clients.forget(clientId);
+      // A metadata document's URL may come back: its disabled state and the approval decision stay,
+      // so deleting it is never weaker than disabling or denying it. Other ids are gone for good.
+      if (client.registration === 'metadata document') directory.clients.forgetSeen(clientId);
+      else directory.clients.forget(clientId);
       deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
       audit('client.deleted', actor, { client_id: clientId });
     },

@@ -8,7 +8,7 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from '../../shared/logging.ts';
 import type { FirstPartySignIn, SignedIn } from '../account/first-party-sign-in.ts';
-import { noticeOf, readForm, redirectWithNotice, renderPage } from '../account/pages-http.ts';
+import { readForm, renderPage } from '../account/pages-http.ts';
 import type { Branding } from '../interactions/views/branding.ts';
 import { messagePage } from '../interactions/views/message-page.ts';
 import type { Accounts } from '../login/accounts.ts';
@@ -67,7 +67,7 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
   const frameFor = (ctx: Context, session: SignedIn, email: string): ConsoleFrame => ({
     email,
     csrf: signIn.csrfFor(session, 'admin'),
-    notice: noticeOf(ctx),
+    notice: signIn.notices.read(ctx),
     pendingApprovals: service.listApprovals('pending').length,
     branding: deps.branding,
     devBanner: deps.devBanner,
@@ -109,8 +109,8 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
     },
     'domains/add': (actor, form) =>
       `${service.addDomain(actor, { domain: field(form, 'domain') }).domain} was approved.`,
-    'domains/remove': (actor, form) => {
-      service.removeDomain(actor, field(form, 'domain'));
+    'domains/remove': async (actor, form) => {
+      await service.removeDomain(actor, field(form, 'domain'));
       return `${field(form, 'domain')} is no longer approved.`;
     },
     'grants/revoke': async (actor, form) => {
@@ -322,11 +322,11 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
         });
         return renderPage(ctx, registeredClientPage(frameFor(ctx, session, email), client, secret), 201);
       }
-      return redirectWithNotice(ctx, backOf(name, form), await handler(email, form));
+      return signIn.notices.redirect(ctx, backOf(name, form), await handler(email, form));
     } catch (error) {
       if (!(error instanceof AdminError)) throw error;
       const where = error.field ? ` (${error.field})` : '';
-      return redirectWithNotice(ctx, backOf(name, form), `Not done: ${error.message}${where}.`);
+      return signIn.notices.redirect(ctx, backOf(name, form), `Not done: ${error.message}${where}.`);
     }
   };
 }

@@ -98,6 +98,8 @@ export interface Directory {
     recordSeen(clientId: string, name: string | undefined): void;
     listSeen(): SeenClient[];
     forget(clientId: string): void;
+    /** Forgets only that it was seen (a deleted metadata document keeps its state and decision). */
+    forgetSeen(clientId: string): void;
   };
   registeredClients: {
     get(clientId: string): RegisteredClient | undefined;

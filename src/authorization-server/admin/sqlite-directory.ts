@@ -293,6 +293,10 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
           firstSeenAt: Number(row.first_seen_at),
           lastUsedAt: Number(row.last_used_at),
         })),
+      forgetSeen: (clientId) => {
+        q.forgetSeen.run(clientId);
+        lastSeenWrite.delete(clientId);
+      },
       forget: (clientId) =>
         transaction(db, () => {
           q.forgetSeen.run(clientId);

@@ -344,6 +344,24 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
   ) {
     const accountId = details.session?.accountId;
     if (!accountId) throw new PageError(400, 'There is nothing to consent to.');
+    // Implied only for what the pages themselves ask: who the user is, back to the issuer's own
+    // callbacks. Anything more (another scope, a claim, a resource) is not theirs to be given here.
+    const missing = details.prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    const ownCallbacks = [`${deps.issuer}/account/callback`, `${deps.issuer}/admin/callback`];
+    const onlyOpenid =
+      String(details.params.scope ?? '') === 'openid' &&
+      (missing.missingOIDCScope ?? []).every((scope) => scope === 'openid') &&
+      (missing.missingOIDCClaims ?? []).length === 0 &&
+      Object.values(missing.missingResourceScopes ?? {}).every((scopes) => scopes.length === 0);
+    if (!onlyOpenid || !ownCallbacks.includes(String(details.params.redirect_uri ?? '')))
+      throw new PageError(
+        400,
+        'This sign-in asks for more than your account page needs. Open your account page again.',
+      );
     const grant =
       (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ??
       new provider.Grant({ accountId, clientId: FIRST_PARTY_CLIENT_ID });
