@@ -587,7 +587,7 @@ describe('every change is audited with its caller', () => {
         assert.equal(records.at(-1)?.actor, `client:${ADMIN}`, `${event} names its caller`);
         const kept = as.running.audit.search({ event }).records;
         assert.equal(
-          (kept[0]?.fields as { actor?: string }).actor,
+          (kept[0]?.fields as { actor?: string } | undefined)?.actor,
           `client:${ADMIN}`,
           `${event} is in the trail`,
         );
