@@ -17,7 +17,7 @@ import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
-import { Browser, basic, csrfOf, latestCode, pageText, pkce, postForm, userToken } from '../helpers/oauth.ts';
+import { basic, openSignedIn, pageText, pkce, postForm, userToken } from '../helpers/oauth.ts';
 
 const REDIRECT = 'http://127.0.0.1/callback';
 const ADMIN_CLIENT = {
@@ -88,18 +88,8 @@ describe('security review of the admin side', () => {
     // A loopback issuer, where any port matches for other clients (RFC 8252 §7.3).
     const as = await startTestAuthorizationServer();
     try {
-      const browser = new Browser();
       // Sign alice in (through the account page), so a later request needs no login.
-      let page = await browser.request(`${as.issuer}/account`);
-      while (page.status === 303) page = await browser.request(page.location!);
-      const uidPath = /action="(\/interaction\/[^/]+)\/email"/.exec(page.text)![1];
-      const sent = await browser.request(`${as.issuer}${uidPath}/email`, {
-        form: { csrf: csrfOf(page.text), email: 'alice@example.com' },
-      });
-      page = await browser.request(`${as.issuer}${uidPath}/code`, {
-        form: { csrf: csrfOf(sent.text), code: await latestCode(as.issuer, 'alice@example.com') },
-      });
-      while (page.status === 303) page = await browser.request(page.location!);
+      const { browser, ...page } = await openSignedIn(as.issuer, '/account', 'alice@example.com');
       assert.equal(page.status, 200);
       assert.match(pageText(page.text), /Signed in as alice@example\.com/);
       const { challenge } = pkce();
@@ -215,17 +205,7 @@ describe('security review of the admin side', () => {
   test('a notice in a link made elsewhere is not shown', async () => {
     const as = await startTestAuthorizationServer();
     try {
-      const browser = new Browser();
-      let page = await browser.request(`${as.issuer}/account`);
-      while (page.status === 303) page = await browser.request(page.location!);
-      const uidPath = /action="(\/interaction\/[^/]+)\/email"/.exec(page.text)![1];
-      const sent = await browser.request(`${as.issuer}${uidPath}/email`, {
-        form: { csrf: csrfOf(page.text), email: 'alice@example.com' },
-      });
-      page = await browser.request(`${as.issuer}${uidPath}/code`, {
-        form: { csrf: csrfOf(sent.text), code: await latestCode(as.issuer, 'alice@example.com') },
-      });
-      while (page.status === 303) page = await browser.request(page.location!);
+      const { browser } = await openSignedIn(as.issuer, '/account', 'alice@example.com');
       const spoofed = await browser.request(
         `${as.issuer}/account?notice=${encodeURIComponent('Your session expired: sign in at https://evil.example')}`,
       );

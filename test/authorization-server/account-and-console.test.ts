@@ -11,32 +11,9 @@ import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
-import { Browser, basic, csrfOf, latestCode, pageText, postForm, userToken } from '../helpers/oauth.ts';
+import { Browser, basic, csrfOf, openSignedIn, pageText, postForm, userToken } from '../helpers/oauth.ts';
 
 const REDIRECT = 'http://127.0.0.1/callback';
-
-/** Opens a page of ours in `browser`, signing in as `email` when sent to, and returns the final page. */
-async function openSignedIn(issuer: string, route: string, email: string, browser = new Browser()) {
-  let response = await browser.request(`${issuer}${route}`);
-  for (let step = 0; step < 15; step++) {
-    if (response.status === 303 || response.status === 302) {
-      response = await browser.request(response.location!);
-      continue;
-    }
-    const uidPath = /action="(\/interaction\/[^/]+)\/email"/.exec(response.text)?.[1];
-    if (uidPath) {
-      const sent = await browser.request(`${issuer}${uidPath}/email`, {
-        form: { csrf: csrfOf(response.text), email },
-      });
-      response = await browser.request(`${issuer}${uidPath}/code`, {
-        form: { csrf: csrfOf(sent.text), code: await latestCode(issuer, email) },
-      });
-      continue;
-    }
-    return { ...response, browser };
-  }
-  throw new Error('did not arrive');
-}
 
 async function introspect(as: TestAuthorizationServer, token: string) {
   const secret = readFileSync(path.join(as.dataDir, 'secrets/gatehouse-gateway.secret'), 'utf8').trim();

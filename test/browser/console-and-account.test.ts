@@ -18,17 +18,17 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
-import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
+import { launchChromium, SKIP_BROWSER_TESTS, screenshotDirectory } from '../helpers/chromium.ts';
 import {
   basic,
   type InboxMessage,
@@ -42,8 +42,7 @@ import {
 import { callGetStock, internalSecret, until } from '../helpers/revocation.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
-const CHROMIUM = process.env.GATEHOUSE_CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SKIP = process.env.GATEHOUSE_BROWSER_TESTS === '0' ? 'GATEHOUSE_BROWSER_TESTS=0' : false;
+const SKIP = SKIP_BROWSER_TESTS;
 /** Every browser action and navigation may take this long (a loaded CI machine is slow, not broken). */
 const ACTION_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 90_000;
@@ -147,39 +146,9 @@ describe('the account page and the admin console in Chromium', {
   const contexts: BrowserContext[] = [];
 
   before(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium is not installed at ${CHROMIUM}, and the browser tests need it. ` +
-          'Install it with `sudo apt-get install -y chromium` (Debian/Ubuntu), or point GATEHOUSE_CHROMIUM_PATH ' +
-          'at a Chromium or Chrome binary, or set GATEHOUSE_BROWSER_TESTS=0 to skip these tests.',
-      );
-    }
-    screenshots =
-      process.env.GATEHOUSE_SCREENSHOT_DIR ?? mkdtempSync(path.join(tmpdir(), 'gatehouse-browser-'));
-    mkdirSync(screenshots, { recursive: true });
+    screenshots = screenshotDirectory();
     if (DOC_SCREENSHOTS) mkdirSync(DOC_IMAGES, { recursive: true });
-    const launching = chromium
-      .launch({
-        executablePath: CHROMIUM,
-        timeout: 30_000,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-sync',
-        ],
-      })
-      .catch((error: Error) => {
-        throw new Error(
-          `Chromium at ${CHROMIUM} did not start (${error.message.split('\n')[0]}). ` +
-            'Reinstall it with `sudo apt-get install -y chromium`, or set GATEHOUSE_BROWSER_TESTS=0 to skip these tests.',
-          { cause: error },
-        );
-      });
+    const launching = launchChromium();
     // Each is kept as soon as it is up, so `after` closes whatever started even if another failed.
     const started = await Promise.allSettled([
       startTestAuthorizationServer({ clientApproval: { dynamic: 'approval' } }).then((value) => {

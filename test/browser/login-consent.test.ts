@@ -12,28 +12,19 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import {
-  type Browser,
-  type BrowserContext,
-  chromium,
-  type Locator,
-  type Page,
-  type Response,
-} from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page, Response } from 'playwright-core';
 import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
+import { launchChromium, SKIP_BROWSER_TESTS, screenshotDirectory } from '../helpers/chromium.ts';
 import { type InboxMessage, inbox, pkce, redeemCode } from '../helpers/oauth.ts';
 
-const CHROMIUM = process.env.GATEHOUSE_CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SKIP = process.env.GATEHOUSE_BROWSER_TESTS === '0' ? 'GATEHOUSE_BROWSER_TESTS=0' : false;
+const SKIP = SKIP_BROWSER_TESTS;
 /** Every browser action and navigation may take this long (a loaded CI machine is slow, not broken). */
 const ACTION_TIMEOUT_MS = 10_000;
 const TEST_TIMEOUT_MS = 90_000;
@@ -151,40 +142,10 @@ describe('login and consent pages in Chromium', { skip: SKIP, timeout: 5 * TEST_
   const contexts: BrowserContext[] = [];
 
   before(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium is not installed at ${CHROMIUM}, and the browser tests need it. ` +
-          'Install it with `sudo apt-get install -y chromium` (Debian/Ubuntu), or point GATEHOUSE_CHROMIUM_PATH ' +
-          'at a Chromium or Chrome binary, or set GATEHOUSE_BROWSER_TESTS=0 to skip these tests.',
-      );
-    }
-    screenshots =
-      process.env.GATEHOUSE_SCREENSHOT_DIR ?? mkdtempSync(path.join(tmpdir(), 'gatehouse-browser-'));
-    mkdirSync(screenshots, { recursive: true });
+    screenshots = screenshotDirectory();
     as = await startTestAuthorizationServer();
     site = await startClientSite();
-    browser = await chromium
-      .launch({
-        executablePath: CHROMIUM,
-        timeout: 30_000,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-sync',
-        ],
-      })
-      .catch((error: Error) => {
-        throw new Error(
-          `Chromium at ${CHROMIUM} did not start (${error.message.split('\n')[0]}). ` +
-            'Reinstall it with `sudo apt-get install -y chromium`, or set GATEHOUSE_BROWSER_TESTS=0 to skip these tests.',
-          { cause: error },
-        );
-      });
+    browser = await launchChromium();
   });
 
   after(async () => {

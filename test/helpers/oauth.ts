@@ -291,3 +291,26 @@ export async function userToken(options: AuthorizeOptions) {
   });
   return { token, result };
 }
+
+/** Opens a page of ours in `browser`, signing in as `email` when sent to, and returns the final page. */
+export async function openSignedIn(issuer: string, route: string, email: string, browser = new Browser()) {
+  let response = await browser.request(`${issuer}${route}`);
+  for (let step = 0; step < 15; step++) {
+    if (response.status === 303 || response.status === 302) {
+      response = await browser.request(response.location!);
+      continue;
+    }
+    const uidPath = /action="(\/interaction\/[^/]+)\/email"/.exec(response.text)?.[1];
+    if (uidPath) {
+      const sent = await browser.request(`${issuer}${uidPath}/email`, {
+        form: { csrf: csrfOf(response.text), email },
+      });
+      response = await browser.request(`${issuer}${uidPath}/code`, {
+        form: { csrf: csrfOf(sent.text), code: await latestCode(issuer, email) },
+      });
+      continue;
+    }
+    return { ...response, browser };
+  }
+  throw new Error('did not arrive');
+}

@@ -108,6 +108,15 @@ function registeredOf(row: Row): RegisteredClient {
   };
 }
 
+function domainOf(row: Row): DirectoryDomain {
+  return {
+    domain: String(row.domain),
+    claims: parseClaims(row.claims),
+    source: row.source as EntrySource,
+    createdAt: Number(row.created_at),
+  };
+}
+
 function approvalOf(row: Row): ClientApproval {
   return {
     clientId: String(row.client_id),
@@ -226,23 +235,10 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
       remove: (email) => Number(q.removeUser.run(email).changes) > 0,
     },
     domains: {
-      list: () =>
-        q.domains.all().map((row) => ({
-          domain: String(row.domain),
-          claims: parseClaims(row.claims),
-          source: row.source as EntrySource,
-          createdAt: Number(row.created_at),
-        })),
+      list: () => q.domains.all().map(domainOf),
       get: (domain) => {
         const row = q.domain.get(domain);
-        return row
-          ? {
-              domain: String(row.domain),
-              claims: parseClaims(row.claims),
-              source: row.source as EntrySource,
-              createdAt: Number(row.created_at),
-            }
-          : undefined;
+        return row ? domainOf(row) : undefined;
       },
       put: (entry): DirectoryDomain => {
         q.putDomain.run(entry.domain, JSON.stringify(entry.claims), entry.source, Date.now());
