@@ -30,6 +30,7 @@ import { keysAdmin } from './admin/keys-admin.ts';
 import { seedDirectory } from './admin/seed.ts';
 import { createSqliteDirectory } from './admin/sqlite-directory.ts';
 import { type AuditTrail, createAuditTrail, recordAudits } from './audit/audit-trail.ts';
+import { toolCallIntake } from './audit/tool-call-intake.ts';
 import { createClientClassifier } from './clients/client-classification.ts';
 import {
   createClientMetadataDocumentResolver,
@@ -144,6 +145,7 @@ function routeOf(issuerPath: string) {
     [`${base}${ROUTES.authorization}`, 'authorization', 'under'],
     [`${base}${ROUTES.jwks}`, 'jwks', 'exact'],
     [`${base}/interaction`, 'interaction', 'under'],
+    [`${base}/events/tool-calls`, 'tool_call_reports', 'exact'],
     [`${base}/events`, 'revocation_events', 'under'],
     [`${base}/session/end`, 'end_session', 'under'],
     ['/.well-known', 'metadata', 'under'],
@@ -438,6 +440,17 @@ export async function startAuthorizationServer(
       dpopRequired: config.dpop.preRegistered === 'required',
       logger,
     });
+    // The MCP server's reports of every tool call it served: records of the audit trail.
+    provider.use(
+      toolCallIntake({
+        mcpServers: new Map(
+          [...internalListeners(clients)].filter(
+            ([id]) => classifier.preRegistered(id)?.role === 'mcp-server',
+          ),
+        ),
+        logger,
+      }),
+    );
     const keysForAdmins = keysAdmin({ list: keys.list, rotate: keys.rotate });
     const auditForAdmins = auditAdmin({
       trail: audit,

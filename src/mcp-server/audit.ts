@@ -15,6 +15,10 @@ export interface ToolCallRecord {
   client_id: string | undefined;
   tool: string;
   api: string;
+  /** The API's audience, as the authorization server's trail names APIs. */
+  audience?: string | undefined;
+  /** The grant the agent's token rests on: the trail joins the call to the user's consent by it. */
+  grant_id?: string | undefined;
   /** The API's HTTP status; absent when it was never called or never answered. */
   upstream_status?: number | undefined;
   duration_ms: number;

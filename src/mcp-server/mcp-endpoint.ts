@@ -45,6 +45,8 @@ function toolScopeChallenge(tool: ToolDefinition, era: ProtocolEra, logger: Logg
         client_id: principal?.clientId ?? authInfo.clientId,
         tool: tool.name,
         api: tool.api.name,
+        audience: tool.api.audience,
+        grant_id: principal?.grantId,
         duration_ms: 0,
         reason: 'insufficient_scope',
       });

@@ -6,6 +6,7 @@
  * token (401 challenge when missing or invalid), then the SDK (JSON-RPC, the per-tool 403 scope
  * challenge, input validation) and finally the tool, which exchanges the token and calls the API.
  */
+
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { originValidation } from '@modelcontextprotocol/node';
 import type { AuthInfo } from '@modelcontextprotocol/server';
@@ -37,6 +38,7 @@ import { createRevokedTokens } from './revoked-tokens.ts';
 import { resolveMcpServerSettings } from './settings.ts';
 import { createTokenExchangeClient } from './token-exchange-client.ts';
 import { authenticate, createPhantomTokenVerifier, hasBearerCredentials } from './token-validation.ts';
+import { createToolCallReporter } from './tool-call-reporter.ts';
 import { buildCatalogue } from './tools/catalogue.ts';
 
 export const MCP_PATH = '/mcp';
@@ -109,9 +111,16 @@ export async function startMcpServer(
     timeoutMs: settings.upstreamTimeoutMs,
     onLookup: (result) => exchangeLookups.inc({ result }),
   });
+  // Every tool call also goes to the authorization server's audit trail (tool-call-reporter.ts).
+  const toolCalls = createToolCallReporter({
+    authorizationServerUrl: settings.authorizationServerUrl,
+    clientId: settings.client.clientId,
+    clientSecret: settings.client.secret,
+    logger,
+  });
   const endpoint = createMcpEndpoint(catalogue, {
     tokenExchange,
-    logger,
+    logger: toolCalls.wrap(logger),
     upstreamTimeoutMs: settings.upstreamTimeoutMs,
   });
   // Revocations announced by the authorization server (revocations.ts).
@@ -239,6 +248,7 @@ export async function startMcpServer(
       // Requests in flight finish first; only then are the SDK's transports released.
       await Promise.all([http.close(options), revocations.stop()]);
       await endpoint.close();
+      await toolCalls.stop();
       await tracing.shutdown();
     },
   };

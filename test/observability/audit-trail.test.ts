@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { AuditTrail } from '../../src/authorization-server/audit/audit-trail.ts';
 import { basic, postForm, registerNativeClient, userToken } from '../helpers/oauth.ts';
-import { callGetStock, internalSecret, phantomFor } from '../helpers/revocation.ts';
+import { callGetStock, internalSecret, phantomFor, until } from '../helpers/revocation.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
 const REDIRECT_URI = 'http://127.0.0.1/callback';
@@ -78,6 +78,79 @@ describe('the audit trail of a tool call', () => {
     assert.ok(!everything.includes(accessToken), "the agent's token is nowhere in the trail");
   });
 
+  test('every tool call is in the trail, joined to its grant, also when the exchanged token came from the cache', async () => {
+    const requestIds: string[] = [];
+    for (let call = 0; call < 3; call++) {
+      const answer = await callGetStock(stack.gatewayUrl, accessToken);
+      assert.equal(answer.status, 200);
+      await answer.text();
+      requestIds.push(answer.headers.get('x-request-id') ?? '');
+    }
+    const reported = async () => trail.search({ event: 'tool.call', tool: 'get_stock' }).records;
+    await until(
+      async () => (await reported()).filter((r) => requestIds.includes(r.request_id ?? '')).length === 3,
+      'the MCP server reported the three calls',
+      5000,
+    );
+    const calls = (await reported()).filter((r) => requestIds.includes(r.request_id ?? ''));
+    const exchanges = requestIds.flatMap(
+      (id) => trail.search({ requestId: id, event: 'token.exchange' }).records,
+    );
+    assert.ok(
+      exchanges.length < 3,
+      `some calls were answered from the exchange cache (${exchanges.length} exchanges)`,
+    );
+    const grantId = calls[0]!.grant_id;
+    assert.ok(grantId);
+    for (const call of calls) {
+      assert.equal(call.outcome, 'success');
+      assert.equal(call.grant_id, grantId);
+      assert.equal(call.client_id, clientId);
+      assert.equal(call.audience, STOCKS);
+      assert.equal(call.fields.actor, 'gatehouse-mcp-server');
+      assert.equal(call.fields.upstream_status, 200);
+    }
+    const joined = trail.search({ grantId, event: 'tool.call' }).records;
+    assert.ok(
+      requestIds.every((id) => joined.some((r) => r.request_id === id)),
+      'the grant finds every call',
+    );
+  });
+
+  test('only the MCP server reports tool calls, and what it sends is checked', async () => {
+    const report = (authorization: string, body: unknown, type = 'application/json') =>
+      fetch(`${stack.issuer}/events/tool-calls`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': type },
+        body: JSON.stringify(body),
+      });
+    const record = {
+      outcome: 'success',
+      tool: 'get_stock',
+      sub: 'user_x',
+      client_id: 'c',
+      grant_id: 'forged',
+    };
+    const gateway = await report(basic('gatehouse-gateway', internalSecret(stack, 'gatehouse-gateway')), {
+      records: [record],
+    });
+    assert.equal(gateway.status, 401);
+    assert.equal((await report('Basic eDp5', { records: [record] })).status, 401);
+    const mcp = basic('gatehouse-mcp-server', internalSecret(stack, 'gatehouse-mcp-server'));
+    assert.equal((await report(mcp, { nothing: true })).status, 400);
+    assert.equal((await report(mcp, { records: [record] }, 'text/plain')).status, 415);
+    const mixed = await report(mcp, {
+      records: [
+        record,
+        { ...record, outcome: 'pwned' },
+        { ...record, tool: 'a\nb' },
+        { ...record, duration_ms: -1 },
+      ],
+    });
+    assert.equal(mixed.status, 200);
+    assert.deepEqual(await mixed.json(), { recorded: 1, refused: 3 });
+    assert.equal(trail.search({ grantId: 'forged' }).records[0]?.fields.actor, 'gatehouse-mcp-server');
+  });
   test('a Gatehouse-Tool header is taken from the MCP server only', async () => {
     const phantom = await phantomFor(stack, accessToken);
     const exchangeAs = (client: string, tool: string) =>

@@ -10,7 +10,6 @@
  * which phantom tokens are revoked); then `ready`; then each event as it happens, and a comment
  * every heartbeat so a listener can tell a quiet stream from a dead one within a second.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Middleware } from 'koa';
 import type { Logger } from '../../shared/logging.ts';
@@ -19,7 +18,7 @@ import {
   REVOCATION_HEARTBEAT_SECONDS,
   REVOCATION_LATEST_PATH,
 } from '../../shared/revocation-events.ts';
-import { basicClientId } from '../http/token-rate-limit.ts';
+import { internalCaller } from '../http/internal-client-auth.ts';
 import type { RevocationEventLog, StoredRevocationEvent } from './event-log.ts';
 
 export interface RevocationStreamOptions {
@@ -39,24 +38,6 @@ export interface RevocationStream {
   readonly open: number;
 }
 
-/** The secret of a `Basic` header, for a client id already read from it. */
-function basicSecret(header: string): string | undefined {
-  const encoded = /^Basic[ ]+([A-Za-z0-9+/=]+)$/i.exec(header.trim())?.[1];
-  if (!encoded) return undefined;
-  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
-  try {
-    return decodeURIComponent(decoded.slice(decoded.indexOf(':') + 1).replace(/\+/g, ' '));
-  } catch {
-    return undefined;
-  }
-}
-
-const sameSecret = (given: string, expected: string) => {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-};
-
 const frame = (stream: string, stored: StoredRevocationEvent) =>
   `id: ${stream}:${stored.id}\nevent: revoked\ndata: ${JSON.stringify(stored.event)}\n\n`;
 
@@ -67,11 +48,8 @@ export function createRevocationStream(options: RevocationStreamOptions): Revoca
 
   /** The listener's client id when its credentials are right; otherwise answers 401 and says undefined. */
   const authenticated = (ctx: Parameters<Middleware>[0]): string | undefined => {
-    const header = ctx.get('authorization');
-    const clientId = basicClientId(header);
-    const expected = clientId ? options.listeners.get(clientId) : undefined;
-    const secret = header ? basicSecret(header) : undefined;
-    if (clientId && expected && secret !== undefined && sameSecret(secret, expected)) return clientId;
+    const { clientId: caller, named: clientId } = internalCaller(ctx.get('authorization'), options.listeners);
+    if (caller) return caller;
     logger.audit('revocation.stream', { outcome: 'denied', client_id: clientId, ip: ctx.ip });
     ctx.status = 401;
     ctx.set('www-authenticate', 'Basic realm="revocation events"');

@@ -51,6 +51,8 @@ export async function runToolCall(
     client_id: principal?.clientId ?? authInfo?.clientId,
     tool: tool.name,
     api: tool.api.name,
+    audience: tool.api.audience,
+    grant_id: principal?.grantId,
   };
   const finish = (
     outcome: 'success' | 'failure',
