@@ -19,6 +19,15 @@ export function readyBanner(config: GatehouseConfig, urls: { issuer: string; dev
       `  ${'Development inbox'.padEnd(22)}${urls.issuer}/dev/inbox   (sign-in codes; development only)`,
     );
   }
+  const administrators = config.authorizationServer.administrators;
+  lines.push(
+    `  ${'Admin console'.padEnd(22)}${urls.issuer}/admin   (${
+      administrators.length > 0
+        ? `administrators: ${administrators.join(', ')}`
+        : 'no administrators: set authorizationServer.administrators'
+    })`,
+    `  ${'Your agents'.padEnd(22)}${urls.issuer}/account   (every user's own page)`,
+  );
   lines.push('', 'Approved test users (sign in with a one-time code sent by email):');
   for (const user of users.approved) {
     const claims = Object.entries(user.claims)
@@ -27,15 +36,6 @@ export function readyBanner(config: GatehouseConfig, urls: { issuer: string; dev
     lines.push(`  ${user.email}${claims ? `  (${claims})` : ''}`);
   }
   for (const domain of users.domains) lines.push(`  anyone @${domain.domain}`);
-  const administrators = config.authorizationServer.administrators;
-  lines.push(
-    '',
-    `Admin console            ${urls.issuer}/admin`,
-    administrators.length > 0
-      ? `  administrators: ${administrators.join(', ')} (same one-time-code sign-in)`
-      : '  no administrators configured (authorizationServer.administrators)',
-    `  your own agents        ${urls.issuer}/account`,
-  );
   lines.push(
     '',
     'Connect a client:',
