@@ -211,13 +211,21 @@ describe('the admin console', () => {
       scope: 'stocks:read',
       email: 'bob@example.com',
     });
-    await browser.request(`${as.issuer}/admin/users/status`, {
+    // A change that takes something away asks first, and changes nothing until confirmed.
+    const asked = await browser.request(`${as.issuer}/admin/users/status`, {
       form: { csrf, email: 'bob@example.com', status: 'suspended' },
+    });
+    assert.equal(asked.status, 200);
+    assert.match(pageText(asked.text), /Suspend bob@example\.com\?/);
+    assert.match(asked.text, /name="confirm" value="yes"/);
+    assert.equal((await introspect(as, String(token.json.access_token))).active, true, 'nothing yet');
+    await browser.request(`${as.issuer}/admin/users/status`, {
+      form: { csrf, email: 'bob@example.com', status: 'suspended', confirm: 'yes' },
     });
     assert.deepEqual(await introspect(as, String(token.json.access_token)), { active: false });
     assert.equal(as.audit('admin.user.suspended').at(-1)?.actor, 'admin@example.com');
     const removed = await browser.request(`${as.issuer}/admin/users/remove`, {
-      form: { csrf, email: 'heidi@example.com' },
+      form: { csrf, email: 'heidi@example.com', confirm: 'yes' },
     });
     assert.equal(removed.status, 303);
     assert.equal(as.audit('admin.user.removed').at(-1)?.actor, 'admin@example.com');

@@ -462,6 +462,10 @@ describe('the account page and the admin console in Chromium', {
         const bobRow = admin.page.locator('table tbody tr', { hasText: BOB });
         assert.equal(await bobRow.count(), 1);
         await bobRow.getByRole('button', { name: 'Remove', exact: true }).click();
+        // The console asks first, saying what removing does.
+        await admin.page.getByRole('heading', { name: `Remove ${BOB}?` }).waitFor();
+        assert.equal((await callGetStock(stack.gatewayUrl, bobToken)).status, 200, 'nothing until confirmed');
+        await admin.page.getByRole('button', { name: `Yes, remove ${BOB}` }).click();
         await admin.page.getByRole('status').waitFor();
         assert.equal(
           await shown(admin.page.getByRole('status')),

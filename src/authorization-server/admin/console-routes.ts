@@ -20,6 +20,7 @@ import {
   type ConsoleTab,
   clientPage,
   clientsPage,
+  confirmPage,
   notAdministratorPage,
   registeredClientPage,
   userPage,
@@ -144,6 +145,60 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
     for (const [name, handler] of Object.entries(extension.actions ?? {}))
       actions[`${extension.tab}/${name}`] = handler;
   }
+
+  /**
+   * The actions that take something away at once: each asks first, on a page that says what it
+   * will do (no script: the question is a page, the answer a form with `confirm=yes`).
+   */
+  const question = (name: string, form: URLSearchParams) => {
+    const email = field(form, 'email');
+    const client = field(form, 'client_id');
+    const domain = field(form, 'domain');
+    switch (name) {
+      case 'users/remove':
+        return {
+          title: `Remove ${email}?`,
+          consequence: `${email} can no longer sign in; their agents stop at once and every browser session of theirs ends.`,
+          button: `Yes, remove ${email}`,
+        };
+      case 'users/status':
+        return form.get('status') === 'suspended'
+          ? {
+              title: `Suspend ${email}?`,
+              consequence: `${email} cannot sign in until reinstated; their agents stop at once and must ask again afterwards.`,
+              button: `Yes, suspend ${email}`,
+            }
+          : undefined;
+      case 'clients/disable':
+        return {
+          title: `Disable ${client}?`,
+          consequence:
+            'Its tokens stop at once and nobody can use it until it is enabled again; users will be asked for consent again.',
+          button: `Yes, disable ${client}`,
+        };
+      case 'clients/delete':
+        return {
+          title: `Delete ${client}?`,
+          consequence:
+            'Its tokens and grants are removed at once, and its registration with them (a metadata document may come back, as a new client).',
+          button: `Yes, delete ${client}`,
+        };
+      case 'domains/remove':
+        return {
+          title: `Stop approving ${domain}?`,
+          consequence: `Everyone at ${domain} without an entry of their own is cut off at once.`,
+          button: `Yes, stop approving ${domain}`,
+        };
+      case 'grants/revoke':
+        return {
+          title: 'Revoke this grant?',
+          consequence: 'The agent loses access at once and must ask the user again.',
+          button: 'Yes, revoke it',
+        };
+      default:
+        return undefined;
+    }
+  };
 
   /** The page each kind of action goes back to, unless the form says (`back`, a console path). */
   const HOME: Record<string, string> = {
@@ -299,6 +354,20 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
         }),
         403,
       );
+    const ask = form.get('confirm') === 'yes' ? undefined : question(name, form);
+    if (ask) {
+      const fields = Object.fromEntries([...form].filter(([key]) => key !== 'csrf' && key !== 'confirm'));
+      const back = backOf(name, form);
+      return renderPage(
+        ctx,
+        confirmPage(
+          frameFor(ctx, session, email),
+          (back.split('/')[2] ?? 'users') as ConsoleTab,
+          { ...ask, path: name, back },
+          fields,
+        ),
+      );
+    }
     try {
       if (name === 'clients/register') {
         // Answered with a page, not a redirect: the secret is shown this once and kept nowhere else.

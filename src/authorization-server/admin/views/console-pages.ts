@@ -256,6 +256,23 @@ ${approval.status !== 'denied' && action(frame, 'approvals/decide', { client_id:
   );
 }
 
+/** What a destructive action will do, and the button that does it (the console's confirmation). */
+export function confirmPage(
+  frame: ConsoleFrame,
+  tab: ConsoleTab,
+  question: { title: string; consequence: string; button: string; path: string; back: string },
+  fields: Record<string, string>,
+): string {
+  return consolePage(
+    frame,
+    tab,
+    question.title,
+    html`<p>${question.consequence}</p>
+<div class="actions">${action(frame, question.path, { ...fields, confirm: 'yes' }, question.button, true)}
+<a href="${question.back}">Cancel</a></div>`,
+  );
+}
+
 export function notAdministratorPage(email: string, branding: Branding): string {
   return layout({
     title: 'Not an administrator',
