@@ -448,6 +448,7 @@ export async function startAuthorizationServer(
             ([id]) => classifier.preRegistered(id)?.role === 'mcp-server',
           ),
         ),
+        record: (event, fields) => audit.record(event, fields),
         logger,
       }),
     );

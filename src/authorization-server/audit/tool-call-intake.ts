@@ -68,6 +68,12 @@ function checkedRecord(input: unknown): Record<string, string | number> | undefi
 export function toolCallIntake(options: {
   /** The MCP servers' clients: client id → secret. */
   mcpServers: ReadonlyMap<string, string>;
+  /**
+   * Where a reported call goes: the audit trail itself, not a log line of this server as well (the
+   * MCP server's own `mcp.tool_call` line is the log of it; a second line here for every call
+   * would double this server's logging under load for nothing).
+   */
+  record: (event: string, fields: Record<string, unknown>) => void;
   logger: Logger;
 }): Middleware {
   const { logger } = options;
@@ -108,7 +114,7 @@ export function toolCallIntake(options: {
       const record = checkedRecord(input);
       if (!record) continue;
       const { outcome, at, ...fields } = record;
-      logger.audit('tool.call', {
+      options.record('tool.call', {
         outcome: outcome as 'success' | 'failure' | 'denied',
         ...fields,
         ...(at !== undefined ? { called_at: new Date(at).toISOString() } : {}),
