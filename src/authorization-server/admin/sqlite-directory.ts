@@ -207,6 +207,10 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
     q.disabled.all().map((row) => [String(row.client_id), Number(row.disabled_at)]),
   );
   const lastSeenWrite = new Map<string, number>();
+  // The approved users and domains, kept in memory as the disabled clients are: read on every
+  // token use, written only by an administrator or at start (this process is the only writer).
+  const usersByEmail = new Map(q.users.all().map((row) => [String(row.email), userOf(row)]));
+  const domainsByName = new Map(q.domains.all().map((row) => [String(row.domain), domainOf(row)]));
   const registered = new Map<string, RegisteredClient>(
     q.registeredAll.all().map((row) => [String(row.client_id), registeredOf(row)]),
   );
@@ -215,10 +219,8 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
     users: {
       list: (search) =>
         (search ? q.usersLike.all(likePattern(search), likePattern(search)) : q.users.all()).map(userOf),
-      get: (email) => {
-        const row = q.user.get(email);
-        return row ? userOf(row) : undefined;
-      },
+      // From memory: every introspection and token exchange asks whether its user is still approved.
+      get: (email) => usersByEmail.get(email),
       put: (user) => {
         const now = Date.now();
         q.putUser.run(
@@ -230,22 +232,28 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
           now,
           now,
         );
-        return userOf(q.user.get(user.email)!);
+        const stored = userOf(q.user.get(user.email)!);
+        usersByEmail.set(stored.email, stored);
+        return stored;
       },
-      remove: (email) => Number(q.removeUser.run(email).changes) > 0,
+      remove: (email) => {
+        usersByEmail.delete(email);
+        return Number(q.removeUser.run(email).changes) > 0;
+      },
     },
     domains: {
       list: () => q.domains.all().map(domainOf),
-      get: (domain) => {
-        const row = q.domain.get(domain);
-        return row ? domainOf(row) : undefined;
-      },
+      get: (domain) => domainsByName.get(domain),
       put: (entry): DirectoryDomain => {
         q.putDomain.run(entry.domain, JSON.stringify(entry.claims), entry.source, Date.now());
-        const row = q.domain.get(entry.domain)!;
-        return { ...entry, createdAt: Number(row.created_at) };
+        const stored = domainOf(q.domain.get(entry.domain)!);
+        domainsByName.set(stored.domain, stored);
+        return stored;
       },
-      remove: (domain) => Number(q.removeDomain.run(domain).changes) > 0,
+      remove: (domain) => {
+        domainsByName.delete(domain);
+        return Number(q.removeDomain.run(domain).changes) > 0;
+      },
     },
     trustedDomains: {
       list: () =>
