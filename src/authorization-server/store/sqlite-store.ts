@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { type Checkpointer, startCheckpointer } from './sqlite-checkpointer.ts';
 import { flushPendingWrites, writeBatch } from './sqlite-write-batch.ts';
 
 /** File name of the database inside the data directory. */
@@ -171,8 +172,11 @@ export function openDatabase(dataDir: string): DatabaseSync {
     // fsync) every 1,000 pages (the default) came every hundred or so tokens; every 4,000 pages
     // (a WAL of at most about 16 MB) the fsyncs are four times rarer. Durability is the same: a
     // commit is in the WAL either way.
-    db.exec('PRAGMA wal_autocheckpoint = 4000');
+    // No automatic checkpoint in the commit, on the server's thread: a worker runs them
+    // (sqlite-checkpointer.ts).
+    db.exec('PRAGMA wal_autocheckpoint = 0');
     migrate(db);
+    checkpointers.set(db, startCheckpointer(file));
   } catch (error) {
     db.close();
     throw error;
@@ -184,8 +188,18 @@ export function openDatabase(dataDir: string): DatabaseSync {
 export function closeDatabase(db: DatabaseSync): void {
   if (!db.isOpen) return;
   flushPendingWrites(db);
+  void checkpointers.get(db)?.stop();
+  checkpointers.delete(db);
+  // The last checkpoint here, so the file is whole without its WAL.
+  try {
+    db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+  } catch {
+    // A reader elsewhere (another process) holds the WAL: it is checkpointed later.
+  }
   db.close();
 }
+
+const checkpointers = new WeakMap<DatabaseSync, Checkpointer>();
 
 /** Options of createSqliteAdapterFactory. */
 export interface SqliteAdapterOptions {

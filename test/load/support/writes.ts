@@ -165,6 +165,14 @@ export async function verifyLedger(
         // An acknowledged session must hold; one whose rotation was cut off may ask to sign in.
         { stopAtConsent: true, signIn: !consent.sessionAcked },
       );
+      // A browser whose session was not acknowledged may have to sign in again; that sign-in is this
+      // request's interaction, so a remembered grant is used with no consent page (provider.ts,
+      // native_client_prompt) and the code comes straight back. A lost grant would show the page.
+      if ('callback' in shown && !consent.sessionAcked)
+        return (
+          shown.callback.searchParams.has('code') ||
+          lose(`consent ${consent.clientId}: signed in again, and no code came back`)
+        );
       if (!('consent' in shown)) return lose(`consent ${consent.clientId}: no consent page`);
       return (
         shown.consent.html.includes('It asks for no new permission') ||
