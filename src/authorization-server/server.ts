@@ -216,7 +216,7 @@ export async function startAuthorizationServer(
   if (config.listen.port === 0) configuredIssuer.port = String(port);
   const issuer = configuredIssuer.href.replace(/\/$/, '');
 
-  const db = openDatabase(loaded.dataDir);
+  const db = openDatabase(loaded.dataDir, { backgroundCheckpoints: true });
   // Failures to write the trail go to the plain logger: they are errors, not audit events.
   const audit = createAuditTrail(db, { retentionDays: config.audit.retentionDays, logger });
   logger = recordAudits(logger, audit);

@@ -142,8 +142,18 @@ function migrate(db: DatabaseSync): void {
   });
 }
 
+/** Options of openDatabase. */
+export interface OpenDatabaseOptions {
+  /**
+   * Checkpoint the WAL in a worker thread rather than in the commit that crosses SQLite's
+   * threshold (sqlite-checkpointer.ts). The server asks for it; a short-lived connection (a test,
+   * a command) keeps SQLite's automatic checkpoint. Close such a database with closeDatabase.
+   */
+  backgroundCheckpoints?: boolean;
+}
+
 /** Opens (creating if needed) `<dataDir>/gatehouse.db` with WAL, busy timeout, foreign keys and the current schema. */
-export function openDatabase(dataDir: string): DatabaseSync {
+export function openDatabase(dataDir: string, options: OpenDatabaseOptions = {}): DatabaseSync {
   // The database holds refresh tokens, sessions and client secrets: owner-only directory and files.
   // mode only applies when mkdir creates the directory; an existing directory is the operator's choice.
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -168,15 +178,12 @@ export function openDatabase(dataDir: string): DatabaseSync {
     // In WAL mode NORMAL is corruption-safe; a power loss can only lose the last commits, not break the file.
     db.exec('PRAGMA synchronous = NORMAL');
     db.exec('PRAGMA foreign_keys = ON');
-    // Every token is a commit of its own. A checkpoint (copying the WAL into the database, with an
-    // fsync) every 1,000 pages (the default) came every hundred or so tokens; every 4,000 pages
-    // (a WAL of at most about 16 MB) the fsyncs are four times rarer. Durability is the same: a
-    // commit is in the WAL either way.
-    // No automatic checkpoint in the commit, on the server's thread: a worker runs them
-    // (sqlite-checkpointer.ts).
-    db.exec('PRAGMA wal_autocheckpoint = 0');
     migrate(db);
-    checkpointers.set(db, startCheckpointer(file));
+    if (options.backgroundCheckpoints) {
+      // No automatic checkpoint in the commit, on the server's thread: a worker runs them.
+      db.exec('PRAGMA wal_autocheckpoint = 0');
+      checkpointers.set(db, startCheckpointer(file));
+    }
   } catch (error) {
     db.close();
     throw error;
@@ -188,7 +195,8 @@ export function openDatabase(dataDir: string): DatabaseSync {
 export function closeDatabase(db: DatabaseSync): void {
   if (!db.isOpen) return;
   flushPendingWrites(db);
-  void checkpointers.get(db)?.stop();
+  // The worker's connection closes first, so that this one is the last (sqlite-checkpointer.ts).
+  checkpointers.get(db)?.stop();
   checkpointers.delete(db);
   // The last checkpoint here, so the file is whole without its WAL.
   try {
