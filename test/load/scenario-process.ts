@@ -9,6 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { SCENARIOS } from './scenarios/index.ts';
 import type { ScenarioResult } from './support/scenario.ts';
+import { describeTcpGrowth, readTcpCounters } from './support/tcp-counters.ts';
 
 const [name, dir, resultFile] = process.argv.slice(2);
 if (!name || !dir || !resultFile || !SCENARIOS[name]) {
@@ -26,7 +27,9 @@ async function main(): Promise<ScenarioResult> {
   const scenario = await SCENARIOS[name!]!();
   const base = { scenario: name!, title: scenario.title, dir: dir! };
   try {
+    const tcp = readTcpCounters();
     const report = await scenario.run({ dir: dir!, progress });
+    report.numbers.push(['kernel TCP counters in the namespace (growth)', describeTcpGrowth(tcp)]);
     return { ...base, ...report, seconds: Math.round((Date.now() - started) / 1000) };
   } catch (error) {
     progress(`failed: ${(error as Error).stack ?? String(error)}`);
