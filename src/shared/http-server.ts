@@ -16,6 +16,7 @@
  */
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { type AcceptQueues, listenWithAcceptQueues } from './accept-queues.ts';
 import type { HttpConfig } from './config/schema.ts';
 import {
   type CapScope,
@@ -183,6 +184,7 @@ export function createHttpServer(handler: RequestListener, settings: HttpConfig,
         if (limits.exchanges.size === 0) allAnswered();
       },
     };
+    acceptQueues?.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     const inFlight = limits.exchanges.size;
     logger.info('draining: not accepting connections, finishing requests in flight', {
@@ -213,9 +215,13 @@ export function createHttpServer(handler: RequestListener, settings: HttpConfig,
   }
 
   let closing: Promise<void> | undefined;
+  let acceptQueues: AcceptQueues | undefined;
   return {
     server,
-    listen: (host, port, setting) => listen(server, host, port, setting),
+    listen: (host, port, setting) =>
+      listen(server, host, port, setting, async () => {
+        acceptQueues = await listenWithAcceptQueues(server, host, port);
+      }),
     close(options = {}) {
       closing ??= drain(options.deadline ?? Date.now() + settings.drainTimeoutSeconds * 1000);
       return closing;

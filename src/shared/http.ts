@@ -15,16 +15,26 @@ export class HttpError extends Error {
   }
 }
 
-/** Listens on host:port and returns the real port; a taken port names the setting to change. */
-export async function listen(server: Server, host: string, port: number, setting: string): Promise<number> {
+/**
+ * Listens on host:port and returns the real port; a taken port names the setting to change.
+ * `bind` does the binding when given (http-server.ts binds several accept queues).
+ */
+export async function listen(
+  server: Server,
+  host: string,
+  port: number,
+  setting: string,
+  bind?: () => Promise<void>,
+): Promise<number> {
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await (bind?.() ??
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      }));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new Error(
