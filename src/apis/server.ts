@@ -18,6 +18,7 @@ import { createAccessTokenVerifier } from '../shared/jwt.ts';
 import { createLogger, type LogFields, type Logger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
 import { requestIdFrom } from '../shared/request-id.ts';
+import { tlsFiles } from '../shared/tls-listener.ts';
 import { annotateSpan, componentTracing } from '../shared/tracing.ts';
 import { ApiError, invalidRequest, notFound } from './api-error.ts';
 import { authenticate, requireScope } from './bearer-auth.ts';
@@ -164,9 +165,10 @@ export const startApis: StartComponent = async (loaded, options = {}) => {
     ),
     loaded.config.http,
     logger,
+    { tls: tlsFiles(loaded.config.apis.listen.tls, loaded.file, 'apis.listen.tls') },
   );
   const port = await http.listen(config.listen.host, config.listen.port ?? 8002, 'apis.listen.port');
-  const url = `http://${urlHost(config.listen.host)}:${port}`;
+  const url = `${config.listen.tls ? 'https' : 'http'}://${urlHost(config.listen.host)}:${port}`;
   logger.info('apis listening', {
     url,
     stocks: `${url}/stocks`,

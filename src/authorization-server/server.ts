@@ -14,6 +14,7 @@ import { type CloseOptions, createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type Logger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
 import { requestIdFrom } from '../shared/request-id.ts';
+import { tlsFiles } from '../shared/tls-listener.ts';
 import { annotateSpan, componentTracing } from '../shared/tracing.ts';
 import { accountRoutes } from './account/account-routes.ts';
 import { firstPartyClient, firstPartySignIn } from './account/first-party-sign-in.ts';
@@ -206,6 +207,7 @@ export async function startAuthorizationServer(
     ),
     loaded.config.http,
     logger,
+    { tls: tlsFiles(config.listen.tls, loaded.file, 'authorizationServer.listen.tls') },
   );
   const wantedPort = config.listen.port ?? defaultPort(configuredIssuer);
   const port = await http.listen(

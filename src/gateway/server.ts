@@ -21,6 +21,7 @@ import { createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type LogFields } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
 import { newRequestId, REQUEST_ID_HEADER } from '../shared/request-id.ts';
+import { tlsFiles } from '../shared/tls-listener.ts';
 import type { TokenTagKey } from '../shared/token-tag.ts';
 import { componentTracing, injectTraceContext } from '../shared/tracing.ts';
 import { clientAddress, markInvalidToken, upstreamRequestHeaders, withExposedHeaders } from './headers.ts';
@@ -279,6 +280,7 @@ export const startGateway = (async (
     metrics.instrument(tracing.instrument(onRequest, routeOf, { edge: true }), routeOf),
     loaded.config.http,
     logger,
+    { tls: tlsFiles(config.listen.tls, loaded.file, 'gateway.listen.tls') },
   );
 
   const publicUrl = new URL(config.publicUrl);

@@ -19,6 +19,7 @@ import { SigningKeysUnavailableError } from '../shared/jwt.ts';
 import { createLogger } from '../shared/logging.ts';
 import { componentMetrics } from '../shared/metrics.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from '../shared/request-id.ts';
+import { tlsFiles } from '../shared/tls-listener.ts';
 import { componentTracing } from '../shared/tracing.ts';
 import {
   dpopChallenge,
@@ -226,9 +227,10 @@ export async function startMcpServer(
     ),
     loaded.config.http,
     logger,
+    { tls: tlsFiles(loaded.config.mcpServer.listen.tls, loaded.file, 'mcpServer.listen.tls') },
   );
   const port = await http.listen(settings.listen.host, settings.listen.port, 'mcpServer.listen.port');
-  const url = `http://${urlHost(settings.listen.host)}:${port}`;
+  const url = `${loaded.config.mcpServer.listen.tls ? 'https' : 'http'}://${urlHost(settings.listen.host)}:${port}`;
   revocations.start();
   logger.info('MCP server listening', {
     url,

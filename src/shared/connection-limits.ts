@@ -237,7 +237,10 @@ export function createConnectionLimits(options: ConnectionLimitsOptions): Connec
   }
 
   function requestReceived(req: IncomingMessage, res: ServerResponse): Exchange | undefined {
-    const connection = bySocket.get(req.socket);
+    // Behind TLS, req.socket is the TLSSocket that node:tls wraps around the TCP socket the server
+    // accepted (and admit() counted); it keeps that one as `_parent` (lib/_tls_wrap.js).
+    const socket = req.socket as Socket & { _parent?: Socket };
+    const connection = bySocket.get(socket) ?? (socket._parent ? bySocket.get(socket._parent) : undefined);
     if (!connection) return undefined;
     const exchange: Exchange = { req, res, connection, started: performance.now() };
     connection.requests += 1;

@@ -15,6 +15,7 @@
  *   wait for those responses until the drain deadline, then cut whatever is left.
  */
 import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { type AcceptQueues, listenWithAcceptQueues } from './accept-queues.ts';
 import type { HttpConfig } from './config/schema.ts';
@@ -32,6 +33,7 @@ import {
   isServerWideOptions,
   refuseFraming,
 } from './request-framing.ts';
+import { loadTlsMaterial, reloadOnChange, type TlsFiles } from './tls-listener.ts';
 
 /** How often Node looks for connections past their headers or request deadline. */
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
@@ -91,13 +93,40 @@ function createPressureLog(logger: Logger, caps: Record<string, number>) {
   };
 }
 
-export function createHttpServer(handler: RequestListener, settings: HttpConfig, logger: Logger): HttpServer {
-  const server = createServer({
+export interface HttpServerOptions {
+  /** Serve HTTPS with this certificate (tls-listener.ts), reloaded when its files change. */
+  tls?: TlsFiles;
+}
+
+export function createHttpServer(
+  handler: RequestListener,
+  settings: HttpConfig,
+  logger: Logger,
+  options: HttpServerOptions = {},
+): HttpServer {
+  const timeouts = {
     headersTimeout: settings.headersTimeoutSeconds * 1000,
     requestTimeout: settings.requestTimeoutSeconds * 1000,
     keepAliveTimeout: settings.keepAliveTimeoutSeconds * 1000,
     connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
-  });
+  };
+  let stopReloading = () => {};
+  let server: Server;
+  if (options.tls) {
+    const material = loadTlsMaterial(options.tls);
+    // TLS 1.2 at least (RFC 9700 §2.6 by way of RFC 9325); Node's default ciphers otherwise.
+    const secure = createHttpsServer({
+      ...timeouts,
+      cert: material.cert,
+      key: material.key,
+      minVersion: 'TLSv1.2',
+    });
+    stopReloading = reloadOnChange(secure, options.tls, material, logger);
+    server = secure;
+  } else {
+    server = createServer(timeouts);
+  }
+  const tls = options.tls !== undefined;
   const caps = {
     max_connections: settings.maxConnections,
     max_connections_per_address: settings.maxConnectionsPerAddress,
@@ -120,6 +149,11 @@ export function createHttpServer(handler: RequestListener, settings: HttpConfig,
   const faulty = new WeakSet<Socket>();
 
   function refuse(socket: Socket) {
+    // A plain-text answer means nothing inside TLS: just close.
+    if (tls) {
+      socket.destroy();
+      return;
+    }
     // Best effort: the client learns to retry, and the descriptor is released right away.
     socket.write(REFUSAL, () => socket.destroy());
     socket.setTimeout(1000, () => socket.destroy());
@@ -185,6 +219,7 @@ export function createHttpServer(handler: RequestListener, settings: HttpConfig,
       },
     };
     acceptQueues?.close();
+    stopReloading();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     const inFlight = limits.exchanges.size;
     logger.info('draining: not accepting connections, finishing requests in flight', {

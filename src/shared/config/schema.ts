@@ -31,6 +31,11 @@ const listen = z.strictObject({
   host: z.string().default('127.0.0.1'),
   /** 0 picks a free port; undefined means the port of the public URL. */
   port: port.optional(),
+  /**
+   * Serve HTTPS: PEM files of the certificate chain and its key, relative to the configuration
+   * file's folder; reloaded when they change (src/shared/tls-listener.ts).
+   */
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
 });
 
 const mcpResource = z.strictObject({
