@@ -80,6 +80,7 @@ describe('signing keys rotate with overlap on the running stack', () => {
 
   const kidOf = (jwt: string) => decodeProtectedHeader(jwt).kid;
   const accessKeys = () => keys.list().filter((key) => key.use === 'access_token');
+  const idTokenKids = () => keys.list().flatMap((key) => (key.use === 'id_token' ? [key.kid] : []));
   const servedKids = async () => {
     const response = await fetch(`${stack.issuer}/jwks`);
     assert.equal(response.status, 200);
@@ -100,13 +101,16 @@ describe('signing keys rotate with overlap on the running stack', () => {
   }
 
   test('two rotations: old tokens keep working, new ones carry the new kid, the session survives, the JWKS follows', async () => {
-    const idTokenKid = keys.list().find((key) => key.use === 'id_token')!.kid;
     const [k1, k2] = accessKeys().map((key) => key.kid);
     assert.deepEqual(
       accessKeys().map((key) => key.state),
       ['current', 'next'],
     );
-    assert.deepEqual(await servedKids(), [k1, k2, idTokenKid], 'the next key is published before it signs');
+    assert.deepEqual(
+      await servedKids(),
+      [k1, k2, ...idTokenKids()],
+      'the next key is published before it signs',
+    );
 
     // Before any rotation: an agent signs in and calls a tool; everything is signed with k1.
     const first = await agentToken();
@@ -120,7 +124,7 @@ describe('signing keys rotate with overlap on the running stack', () => {
     const rotation1 = await rotateWhenAllowed();
     assert.deepEqual([rotation1.current, rotation1.retired], [k2, k1]);
     const k3 = rotation1.next;
-    assert.deepEqual(await servedKids(), [k2, k3, k1, idTokenKid]);
+    assert.deepEqual(await servedKids(), [k2, k3, k1, ...idTokenKids()]);
     await toolCallWorks(stack.gatewayUrl, first.token, 'the token from before, after rotation 1');
 
     // No re-login: the browser session (cookie keys do not rotate) signs the agent in again.
@@ -135,7 +139,15 @@ describe('signing keys rotate with overlap on the running stack', () => {
     const rotation2 = await rotateWhenAllowed();
     assert.deepEqual([rotation2.current, rotation2.retired], [k3, k2]);
     const k4 = rotation2.next;
-    assert.deepEqual(await servedKids(), [k3, k4, k2, k1, idTokenKid]);
+    assert.deepEqual(await servedKids(), [k3, k4, k2, k1, ...idTokenKids()]);
+    assert.deepEqual(
+      keys.list().map((key) => `${key.use}:${key.state}`),
+      [
+        ...['current', 'next', 'retired', 'retired'].map((state) => `access_token:${state}`),
+        ...['current', 'next', 'retired', 'retired'].map((state) => `id_token:${state}`),
+      ],
+      'the ID-token ring rotated with it',
+    );
     assert.deepEqual(
       accessKeys().map((key) => [key.kid, key.state]),
       [
@@ -172,7 +184,7 @@ describe('signing keys rotate with overlap on the running stack', () => {
     const k1RetireAt = Date.parse(accessKeys().find((key) => key.kid === k1)!.retireAt!);
     mock.timers.enable({ apis: ['Date'], now: k1RetireAt + 500 });
     try {
-      assert.deepEqual(await servedKids(), [k3, k4, k2, idTokenKid]);
+      assert.deepEqual(await servedKids(), [k3, k4, k2, ...idTokenKids()]);
       assert.ok(!accessKeys().some((key) => key.kid === k1));
     } finally {
       mock.timers.reset();
