@@ -362,6 +362,18 @@ describe('the key manager', () => {
     raw.signingKeys[1].d = 'AAAA';
     writeFileSync(file, JSON.stringify(raw));
     await assert.rejects(createKeyManager(first.options), KeyFileError);
+    // An ID-token ring key that is no RSA key, though it says RS256.
+    const second = await setUp();
+    const secondFile = path.join(second.dataDir, 'keys.json');
+    const idRaw = JSON.parse(readFileSync(secondFile, 'utf8'));
+    const ec = await generateSigningKey('ES256');
+    idRaw.idTokenRingKeys[0] = { ...ec, alg: 'RS256', kid: idRaw.idTokenRingKeys[0].kid };
+    writeFileSync(secondFile, JSON.stringify(idRaw));
+    await assert.rejects(createKeyManager(second.options), (error: unknown) => {
+      assert.ok(error instanceof KeyFileError);
+      assert.match(error.message, /not an RSA key/);
+      return true;
+    });
   });
 
   test('a failed write leaves the ring and the signer as they were', async () => {
