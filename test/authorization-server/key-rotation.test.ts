@@ -12,6 +12,8 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, mock, test } from 'node:test';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import type { KeyAdministration } from '../../src/authorization-server/keys/key-manager.ts';
@@ -258,8 +260,10 @@ describe('ID-token keys rotate with the access-token keys, in the running provid
     });
     assert.equal(token.status, 200, token.text);
     assert.equal(typeof token.json.id_token, 'string', 'an ID token (scope openid)');
+    lastAccessToken = String(token.json.access_token);
     return String(token.json.id_token);
   }
+  let lastAccessToken = '';
 
   /** Verifies against the JWKS as a relying party does: fetched from jwks_uri, no cache of its own. */
   async function verifiesAtJwksUri(idToken: string) {
@@ -335,6 +339,27 @@ describe('ID-token keys rotate with the access-token keys, in the running provid
     await verifiesAtJwksUri(before);
     const served = await servedKids();
     assert.ok(served.includes(a) && served.includes(b) && served.includes(rotation.idToken.next));
+    // RFC 9701 introspection answers are signed by the ID-token ring's current key too.
+    const gatewaySecret = readFileSync(
+      path.join(as.dataDir, 'secrets/gatehouse-gateway.secret'),
+      'utf8',
+    ).trim();
+    const introspection = await postForm(
+      `${as.issuer}/introspect`,
+      { token: lastAccessToken },
+      {
+        authorization: basic('gatehouse-gateway', gatewaySecret),
+        accept: 'application/token-introspection+jwt',
+      },
+    );
+    assert.equal(introspection.status, 200, introspection.text);
+    assert.equal(decodeProtectedHeader(introspection.text).kid, b);
+    const { payload: answer } = await jwtVerify(
+      introspection.text,
+      createRemoteJWKSet(new URL(`${as.issuer}/jwks`)),
+      { issuer: as.issuer, typ: 'token-introspection+jwt' },
+    );
+    assert.equal((answer.token_introspection as { active?: boolean }).active, true);
 
     // RP-initiated logout with the old ID token as the hint: oidc-provider validates it with the
     // retired key (its slot), asks, and sends the user back to the registered URI.
