@@ -6,7 +6,6 @@
  * for every client; refresh tokens only where policy allows; no development keys or interactions.
  */
 import type { DatabaseSync } from 'node:sqlite';
-import type { JWK } from 'jose';
 import Provider, {
   type Adapter,
   type ClientMetadata,
@@ -30,6 +29,8 @@ import {
   CONTENT_SECURITY_POLICY_REDIRECTING_FORMS,
 } from './interactions/views/html.ts';
 import { logoutPage, signedOutPage } from './interactions/views/logout-pages.ts';
+import type { IdTokenKeySlots } from './keys/id-token-signing.ts';
+import { ID_TOKEN_TTL_SECONDS } from './keys/retire-after.ts';
 import type { Accounts } from './login/accounts.ts';
 import type { ApprovedUsers } from './login/approved-users.ts';
 import { createProviderFetch, PROVIDER_FETCH_MAX_BYTES } from './outbound/provider-fetch.ts';
@@ -51,11 +52,12 @@ export interface ProviderDependencies {
   db: DatabaseSync;
   adapter: (model: string) => Adapter;
   /**
-   * The RS256 key that signs ID tokens (and RFC 9701 introspection answers). oidc-provider builds its
-   * keystore once, here; the access-token keys rotate outside it (keys/key-manager.ts), and the JWKS
-   * route is answered from the ring before the provider's (keys/jwks-endpoint.ts).
+   * The RS256 keys that sign ID tokens (and RFC 9701 introspection answers): oidc-provider builds its
+   * keystore once, here, so it gets slots that stand for the ID-token ring's current and retired keys
+   * as they are when it asks (keys/id-token-signing.ts). The JWKS route is answered from the rings
+   * before the provider's (keys/jwks-endpoint.ts).
    */
-  idTokenKey: JWK;
+  idTokenKeys: IdTokenKeySlots;
   cookieKeys: string[];
   /** 32 bytes that key the DPoP nonces (RFC 9449 §8); derived from the cookie keys, so stable. */
   dpopNonceSecret: Buffer;
@@ -146,7 +148,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const configuration: Configuration = {
     adapter: deps.adapter as unknown as Configuration['adapter'],
     clients: deps.clients.map((client) => client.metadata),
-    jwks: { keys: [deps.idTokenKey] as never },
+    jwks: { keys: [...deps.idTokenKeys.keys] },
     cookies: {
       keys: deps.cookieKeys,
       long: { httpOnly: true, sameSite: 'lax', signed: true },
@@ -236,7 +238,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
       AuthorizationCode: 60,
       // A pushed request's URI is what an agent prints for the user to open; give them time to.
       PushedAuthorizationRequest: 300,
-      IdToken: 3600,
+      // The ID-token ring keeps a retired key published this long and more (keys/retire-after.ts).
+      IdToken: ID_TOKEN_TTL_SECONDS,
       Interaction: 900,
       Grant: config.consent.rememberSeconds,
       Session: config.sessionTtlSeconds,
@@ -285,6 +288,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
     enabledJWA: { dPoPSigningAlgValues: [...deps.dpopAlgorithms] },
     features: {
       devInteractions: { enabled: false },
+      // The ID-token keys are slots over the ring (keys/id-token-signing.ts), signing through
+      // `sign(data)`: oidc-provider's one way to change the key it signs with without being rebuilt.
+      externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       // RFC 9449: a token request with a DPoP proof gets a token bound to its key (code, refresh and
       // client credentials); `dpop_bound_access_tokens` clients must send one (config `dpop`).
       dPoP: {
@@ -396,6 +402,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   };
 
   const provider = new Provider(deps.issuer, configuration);
+  deps.idTokenKeys.registered();
 
   // The token endpoint's limits decide on the client a request names once its body is parsed and
   // before it authenticates or any grant runs: the route's lookup of that client is the one place

@@ -56,9 +56,10 @@ import { isRoute, isUnderRoute } from './http/route-match.ts';
 import { tokenRateLimit, tokenRateLimitsFrom } from './http/token-rate-limit.ts';
 import { interactionRoutes } from './interactions/routes.ts';
 import { type Branding, loadLogo } from './interactions/views/branding.ts';
+import { idTokenKeySlots, idTokenSlotCount } from './keys/id-token-signing.ts';
 import { jwksEndpoint } from './keys/jwks-endpoint.ts';
 import { createKeyManager, type KeyAdministration } from './keys/key-manager.ts';
-import { retireAfterSeconds } from './keys/retire-after.ts';
+import { ID_TOKEN_RETIRE_AFTER_SECONDS, retireAfterSeconds } from './keys/retire-after.ts';
 import { createAccounts } from './login/accounts.ts';
 import { subjectFor } from './login/approved-users.ts';
 import { createMailer, type DevInbox, invitationMessage } from './login/mailer.ts';
@@ -106,8 +107,9 @@ export interface RunningAuthorizationServer {
   /** The audit trail: every audit line, kept for `audit.retentionDays` (audit/audit-trail.ts). */
   audit: AuditTrail;
   /**
-   * The access-token signing keys, for the admin API: `list()` (kid, alg, state, times; nothing
-   * private) and `rotate(actor)` (keys/key-manager.ts; audited as `keys.rotated`).
+   * The signing keys (access-token and ID-token rings), for the admin API: `list()` (kid, alg,
+   * state, times; nothing private) and `rotate(actor)`, which rotates both rings
+   * (keys/key-manager.ts; audited as `keys.rotated`).
    */
   keys: KeyAdministration;
   close(options?: CloseOptions): Promise<void>;
@@ -226,6 +228,7 @@ export async function startAuthorizationServer(
     const keys = await createKeyManager({
       dataDir: loaded.dataDir,
       retireAfterSeconds: retireAfterSeconds(config),
+      idTokenRetireAfterSeconds: ID_TOKEN_RETIRE_AFTER_SECONDS,
       publishBeforeUseSeconds: config.keys.publishBeforeUseSeconds,
       rotateEverySeconds:
         config.keys.rotateEveryDays === false ? undefined : config.keys.rotateEveryDays * 86400,
@@ -362,7 +365,10 @@ export async function startAuthorizationServer(
       config,
       db,
       adapter,
-      idTokenKey: keys.idTokenKey,
+      idTokenKeys: idTokenKeySlots(
+        keys.idTokenKeys,
+        idTokenSlotCount(ID_TOKEN_RETIRE_AFTER_SECONDS, config.keys.publishBeforeUseSeconds),
+      ),
       cookieKeys: keys.cookieKeys,
       dpopNonceSecret: derivedKey('gatehouse dpop nonces'),
       dpopAlgorithms: loaded.config.gateway.dpop.algorithms,

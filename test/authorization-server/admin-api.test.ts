@@ -690,10 +690,23 @@ describe('signing keys in the admin API and the console', () => {
       const token = await adminToken(as);
       const listed = await call(as, token, 'GET', '/keys');
       assert.equal(listed.status, 200);
-      const keys = listed.json.keys as unknown as Array<{ kid: string; state: string; use: string }>;
+      const keys = listed.json.keys as unknown as Array<{
+        kid: string;
+        state: string;
+        use: string;
+        alg: string;
+        rotates: boolean;
+      }>;
       const current = keys.find((key) => key.use === 'access_token' && key.state === 'current')!;
       const next = keys.find((key) => key.use === 'access_token' && key.state === 'next')!;
       assert.ok(current && next);
+      const idCurrent = keys.find((key) => key.use === 'id_token' && key.state === 'current')!;
+      const idNext = keys.find((key) => key.use === 'id_token' && key.state === 'next')!;
+      assert.deepEqual([idCurrent.alg, idNext.alg], ['RS256', 'RS256']);
+      assert.ok(
+        keys.every((key) => key.rotates),
+        'both rings rotate',
+      );
       assert.ok(
         keys.every((key) => !('d' in key)),
         'nothing private',
@@ -708,11 +721,16 @@ describe('signing keys in the admin API and the console', () => {
       assert.equal(rotated.status, 200);
       assert.equal(rotated.json.current, next.kid);
       assert.equal(rotated.json.retired, current.kid);
+      const idRotation = rotated.json.idToken as unknown as Record<string, string>;
+      assert.deepEqual([idRotation.current, idRotation.retired], [idNext.kid, idCurrent.kid]);
+      assert.ok(idRotation.next && idRotation.retireAt);
       const after = (await call(as, token, 'GET', '/keys')).json.keys as unknown as Array<{
         kid: string;
         state: string;
       }>;
       assert.equal(after.find((key) => key.kid === current.kid)?.state, 'retired');
+      assert.equal(after.find((key) => key.kid === idCurrent.kid)?.state, 'retired');
+      assert.equal(after.find((key) => key.kid === idNext.kid)?.state, 'current');
       assert.equal(as.audit('keys.rotated').at(-1)?.actor, `client:${ADMIN}`);
     } finally {
       await as.close();

@@ -554,6 +554,9 @@ describe('the account page and the admin console in Chromium', {
     const before = keys.list().filter((key) => key.use === 'access_token');
     const current = before.find((key) => key.state === 'current')!;
     const next = before.find((key) => key.state === 'next')!;
+    const idKeys = keys.list().filter((key) => key.use === 'id_token');
+    const idCurrent = idKeys.find((key) => key.state === 'current')!;
+    const idNext = idKeys.find((key) => key.state === 'next')!;
     const wait = Date.parse(next.promotableFrom ?? '') - Date.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait + 50));
 
@@ -567,6 +570,8 @@ describe('the account page and the admin console in Chromium', {
         const rowOf = (kid: string) => admin.page.locator('table tbody tr', { hasText: kid });
         assert.match(await shown(rowOf(current.kid)), /current/);
         assert.match(await shown(rowOf(next.kid)), /next/);
+        assert.match(await shown(rowOf(idCurrent.kid)), /ID tokens.*current/s);
+        assert.match(await shown(rowOf(idNext.kid)), /ID tokens.*next/s);
         await screenshot(t, admin.page, 'console-keys.png', 'the Keys tab before a rotation');
         await admin.page.getByRole('button', { name: 'Rotate now', exact: true }).click();
         await admin.page.getByRole('status').waitFor();
@@ -574,8 +579,15 @@ describe('the account page and the admin console in Chromium', {
           await shown(admin.page.getByRole('status')),
           new RegExp(`Key ${next.kid} signs from now on`),
         );
+        assert.match(
+          await shown(admin.page.getByRole('status')),
+          new RegExp(`${idNext.kid} \\(ID tokens\\)`),
+        );
         assert.match(await shown(rowOf(current.kid)), /retired/);
         assert.match(await shown(rowOf(next.kid)), /current/);
+        // The ID-token ring rotated with it.
+        assert.match(await shown(rowOf(idCurrent.kid)), /retired/);
+        assert.match(await shown(rowOf(idNext.kid)), /current/);
         assertNoCspViolation(admin.consoleMessages, 'the Keys tab');
         // The rotation is in the audit trail, with who did it.
         await admin.page.goto(`${stack.issuer}/admin/audit?event=keys.rotated`);

@@ -1,7 +1,8 @@
 /**
  * The signing keys for administrators (keys/key-manager.ts): `GET /admin/api/keys`,
- * `POST /admin/api/keys/rotate`, and the console's Keys tab. A rotation asked for before the next
- * key has been published long enough (the overlap rule) is refused with 409 and when to retry.
+ * `POST /admin/api/keys/rotate`, and the console's Keys tab, for both rings (access tokens, ID
+ * tokens), which one rotation rotates together. A rotation asked for before the next keys have been
+ * published long enough (the overlap rule) is refused with 409 and when to retry.
  */
 import { html } from '../interactions/views/html.ts';
 import type { KeyAdministration, KeyInfo } from '../keys/key-manager.ts';
@@ -41,7 +42,7 @@ export function keysAdmin(keys: KeyAdministration) {
   ];
   const row = (key: KeyInfo) =>
     html`<tr><td><code>${key.kid}</code></td><td>${key.alg}</td><td>${key.use === 'access_token' ? 'access tokens' : 'ID tokens'}</td>
-<td><strong>${key.state}</strong>${!key.rotates && html`<br><span class="muted">rotates with a new key file only</span>`}</td>
+<td><strong>${key.state}</strong></td>
 <td>${when(key.created)}</td><td>${when(key.activated)}</td><td>${when(key.retireAt ?? key.promotableFrom)}</td></tr>`;
   const console: ConsoleExtension = {
     tab: 'keys',
@@ -50,7 +51,7 @@ export function keysAdmin(keys: KeyAdministration) {
         frame,
         'keys',
         'Signing keys',
-        html`<p class="hint">The current key signs access tokens; the next one is already published, so that verifiers know it before it signs; a retired key stays published until every token it signed has expired.</p>
+        html`<p class="hint">Two rings of keys: one signs access tokens, the other ID tokens. In each, the current key signs; the next one is already published, so that verifiers know it before it signs; a retired key stays published until every token it signed has expired. A rotation rotates both.</p>
 <div class="table-wrap"><table><thead><tr><th>Key id</th><th>Algorithm</th><th>Signs</th><th>State</th><th>Created</th><th>Signing since</th><th>Leaves / may sign from</th></tr></thead>
 <tbody>${keys.list().map(row)}</tbody></table></div>
 <div class="actions">${action(frame, 'keys/rotate', {}, 'Rotate now')}</div>
@@ -59,7 +60,11 @@ export function keysAdmin(keys: KeyAdministration) {
     actions: {
       rotate: async (actor) => {
         const result = await rotate(keys, actor);
-        return `Key ${result.current} signs from now on; ${result.retired} stays published until ${result.retireAt}.`;
+        const id = result.idToken;
+        return (
+          `Key ${result.current} signs from now on (access tokens), and ${id.current} (ID tokens); ` +
+          `${result.retired} stays published until ${result.retireAt}, ${id.retired} until ${id.retireAt}.`
+        );
       },
     },
   };

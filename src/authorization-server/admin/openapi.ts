@@ -52,6 +52,14 @@ const claims = {
   additionalProperties: true,
 };
 
+/** What a rotation did to one ring (keys/key-manager.ts `RingRotation`). */
+const ringRotation = {
+  current: { type: 'string', description: 'The key that signs from now on' },
+  retired: { type: 'string', description: 'The key that stopped signing' },
+  retireAt: { type: 'string', format: 'date-time', description: 'When the retired key leaves the JWKS' },
+  next: { type: 'string', description: 'The key published now, to sign at the next rotation' },
+};
+
 export function openApiDocument(issuer: string) {
   return {
     openapi: '3.1.0',
@@ -248,9 +256,9 @@ export function openApiDocument(issuer: string) {
           properties: {
             kid: { type: 'string' },
             alg: { type: 'string' },
-            use: { enum: ['access_token', 'id_token'] },
+            use: { enum: ['access_token', 'id_token'], description: 'The ring: what the key signs' },
             state: { enum: ['next', 'current', 'retired'] },
-            rotates: { type: 'boolean' },
+            rotates: { type: 'boolean', description: 'Always true: both rings rotate' },
             created: { type: 'string', format: 'date-time' },
             activated: { type: 'string', format: 'date-time' },
             retired: { type: 'string', format: 'date-time' },
@@ -408,16 +416,15 @@ export function openApiDocument(issuer: string) {
       },
       '/keys/rotate': {
         post: op(
-          'Rotate: the next key signs, the current one retires (409 too_soon under the overlap rule)',
+          'Rotate both rings: in each the next key signs and the current one retires (409 too_soon under the overlap rule)',
           'admin',
           {
             ...ok({
               type: 'object',
+              description: 'The access-token ring at the top level, the ID-token ring in idToken',
               properties: {
-                current: { type: 'string' },
-                retired: { type: 'string' },
-                retireAt: { type: 'string' },
-                next: { type: 'string' },
+                ...ringRotation,
+                idToken: { type: 'object', properties: ringRotation },
               },
             }),
             409: error,

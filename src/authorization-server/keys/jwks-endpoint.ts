@@ -1,7 +1,8 @@
 /**
  * The JWKS endpoint (RFC 7517 §5; the `jwks_uri` of RFC 8414 §2 and OpenID Connect Discovery),
- * answered from the key ring before oidc-provider's own route: the provider's JWKS is fixed when it
- * is constructed, and would miss a key published by a rotation (keys/key-manager.ts).
+ * answered from the key rings before oidc-provider's own route: the provider's JWKS is fixed when it
+ * is constructed, holds none of the access-token keys and only the ID-token slots as they were then
+ * (keys/id-token-signing.ts), so it would miss every key published by a rotation (keys/key-manager.ts).
  *
  * The answer is what the provider's route answers (content type, open CORS for browser verifiers),
  * with a short `max-age`: a verifier that honours HTTP caching sees a new `next` key well before it

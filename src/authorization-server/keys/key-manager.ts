@@ -1,21 +1,22 @@
 /**
- * The running authorization server's keys: loads (or first makes) `keys.json`, gives the signer the
- * current access-token key and the JWKS endpoint the published ones, and rotates, prunes and
- * schedules rotations without a restart (key-ring.ts has the rules).
+ * The running authorization server's keys: loads (or first makes) `keys.json`, gives the signers
+ * the current keys and the JWKS endpoint the published ones, and rotates, prunes and schedules
+ * rotations without a restart (key-ring.ts has the rules).
  *
- * What rotates live is the ES256 key that signs phantom and exchanged access tokens: the signer
- * asks for the current key on every token, and the JWKS is built per request. The RS256 ID-token
- * key does not rotate: oidc-provider builds its keystore once, at construction (lib/helpers/
- * initialize_keystore.js), and a key it signs with must stay published while it signs. The cookie
- * keys do not rotate either: rotating them would end every browser session.
+ * Two rings rotate live, together, by one rotation: the ES256 keys that sign phantom and exchanged
+ * access tokens (the signer asks for the current key on every token) and the RS256 keys that sign
+ * ID tokens (oidc-provider asks for the current key on every ID token, through the slots of
+ * id-token-signing.ts). The JWKS is built per request from both. The cookie keys do not rotate:
+ * rotating them would end every browser session.
  *
  * Every change is written to disk before it takes effect, so a key never signs a token and is then
  * lost in a crash, and rotations are done one at a time.
  */
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type JsonWebKey, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { createLocalJWKSet, importJWK, type JWK, type JWTVerifyGetKey } from 'jose';
 import type { Logger } from '../../shared/logging.ts';
+import type { IdTokenKey } from './id-token-signing.ts';
 import { KEY_FILE, KeyFileError, readKeyFile, type StoredKeys, writeKeyFile } from './key-file.ts';
 import {
   currentKey,
@@ -40,7 +41,7 @@ export interface KeyInfo {
   /** What the key signs. */
   use: 'access_token' | 'id_token';
   state: KeyState;
-  /** False for the ID-token key, which only a restart with a new key file changes. */
+  /** Whether a rotation changes it: every signing key rotates now (kept for the API's clients). */
   rotates: boolean;
   created?: string;
   activated?: string;
@@ -51,7 +52,8 @@ export interface KeyInfo {
   promotableFrom?: string;
 }
 
-export interface RotationResult {
+/** What a rotation did to one ring. */
+export interface RingRotation {
   /** The key that signs from now on (the former next key). */
   current: string;
   /** The key that stopped signing, published until `retireAt`. */
@@ -59,6 +61,11 @@ export interface RotationResult {
   retireAt: string;
   /** The key published now, to sign at the following rotation. */
   next: string;
+}
+
+/** A rotation: the access-token ring's at the top level (as before ID-token keys rotated). */
+export interface RotationResult extends RingRotation {
+  idToken: RingRotation;
 }
 
 /** The handle an admin API uses. */
@@ -70,9 +77,12 @@ export interface KeyAdministration {
 
 export interface KeyManager extends KeyAdministration {
   readonly cookieKeys: string[];
-  /** The private ID-token key, for oidc-provider's `jwks`. */
-  readonly idTokenKey: JWK;
-  /** The JWKS to publish now (RFC 7517 §5): access-token keys, then the ID-token key. */
+  /**
+   * The ID-token keys that may have signed an ID token still verifiable: the current one first,
+   * then the retired ones still published, newest first (for id-token-signing.ts).
+   */
+  idTokenKeys(): readonly IdTokenKey[];
+  /** The JWKS to publish now (RFC 7517 §5): access-token keys, then ID-token keys. */
   jwks(): { keys: JWK[] };
   /** Resolves the key of a token signed with an access-token key still published (token exchange). */
   verificationKey: JWTVerifyGetKey;
@@ -86,7 +96,10 @@ export interface KeyManager extends KeyAdministration {
 
 export interface KeyManagerOptions {
   dataDir: string;
+  /** How long a retired access-token key stays published (retire-after.ts). */
   retireAfterSeconds: number;
+  /** How long a retired ID-token key stays published (retire-after.ts). */
+  idTokenRetireAfterSeconds: number;
   publishBeforeUseSeconds: number;
   /** Scheduled rotation, or undefined when it is off. */
   rotateEverySeconds: number | undefined;
@@ -98,15 +111,30 @@ export interface KeyManagerOptions {
 const iso = (seconds: number | undefined) =>
   seconds === undefined ? undefined : new Date(seconds * 1000).toISOString();
 
+const damaged = (file: string, key: RingKey, error: unknown) =>
+  new KeyFileError(`${file} is damaged (key ${key.jwk.kid}: ${(error as Error).message})`);
+
 async function importPrivate(key: RingKey, file: string): Promise<CryptoKey> {
   try {
     return (await importJWK(key.jwk, ACCESS_TOKEN_ALG)) as CryptoKey;
   } catch (error) {
-    throw new KeyFileError(`${file} is damaged (key ${key.jwk.kid}: ${(error as Error).message})`);
+    throw damaged(file, key, error);
   }
 }
 
-/** Loads the keys, making them on first start, migrating format 1, and publishing a next key. */
+function idTokenKeyOf(key: RingKey, file: string): IdTokenKey {
+  try {
+    const privateKey = createPrivateKey({ key: key.jwk as JsonWebKey, format: 'jwk' });
+    const { n, e } = key.jwk;
+    if (privateKey.asymmetricKeyType !== 'rsa' || typeof n !== 'string' || typeof e !== 'string')
+      throw new Error('not an RSA key');
+    return { kid: key.jwk.kid, n, e, privateKey, publicKey: createPublicKey(privateKey) };
+  } catch (error) {
+    throw damaged(file, key, error);
+  }
+}
+
+/** Loads the keys, making them on first start, migrating older files, and publishing next keys. */
 export async function createKeyManager(options: KeyManagerOptions): Promise<KeyManager> {
   const file = path.join(options.dataDir, KEY_FILE);
   const clock = options.now ?? (() => Date.now());
@@ -118,68 +146,101 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
   if (!read) {
     const now = nowSeconds();
     stored = {
-      ring: [
-        { jwk: await generateAccessKey(), state: 'current', createdAt: now, activatedAt: now },
-        { jwk: await generateAccessKey(), state: 'next', createdAt: now },
+      accessTokenRing: [
+        { jwk: await generateKey(ACCESS_TOKEN_ALG), state: 'current', createdAt: now, activatedAt: now },
+        { jwk: await generateKey(ACCESS_TOKEN_ALG), state: 'next', createdAt: now },
       ],
-      idTokenKey: (await generateSigningKey(ID_TOKEN_ALG)) as StoredKeys['idTokenKey'],
+      idTokenRing: [
+        { jwk: await generateKey(ID_TOKEN_ALG), state: 'current', createdAt: now, activatedAt: now },
+        { jwk: await generateKey(ID_TOKEN_ALG), state: 'next', createdAt: now },
+      ],
       cookieKeys: [randomBytes(32).toString('base64url')],
     };
     writeKeyFile(file, stored);
   } else {
     stored = read.keys;
-    if (read.migrated || !nextKey(stored.ring)) {
-      // A next key from now on, so the first rotation has a key that verifiers already know.
-      stored = { ...stored, ring: withNextKey(stored.ring, await generateAccessKey(), nowSeconds()) };
+    if (read.migrated || !nextKey(stored.accessTokenRing) || !nextKey(stored.idTokenRing)) {
+      // A next key in each ring from now on, so the first rotation has keys verifiers already know.
+      const now = nowSeconds();
+      stored = {
+        ...stored,
+        accessTokenRing: withNextKey(stored.accessTokenRing, await generateKey(ACCESS_TOKEN_ALG), now),
+        idTokenRing: withNextKey(stored.idTokenRing, await generateKey(ID_TOKEN_ALG), now),
+      };
       writeKeyFile(file, stored);
       if (read.migrated)
-        logger.info('keys.json moved to format 2: its access-token key signs on as the current key', {
-          kid: currentKey(stored.ring).jwk.kid,
-          next_kid: nextKey(stored.ring)?.jwk.kid,
+        logger.info('keys.json migrated: its access-token and ID-token keys sign on as the current keys', {
+          kid: currentKey(stored.accessTokenRing).jwk.kid,
+          next_kid: nextKey(stored.accessTokenRing)?.jwk.kid,
+          id_token_kid: currentKey(stored.idTokenRing).jwk.kid,
+          id_token_next_kid: nextKey(stored.idTokenRing)?.jwk.kid,
         });
     }
   }
-  const firstCurrent = currentKey(stored.ring);
+  const firstCurrent = currentKey(stored.accessTokenRing);
   let signer = { kid: firstCurrent.jwk.kid, key: await importPrivate(firstCurrent, file) };
   // Import every key once now, so that a damaged one stops the start rather than a later rotation.
-  for (const key of stored.ring) await importPrivate(key, file);
+  for (const key of stored.accessTokenRing) await importPrivate(key, file);
+  /** The ID-token keys as node:crypto keys, by kid: made once, when a key enters the ring. */
+  const idTokenKeyObjects = new Map(stored.idTokenRing.map((key) => [key.jwk.kid, idTokenKeyOf(key, file)]));
 
   let verification: { kids: string; getKey: JWTVerifyGetKey } | undefined;
-  const published = () => publishedKeys(stored.ring, nowSeconds());
+  const published = (ring: readonly RingKey[]) => publishedKeys(ring, nowSeconds());
 
   let queue: Promise<unknown> = Promise.resolve();
-  /** One change to the ring at a time: a rotation and a scheduled one never interleave. */
+  /** One change to the rings at a time: a rotation and a scheduled one never interleave. */
   const serially = <T>(task: () => Promise<T>): Promise<T> => {
     const run = queue.then(task, task);
     queue = run.catch(() => {});
     return run;
   };
 
-  const save = (ring: RingKey[]) => {
-    const next = { ...stored, ring };
+  const save = (next: StoredKeys) => {
     writeKeyFile(file, next);
     stored = next;
+    for (const kid of idTokenKeyObjects.keys())
+      if (!next.idTokenRing.some((key) => key.jwk.kid === kid)) idTokenKeyObjects.delete(kid);
   };
+
+  const ringRotation = (rotated: ReturnType<typeof rotateRing>): RingRotation => ({
+    current: rotated.promoted.jwk.kid,
+    retired: rotated.retired.jwk.kid,
+    retireAt: iso(rotated.retired.retireAt)!,
+    next: rotated.next.jwk.kid,
+  });
 
   async function rotateNow(actor: string): Promise<RotationResult> {
     const now = nowSeconds();
-    const retiring = currentKey(stored.ring).jwk.kid;
+    const retiring = currentKey(stored.accessTokenRing).jwk.kid;
+    const idRetiring = currentKey(stored.idTokenRing).jwk.kid;
     try {
-      const rotated = rotateRing(stored.ring, await generateAccessKey(), {
-        now,
+      // The overlap rule for both rings before either changes: one rotation moves both or neither.
+      const allowedAt = Math.max(
+        promotableAt(stored.accessTokenRing, options.publishBeforeUseSeconds) ?? 0,
+        promotableAt(stored.idTokenRing, options.publishBeforeUseSeconds) ?? 0,
+      );
+      if (allowedAt > now)
+        throw new KeyRotationTooSoonError(
+          `the next keys may sign only ${options.publishBeforeUseSeconds} s after they were published ` +
+            '(keys.publishBeforeUseSeconds)',
+          allowedAt,
+        );
+      const timing = { now, publishBeforeUseSeconds: options.publishBeforeUseSeconds };
+      const access = rotateRing(stored.accessTokenRing, await generateKey(ACCESS_TOKEN_ALG), {
+        ...timing,
         retireAfterSeconds: options.retireAfterSeconds,
-        publishBeforeUseSeconds: options.publishBeforeUseSeconds,
       });
-      const key = await importPrivate(rotated.promoted, file);
-      // On disk first: the promoted key must not sign a token that a crash could orphan.
-      save(rotated.ring);
-      signer = { kid: rotated.promoted.jwk.kid, key };
-      const result: RotationResult = {
-        current: rotated.promoted.jwk.kid,
-        retired: rotated.retired.jwk.kid,
-        retireAt: iso(rotated.retired.retireAt)!,
-        next: rotated.next.jwk.kid,
-      };
+      const id = rotateRing(stored.idTokenRing, await generateKey(ID_TOKEN_ALG), {
+        ...timing,
+        retireAfterSeconds: options.idTokenRetireAfterSeconds,
+      });
+      const key = await importPrivate(access.promoted, file);
+      const newIdKey = idTokenKeyOf(id.next, file);
+      // On disk first: a promoted key must not sign a token that a crash could orphan.
+      save({ ...stored, accessTokenRing: access.ring, idTokenRing: id.ring });
+      idTokenKeyObjects.set(newIdKey.kid, newIdKey);
+      signer = { kid: access.promoted.jwk.kid, key };
+      const result: RotationResult = { ...ringRotation(access), idToken: ringRotation(id) };
       logger.audit('keys.rotated', {
         outcome: 'success',
         actor,
@@ -187,8 +248,12 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
         kid_retired: result.retired,
         kid_next: result.next,
         retire_at: result.retireAt,
+        id_token_kid_new: result.idToken.current,
+        id_token_kid_retired: result.idToken.retired,
+        id_token_kid_next: result.idToken.next,
+        id_token_retire_at: result.idToken.retireAt,
       });
-      for (const removed of rotated.removed) logRemoved(removed);
+      for (const removed of [...access.removed, ...id.removed]) logRemoved(removed);
       return result;
     } catch (error) {
       const tooSoon = error instanceof KeyRotationTooSoonError;
@@ -196,6 +261,7 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
         outcome: tooSoon ? 'denied' : 'failure',
         actor,
         kid_retired: retiring,
+        id_token_kid_retired: idRetiring,
         reason: tooSoon ? 'next key not published long enough' : (error as Error).message,
         ...(tooSoon ? { retry_at: iso(error.retryAt) } : {}),
       });
@@ -209,54 +275,66 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
 
   async function maintainNow(): Promise<void> {
     const now = nowSeconds();
-    const pruned = pruneRing(stored.ring, now);
-    if (pruned.removed.length > 0) {
-      save(pruned.ring);
-      for (const key of pruned.removed) logRemoved(key);
+    const access = pruneRing(stored.accessTokenRing, now);
+    const id = pruneRing(stored.idTokenRing, now);
+    if (access.removed.length > 0 || id.removed.length > 0) {
+      save({ ...stored, accessTokenRing: access.ring, idTokenRing: id.ring });
+      for (const key of [...access.removed, ...id.removed]) logRemoved(key);
     }
-    if (!rotationDue(stored.ring, now, options.rotateEverySeconds)) return;
-    // Due, but the next key is too young to sign (a manual rotation just before): wait for it.
-    if ((promotableAt(stored.ring, options.publishBeforeUseSeconds) ?? Number.POSITIVE_INFINITY) > now)
-      return;
+    const due =
+      rotationDue(stored.accessTokenRing, now, options.rotateEverySeconds) ||
+      rotationDue(stored.idTokenRing, now, options.rotateEverySeconds);
+    if (!due) return;
+    // Due, but a next key is too young to sign (a manual rotation just before): wait for it.
+    const promotable = [stored.accessTokenRing, stored.idTokenRing].map(
+      (ring) => promotableAt(ring, options.publishBeforeUseSeconds) ?? Number.POSITIVE_INFINITY,
+    );
+    if (Math.max(...promotable) > now) return;
     await rotateNow('schedule');
   }
 
   const maintain = () => serially(maintainNow);
 
+  const info =
+    (use: KeyInfo['use'], alg: string) =>
+    (key: RingKey): KeyInfo => ({
+      kid: key.jwk.kid,
+      alg,
+      use,
+      state: key.state,
+      rotates: true,
+      created: iso(key.createdAt)!,
+      ...(key.activatedAt !== undefined ? { activated: iso(key.activatedAt)! } : {}),
+      ...(key.retiredAt !== undefined ? { retired: iso(key.retiredAt)! } : {}),
+      ...(key.retireAt !== undefined ? { retireAt: iso(key.retireAt)! } : {}),
+      ...(key.state === 'next'
+        ? { promotableFrom: iso(promotableFrom(key.createdAt, options.publishBeforeUseSeconds))! }
+        : {}),
+    });
+
   return {
     cookieKeys: stored.cookieKeys,
-    idTokenKey: stored.idTokenKey,
-    jwks: () => ({ keys: [...published().map((key) => publicJwk(key.jwk)), publicJwk(stored.idTokenKey)] }),
+    idTokenKeys: () =>
+      published(stored.idTokenRing)
+        .filter((key) => key.state !== 'next')
+        .map((key) => idTokenKeyObjects.get(key.jwk.kid)!),
+    jwks: () => ({
+      keys: [...published(stored.accessTokenRing), ...published(stored.idTokenRing)].map((key) =>
+        publicJwk(key.jwk),
+      ),
+    }),
     verificationKey: (header, token) => {
-      const keys = published().map((key) => publicJwk(key.jwk));
+      const keys = published(stored.accessTokenRing).map((key) => publicJwk(key.jwk));
       const kids = keys.map((key) => key.kid).join(' ');
       // One local key set per set of published keys: it keeps its imported keys between tokens.
       if (verification?.kids !== kids) verification = { kids, getKey: createLocalJWKSet({ keys }) };
       return verification.getKey(header, token);
     },
     signingKey: () => signer,
-    list: () => {
-      const ringInfo = published().map(
-        (key): KeyInfo => ({
-          kid: key.jwk.kid,
-          alg: ACCESS_TOKEN_ALG,
-          use: 'access_token',
-          state: key.state,
-          rotates: true,
-          created: iso(key.createdAt)!,
-          ...(key.activatedAt !== undefined ? { activated: iso(key.activatedAt)! } : {}),
-          ...(key.retiredAt !== undefined ? { retired: iso(key.retiredAt)! } : {}),
-          ...(key.retireAt !== undefined ? { retireAt: iso(key.retireAt)! } : {}),
-          ...(key.state === 'next'
-            ? { promotableFrom: iso(promotableFrom(key.createdAt, options.publishBeforeUseSeconds))! }
-            : {}),
-        }),
-      );
-      return [
-        ...ringInfo,
-        { kid: stored.idTokenKey.kid, alg: ID_TOKEN_ALG, use: 'id_token', state: 'current', rotates: false },
-      ];
-    },
+    list: () => [
+      ...published(stored.accessTokenRing).map(info('access_token', ACCESS_TOKEN_ALG)),
+      ...published(stored.idTokenRing).map(info('id_token', ID_TOKEN_ALG)),
+    ],
     rotate: (actor) => serially(() => rotateNow(actor)),
     maintain,
     startSchedule(intervalMs = 60_000) {
@@ -272,6 +350,6 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
   };
 }
 
-async function generateAccessKey(): Promise<RingKey['jwk']> {
-  return (await generateSigningKey(ACCESS_TOKEN_ALG)) as RingKey['jwk'];
+async function generateKey(alg: typeof ACCESS_TOKEN_ALG | typeof ID_TOKEN_ALG): Promise<RingKey['jwk']> {
+  return (await generateSigningKey(alg)) as RingKey['jwk'];
 }

@@ -1,7 +1,8 @@
 /**
- * The ring of access-token signing keys and its state transitions, as pure functions of the ring
- * and the time (seconds since the epoch); loading, saving and the running server's switch-over live
- * in key-file.ts and access-token-keys.ts.
+ * A ring of signing keys and its state transitions, as pure functions of the ring and the time
+ * (seconds since the epoch). Two rings follow these rules, the ES256 access-token keys and the RS256
+ * ID-token keys (`checkRing` takes the ring's algorithm); loading, saving and the running server's
+ * switch-over live in key-file.ts and key-manager.ts, which rotates both rings together.
  *
  * A key goes `next` → `current` → `retired` → gone:
  *

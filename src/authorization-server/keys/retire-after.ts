@@ -11,6 +11,13 @@
  * little past `exp` (RFC 7519 §4.1.4 allows "some small leeway"): the MCP server and the APIs 30 s
  * at most (shared/jwt.ts, `apis.clockSkewSeconds`); the margin doubles that for a verifier whose
  * clock is behind ours.
+ *
+ * The ID-token key signs ID tokens (and RFC 9701 introspection answers, which the gateway verifies
+ * as they arrive). An ID token lives `ID_TOKEN_TTL_SECONDS` (OpenID Connect Core §2 `exp`), and a
+ * relying party checks `exp` with its own leeway, which we cannot know: the same margin covers it.
+ * oidc-provider itself accepts an expired ID token as `id_token_hint` (RP-Initiated Logout 1.0 §2:
+ * its `exp` need not be in the future), but only while its key is published: a hint older than its
+ * key's retirement is refused, and the relying party signs out without one (the user is asked).
  */
 import type { AuthorizationServerConfig } from '../../shared/config/schema.ts';
 
@@ -23,6 +30,12 @@ export function longestAccessTokenLifetime(config: Pick<AuthorizationServerConfi
     ...config.resources.apis.map((api) => api.accessTokenTtlSeconds),
   );
 }
+
+/** The lifetime of an ID token (oidc-provider's `ttl.IdToken`, provider.ts). */
+export const ID_TOKEN_TTL_SECONDS = 3600;
+
+/** How long an ID-token key that stopped signing stays published. */
+export const ID_TOKEN_RETIRE_AFTER_SECONDS = ID_TOKEN_TTL_SECONDS + RETIREMENT_MARGIN_SECONDS;
 
 export function retireAfterSeconds(config: Pick<AuthorizationServerConfig, 'resources'>): number {
   return longestAccessTokenLifetime(config) + RETIREMENT_MARGIN_SECONDS;

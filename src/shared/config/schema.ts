@@ -384,7 +384,7 @@ const authorizationServerBase = z.strictObject({
     .prefault({}),
   sessionTtlSeconds: seconds.default(8 * 3600),
   /**
-   * The access-token signing keys (keys/key-ring.ts): rotated every `rotateEveryDays` (false: only
+   * The signing keys, both rings (keys/key-ring.ts): rotated every `rotateEveryDays` (false: only
    * when asked), and a new key signs only once it has been published `publishBeforeUseSeconds`.
    */
   keys: z
