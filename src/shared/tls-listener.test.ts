@@ -5,14 +5,13 @@
  * is not the certificate's stops the start with the setting to fix.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { makeCertificate as makeTestCertificate } from '../../test/helpers/certificate.ts';
 import { ConfigError } from './config/load.ts';
 import { httpSchema } from './config/schema.ts';
 import { createHttpServer, type HttpServer } from './http-server.ts';
@@ -26,35 +25,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A self-signed P-256 certificate for 127.0.0.1, written to `<name>.crt` and `<name>.key`. */
-function makeCertificate(name: string): { cert: string; key: string; fingerprint: string } {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key, fingerprint: new X509Certificate(readFileSync(cert)).fingerprint256 };
-}
+const makeCertificate = (name: string) => makeTestCertificate(dir, name);
 
 async function start(files: TlsFiles, logs: string[] = []): Promise<number> {
   const http = createHttpServer(

@@ -6,12 +6,13 @@
  * says. A plain-HTTP request to a TLS port gets no answer.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { makeCertificate } from '../helpers/certificate.ts';
 import { freePort } from '../helpers/stack.ts';
 
 const CLI = path.resolve(import.meta.dirname, '../../bin/gatehouse.js');
@@ -59,30 +60,8 @@ test('the authorization server and the gateway serve HTTPS, and the internal cal
   const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-tls-stack-'));
   const [as, gateway, mcp, apis] = [await freePort(), await freePort(), await freePort(), await freePort()];
   mkdirSync(path.join(dir, 'tls'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      path.join(dir, 'tls', 'server.key'),
-      '-out',
-      path.join(dir, 'tls', 'server.crt'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  const ca = readFileSync(path.join(dir, 'tls', 'server.crt'));
+  const certificate = makeCertificate(path.join(dir, 'tls'), 'server');
+  const ca = readFileSync(certificate.cert);
   writeFileSync(
     path.join(dir, 'gatehouse.yaml'),
     `authorizationServer:
