@@ -8,7 +8,7 @@ import type Provider from 'oidc-provider';
 import type { Adapter, KoaContextWithOIDC } from 'oidc-provider';
 import type { LoadedConfig } from '../shared/config/load.ts';
 import { resolveSecret } from '../shared/config/secrets.ts';
-import { type Check, type Readiness, serveHealth } from '../shared/health.ts';
+import { type Readiness, serveHealth } from '../shared/health.ts';
 import { sendJson } from '../shared/http.ts';
 import { type CloseOptions, createHttpServer } from '../shared/http-server.ts';
 import { createLogger, type Logger } from '../shared/logging.ts';
@@ -75,19 +75,11 @@ import {
   revocationRetentionSeconds,
 } from './revocation/announce.ts';
 import { createSqliteRevocationEventLog } from './revocation/event-log.ts';
+import { startHousekeeping } from './store/housekeeping.ts';
 import { createMemoryAdapterFactory } from './store/memory-store.ts';
-import {
-  closeDatabase,
-  countLiveRows,
-  createSqliteAdapterFactory,
-  DEFAULT_CLOCK_TOLERANCE_SECONDS,
-  openDatabase,
-  purgeExpired,
-  recordClientUse,
-  removeClientRows,
-  startHousekeeping,
-} from './store/sqlite-store.ts';
-import { requestWritesDurable, withRequestWrites } from './store/sqlite-write-batch.ts';
+import { DEFAULT_CLOCK_TOLERANCE_SECONDS, type OidcModelStore } from './store/oidc-model-store.ts';
+import { storageLocation } from './store/storage-location.ts';
+import { openStore } from './store/store.ts';
 import { createAccessTokenSigner } from './tokens/access-token-jwt.ts';
 import { phantomTokenMiddleware, removedUsersInactive } from './tokens/phantom-token.ts';
 import { withRefreshTokenGrace } from './tokens/refresh-grace.ts';
@@ -126,16 +118,6 @@ export interface StartOptions {
 }
 
 const LIVE_TOKEN_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
-
-/** The store answers a query on its table: the database file is open and readable. */
-function storeCheck(db: ReturnType<typeof openDatabase>): Check {
-  try {
-    db.prepare('SELECT 1 FROM oidc_models LIMIT 1').get();
-    return { ok: true };
-  } catch (error) {
-    return { ok: false, error: (error as Error).message };
-  }
-}
 
 /** Route names for metrics: the provider's routes under the issuer's path, and a few of our own. */
 function routeOf(issuerPath: string) {
@@ -220,7 +202,16 @@ export async function startAuthorizationServer(
   if (config.listen.port === 0) configuredIssuer.port = String(port);
   const issuer = configuredIssuer.href.replace(/\/$/, '');
 
-  const db = openDatabase(loaded.dataDir, { backgroundCheckpoints: true });
+  const store = await openStore(storageLocation(loaded), {
+    dataDir: loaded.dataDir,
+    backgroundCheckpoints: true,
+    logger,
+  }).catch(async (error: unknown) => {
+    await http.close({ deadline: Date.now() });
+    await tracing.shutdown();
+    throw error;
+  });
+  const db = store.sqlite;
   // Failures to write the trail go to the plain logger: they are errors, not audit events.
   const audit = createAuditTrail(db, { retentionDays: config.audit.retentionDays, logger });
   logger = recordAudits(logger, audit);
@@ -283,7 +274,7 @@ export async function startAuthorizationServer(
     const storeAdapter =
       options.storage === 'memory'
         ? await createMemoryAdapterFactory(DEFAULT_CLOCK_TOLERANCE_SECONDS)
-        : createSqliteAdapterFactory(db, { clockTolerance: DEFAULT_CLOCK_TOLERANCE_SECONDS });
+        : store.oidc.adapter;
     if (options.storage === 'memory') {
       logger.warn('in-memory token store: clients, grants and tokens are lost on restart (benchmarks only)');
     }
@@ -409,7 +400,7 @@ export async function startAuthorizationServer(
     );
 
     // Outermost: every answer, success or error, waits for the writes it depends on.
-    provider.use(durableWrites(logger, { run: withRequestWrites, durable: requestWritesDurable }));
+    provider.use(durableWrites(logger, store.requestWrites));
     provider.use(securityHeaders());
     provider.use(jwksEndpoint(ROUTES.jwks, keys.jwks, config.keys.publishBeforeUseSeconds));
     provider.use(oauthMetadataAlias(new URL(issuer).pathname));
@@ -430,7 +421,7 @@ export async function startAuthorizationServer(
     provider.use(removedUsersInactive(ROUTES.introspection, isRemovedUser));
     let revocations: ReturnType<typeof announceRevocations>;
     const adminService = createAdminService({
-      db,
+      oidc: store.oidc,
       provider,
       directory,
       accounts,
@@ -536,7 +527,7 @@ export async function startAuthorizationServer(
     subscribeAuditEvents(
       provider,
       logger,
-      db,
+      store.oidc,
       accounts,
       directory,
       (id) => id !== undefined && classifier.preRegistered(id)?.role === 'mcp-server',
@@ -544,7 +535,12 @@ export async function startAuthorizationServer(
     // RFC 7592 deletion removes the client's record only: its grants and tokens go with it here
     // (the revocation announcement tells the caches; announce.ts).
     provider.on('registration_delete.success', (_ctx: unknown, client: { clientId: string }) => {
-      removeClientRows(db, client.clientId);
+      store.oidc.removeClientRows(client.clientId).catch((error: unknown) =>
+        logger.error('the rows of a deleted client were not removed', {
+          client_id: client.clientId,
+          error: (error as Error).message,
+        }),
+      );
     });
     // Declared before the admin service's first use (a request), assigned here once the provider has
     // its middleware in order: the revocation stream's route comes after the pages'.
@@ -562,12 +558,12 @@ export async function startAuthorizationServer(
         revocations.announce({ type: 'subject', sub, at: Math.floor(Date.now() / 1000) });
     }
 
-    purgeExpired(db);
+    await store.oidc.purgeExpired();
     codes.purgeExpired();
     // At start and then every minute: drop retired keys past their time, rotate when due.
     await keys.maintain();
     const stopKeySchedule = keys.startSchedule();
-    const stopHousekeeping = startHousekeeping(db, {
+    const stopHousekeeping = startHousekeeping(store.oidc, {
       purgeIntervalMs: 60_000,
       unusedClientSeconds: config.dynamicRegistration.removeUnusedAfterSeconds,
       onRemoved: ({ clientIds }) => {
@@ -608,7 +604,7 @@ export async function startAuthorizationServer(
     pruneAuditHourly.unref();
 
     readiness = async () => ({
-      store: storeCheck(db),
+      store: await store.check(),
       mail: await mailer.ready(),
     });
     metrics.gauge(
@@ -622,8 +618,8 @@ export async function startAuthorizationServer(
         'Unexpired access tokens (user and client credentials) and refresh tokens in the store.',
         {
           labelNames: ['kind'],
-          collect: (gauge) => {
-            const rows = countLiveRows(db, LIVE_TOKEN_MODELS);
+          collect: async (gauge) => {
+            const rows = await store.oidc.countLiveRows(LIVE_TOKEN_MODELS);
             for (const model of LIVE_TOKEN_MODELS) gauge.set({ kind: model }, rows[model] ?? 0);
           },
         },
@@ -632,7 +628,7 @@ export async function startAuthorizationServer(
         'gatehouse_registered_clients',
         'Clients registered dynamically (DCR) and kept in the store.',
         {
-          collect: (gauge) => gauge.set(countLiveRows(db, ['Client']).Client ?? 0),
+          collect: async (gauge) => gauge.set((await store.oidc.countLiveRows(['Client'])).Client ?? 0),
         },
       );
     }
@@ -642,7 +638,11 @@ export async function startAuthorizationServer(
       pinOrigin(req);
       return callback(req, res);
     };
-    logger.info('authorization server listening', { issuer, address: `${config.listen.host}:${port}` });
+    logger.info('authorization server listening', {
+      issuer,
+      address: `${config.listen.host}:${port}`,
+      store: store.description,
+    });
     if (mailer.devInbox)
       logger.warn('development inbox enabled (no SMTP configured)', { url: `${issuer}/dev/inbox` });
 
@@ -670,7 +670,7 @@ export async function startAuthorizationServer(
           revocations.stream.closeAll();
           await http.close(options);
           audit.flush();
-          closeDatabase(db);
+          await store.close();
           await tracing.shutdown();
         })();
         return closing;
@@ -679,7 +679,7 @@ export async function startAuthorizationServer(
   } catch (error) {
     await http.close({ deadline: Date.now() });
     audit.flush();
-    closeDatabase(db);
+    await store.close();
     await tracing.shutdown();
     throw error;
   }
@@ -715,7 +715,7 @@ function grantSpanAttributes(
 function subscribeAuditEvents(
   provider: Provider,
   logger: Logger,
-  db: ReturnType<typeof openDatabase>,
+  oidc: OidcModelStore,
   accounts: ReturnType<typeof createAccounts>,
   directory: Directory,
   isMcpServer: (clientId: string | undefined) => boolean,
@@ -724,7 +724,11 @@ function subscribeAuditEvents(
     const token = ctx.oidc.entities.AccessToken ?? ctx.oidc.entities.ClientCredentials;
     const clientId = ctx.oidc.client?.clientId;
     if (clientId) {
-      recordClientUse(db, clientId);
+      oidc
+        .recordClientUse(clientId)
+        .catch((error: unknown) =>
+          logger.warn('the last use of a client was not recorded', { error: (error as Error).message }),
+        );
       // For the console's client list (CIMD clients have no row of their own) and "last used".
       directory.clients.recordSeen(clientId, ctx.oidc.client?.clientName);
     }

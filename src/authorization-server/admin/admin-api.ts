@@ -90,7 +90,9 @@ export function adminApiRoutes(deps: {
     ...(status ? { status } : {}),
   });
   const routes: Route[] = [
-    r('GET', '/users', 'admin.read', (ctx) => ({ users: service.listUsers(query(ctx, 'search')) })),
+    r('GET', '/users', 'admin.read', async (ctx) => ({
+      users: await service.listUsers(query(ctx, 'search')),
+    })),
     r('POST', '/users', 'admin', (_ctx, caller, _p, body) => service.addUser(caller.actor, body), 201),
     r('GET', '/users/{}', 'admin.read', (_ctx, _c, [email]) => service.getUser(email!)),
     r('PATCH', '/users/{}', 'admin', (_ctx, caller, [email], body) =>
@@ -103,13 +105,13 @@ export function adminApiRoutes(deps: {
       (_ctx, caller, [email]) => service.removeUser(caller.actor, email!),
       204,
     ),
-    r('POST', '/users/{}/sign-out', 'admin', (_ctx, caller, [email]) => ({
-      sessions_ended: service.signOutEverywhere(caller.actor, email!),
+    r('POST', '/users/{}/sign-out', 'admin', async (_ctx, caller, [email]) => ({
+      sessions_ended: await service.signOutEverywhere(caller.actor, email!),
     })),
     r('GET', '/users/{}/grants', 'admin.read', async (_ctx, _c, [email]) => ({
       grants: await service.listGrants({ email: email! }),
     })),
-    r('GET', '/domains', 'admin.read', () => ({ domains: service.listDomains() })),
+    r('GET', '/domains', 'admin.read', async () => ({ domains: await service.listDomains() })),
     r('POST', '/domains', 'admin', (_ctx, caller, _p, body) => service.addDomain(caller.actor, body), 201),
     r(
       'DELETE',
@@ -118,7 +120,9 @@ export function adminApiRoutes(deps: {
       (_ctx, caller, [domain]) => service.removeDomain(caller.actor, domain!),
       204,
     ),
-    r('GET', '/trusted-domains', 'admin.read', () => ({ trusted_domains: service.listTrustedDomains() })),
+    r('GET', '/trusted-domains', 'admin.read', async () => ({
+      trusted_domains: await service.listTrustedDomains(),
+    })),
     r(
       'POST',
       '/trusted-domains',
@@ -133,7 +137,7 @@ export function adminApiRoutes(deps: {
       (_ctx, caller, [domain]) => service.removeTrustedDomain(caller.actor, domain!),
       204,
     ),
-    r('GET', '/clients', 'admin.read', () => ({ clients: service.listClients() })),
+    r('GET', '/clients', 'admin.read', async () => ({ clients: await service.listClients() })),
     r(
       'POST',
       '/clients',
@@ -163,8 +167,8 @@ export function adminApiRoutes(deps: {
       };
     }),
     r('DELETE', '/grants/{}', 'admin', async (_ctx, caller, [id]) => service.revokeGrant(caller.actor, id!)),
-    r('GET', '/approvals', 'admin.read', (ctx) => ({
-      approvals: service.listApprovals(query(ctx, 'status')),
+    r('GET', '/approvals', 'admin.read', async (ctx) => ({
+      approvals: await service.listApprovals(query(ctx, 'status')),
     })),
     r('POST', '/approvals/{}', 'admin', (_ctx, caller, [id], body) =>
       service.decideApproval(caller.actor, id!, body.decision),

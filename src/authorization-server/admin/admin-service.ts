@@ -5,7 +5,6 @@
  * announcements reach every gateway and MCP server within a second), and writes an audit line
  * naming who did it.
  */
-import type { DatabaseSync } from 'node:sqlite';
 import type Provider from 'oidc-provider';
 import type { Logger } from '../../shared/logging.ts';
 import type { RevocationEvent } from '../../shared/revocation-events.ts';
@@ -21,12 +20,7 @@ import {
   subjectFor,
 } from '../login/approved-users.ts';
 import type { Mailer } from '../login/mailer.ts';
-import {
-  listStoredClients,
-  removeClientRows,
-  removeClientTokens,
-  removeSessionsOf,
-} from '../store/sqlite-store.ts';
+import type { OidcModelStore } from '../store/oidc-model-store.ts';
 import { type NewClientInput, newClientMetadata } from './admin-clients.ts';
 import { AdminError, conflict, invalid, notFound } from './admin-error.ts';
 import type { ApprovalStatus, ClientApproval, Directory, DirectoryUser } from './directory.ts';
@@ -74,7 +68,7 @@ export interface AdminGrantView {
 }
 
 export interface AdminServiceDependencies {
-  db: DatabaseSync;
+  oidc: OidcModelStore;
   provider: Provider;
   directory: Directory;
   accounts: Accounts;
@@ -197,7 +191,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
     const sub = subOf(email);
     const grants = accounts.grants({ sub });
     for (const grant of grants) await revokeGrantNow(grant.grantId);
-    removeSessionsOf(deps.db, sub);
+    await deps.oidc.removeSessionsOf(sub);
     deps.announce({ type: 'subject', sub, at: nowSeconds() });
     return grants.length;
   }
@@ -244,7 +238,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
     return 'dynamic';
   }
 
-  function listClients(): AdminClientView[] {
+  async function listClients(): Promise<AdminClientView[]> {
     const disabled = directory.clients.listDisabled();
     const seen = new Map(directory.clients.listSeen().map((client) => [client.clientId, client]));
     const approvals = new Map(directory.approvals.list().map((approval) => [approval.clientId, approval]));
@@ -291,7 +285,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
         ...common(id),
       });
     }
-    for (const stored of listStoredClients(deps.db)) {
+    for (const stored of await deps.oidc.listStoredClients()) {
       const id = String(stored.metadata.client_id);
       const lastUsed = iso(stored.lastUsedAt ?? seen.get(id)?.lastUsedAt);
       views.push({
@@ -334,8 +328,8 @@ export function createAdminService(deps: AdminServiceDependencies) {
     return views;
   }
 
-  function findClient(clientId: string): AdminClientView {
-    const client = listClients().find((view) => view.client_id === clientId);
+  async function findClient(clientId: string): Promise<AdminClientView> {
+    const client = (await listClients()).find((view) => view.client_id === clientId);
     if (!client) throw notFound('no such client');
     return client;
   }
@@ -344,12 +338,12 @@ export function createAdminService(deps: AdminServiceDependencies) {
     trustClassOf,
     clientSummary,
 
-    listUsers(search?: string): AdminUserView[] {
+    async listUsers(search?: string): Promise<AdminUserView[]> {
       if (search !== undefined && search.length > 254) throw invalid('search', 'is too long');
       return directory.users.list(search?.trim().toLowerCase() || undefined).map(userView);
     },
 
-    getUser(email: string): AdminUserView {
+    async getUser(email: string): Promise<AdminUserView> {
       return userView(existingUser(email));
     },
 
@@ -427,14 +421,14 @@ export function createAdminService(deps: AdminServiceDependencies) {
       audit('user.removed', actor, { sub: subOf(user.email), grants_revoked: grants });
     },
 
-    signOutEverywhere(actor: string, emailInput: string): number {
+    async signOutEverywhere(actor: string, emailInput: string): Promise<number> {
       const email = emailOrThrow(emailInput);
-      const sessions = removeSessionsOf(deps.db, subOf(email));
+      const sessions = await deps.oidc.removeSessionsOf(subOf(email));
       audit('user.signed_out', actor, { sub: subOf(email), sessions });
       return sessions;
     },
 
-    listDomains() {
+    async listDomains() {
       return directory.domains.list().map((entry) => ({
         domain: entry.domain,
         claims: entry.claims,
@@ -443,7 +437,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
       }));
     },
 
-    addDomain(actor: string, input: { domain?: unknown; claims?: unknown }) {
+    async addDomain(actor: string, input: { domain?: unknown; claims?: unknown }) {
       const domain = domainOrThrow(input.domain);
       const claims = checkClaims(input.claims);
       if (directory.domains.get(domain)) throw conflict('this domain is already approved');
@@ -471,13 +465,13 @@ export function createAdminService(deps: AdminServiceDependencies) {
       audit('domain.removed', actor, { domain, users_cut_off: cut });
     },
 
-    listTrustedDomains() {
+    async listTrustedDomains() {
       return directory.trustedDomains
         .list()
         .map((entry) => ({ domain: entry.domain, source: entry.source, created_at: iso(entry.createdAt)! }));
     },
 
-    addTrustedDomain(actor: string, input: { domain?: unknown }) {
+    async addTrustedDomain(actor: string, input: { domain?: unknown }) {
       const domain = domainOrThrow(input.domain);
       const entry = directory.trustedDomains.add(domain, 'administrator');
       directory.seeds.clearRemoved('trusted-domain', domain);
@@ -485,7 +479,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
       return { domain, source: entry.source, created_at: iso(entry.createdAt)! };
     },
 
-    removeTrustedDomain(actor: string, domainInput: string): void {
+    async removeTrustedDomain(actor: string, domainInput: string): Promise<void> {
       const domain = domainOrThrow(domainInput);
       const entry = directory.trustedDomains.list().find((item) => item.domain === domain);
       if (!entry) throw notFound('no such trusted domain');
@@ -498,7 +492,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
     getClient: findClient,
 
     async setClientDisabled(actor: string, clientId: string, disabled: boolean): Promise<AdminClientView> {
-      const client = findClient(clientId);
+      const client = await findClient(clientId);
       const role = deps.classifier.preRegistered(clientId)?.role;
       if (disabled && (role === 'gateway' || role === 'mcp-server'))
         throw conflict('the gateway and the MCP server cannot work without their own clients');
@@ -508,7 +502,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
       directory.clients.setDisabled(clientId, disabled);
       if (disabled) {
         // Its tokens stop now: the stored ones go, the caches are told, and lookups fail (server.ts).
-        removeClientTokens(deps.db, clientId);
+        await deps.oidc.removeClientTokens(clientId);
         for (const grant of accounts.grants({ clientId })) accounts.forgetGrant(grant.grantId);
         deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
       }
@@ -517,21 +511,21 @@ export function createAdminService(deps: AdminServiceDependencies) {
     },
 
     async deleteClient(actor: string, clientId: string): Promise<void> {
-      const client = findClient(clientId);
+      const client = await findClient(clientId);
       if (client.registration === 'configuration')
         throw conflict(
           'this client is defined in the configuration file: disable it here, or remove it from the file',
         );
       if (client.registration === 'administrator') {
         directory.registeredClients.remove(clientId);
-        removeClientRows(deps.db, clientId);
+        await deps.oidc.removeClientRows(clientId);
       } else if (client.registration === 'dynamic registration') {
         // Its registration with every grant, token and registration access token (as RFC 7592 deletion).
-        removeClientRows(deps.db, clientId);
+        await deps.oidc.removeClientRows(clientId);
       } else {
         // A metadata document cannot be unpublished from here: its grants and tokens go, and the
         // client may come back (through the approval queue, if the policy asks for it).
-        removeClientTokens(deps.db, clientId);
+        await deps.oidc.removeClientTokens(clientId);
       }
       for (const grant of accounts.grants({ clientId })) accounts.forgetGrant(grant.grantId);
       // A metadata document's URL may come back: its disabled state and the approval decision stay,
@@ -564,7 +558,10 @@ export function createAdminService(deps: AdminServiceDependencies) {
         role: built.role,
         auth_method: String(built.metadata.token_endpoint_auth_method),
       });
-      return { ...findClient(built.clientId), ...(built.secret ? { client_secret: built.secret } : {}) };
+      return {
+        ...(await findClient(built.clientId)),
+        ...(built.secret ? { client_secret: built.secret } : {}),
+      };
     },
 
     async listGrants(filter: { email?: string; clientId?: string }): Promise<AdminGrantView[]> {
@@ -587,19 +584,19 @@ export function createAdminService(deps: AdminServiceDependencies) {
       return view ?? { grant_id: grantId, sub: grant.sub, client_id: grant.clientId, scopes: [] };
     },
 
-    listApprovals(status?: unknown): ClientApproval[] {
+    async listApprovals(status?: unknown): Promise<ClientApproval[]> {
       if (status !== undefined && status !== 'pending' && status !== 'approved' && status !== 'denied')
         throw invalid('status', 'must be pending, approved or denied');
       return directory.approvals.list(status as ApprovalStatus | undefined);
     },
 
-    decideApproval(actor: string, clientId: string, decision: unknown): ClientApproval {
+    async decideApproval(actor: string, clientId: string, decision: unknown): Promise<ClientApproval> {
       if (decision !== 'approved' && decision !== 'denied')
         throw invalid('decision', 'must be "approved" or "denied"');
       if (!directory.approvals.get(clientId)) throw notFound('no such client in the approval queue');
       const decided = directory.approvals.decide(clientId, decision, actor)!;
       if (decision === 'denied') {
-        removeClientTokens(deps.db, clientId);
+        await deps.oidc.removeClientTokens(clientId);
         deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
       }
       audit(decision === 'approved' ? 'client.approved' : 'client.denied', actor, { client_id: clientId });

@@ -65,11 +65,11 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
   const { service, signIn } = deps;
   const extensions = new Map((deps.extensions ?? []).map((extension) => [extension.tab, extension]));
 
-  const frameFor = (ctx: Context, session: SignedIn, email: string): ConsoleFrame => ({
+  const frameFor = async (ctx: Context, session: SignedIn, email: string): Promise<ConsoleFrame> => ({
     email,
     csrf: signIn.csrfFor(session, 'admin'),
     notice: signIn.notices.read(ctx),
-    pendingApprovals: service.listApprovals('pending').length,
+    pendingApprovals: (await service.listApprovals('pending')).length,
     branding: deps.branding,
     devBanner: deps.devBanner,
     extraTabs: [...extensions.keys()],
@@ -104,12 +104,12 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
       await service.removeUser(actor, field(form, 'email'));
       return `${field(form, 'email')} was removed: their tokens stopped working.`;
     },
-    'users/sign-out': (actor, form) => {
-      const sessions = service.signOutEverywhere(actor, field(form, 'email'));
+    'users/sign-out': async (actor, form) => {
+      const sessions = await service.signOutEverywhere(actor, field(form, 'email'));
       return `${field(form, 'email')} was signed out of ${sessions} browser session${sessions === 1 ? '' : 's'}.`;
     },
-    'domains/add': (actor, form) =>
-      `${service.addDomain(actor, { domain: field(form, 'domain') }).domain} was approved.`,
+    'domains/add': async (actor, form) =>
+      `${(await service.addDomain(actor, { domain: field(form, 'domain') })).domain} was approved.`,
     'domains/remove': async (actor, form) => {
       await service.removeDomain(actor, field(form, 'domain'));
       return `${field(form, 'domain')} is no longer approved.`;
@@ -130,14 +130,14 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
       await service.deleteClient(actor, field(form, 'client_id'));
       return `${field(form, 'client_id')} was deleted.`;
     },
-    'trusted-domains/add': (actor, form) =>
-      `${service.addTrustedDomain(actor, { domain: field(form, 'domain') }).domain} is now a trusted domain.`,
-    'trusted-domains/remove': (actor, form) => {
-      service.removeTrustedDomain(actor, field(form, 'domain'));
+    'trusted-domains/add': async (actor, form) =>
+      `${(await service.addTrustedDomain(actor, { domain: field(form, 'domain') })).domain} is now a trusted domain.`,
+    'trusted-domains/remove': async (actor, form) => {
+      await service.removeTrustedDomain(actor, field(form, 'domain'));
       return `${field(form, 'domain')} is no longer trusted.`;
     },
-    'approvals/decide': (actor, form) => {
-      const decided = service.decideApproval(actor, field(form, 'client_id'), field(form, 'decision'));
+    'approvals/decide': async (actor, form) => {
+      const decided = await service.decideApproval(actor, field(form, 'client_id'), field(form, 'decision'));
       return `${decided.name} was ${decided.status}.`;
     },
   };
@@ -222,20 +222,21 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
   async function page(ctx: Context, frame: ConsoleFrame, path: string): Promise<string | undefined> {
     if (path === '/users') {
       const search = typeof ctx.query.search === 'string' ? ctx.query.search : undefined;
-      return usersPage(frame, service.listUsers(search), search, service.listDomains());
+      return usersPage(frame, await service.listUsers(search), search, await service.listDomains());
     }
     const user = /^\/users\/([^/]+)$/.exec(path);
     if (user) {
       const email = decodeURIComponent(user[1]!);
-      return userPage(frame, service.getUser(email), await service.listGrants({ email }));
+      return userPage(frame, await service.getUser(email), await service.listGrants({ email }));
     }
-    if (path === '/clients') return clientsPage(frame, service.listClients(), service.listTrustedDomains());
+    if (path === '/clients')
+      return clientsPage(frame, await service.listClients(), await service.listTrustedDomains());
     const client = /^\/clients\/([^/]+)$/.exec(path);
     if (client) {
       const clientId = decodeURIComponent(client[1]!);
-      return clientPage(frame, service.getClient(clientId), await service.listGrants({ clientId }));
+      return clientPage(frame, await service.getClient(clientId), await service.listGrants({ clientId }));
     }
-    if (path === '/approvals') return approvalsPage(frame, service.listApprovals());
+    if (path === '/approvals') return approvalsPage(frame, await service.listApprovals());
     const extension = extensions.get(path.slice(1) as ConsoleTab);
     if (extension) return extension.page(frame, ctx);
     const download = /^\/([a-z]+)\/export$/.exec(path);
@@ -296,7 +297,7 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
         return ctx.redirect('/admin/users');
       }
       try {
-        const body = await page(ctx, frameFor(ctx, session, email), path);
+        const body = await page(ctx, await frameFor(ctx, session, email), path);
         if (body) return renderPage(ctx, body);
         if (ctx.body !== undefined && ctx.body !== null) return; // a download
       } catch (error) {
@@ -361,7 +362,7 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
       return renderPage(
         ctx,
         confirmPage(
-          frameFor(ctx, session, email),
+          await frameFor(ctx, session, email),
           (back.split('/')[2] ?? 'users') as ConsoleTab,
           { ...ask, path: name, back },
           fields,
@@ -389,7 +390,11 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
           scopes: words(field(form, 'scopes')),
           ...(jwks !== undefined ? { jwks } : {}),
         });
-        return renderPage(ctx, registeredClientPage(frameFor(ctx, session, email), client, secret), 201);
+        return renderPage(
+          ctx,
+          registeredClientPage(await frameFor(ctx, session, email), client, secret),
+          201,
+        );
       }
       return signIn.notices.redirect(ctx, backOf(name, form), await handler(email, form));
     } catch (error) {

@@ -7,6 +7,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Provider from 'oidc-provider';
+import { startHousekeeping } from './housekeeping.ts';
 import {
   createSqliteAdapterFactory,
   DATABASE_FILE,
@@ -16,7 +17,7 @@ import {
   removeClientRows,
   removeUnusedClients,
   SCHEMA_VERSION,
-  startHousekeeping,
+  sqliteOidcModelStore,
 } from './sqlite-store.ts';
 
 let dir: string;
@@ -308,7 +309,7 @@ describe('startHousekeeping', () => {
     db.prepare("UPDATE oidc_models SET created_at = 0 WHERE model = 'Client'").run();
 
     const reports: { expired: number; clientIds: string[] }[] = [];
-    const stop = startHousekeeping(db, {
+    const stop = startHousekeeping(sqliteOidcModelStore(db), {
       purgeIntervalMs: 20,
       unusedClientSeconds: 3600,
       onRemoved: (removed) => reports.push(removed),
@@ -325,7 +326,10 @@ describe('startHousekeeping', () => {
 
   test('reports a failing run through onError and keeps the process alive', async () => {
     const errors: unknown[] = [];
-    const stop = startHousekeeping(db, { purgeIntervalMs: 10, onError: (error) => errors.push(error) });
+    const stop = startHousekeeping(sqliteOidcModelStore(db), {
+      purgeIntervalMs: 10,
+      onError: (error) => errors.push(error),
+    });
     db.close();
     await sleep(50);
     stop();

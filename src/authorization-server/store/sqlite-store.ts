@@ -15,40 +15,21 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import {
+  CLIENT_USE_WRITE_INTERVAL_MS,
+  DEFAULT_CLOCK_TOLERANCE_SECONDS,
+  GRANTABLE_MODELS,
+  indexedColumns,
+  type OidcModelStore,
+  type StoredClient,
+} from './oidc-model-store.ts';
 import { type Checkpointer, startCheckpointer } from './sqlite-checkpointer.ts';
 import { flushPendingWrites, writeBatch } from './sqlite-write-batch.ts';
 
+export { CLIENT_USE_WRITE_INTERVAL_MS, DEFAULT_CLOCK_TOLERANCE_SECONDS, type StoredClient };
+
 /** File name of the database inside the data directory. */
 export const DATABASE_FILE = 'gatehouse.db';
-
-/**
- * oidc-provider's default `clockTolerance` (seconds, lib/helpers/defaults.js). Must equal the provider's.
- * The memory adapter keeps rows that long past their TTL, and it matters: ReplayDetection saves a JWT's
- * jti with ttl = exp - now, but the provider accepts that JWT until exp + clockTolerance, so forgetting
- * the jti at exp would reopen a replay window.
- */
-export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 15;
-
-/** recordClientUse writes a given client's last_used_at at most this often (milliseconds). */
-export const CLIENT_USE_WRITE_INTERVAL_MS = 60_000;
-
-/**
- * Models whose rows carry a grantId and die with their grant. Same set as the memory adapter's
- * `grantable`, plus ClientCredentials in case a future version gives those a grantId.
- * The Grant row itself is not here: oidc-provider destroys it separately (lib/helpers/revoke.js,
- * under revokeGrantPolicy).
- */
-const GRANTABLE_MODELS = [
-  'AccessToken',
-  'AuthorizationCode',
-  'RefreshToken',
-  'DeviceCode',
-  'BackchannelAuthenticationRequest',
-  'PreAuthorizedCode',
-  'ClientCredentials',
-] as const;
-
-const GRANTABLE = new Set<string>(GRANTABLE_MODELS);
 
 /**
  * Models whose upsert does not wait for its commit (sqlite-write-batch.ts): replay-detection
@@ -224,10 +205,6 @@ function parsePayload(row: Record<string, unknown> | undefined): AdapterPayload 
   return JSON.parse((row as unknown as PayloadRow).payload) as AdapterPayload;
 }
 
-function stringOrNull(value: unknown): string | null {
-  return typeof value === 'string' && value !== '' ? value : null;
-}
-
 /** Returns an oidc-provider adapter factory (`adapter` in the provider configuration) storing every model in `db`. */
 export function createSqliteAdapterFactory(
   db: DatabaseSync,
@@ -274,20 +251,7 @@ export function createSqliteAdapterFactory(
   return (model: string): Adapter => ({
     async upsert(id, payload, expiresIn) {
       const now = Date.now();
-      // expiresIn is in seconds, undefined for rows that live until destroyed (Client, some Grants).
-      const expiresAt =
-        typeof expiresIn === 'number' && Number.isFinite(expiresIn)
-          ? now + Math.round(expiresIn * 1000 + toleranceMs)
-          : null;
-      // The memory adapter indexes uid for Session only (the only findByUid caller) and grantId for grantable models only.
-      const uid = model === 'Session' ? stringOrNull(payload.uid) : null;
-      const grantId = GRANTABLE.has(model) ? stringOrNull(payload.grantId) : null;
-      const consumedAt =
-        typeof payload.consumed === 'number' && Number.isFinite(payload.consumed)
-          ? Math.round(payload.consumed * 1000)
-          : payload.consumed
-            ? now
-            : null;
+      const columns = indexedColumns(model, payload, expiresIn, toleranceMs, now);
       const json = JSON.stringify(payload);
       const written = batch.add(
         `${model}\0${id}`,
@@ -295,16 +259,16 @@ export function createSqliteAdapterFactory(
           model,
           id,
           json,
-          grantId,
-          uid,
-          stringOrNull(payload.userCode),
-          stringOrNull(payload.clientId),
-          expiresAt,
-          consumedAt,
+          columns.grantId,
+          columns.uid,
+          columns.userCode,
+          columns.clientId,
+          columns.expiresAt,
+          columns.consumedAt,
           now,
         ],
         json,
-        expiresAt,
+        columns.expiresAt,
       );
       if (!DEFERRED.has(model)) return written;
       // Its failure reaches the request through durableWrites.
@@ -446,37 +410,6 @@ export function purgeExpired(db: DatabaseSync): number {
   return Number(housekeeping(db).purge.run(Date.now()).changes);
 }
 
-/** Options of startHousekeeping. */
-export interface HousekeepingOptions {
-  /** How often to run, in milliseconds. */
-  purgeIntervalMs: number;
-  /** When set, each run also removes clients unused for this many seconds (see removeUnusedClients). */
-  unusedClientSeconds?: number;
-  /** Called after a run that removed something. */
-  onRemoved?: (removed: { expired: number; clientIds: string[] }) => void;
-  /** Called when a run fails (e.g. the database is locked); defaults to console.error. The timer keeps going. */
-  onError?: (error: unknown) => void;
-}
-
-/** Runs purgeExpired (and removeUnusedClients) every purgeIntervalMs on an unref'd timer; returns a stop function. */
-export function startHousekeeping(db: DatabaseSync, options: HousekeepingOptions): () => void {
-  const run = (): void => {
-    try {
-      const expired = purgeExpired(db);
-      const clientIds =
-        options.unusedClientSeconds === undefined ? [] : removeUnusedClients(db, options.unusedClientSeconds);
-      if (expired > 0 || clientIds.length > 0) options.onRemoved?.({ expired, clientIds });
-    } catch (error) {
-      // A throw from a timer callback would crash the process; a failed purge is retried next tick.
-      (options.onError ?? ((e: unknown) => console.error('gatehouse: store housekeeping failed', e)))(error);
-    }
-  };
-  const timer = setInterval(run, options.purgeIntervalMs);
-  // Housekeeping must not keep the process alive on shutdown.
-  timer.unref();
-  return () => clearInterval(timer);
-}
-
 /**
  * Deletes a client's grants, tokens and codes but keeps its registration: a client an administrator
  * disables keeps its identity, so enabling it again needs no new registration. Returns the rows gone.
@@ -500,13 +433,6 @@ export function removeSessionsOf(db: DatabaseSync, sub: string): number {
   );
 }
 
-/** A dynamically registered client as stored: its metadata and bookkeeping times (milliseconds). */
-export interface StoredClient {
-  metadata: Record<string, unknown>;
-  createdAt: number;
-  lastUsedAt: number | undefined;
-}
-
 /** Every client registered through DCR (RFC 7591) and kept in the store. */
 export function listStoredClients(db: DatabaseSync): StoredClient[] {
   flushPendingWrites(db);
@@ -520,4 +446,20 @@ export function listStoredClients(db: DatabaseSync): StoredClient[] {
       createdAt: Number(row.created_at),
       lastUsedAt: row.last_used_at === null ? undefined : Number(row.last_used_at),
     }));
+}
+
+/** The SQLite store of oidc-provider's models (oidc-model-store.ts), on an open database. */
+export function sqliteOidcModelStore(db: DatabaseSync, options: SqliteAdapterOptions = {}): OidcModelStore {
+  const adapter = createSqliteAdapterFactory(db, options);
+  return {
+    adapter,
+    recordClientUse: async (clientId) => recordClientUse(db, clientId),
+    removeUnusedClients: async (seconds) => removeUnusedClients(db, seconds),
+    removeClientRows: async (clientId) => removeClientRows(db, clientId),
+    removeClientTokens: async (clientId) => removeClientTokens(db, clientId),
+    removeSessionsOf: async (sub) => removeSessionsOf(db, sub),
+    listStoredClients: async () => listStoredClients(db),
+    countLiveRows: async (models) => countLiveRows(db, models),
+    purgeExpired: async () => purgeExpired(db),
+  };
 }

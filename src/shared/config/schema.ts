@@ -802,11 +802,40 @@ export const tracingSchema = z.strictObject({
   sampleRatio: z.number().min(0).max(1).default(1),
 });
 
+/**
+ * Where the authorization server keeps its state (src/authorization-server/store/). Absent `url`:
+ * SQLite in `<dataDir>/gatehouse.db`, for one machine. A PostgreSQL URL: one database shared by
+ * every authorization-server instance. The environment variable GATEHOUSE_STORAGE_URL, when set,
+ * takes the place of `url`, so a deployment can keep the database password out of this file.
+ */
+export const storageSchema = z.strictObject({
+  /** `postgres://user[:password]@host:5432/db` (or `postgresql://`), or `env:NAME` / `file:PATH` holding one. */
+  url: z
+    .string()
+    .refine(
+      (value) => /^(env:|file:|postgres(ql)?:\/\/)/.test(value),
+      'must be a postgres:// URL, "env:NAME" or "file:PATH"',
+    )
+    .optional(),
+  /** The connection pool of each instance (PostgreSQL only). */
+  pool: z
+    .strictObject({
+      /** Connections per instance at most: PostgreSQL's max_connections bounds the sum over instances. */
+      max: z.number().int().min(1).max(200).default(10),
+      /** How long a request waits for a free connection before it gets 503 with Retry-After. */
+      acquireTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
+      /** A statement running longer is cancelled by PostgreSQL (statement_timeout). */
+      statementTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
+    })
+    .prefault({}),
+});
+
 export const configSchema = z
   .strictObject({
     /** Where state lives: the database, keys and generated secrets. Relative to the config file. */
     dataDir: z.string().default('./data'),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    storage: storageSchema.prefault({}),
     http: httpSchema.prefault({}),
     metrics: metricsSchema.prefault({}),
     tracing: tracingSchema.prefault({}),
@@ -844,3 +873,4 @@ export type ApisConfig = z.infer<typeof apisSchema>;
 export type HttpConfig = z.infer<typeof httpSchema>;
 export type MetricsConfig = z.infer<typeof metricsSchema>;
 export type TracingConfig = z.infer<typeof tracingSchema>;
+export type StorageConfig = z.infer<typeof storageSchema>;

@@ -1,0 +1,229 @@
+/**
+ * One instance's connections to the shared PostgreSQL database (the `pg` driver's pool), with the
+ * two rules every PostgreSQL store relies on:
+ *
+ * - a database that cannot answer (down, restarting, every connection busy past
+ *   `storage.pool.acquireTimeoutMs`, a statement past `statementTimeoutMs`) raises
+ *   StoreUnavailableError, which the HTTP layer answers with 503 and Retry-After: fail closed,
+ *   never a token issued or accepted on a guess;
+ * - LISTEN runs on a connection of its own that reconnects by itself, and tells its listener when it
+ *   did, so that whoever relies on notifications can catch up on what it missed.
+ */
+import pg from 'pg';
+import type { StorageConfig } from '../../../shared/config/schema.ts';
+import type { Check } from '../../../shared/health.ts';
+
+/** The database cannot answer now; the request may be retried (HTTP 503 with Retry-After). */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}
+
+/** What a query or a transaction's statement runs on. */
+export interface Queryable {
+  query<Row = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<Row[]>;
+}
+
+export interface Postgres extends Queryable {
+  /** Runs fn in BEGIN … COMMIT on one connection (ROLLBACK if it throws). */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * LISTENs to `channel` on a dedicated connection; `onReconnect` runs after the connection came
+   * back (notifications sent meanwhile are lost). Returns a function that stops listening.
+   */
+  listen(
+    channel: string,
+    onPayload: (payload: string) => void,
+    onReconnect?: () => void,
+  ): Promise<() => Promise<void>>;
+  /** Sends a notification (payloads are at most 8000 bytes in PostgreSQL). */
+  notify(channel: string, payload: string): Promise<void>;
+  /** For /readyz: the database answers a query. */
+  check(): Promise<Check>;
+  close(): Promise<void>;
+  readonly pool: pg.Pool;
+}
+
+/** SQLSTATE classes and codes that mean "not now" rather than "wrong" (PostgreSQL Appendix A). */
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[1-4]|57014|40001|40P01|55P03)/;
+const UNAVAILABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+]);
+const UNAVAILABLE_MESSAGES =
+  /timeout exceeded when trying to connect|Connection terminated|not queryable|Cannot use a pool after calling end/i;
+
+/** True when the error says the database could not answer, not that the statement was wrong. */
+export function isUnavailable(error: unknown): boolean {
+  if (error instanceof StoreUnavailableError) return true;
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code)))
+    return true;
+  return typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message);
+}
+
+function translated(error: unknown): unknown {
+  if (!isUnavailable(error) || error instanceof StoreUnavailableError) return error;
+  const reason = (error as Error).message || String((error as { code?: string }).code ?? 'unknown');
+  return new StoreUnavailableError(`the PostgreSQL store cannot answer: ${reason}`, { cause: error });
+}
+
+/** int8 (epoch milliseconds, counts) as numbers: every value Gatehouse stores fits in 2^53. */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === 20
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+async function run<Row>(
+  on: pg.Pool | pg.PoolClient,
+  text: string,
+  values?: readonly unknown[],
+): Promise<Row[]> {
+  try {
+    const result = await on.query(text, values as unknown[] | undefined);
+    return result.rows as Row[];
+  } catch (error) {
+    throw translated(error);
+  }
+}
+
+export interface ConnectOptions {
+  /** Shown in pg_stat_activity, so an operator can tell the instances' connections apart. */
+  applicationName?: string;
+  /** Called with errors the pool reports outside any request (an idle connection that broke). */
+  onBackgroundError?: (error: Error) => void;
+}
+
+/** Opens the pool (lazily: the first query connects) for the database at `url`. */
+export function connectPostgres(
+  url: string,
+  settings: StorageConfig['pool'],
+  options: ConnectOptions = {},
+): Postgres {
+  const config: pg.PoolConfig = {
+    connectionString: url,
+    max: settings.max,
+    connectionTimeoutMillis: settings.acquireTimeoutMs,
+    statement_timeout: settings.statementTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    application_name: options.applicationName ?? 'gatehouse',
+    types,
+  };
+  const pool = new pg.Pool(config);
+  const background = options.onBackgroundError ?? (() => {});
+  // An idle connection that breaks (a database restart) emits here; unhandled, it would end the process.
+  pool.on('error', (error) => background(error));
+  const listeners = new Set<() => Promise<void>>();
+
+  return {
+    pool,
+    query: (text, values) => run(pool, text, values),
+    async transaction(fn) {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        throw translated(error);
+      }
+      let broken: unknown;
+      try {
+        await run(client, 'BEGIN');
+        const result = await fn({ query: (text, values) => run(client, text, values) });
+        await run(client, 'COMMIT');
+        return result;
+      } catch (error) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackError) {
+          broken = rollbackError;
+        }
+        throw error;
+      } finally {
+        // A connection whose ROLLBACK failed is not given back to the pool.
+        client.release(broken instanceof Error ? broken : undefined);
+      }
+    },
+    async listen(channel, onPayload, onReconnect) {
+      if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`bad channel name ${channel}`);
+      let stopped = false;
+      let client: pg.Client | undefined;
+      let retry: NodeJS.Timeout | undefined;
+      const connect = async (first: boolean): Promise<void> => {
+        const next = new pg.Client({
+          connectionString: url,
+          application_name: config.application_name,
+          types,
+        });
+        next.on('notification', (message) => {
+          if (message.channel === channel) onPayload(message.payload ?? '');
+        });
+        next.on('error', (error) => {
+          background(error);
+          reconnectSoon();
+        });
+        next.on('end', () => reconnectSoon());
+        try {
+          await next.connect();
+          // The channel name was checked above: LISTEN takes no bound parameter.
+          await next.query(`LISTEN ${channel}`);
+        } catch (error) {
+          next.removeAllListeners('end');
+          await next.end().catch(() => {});
+          if (first) throw translated(error);
+          reconnectSoon();
+          return;
+        }
+        if (stopped) {
+          await next.end().catch(() => {});
+          return;
+        }
+        client = next;
+        if (!first) onReconnect?.();
+      };
+      const reconnectSoon = (): void => {
+        if (stopped || retry) return;
+        const old = client;
+        client = undefined;
+        old?.removeAllListeners('end');
+        old?.end().catch(() => {});
+        retry = setTimeout(() => {
+          retry = undefined;
+          void connect(false);
+        }, 500);
+        retry.unref();
+      };
+      await connect(true);
+      const stop = async (): Promise<void> => {
+        stopped = true;
+        listeners.delete(stop);
+        if (retry) clearTimeout(retry);
+        const current = client;
+        client = undefined;
+        current?.removeAllListeners('end');
+        await current?.end().catch(() => {});
+      };
+      listeners.add(stop);
+      return stop;
+    },
+    async notify(channel, payload) {
+      await run(pool, 'SELECT pg_notify($1, $2)', [channel, payload]);
+    },
+    async check() {
+      try {
+        await run(pool, 'SELECT 1');
+        return { ok: true };
+      } catch (error) {
+        return { ok: false, error: (error as Error).message };
+      }
+    },
+    async close() {
+      await Promise.all([...listeners].map((stop) => stop()));
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,218 @@
+/**
+ * oidc-provider's models in PostgreSQL (oidc-model-store.ts): the same table, columns and rules as
+ * the SQLite store, so that every instance sharing the database sees every client, grant, session,
+ * code, token and replay `jti` the moment it is written. Every write is awaited: the answer that
+ * depends on a row is sent after PostgreSQL committed it.
+ */
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import {
+  clientUseThrottle,
+  DEFAULT_CLOCK_TOLERANCE_SECONDS,
+  GRANTABLE_MODELS,
+  indexedColumns,
+  type OidcModelStore,
+} from '../oidc-model-store.ts';
+import type { Postgres } from './connection.ts';
+import type { Migration } from './migrations.ts';
+
+export const OIDC_MODEL_MIGRATIONS: readonly Migration[] = [
+  {
+    id: 'oidc-models-1',
+    sql: `CREATE TABLE oidc_models (
+            model        text   NOT NULL,
+            id           text   NOT NULL,
+            payload      jsonb  NOT NULL,
+            grant_id     text,
+            uid          text,
+            user_code    text,
+            client_id    text,
+            expires_at   bigint,
+            consumed_at  bigint,
+            created_at   bigint NOT NULL,
+            last_used_at bigint,
+            PRIMARY KEY (model, id)
+          );
+          CREATE INDEX oidc_models_grant_id ON oidc_models (grant_id) WHERE grant_id IS NOT NULL;
+          CREATE INDEX oidc_models_uid ON oidc_models (model, uid) WHERE uid IS NOT NULL;
+          CREATE INDEX oidc_models_user_code ON oidc_models (model, user_code) WHERE user_code IS NOT NULL;
+          CREATE INDEX oidc_models_client_id ON oidc_models (client_id) WHERE client_id IS NOT NULL;
+          CREATE INDEX oidc_models_expires_at ON oidc_models (expires_at) WHERE expires_at IS NOT NULL;`,
+  },
+];
+
+const LIVE = '(expires_at IS NULL OR expires_at > $NOW)';
+
+function live(position: number): string {
+  return LIVE.replace('$NOW', `$${position}`);
+}
+
+interface PayloadRow {
+  payload: AdapterPayload;
+}
+
+export interface PostgresOidcStoreOptions {
+  /** Seconds rows outlive their TTL; the provider's `clockTolerance`. */
+  clockTolerance?: number;
+}
+
+export function postgresOidcModelStore(db: Postgres, options: PostgresOidcStoreOptions = {}): OidcModelStore {
+  const toleranceMs = (options.clockTolerance ?? DEFAULT_CLOCK_TOLERANCE_SECONDS) * 1000;
+  const throttle = clientUseThrottle();
+  const first = async (sql: string, values: unknown[]) =>
+    (await db.query<PayloadRow>(sql, values))[0]?.payload;
+  const changes = async (sql: string, values: unknown[]) => (await db.query(sql, values)).length;
+
+  const adapter = (model: string): Adapter => ({
+    async upsert(id, payload, expiresIn) {
+      const now = Date.now();
+      const c = indexedColumns(model, payload, expiresIn, toleranceMs, now);
+      // ON CONFLICT keeps created_at and last_used_at across re-saves (sessions and grants are saved often).
+      await db.query(
+        `INSERT INTO oidc_models
+           (model, id, payload, grant_id, uid, user_code, client_id, expires_at, consumed_at, created_at)
+         VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (model, id) DO UPDATE SET
+           payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+           user_code = excluded.user_code, client_id = excluded.client_id,
+           expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`,
+        [
+          model,
+          id,
+          JSON.stringify(payload),
+          c.grantId,
+          c.uid,
+          c.userCode,
+          c.clientId,
+          c.expiresAt,
+          c.consumedAt,
+          now,
+        ],
+      );
+    },
+    find: (id) =>
+      first(`SELECT payload FROM oidc_models WHERE model = $1 AND id = $2 AND ${live(3)}`, [
+        model,
+        id,
+        Date.now(),
+      ]),
+    findByUid: (uid) =>
+      first(`SELECT payload FROM oidc_models WHERE model = $1 AND uid = $2 AND ${live(3)} LIMIT 1`, [
+        model,
+        uid,
+        Date.now(),
+      ]),
+    findByUserCode: (userCode) =>
+      first(`SELECT payload FROM oidc_models WHERE model = $1 AND user_code = $2 AND ${live(3)} LIMIT 1`, [
+        model,
+        userCode,
+        Date.now(),
+      ]),
+    async consume(id) {
+      const now = Date.now();
+      // One statement, so atomic; `consumed` in epoch seconds, as oidc-provider's epochTime().
+      await db.query(
+        `UPDATE oidc_models
+           SET payload = jsonb_set(payload, '{consumed}', to_jsonb($1::bigint)), consumed_at = $2
+         WHERE model = $3 AND id = $4`,
+        [Math.floor(now / 1000), now, model, id],
+      );
+    },
+    async destroy(id) {
+      await db.query('DELETE FROM oidc_models WHERE model = $1 AND id = $2', [model, id]);
+    },
+    async revokeByGrantId(grantId) {
+      // Every grantable model at once, as the SQLite store does (sqlite-store.ts, revokeByGrantId).
+      await db.query('DELETE FROM oidc_models WHERE grant_id = $1 AND model = ANY($2::text[])', [
+        grantId,
+        GRANTABLE_MODELS,
+      ]);
+    },
+  });
+
+  const deleteClientRows = (clientId: string) =>
+    changes(`DELETE FROM oidc_models WHERE client_id = $1 OR (model = 'Client' AND id = $1) RETURNING 1`, [
+      clientId,
+    ]);
+
+  return {
+    adapter,
+    async recordClientUse(clientId) {
+      const now = Date.now();
+      if (!throttle.due(clientId, now)) return;
+      // A no-op for static clients from the configuration: they have no row.
+      await db.query("UPDATE oidc_models SET last_used_at = $1 WHERE model = 'Client' AND id = $2", [
+        now,
+        clientId,
+      ]);
+    },
+    async removeUnusedClients(unusedForSeconds) {
+      const cutoff = Date.now() - unusedForSeconds * 1000;
+      return db.transaction(async (tx) => {
+        const rows = await tx.query<{ id: string }>(
+          "SELECT id FROM oidc_models WHERE model = 'Client' AND coalesce(last_used_at, created_at) < $1 FOR UPDATE",
+          [cutoff],
+        );
+        const ids = rows.map((row) => row.id);
+        if (ids.length > 0) {
+          await tx.query(
+            "DELETE FROM oidc_models WHERE client_id = ANY($1::text[]) OR (model = 'Client' AND id = ANY($1::text[]))",
+            [ids],
+          );
+        }
+        for (const id of ids) throttle.forget(id);
+        return ids;
+      });
+    },
+    async removeClientRows(clientId) {
+      throttle.forget(clientId);
+      return deleteClientRows(clientId);
+    },
+    removeClientTokens: (clientId) =>
+      changes(
+        "DELETE FROM oidc_models WHERE client_id = $1 AND model NOT IN ('Client', 'Session') RETURNING 1",
+        [clientId],
+      ),
+    removeSessionsOf: (sub) =>
+      changes("DELETE FROM oidc_models WHERE model = 'Session' AND payload->>'accountId' = $1 RETURNING 1", [
+        sub,
+      ]),
+    async listStoredClients() {
+      const rows = await db.query<{
+        payload: Record<string, unknown>;
+        created_at: number;
+        last_used_at: number | null;
+      }>(
+        "SELECT payload, created_at, last_used_at FROM oidc_models WHERE model = 'Client' ORDER BY created_at DESC",
+      );
+      return rows.map((row) => ({
+        metadata: row.payload,
+        createdAt: row.created_at,
+        lastUsedAt: row.last_used_at ?? undefined,
+      }));
+    },
+    async countLiveRows(models) {
+      const counts: Record<string, number> = Object.fromEntries(models.map((model) => [model, 0]));
+      const rows = await db.query<{ model: string; n: number }>(
+        `SELECT model, count(*)::int8 AS n FROM oidc_models
+         WHERE model = ANY($1::text[]) AND ${live(2)} GROUP BY model`,
+        [models, Date.now()],
+      );
+      for (const row of rows) counts[row.model] = row.n;
+      return counts;
+    },
+    async purgeExpired() {
+      // In slices, so that a large backlog does not hold row locks for long.
+      let total = 0;
+      for (;;) {
+        const removed = await changes(
+          `DELETE FROM oidc_models WHERE ctid IN (
+             SELECT ctid FROM oidc_models WHERE expires_at < $1 LIMIT 5000
+           ) RETURNING 1`,
+          [Date.now()],
+        );
+        total += removed;
+        if (removed < 5000) return total;
+      }
+    },
+  };
+}
