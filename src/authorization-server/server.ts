@@ -48,7 +48,9 @@ import {
   oauthMetadataAlias,
   rateLimited,
   registrationCors,
+  STORE_UNAVAILABLE,
   securityHeaders,
+  storeUnavailable,
   unauthorizedClientGrant,
 } from './http/middleware.ts';
 import { createRateLimiter } from './http/rate-limit.ts';
@@ -78,6 +80,7 @@ import { createSqliteRevocationEventLog } from './revocation/event-log.ts';
 import { startHousekeeping } from './store/housekeeping.ts';
 import { createMemoryAdapterFactory } from './store/memory-store.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS, type OidcModelStore } from './store/oidc-model-store.ts';
+import { isUnavailable } from './store/postgres/connection.ts';
 import { storageLocation } from './store/storage-location.ts';
 import { openStore } from './store/store.ts';
 import { createAccessTokenSigner } from './tokens/access-token-jwt.ts';
@@ -399,7 +402,9 @@ export async function startAuthorizationServer(
       TOKEN_EXCHANGE_PARAMETERS,
     );
 
-    // Outermost: every answer, success or error, waits for the writes it depends on.
+    // Outermost: a store that cannot answer makes a 503, whatever route was asked.
+    provider.use(storeUnavailable(logger));
+    // Every answer, success or error, waits for the writes it depends on.
     provider.use(durableWrites(logger, store.requestWrites));
     provider.use(securityHeaders());
     provider.use(jwksEndpoint(ROUTES.jwks, keys.jwks, config.keys.publishBeforeUseSeconds));
@@ -803,7 +808,12 @@ function subscribeAuditEvents(
     accounts.forgetGrant(grantId);
     logger.audit('grant.revoked', { outcome: 'success', grant_id: grantId });
   });
-  provider.on('server_error', (_ctx: KoaContextWithOIDC, error: Error) => {
+  provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {
+    // The answer becomes a 503 (http/middleware.ts, storeUnavailable), logged there.
+    if (isUnavailable(error)) {
+      ctx.state[STORE_UNAVAILABLE] = error;
+      return;
+    }
     logger.error('server error', { error: error.message, stack: error.stack });
   });
 }

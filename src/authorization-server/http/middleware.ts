@@ -4,6 +4,7 @@
 import type { Middleware } from 'koa';
 import type { Logger } from '../../shared/logging.ts';
 import { messagePage } from '../interactions/views/message-page.ts';
+import { isUnavailable } from '../store/postgres/connection.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { isRoute, isUnderRoute } from './route-match.ts';
 
@@ -105,6 +106,50 @@ export function durableWrites(
       }
       if (failure) throw failure.error;
     });
+}
+
+/** Set on ctx.state by the provider's server_error listener when the store could not answer. */
+export const STORE_UNAVAILABLE = 'gatehouseStoreUnavailable';
+
+/**
+ * A request the store could not serve (PostgreSQL down, restarting, or every connection busy)
+ * gets 503 with Retry-After (RFC 9110 §15.6.4), never a 500 and never an answer made up without
+ * the store: fail closed, and tell the client it may try again. oidc-provider catches errors of
+ * its own routes and reports them as `server_error`; the listener marks the request (server.ts),
+ * and errors of Gatehouse's own routes arrive here as exceptions.
+ */
+export function storeUnavailable(logger: Logger): Middleware {
+  return async (ctx, next) => {
+    let unavailable: unknown;
+    try {
+      await next();
+    } catch (error) {
+      if (!isUnavailable(error)) throw error;
+      unavailable = error;
+    }
+    unavailable ??= ctx.state[STORE_UNAVAILABLE];
+    if (!unavailable) return;
+    logger.warn('the store could not answer: 503 sent', {
+      path: ctx.path,
+      error: (unavailable as Error).message,
+    });
+    ctx.status = 503;
+    ctx.set('retry-after', '1');
+    ctx.set('cache-control', 'no-store');
+    if (ctx.accepts('json', 'html') === 'html') {
+      ctx.type = 'html';
+      ctx.body = messagePage({
+        title: 'Try again in a moment',
+        message: 'This service cannot reach its database just now. Wait a few seconds and try again.',
+      });
+    } else {
+      // RFC 6749 §4.1.2.1 names temporarily_unavailable; here it is the answer of every endpoint.
+      ctx.body = {
+        error: 'temporarily_unavailable',
+        error_description: 'the authorization server cannot reach its store; retry shortly',
+      };
+    }
+  };
 }
 
 /** Headers every response of the authorization server carries. */

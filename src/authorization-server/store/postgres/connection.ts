@@ -66,9 +66,7 @@ export function isUnavailable(error: unknown): boolean {
 }
 
 function translated(error: unknown): unknown {
-  if (!isUnavailable(error) || error instanceof StoreUnavailableError) return error;
-  const reason = (error as Error).message || String((error as { code?: string }).code ?? 'unknown');
-  return new StoreUnavailableError(`the PostgreSQL store cannot answer: ${reason}`, { cause: error });
+  return isUnavailable(error) ? unavailable(error) : error;
 }
 
 /** int8 (epoch milliseconds, counts) as numbers: every value Gatehouse stores fits in 2^53. */
@@ -79,16 +77,45 @@ const types = {
       : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
-async function run<Row>(
-  on: pg.Pool | pg.PoolClient,
-  text: string,
-  values?: readonly unknown[],
-): Promise<Row[]> {
+function unavailable(error: unknown): StoreUnavailableError {
+  if (error instanceof StoreUnavailableError) return error;
+  const reason = (error as Error).message || 'unknown';
+  return new StoreUnavailableError(`the PostgreSQL store cannot answer: ${reason}`, { cause: error });
+}
+
+async function run<Row>(on: pg.PoolClient, text: string, values?: readonly unknown[]): Promise<Row[]> {
   try {
     const result = await on.query(text, values as unknown[] | undefined);
     return result.rows as Row[];
   } catch (error) {
     throw translated(error);
+  }
+}
+
+/**
+ * A connection of the pool, or StoreUnavailableError: failing to get one (the database refuses
+ * connections, is down, or every connection stayed busy past acquireTimeoutMs) is never the
+ * statement's fault, whatever SQLSTATE it carries.
+ */
+async function acquire(pool: pg.Pool): Promise<pg.PoolClient> {
+  try {
+    return await pool.connect();
+  } catch (error) {
+    throw unavailable(error);
+  }
+}
+
+/** One statement on a pooled connection; a connection that failed is not given back to the pool. */
+async function runPooled<Row>(pool: pg.Pool, text: string, values?: readonly unknown[]): Promise<Row[]> {
+  const client = await acquire(pool);
+  let failure: unknown;
+  try {
+    return await run<Row>(client, text, values);
+  } catch (error) {
+    failure = error;
+    throw error;
+  } finally {
+    client.release(failure instanceof StoreUnavailableError ? failure : undefined);
   }
 }
 
@@ -122,14 +149,9 @@ export function connectPostgres(
 
   return {
     pool,
-    query: (text, values) => run(pool, text, values),
+    query: (text, values) => runPooled(pool, text, values),
     async transaction(fn) {
-      let client: pg.PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (error) {
-        throw translated(error);
-      }
+      const client = await acquire(pool);
       let broken: unknown;
       try {
         await run(client, 'BEGIN');
@@ -174,7 +196,7 @@ export function connectPostgres(
         } catch (error) {
           next.removeAllListeners('end');
           await next.end().catch(() => {});
-          if (first) throw translated(error);
+          if (first) throw unavailable(error);
           reconnectSoon();
           return;
         }
@@ -211,11 +233,11 @@ export function connectPostgres(
       return stop;
     },
     async notify(channel, payload) {
-      await run(pool, 'SELECT pg_notify($1, $2)', [channel, payload]);
+      await runPooled(pool, 'SELECT pg_notify($1, $2)', [channel, payload]);
     },
     async check() {
       try {
-        await run(pool, 'SELECT 1');
+        await runPooled(pool, 'SELECT 1');
         return { ok: true };
       } catch (error) {
         return { ok: false, error: (error as Error).message };

@@ -1,0 +1,183 @@
+/**
+ * The authorization server on PostgreSQL (issue 10): two instances behind a round-robin balancer
+ * share one database, so a token issued by one is known, and revoked, at the other; the rows are in
+ * PostgreSQL, not in the local SQLite file; and a database that cannot answer makes requests fail
+ * closed with 503 and Retry-After, then recover by themselves.
+ *
+ * The instances share one data directory here: the signing keys, generated client secrets and the
+ * parts of the state not yet moved to PostgreSQL still live there (docs/deployment.md).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import {
+  type RunningAuthorizationServer,
+  startAuthorizationServer,
+} from '../../src/authorization-server/server.ts';
+import { DATABASE_FILE } from '../../src/authorization-server/store/sqlite-store.ts';
+import { parseConfig } from '../../src/shared/config/load.ts';
+import { createLogger } from '../../src/shared/logging.ts';
+import { type Balancer, freePort, startBalancer } from '../helpers/balancer.ts';
+import { basic, postForm } from '../helpers/oauth.ts';
+import {
+  createTestDatabase,
+  skipWithoutPostgres,
+  TEST_POSTGRES_URL,
+  type TestDatabase,
+} from '../helpers/postgres.ts';
+import { JWT_BEARER, WORKLOAD, workloadAssertion, workloadTokenRequest } from '../helpers/workload.ts';
+
+const GATEWAY = 'gatehouse-gateway';
+
+describe('two authorization servers on one PostgreSQL database', {
+  skip: await skipWithoutPostgres(),
+}, () => {
+  let database: TestDatabase;
+  let dataDir: string;
+  let balancer: Balancer;
+  const instances: RunningAuthorizationServer[] = [];
+  const logs: string[] = [];
+  let gateway: string;
+
+  const server = () => ({ issuer: balancer.url, dataDir });
+  const introspect = (token: string) =>
+    postForm(`${balancer.url}/introspect`, { token }, { authorization: gateway });
+  const admin = async <T>(fn: (client: pg.Client) => Promise<T>): Promise<T> => {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      return await fn(client);
+    } finally {
+      await client.end();
+    }
+  };
+
+  before(async () => {
+    database = await createTestDatabase();
+    dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-pg-'));
+    const ports = [await freePort(), await freePort()];
+    balancer = await startBalancer(ports);
+    for (const port of ports) {
+      const config = parseConfig({
+        dataDir,
+        logLevel: 'debug',
+        storage: { url: database.url, pool: { acquireTimeoutMs: 500 } },
+        authorizationServer: { issuer: balancer.url, listen: { host: '127.0.0.1', port } },
+      });
+      // One after the other: the first creates the keys and secrets of the shared data directory.
+      instances.push(
+        await startAuthorizationServer(
+          { config, dataDir, file: undefined },
+          {
+            logger: createLogger('authorization-server', {
+              level: 'debug',
+              write: (line) => logs.push(line),
+            }),
+          },
+        ),
+      );
+    }
+    const secret = readFileSync(path.join(dataDir, `secrets/${GATEWAY}.secret`), 'utf8').trim();
+    gateway = basic(GATEWAY, secret);
+  });
+
+  after(async () => {
+    for (const instance of instances) await instance.close();
+    await balancer?.close();
+    await database?.drop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('a token issued by one instance is active at the other, and revoked at both', async () => {
+    const before = [...balancer.served];
+    const tokens: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const issued = await workloadTokenRequest(server());
+      assert.equal(issued.status, 200, issued.text);
+      tokens.push(String(issued.json.access_token));
+    }
+    // Each token is introspected by the instance that did not issue it (the balancer alternates).
+    for (const token of tokens) {
+      const answer = await introspect(token);
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal(answer.json.active, true);
+      assert.equal(answer.json.client_id, WORKLOAD);
+    }
+    assert.ok(
+      balancer.served.every((count, i) => count - before[i]! >= 4),
+      `both instances served requests: ${balancer.served}`,
+    );
+
+    const revoked = await postForm(`${balancer.url}/revoke`, {
+      token: tokens[0],
+      client_assertion_type: JWT_BEARER,
+      client_assertion: await workloadAssertion(server()),
+    });
+    assert.equal(revoked.status, 200, revoked.text);
+    // Twice, so that each instance answers once.
+    for (let i = 0; i < 2; i++) assert.equal((await introspect(tokens[0]!)).json.active, false);
+    assert.equal((await introspect(tokens[1]!)).json.active, true);
+  });
+
+  test('the tokens are rows of PostgreSQL, not of the local SQLite file', async () => {
+    const rows = await admin((client) =>
+      client.query("SELECT count(*)::int AS n FROM oidc_models WHERE model = 'ClientCredentials'"),
+    );
+    assert.ok(Number(rows.rows[0].n) >= 3, `ClientCredentials rows in PostgreSQL: ${rows.rows[0].n}`);
+    const local = new DatabaseSync(path.join(dataDir, DATABASE_FILE), { readOnly: true });
+    try {
+      const row = local.prepare('SELECT count(*) AS n FROM oidc_models').get();
+      assert.equal(Number(row?.n), 0, 'nothing of oidc-provider in SQLite');
+    } finally {
+      local.close();
+    }
+    const migrations = await admin((client) =>
+      client.query('SELECT id FROM gatehouse_migrations ORDER BY id'),
+    );
+    assert.ok(migrations.rows.some((row) => row.id === 'oidc-models-1'));
+  });
+
+  test('a database that cannot answer: 503 with Retry-After, no token, then recovery by itself', async () => {
+    // The admin connection goes to the server's own database (it is not the test database).
+    const superuser = async (allow: boolean) => {
+      const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+      await client.connect();
+      try {
+        await client.query(`ALTER DATABASE ${database.name} WITH ALLOW_CONNECTIONS ${allow}`);
+        if (!allow) {
+          await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [
+            database.name,
+          ]);
+        }
+      } finally {
+        await client.end();
+      }
+    };
+    await superuser(false);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const refused = await workloadTokenRequest(server());
+        assert.equal(refused.status, 503, refused.text);
+        assert.equal(refused.headers.get('retry-after'), '1');
+        assert.equal(refused.json.error, 'temporarily_unavailable');
+        assert.equal(refused.json.access_token, undefined);
+        const ready = await fetch(`${balancer.url}/readyz`);
+        assert.equal(ready.status, 503);
+      }
+    } finally {
+      await superuser(true);
+    }
+    let status = 0;
+    for (let attempt = 0; attempt < 20 && status !== 200; attempt++) {
+      status = (await workloadTokenRequest(server())).status;
+      if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    assert.equal(status, 200, 'the instances recover once the database answers again');
+    const stacks = logs.filter((line) => line.includes('"stack"'));
+    assert.deepEqual(stacks, [], 'an unavailable store is not a server error with a stack trace');
+  });
+});
