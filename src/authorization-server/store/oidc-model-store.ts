@@ -4,9 +4,9 @@
  * SQLite (sqlite-store.ts, one machine) and PostgreSQL (postgres/postgres-oidc-store.ts, shared by
  * every instance). Both follow oidc-provider's reference adapter
  * (node_modules/oidc-provider/lib/adapters/memory_adapter.js), and one contract suite
- * (oidc-model-store.contract.ts) runs against each.
+ * (oidc-model-store.test.ts) runs against each.
  */
-import type { Adapter } from 'oidc-provider';
+import { type Adapter, errors } from 'oidc-provider';
 
 /** A dynamically registered client as stored: its metadata and bookkeeping times (milliseconds). */
 export interface StoredClient {
@@ -124,4 +124,25 @@ export function clientUseThrottle(): {
       lastWrite.delete(clientId);
     },
   };
+}
+
+/**
+ * Models whose consumption must happen once only: the grant sources (RFC 6749 §4.1.2: an
+ * authorization code is used once; RFC 8628 §3.5 and OpenID CIBA likewise). oidc-provider checks
+ * `consumed` on the row it read and then consumes it, so two redemptions at the same moment (two
+ * requests of one process, or two instances on one database) could both pass the check. The
+ * stores consume these with one conditional statement, and the loser gets invalid_grant (RFC 6749
+ * §5.2). Refresh tokens are not here: their rotation has a grace use (tokens/refresh-grace.ts).
+ */
+export const CONSUMED_ONCE = new Set<string>([
+  'AuthorizationCode',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]);
+
+/** The answer to a second consumption of a CONSUMED_ONCE row (or of one gone meanwhile). */
+export function alreadyConsumed(model: string): Error {
+  return new errors.InvalidGrant(
+    `${model === 'AuthorizationCode' ? 'authorization code' : 'grant'} already consumed`,
+  );
 }

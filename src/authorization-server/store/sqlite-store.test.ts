@@ -147,8 +147,9 @@ describe('adapter', () => {
     assert.equal(typeof column('AuthorizationCode', 'code1', 'consumed_at'), 'number');
     // Stored as a JSON integer (not 1.7e9 as a REAL), so other readers of the raw payload see what oidc-provider writes.
     assert.match(String(column('AuthorizationCode', 'code1', 'payload')), /"consumed":\d+[,}]/);
-    // Consuming an unknown id is a no-op, not an error.
-    await adapter.consume('nope');
+    // Consuming an unknown refresh token is a no-op; an unknown code is refused (consume-once.test.ts).
+    await createSqliteAdapterFactory(db)('RefreshToken').consume('nope');
+    await assert.rejects(adapter.consume('nope'), { error: 'invalid_grant' });
   });
 
   test('findByUid finds the Session by uid', async () => {

@@ -16,7 +16,9 @@ import * as path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import {
+  alreadyConsumed,
   CLIENT_USE_WRITE_INTERVAL_MS,
+  CONSUMED_ONCE,
   DEFAULT_CLOCK_TOLERANCE_SECONDS,
   GRANTABLE_MODELS,
   indexedColumns,
@@ -239,6 +241,12 @@ export function createSqliteAdapterFactory(
        SET payload = json_set(payload, '$.consumed', CAST(?1 AS INTEGER)), consumed_at = ?2
      WHERE model = ?3 AND id = ?4`,
   );
+  // The same, only while unconsumed: the grant sources are consumed once (oidc-model-store.ts).
+  const consumeOnce = db.prepare(
+    `UPDATE oidc_models
+       SET payload = json_set(payload, '$.consumed', CAST(?1 AS INTEGER)), consumed_at = ?2
+     WHERE model = ?3 AND id = ?4 AND consumed_at IS NULL`,
+  );
   const destroy = db.prepare('DELETE FROM oidc_models WHERE model = ? AND id = ?');
   // Upserts are group-committed (sqlite-write-batch.ts); every other statement writes the batch first.
   const batch = writeBatch(db, upsert);
@@ -296,7 +304,12 @@ export function createSqliteAdapterFactory(
       flush();
       const now = Date.now();
       // oidc-provider's epochTime(): whole seconds.
-      consume.run(Math.floor(now / 1000), now, model, id);
+      if (!CONSUMED_ONCE.has(model)) {
+        consume.run(Math.floor(now / 1000), now, model, id);
+        return;
+      }
+      if (Number(consumeOnce.run(Math.floor(now / 1000), now, model, id).changes) === 0)
+        throw alreadyConsumed(model);
     },
 
     async destroy(id) {

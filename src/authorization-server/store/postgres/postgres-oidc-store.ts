@@ -6,6 +6,8 @@
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import {
+  alreadyConsumed,
+  CONSUMED_ONCE,
   clientUseThrottle,
   DEFAULT_CLOCK_TOLERANCE_SECONDS,
   GRANTABLE_MODELS,
@@ -110,12 +112,15 @@ export function postgresOidcModelStore(db: Postgres, options: PostgresOidcStoreO
     async consume(id) {
       const now = Date.now();
       // One statement, so atomic; `consumed` in epoch seconds, as oidc-provider's epochTime().
-      await db.query(
+      // The grant sources only while unconsumed: one redemption wins, at any instance.
+      const once = CONSUMED_ONCE.has(model);
+      const rows = await db.query(
         `UPDATE oidc_models
            SET payload = jsonb_set(payload, '{consumed}', to_jsonb($1::bigint)), consumed_at = $2
-         WHERE model = $3 AND id = $4`,
+         WHERE model = $3 AND id = $4${once ? ' AND consumed_at IS NULL' : ''} RETURNING 1`,
         [Math.floor(now / 1000), now, model, id],
       );
+      if (once && rows.length === 0) throw alreadyConsumed(model);
     },
     async destroy(id) {
       await db.query('DELETE FROM oidc_models WHERE model = $1 AND id = $2', [model, id]);
