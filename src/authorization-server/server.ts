@@ -77,6 +77,7 @@ import {
   revocationRetentionSeconds,
 } from './revocation/announce.ts';
 import { createSqliteRevocationEventLog } from './revocation/event-log.ts';
+import { shareAcrossInstances } from './revocation/instance-notifications.ts';
 import { startHousekeeping } from './store/housekeeping.ts';
 import { createMemoryAdapterFactory } from './store/memory-store.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS, type OidcModelStore } from './store/oidc-model-store.ts';
@@ -384,7 +385,11 @@ export async function startAuthorizationServer(
       accounts.emailOf(sub) !== undefined && userClaims({ accounts, approvedUsers }, sub) === undefined;
     const sign = createAccessTokenSigner(issuer, keys.signingKey);
     const tokenTagKey = derivedKey('gatehouse opaque token tags');
-    const revocationLog = createSqliteRevocationEventLog(db);
+    // With PostgreSQL, an instance's revocations also reach the listeners of the others (NOTIFY).
+    const shared = store.postgres
+      ? await shareAcrossInstances(createSqliteRevocationEventLog(db), store.postgres, logger)
+      : undefined;
+    const revocationLog = shared?.log ?? createSqliteRevocationEventLog(db);
     tagIssuedTokens(provider, tokenTagKey);
     provider.registerGrantType(
       TOKEN_EXCHANGE_GRANT,
@@ -557,6 +562,7 @@ export async function startAuthorizationServer(
       // The gateways check the tags of the tokens they are sent with this key (tokens/token-tags.ts).
       { token_tag_key: tokenTagKey.toString('base64url') },
     );
+    shared?.onGap(() => revocations.stream.closeAll());
     // A user removed from the configuration since the last start: their tokens die everywhere now.
     for (const sub of accounts.subjects()) {
       if (isRemovedUser(sub))
@@ -673,6 +679,7 @@ export async function startAuthorizationServer(
           clearInterval(pruneAuditHourly);
           // The revocation streams never end by themselves: end them, so the drain is not held up.
           revocations.stream.closeAll();
+          await shared?.stop();
           await http.close(options);
           audit.flush();
           await store.close();

@@ -20,6 +20,7 @@ import {
 } from '../../src/authorization-server/server.ts';
 import { DATABASE_FILE } from '../../src/authorization-server/store/sqlite-store.ts';
 import { parseConfig } from '../../src/shared/config/load.ts';
+import { tokenHash } from '../../src/shared/jwt.ts';
 import { createLogger } from '../../src/shared/logging.ts';
 import { type Balancer, freePort, startBalancer } from '../helpers/balancer.ts';
 import { basic, postForm } from '../helpers/oauth.ts';
@@ -42,6 +43,7 @@ describe('two authorization servers on one PostgreSQL database', {
   const instances: RunningAuthorizationServer[] = [];
   const logs: string[] = [];
   let gateway: string;
+  let ports: number[] = [];
 
   const server = () => ({ issuer: balancer.url, dataDir });
   const introspect = (token: string) =>
@@ -59,7 +61,7 @@ describe('two authorization servers on one PostgreSQL database', {
   before(async () => {
     database = await createTestDatabase();
     dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-pg-'));
-    const ports = [await freePort(), await freePort()];
+    ports = [await freePort(), await freePort()];
     balancer = await startBalancer(ports);
     for (const port of ports) {
       const config = parseConfig({
@@ -121,6 +123,56 @@ describe('two authorization servers on one PostgreSQL database', {
     // Twice, so that each instance answers once.
     for (let i = 0; i < 2; i++) assert.equal((await introspect(tokens[0]!)).json.active, false);
     assert.equal((await introspect(tokens[1]!)).json.active, true);
+  });
+
+  test('a revocation at one instance reaches the listeners of the other within a second', async () => {
+    const [atA, atB] = ports.map((port) => `http://127.0.0.1:${port}`);
+    const abort = new AbortController();
+    const events = await fetch(`${atA}/events/revocations`, {
+      headers: { authorization: gateway, accept: 'text/event-stream' },
+      signal: abort.signal,
+    });
+    assert.equal(events.status, 200);
+    const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const until = async (pattern: RegExp, ms: number) => {
+      const deadline = Date.now() + ms;
+      while (!pattern.test(text)) {
+        const left = deadline - Date.now();
+        if (left <= 0) return false;
+        const chunk = await Promise.race([
+          reader.read(),
+          new Promise<undefined>((resolve) => setTimeout(resolve, left)),
+        ]);
+        if (chunk === undefined || chunk.done) continue;
+        text += chunk.value;
+      }
+      return true;
+    };
+    try {
+      assert.ok(await until(/event: ready/, 5000), 'the stream of instance A is ready');
+      const issued = await workloadTokenRequest({ issuer: balancer.url, dataDir });
+      const token = String(issued.json.access_token);
+      const revoked = await fetch(`${atB}/revoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          token,
+          client_assertion_type: JWT_BEARER,
+          client_assertion: await workloadAssertion(server()),
+        }),
+      });
+      assert.equal(revoked.status, 200, 'revoked at instance B');
+      assert.ok(!text.includes(tokenHash(token)), 'not announced before it was revoked');
+      const started = Date.now();
+      assert.ok(
+        await until(new RegExp(`"token_hash":"${tokenHash(token)}"`), 1000),
+        `the token event reached instance A's listener within 1 s: ${text.slice(-300)}`,
+      );
+      assert.ok(Date.now() - started <= 1000);
+    } finally {
+      abort.abort();
+    }
   });
 
   test('the tokens are rows of PostgreSQL, not of the local SQLite file', async () => {
