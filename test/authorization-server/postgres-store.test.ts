@@ -63,25 +63,34 @@ describe('two authorization servers on one PostgreSQL database', {
     dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-pg-'));
     ports = [await freePort(), await freePort()];
     balancer = await startBalancer(ports);
-    for (const port of ports) {
-      const config = parseConfig({
-        dataDir,
-        logLevel: 'debug',
-        storage: { url: database.url, pool: { acquireTimeoutMs: 500 } },
-        authorizationServer: { issuer: balancer.url, listen: { host: '127.0.0.1', port } },
-      });
-      // One after the other: the first creates the keys and secrets of the shared data directory.
-      instances.push(
-        await startAuthorizationServer(
-          { config, dataDir, file: undefined },
-          {
-            logger: createLogger('authorization-server', {
-              level: 'debug',
-              write: (line) => logs.push(line),
-            }),
-          },
-        ),
+    const startAt = (port: number) =>
+      startAuthorizationServer(
+        {
+          config: parseConfig({
+            dataDir,
+            logLevel: 'debug',
+            storage: { url: database.url, pool: { acquireTimeoutMs: 500 } },
+            authorizationServer: { issuer: balancer.url, listen: { host: '127.0.0.1', port } },
+          }),
+          dataDir,
+          file: undefined,
+        },
+        {
+          logger: createLogger('authorization-server', { level: 'debug', write: (line) => logs.push(line) }),
+        },
       );
+    // One after the other: the first creates the keys and secrets of the shared data directory.
+    for (let i = 0; i < ports.length; i++) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          instances.push(await startAt(ports[i]!));
+          break;
+        } catch (error) {
+          // The free port was taken meanwhile (an outgoing connection of another suite): another one.
+          if (attempt >= 5 || !/already in use/.test((error as Error).message)) throw error;
+          ports[i] = await freePort();
+        }
+      }
     }
     const secret = readFileSync(path.join(dataDir, `secrets/${GATEWAY}.secret`), 'utf8').trim();
     gateway = basic(GATEWAY, secret);

@@ -23,6 +23,7 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** `backends` is read at each request: a test may change a port it had to pick again. */
 export async function startBalancer(backends: number[], port = 0): Promise<Balancer> {
   let next = 0;
   const served = backends.map(() => 0);
