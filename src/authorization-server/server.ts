@@ -217,7 +217,7 @@ export async function startAuthorizationServer(
   });
   const db = store.sqlite;
   // Failures to write the trail go to the plain logger: they are errors, not audit events.
-  const audit = createAuditTrail(db, { retentionDays: config.audit.retentionDays, logger });
+  const audit = createAuditTrail(store.audit, { retentionDays: config.audit.retentionDays, logger });
   logger = recordAudits(logger, audit);
   try {
     const keys = await createKeyManager({
@@ -602,16 +602,16 @@ export async function startAuthorizationServer(
         });
     }, 60_000);
     pruneRevocations.unref();
-    const pruneAudit = () => {
+    const pruneAudit = async () => {
       try {
-        const pruned = audit.prune();
+        const pruned = await audit.prune();
         if (pruned > 0) logger.info('audit records past their retention deleted', { records: pruned });
       } catch (error) {
         logger.error('audit retention prune failed', { error: (error as Error).message });
       }
     };
-    pruneAudit();
-    const pruneAuditHourly = setInterval(pruneAudit, 3_600_000);
+    void pruneAudit();
+    const pruneAuditHourly = setInterval(() => void pruneAudit(), 3_600_000);
     pruneAuditHourly.unref();
 
     readiness = async () => ({
@@ -681,7 +681,7 @@ export async function startAuthorizationServer(
           revocations.stream.closeAll();
           await shared?.stop();
           await http.close(options);
-          audit.flush();
+          await audit.flush();
           await store.close();
           await tracing.shutdown();
         })();
@@ -690,7 +690,7 @@ export async function startAuthorizationServer(
     };
   } catch (error) {
     await http.close({ deadline: Date.now() });
-    audit.flush();
+    await audit.flush();
     await store.close();
     await tracing.shutdown();
     throw error;

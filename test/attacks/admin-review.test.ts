@@ -189,12 +189,12 @@ describe('security review of the admin side', () => {
       });
       const carolToken = String(token.json.access_token);
       assert.equal((await introspect(as, carolToken)).active, true);
-      const before = as.running.audit.search({ event: 'grant.revoked' }).records.length;
+      const before = (await as.running.audit.search({ event: 'grant.revoked' })).records.length;
       assert.equal((await api(as, 'DELETE', '/domains/example.org')).status, 204);
       assert.deepEqual(await introspect(as, carolToken), { active: false });
       assert.equal(as.audit('admin.domain.removed').at(-1)?.users_cut_off, 1);
       assert.ok(
-        as.running.audit.search({ event: 'grant.revoked' }).records.length > before,
+        (await as.running.audit.search({ event: 'grant.revoked' })).records.length > before,
         'her grant is revoked',
       );
     } finally {

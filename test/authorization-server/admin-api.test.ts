@@ -585,7 +585,7 @@ describe('every change is audited with its caller', () => {
         const records = as.audit(event);
         assert.equal(records.length, before + 1, `${method} ${route} writes ${event}`);
         assert.equal(records.at(-1)?.actor, `client:${ADMIN}`, `${event} names its caller`);
-        const kept = as.running.audit.search({ event }).records;
+        const kept = (await as.running.audit.search({ event })).records;
         assert.equal(
           (kept[0]?.fields as { actor?: string } | undefined)?.actor,
           `client:${ADMIN}`,

@@ -14,6 +14,12 @@ const REDIRECT_URI = 'http://127.0.0.1/callback';
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 
+async function collect(lines: AsyncIterable<string>): Promise<string[]> {
+  const all: string[] = [];
+  for await (const line of lines) all.push(line);
+  return all;
+}
+
 describe('the audit trail of a tool call', () => {
   let stack: TestStack;
   let clientId: string;
@@ -43,7 +49,7 @@ describe('the audit trail of a tool call', () => {
     const requestId = call.headers.get('x-request-id') ?? '';
     assert.ok(requestId);
 
-    const { records } = trail.search({ requestId });
+    const { records } = await trail.search({ requestId });
     const exchange = records.find((r) => r.event === 'token.exchange');
     assert.ok(exchange, 'the token exchange of this request is in the trail');
     assert.equal(exchange.outcome, 'success');
@@ -55,7 +61,7 @@ describe('the audit trail of a tool call', () => {
     assert.ok(exchange.sub);
     assert.ok(exchange.grant_id, 'the grant the call rests on');
 
-    const joined = trail.search({ grantId: exchange.grant_id });
+    const joined = await trail.search({ grantId: exchange.grant_id });
     const consent = joined.records.find((r) => r.event === 'consent');
     assert.ok(consent, 'the consent the tool call rests on');
     assert.equal(consent.outcome, 'success');
@@ -67,14 +73,14 @@ describe('the audit trail of a tool call', () => {
     assert.ok(joined.records.some((r) => r.id === exchange.id));
 
     // Searchable the other ways too, and exported as the same records.
-    assert.ok(trail.search({ tool: 'get_stock', api: STOCKS, sub: exchange.sub }).records.length > 0);
-    const lines = [...trail.exportLines({ requestId })];
+    assert.ok((await trail.search({ tool: 'get_stock', api: STOCKS, sub: exchange.sub })).records.length > 0);
+    const lines = await collect(await trail.exportLines({ requestId }));
     assert.deepEqual(
       lines.map((line) => JSON.parse(line)),
       records,
     );
     // Never a token in the trail.
-    const everything = [...trail.exportLines({})].join('');
+    const everything = (await collect(await trail.exportLines({}))).join('');
     assert.ok(!everything.includes(accessToken), "the agent's token is nowhere in the trail");
   });
 
@@ -86,16 +92,20 @@ describe('the audit trail of a tool call', () => {
       await answer.text();
       requestIds.push(answer.headers.get('x-request-id') ?? '');
     }
-    const reported = async () => trail.search({ event: 'tool.call', tool: 'get_stock' }).records;
+    const reported = async () => (await trail.search({ event: 'tool.call', tool: 'get_stock' })).records;
     await until(
       async () => (await reported()).filter((r) => requestIds.includes(r.request_id ?? '')).length === 3,
       'the MCP server reported the three calls',
       5000,
     );
     const calls = (await reported()).filter((r) => requestIds.includes(r.request_id ?? ''));
-    const exchanges = requestIds.flatMap(
-      (id) => trail.search({ requestId: id, event: 'token.exchange' }).records,
-    );
+    const exchanges = (
+      await Promise.all(
+        requestIds.map(
+          async (id) => (await trail.search({ requestId: id, event: 'token.exchange' })).records,
+        ),
+      )
+    ).flat();
     assert.ok(
       exchanges.length < 3,
       `some calls were answered from the exchange cache (${exchanges.length} exchanges)`,
@@ -110,7 +120,7 @@ describe('the audit trail of a tool call', () => {
       assert.equal(call.fields.actor, 'gatehouse-mcp-server');
       assert.equal(call.fields.upstream_status, 200);
     }
-    const joined = trail.search({ grantId, event: 'tool.call' }).records;
+    const joined = (await trail.search({ grantId, event: 'tool.call' })).records;
     assert.ok(
       requestIds.every((id) => joined.some((r) => r.request_id === id)),
       'the grant finds every call',
@@ -149,7 +159,10 @@ describe('the audit trail of a tool call', () => {
     });
     assert.equal(mixed.status, 200);
     assert.deepEqual(await mixed.json(), { recorded: 1, refused: 3 });
-    assert.equal(trail.search({ grantId: 'forged' }).records[0]?.fields.actor, 'gatehouse-mcp-server');
+    assert.equal(
+      (await trail.search({ grantId: 'forged' })).records[0]?.fields.actor,
+      'gatehouse-mcp-server',
+    );
   });
   test('a Gatehouse-Tool header is taken from the MCP server only', async () => {
     const phantom = await phantomFor(stack, accessToken);
@@ -167,9 +180,12 @@ describe('the audit trail of a tool call', () => {
     const fromMcp = await exchangeAs('gatehouse-mcp-server', 'named_by_mcp');
     assert.equal(fromMcp.status, 200);
 
-    assert.equal(trail.search({ tool: 'named_by_mcp' }).records.length, 1);
-    assert.equal(trail.search({ tool: 'forged_tool' }).records.length, 0);
-    assert.ok(![...trail.exportLines({})].join('').includes('forged_tool'), 'nowhere in the trail');
+    assert.equal((await trail.search({ tool: 'named_by_mcp' })).records.length, 1);
+    assert.equal((await trail.search({ tool: 'forged_tool' })).records.length, 0);
+    assert.ok(
+      !(await collect(await trail.exportLines({}))).join('').includes('forged_tool'),
+      'nowhere in the trail',
+    );
     assert.ok(!stack.logs.some((line) => line.includes('forged_tool')), 'nor in any log line');
   });
 });

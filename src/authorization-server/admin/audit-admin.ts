@@ -100,9 +100,9 @@ export function auditAdmin(deps: AuditAdminDependencies) {
     return email ? { ...record, email } : record;
   };
 
-  function search(get: (name: string) => string | undefined) {
+  async function search(get: (name: string) => string | undefined) {
     try {
-      const { records, nextCursor } = deps.trail.search(queryOf(get));
+      const { records, nextCursor } = await deps.trail.search(queryOf(get));
       return { records: records.map(withEmail), ...(nextCursor ? { next_cursor: nextCursor } : {}) };
     } catch (error) {
       if (error instanceof AuditQueryError) throw invalid('query', error.message);
@@ -111,10 +111,10 @@ export function auditAdmin(deps: AuditAdminDependencies) {
   }
 
   /** The export as a stream of JSON lines; a bad query fails before the first line. */
-  function exportTo(ctx: Context, get: (name: string) => string | undefined) {
-    let lines: Iterable<string>;
+  async function exportTo(ctx: Context, get: (name: string) => string | undefined) {
+    let lines: AsyncIterable<string>;
     try {
-      lines = deps.trail.exportLines(queryOf(get));
+      lines = await deps.trail.exportLines(queryOf(get));
     } catch (error) {
       if (error instanceof AuditQueryError) throw invalid('query', error.message);
       throw error;
@@ -152,7 +152,7 @@ export function auditAdmin(deps: AuditAdminDependencies) {
 
   const console: ConsoleExtension = {
     tab: 'audit',
-    page: (frame, ctx) => {
+    page: async (frame, ctx) => {
       const get = queryParam(ctx);
       const filters = Object.fromEntries(
         AUDIT_FILTERS.filter((name) => name !== 'cursor' && name !== 'limit').map((name) => [
@@ -161,7 +161,7 @@ export function auditAdmin(deps: AuditAdminDependencies) {
         ]),
       );
       try {
-        const result = search((name) => (name === 'limit' ? '50' : get(name)));
+        const result = await search((name) => (name === 'limit' ? '50' : get(name)));
         return auditPage(frame, filters, result.records, result.next_cursor);
       } catch (error) {
         if (!(error instanceof Error) || !('field' in error)) throw error;

@@ -33,7 +33,7 @@ export interface ConsoleExtension {
   /** GET /admin/<tab>: the page. */
   page(frame: ConsoleFrame, ctx: Context): Promise<string> | string;
   /** GET /admin/<tab>/export: a download (the audit trail's JSON lines). */
-  download?(ctx: Context): void;
+  download?(ctx: Context): Promise<void> | void;
   /** POST /admin/<tab>/<name>: a change; returns the notice. */
   actions?: Record<string, (actor: string, form: URLSearchParams) => Promise<string> | string>;
 }
@@ -242,7 +242,7 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
     const download = /^\/([a-z]+)\/export$/.exec(path);
     const downloading = download && extensions.get(download[1] as ConsoleTab);
     if (downloading?.download) {
-      downloading.download(ctx);
+      await downloading.download(ctx);
       return undefined;
     }
     return undefined;

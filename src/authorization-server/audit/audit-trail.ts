@@ -15,37 +15,38 @@
  * string that looks like a credential (a `Bearer`, `DPoP` or `Basic` value, a JWT) is redacted
  * whatever its field is called: the trail is kept for months, the log usually for days.
  */
-import type { DatabaseSync } from 'node:sqlite';
 import { type LogFields, type Logger, redactingReplacer } from '../../shared/logging.ts';
 import { answerWaitsFor } from '../store/sqlite-write-batch.ts';
 import {
   type AuditOutcome,
+  type AuditPage,
   type AuditQuery,
   AuditQueryError,
-  type AuditRecord,
   type AuditRow,
   type AuditStore,
 } from './audit-store.ts';
-import { createSqliteAuditStore } from './sqlite-audit-store.ts';
 
-export type { AuditOutcome, AuditQuery, AuditRecord } from './audit-store.ts';
+export type { AuditOutcome, AuditPage, AuditQuery, AuditRecord } from './audit-store.ts';
 export { AuditQueryError } from './audit-store.ts';
 
 export interface AuditTrail {
   /** Keeps one event; never throws (a record that cannot be made or written is logged as an error). */
   record(event: string, fields: Record<string, unknown>): void;
   /** One page of records, newest first; `nextCursor` when there are more. AuditQueryError for a bad query. */
-  search(query: AuditQuery): { records: AuditRecord[]; nextCursor?: string };
+  search(query: AuditQuery): Promise<AuditPage>;
   /**
    * Every record the query matches (from its cursor on; at most `limit` lines when it gives one, with
    * no maximum), newest first, each one JSON object and a newline: the export. Read page by page as
-   * it is iterated; a bad query throws AuditQueryError at the call, before any line.
+   * it is iterated; a bad query rejects with AuditQueryError before the iterable exists (before any line).
    */
-  exportLines(query: AuditQuery): Iterable<string>;
+  exportLines(query: AuditQuery): Promise<AsyncIterable<string>>;
   /** Deletes the records older than the retention; how many went (0 with retention 0: kept forever). */
-  prune(now?: Date): number;
-  /** Writes the records still waiting for their group commit (before the database is closed). */
-  flush(): void;
+  prune(now?: Date): Promise<number>;
+  /**
+   * Writes the records still waiting for their group commit, and waits for the writes under way
+   * (before the store is closed). Never rejects: a write that fails is logged.
+   */
+  flush(): Promise<void>;
   readonly retentionDays: number;
 }
 
@@ -131,24 +132,26 @@ function newBatch(): Batch {
   return { rows: [], written, settle };
 }
 
-/** The trail over any store: a store is a file of its own (sqlite-audit-store.ts). */
-export function auditTrailOver(store: AuditStore, options: AuditTrailOptions): AuditTrail {
+/**
+ * The trail over a store (sqlite-audit-store.ts, postgres-audit-store.ts). Batches are written one
+ * after the other, in the order recorded, so ids follow the order of events; a batch that fails is
+ * logged (how many records, which events) and the next ones are still written.
+ */
+export function createAuditTrail(store: AuditStore, options: AuditTrailOptions): AuditTrail {
   const { retentionDays, logger } = options;
   if (!Number.isInteger(retentionDays) || retentionDays < 0) {
     throw new Error('audit retentionDays must be a whole number of days, 0 to keep forever');
   }
   let batch: Batch | undefined;
   let scheduled: NodeJS.Immediate | undefined;
+  /** The last write handed to the store; each waits for the one before. Never rejects. */
+  let writing: Promise<void> = Promise.resolve();
 
-  function flush(): void {
-    if (scheduled !== undefined) clearImmediate(scheduled);
-    scheduled = undefined;
-    const current = batch;
-    batch = undefined;
-    if (!current) return;
+  async function write(current: Batch): Promise<void> {
     try {
-      store.append(current.rows);
+      await store.append(current.rows);
     } catch (error) {
+      // Not silent, never thrown: the answers went out, the log says what the trail is missing.
       logger?.error('audit records could not be written; the requests were answered all the same', {
         records: current.rows.length,
         events: [...new Set(current.rows.map((row) => row.event))],
@@ -159,9 +162,25 @@ export function auditTrailOver(store: AuditStore, options: AuditTrailOptions): A
     }
   }
 
-  function search(query: AuditQuery) {
+  /** Hands the pending batch to the write queue; the promise settles once it is written (or logged). */
+  function startWrite(): Promise<void> {
+    if (scheduled !== undefined) clearImmediate(scheduled);
+    scheduled = undefined;
+    const current = batch;
+    batch = undefined;
+    if (current) writing = writing.then(() => write(current));
+    return writing;
+  }
+
+  async function flush(): Promise<void> {
+    // Records made while a write was under way form a new batch: loop until none is left.
+    do await startWrite();
+    while (batch !== undefined);
+  }
+
+  async function search(query: AuditQuery): Promise<AuditPage> {
     // This process's reads see its own writes.
-    flush();
+    await flush();
     return store.search(query);
   }
 
@@ -179,38 +198,33 @@ export function auditTrailOver(store: AuditStore, options: AuditTrailOptions): A
       batch ??= newBatch();
       batch.rows.push(row);
       answerWaitsFor(batch.written);
-      if (batch.rows.length >= MAX_BATCH) flush();
-      else scheduled ??= setImmediate(flush);
+      if (batch.rows.length >= MAX_BATCH) void startWrite();
+      else scheduled ??= setImmediate(() => void startWrite());
     },
     search,
-    exportLines(query) {
+    async exportLines(query) {
       if (query.limit !== undefined && (!Number.isInteger(query.limit) || query.limit < 1)) {
         throw new AuditQueryError('limit must be a positive integer');
       }
       let remaining = query.limit ?? Number.POSITIVE_INFINITY;
-      // The first page now, so a bad query throws here, before an answer has begun.
-      let page = search({ ...query, limit: Math.min(EXPORT_PAGE, remaining) });
-      return (function* lines() {
+      // The first page now, so a bad query rejects here, before an answer has begun.
+      let page = await search({ ...query, limit: Math.min(EXPORT_PAGE, remaining) });
+      return (async function* lines() {
         for (;;) {
           for (const record of page.records) yield `${JSON.stringify(record)}\n`;
           remaining -= page.records.length;
           if (!page.nextCursor || remaining <= 0) return;
-          page = search({ ...query, limit: Math.min(EXPORT_PAGE, remaining), cursor: page.nextCursor });
+          page = await search({ ...query, limit: Math.min(EXPORT_PAGE, remaining), cursor: page.nextCursor });
         }
       })();
     },
-    prune(now = new Date()) {
+    async prune(now = new Date()) {
       if (retentionDays === 0) return 0;
-      flush();
+      await flush();
       return store.deleteBefore(now.getTime() - retentionDays * 86_400_000);
     },
     flush,
   };
-}
-
-/** The trail in the authorization server's SQLite database. */
-export function createAuditTrail(db: DatabaseSync, options: AuditTrailOptions): AuditTrail {
-  return auditTrailOver(createSqliteAuditStore(db), options);
 }
 
 /**

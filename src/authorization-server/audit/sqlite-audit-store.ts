@@ -10,14 +10,7 @@
  * id, so a filtered page is read in order from the index without sorting.
  */
 import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
-import {
-  type AuditOutcome,
-  AuditQueryError,
-  type AuditRecord,
-  type AuditStore,
-  checkTimeBounds,
-  pageSize,
-} from './audit-store.ts';
+import { type AuditStore, conditionsOf, PRUNE_CHUNK, pageOf } from './audit-store.ts';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS audit_records (
@@ -47,51 +40,6 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS audit_records_request_id ON audit_records (request_id, id) WHERE request_id IS NOT NULL;
 `;
 
-/** The query's equality filters and the column each one reads. */
-const EQUALS = [
-  ['sub', 'sub'],
-  ['clientId', 'client_id'],
-  ['tool', 'tool'],
-  ['api', 'audience'],
-  ['event', 'event'],
-  ['outcome', 'outcome'],
-  ['requestId', 'request_id'],
-  ['grantId', 'grant_id'],
-] as const;
-
-const OPTIONAL_COLUMNS = ['sub', 'client_id', 'tool', 'audience', 'scope', 'grant_id', 'request_id'] as const;
-
-/** Deleted per statement when pruning, so the write lock is never held long. */
-const PRUNE_CHUNK = 5000;
-
-/** Opaque to callers; a version letter leaves room to change what it holds. */
-const encodeCursor = (id: number) => Buffer.from(`a${id}`).toString('base64url');
-function decodeCursor(cursor: string): number {
-  const match = /^a(\d{1,16})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match) throw new AuditQueryError('cursor is not one this audit trail gave');
-  return Number(match[1]);
-}
-
-function toRecord(row: Record<string, SQLInputValue>): AuditRecord {
-  const record: AuditRecord = {
-    id: String(row.id),
-    at: new Date(Number(row.at)).toISOString(),
-    event: String(row.event),
-    outcome: String(row.outcome) as AuditOutcome,
-    fields: {},
-  };
-  for (const column of OPTIONAL_COLUMNS) {
-    const value = row[column];
-    if (typeof value === 'string') record[column] = value;
-  }
-  try {
-    record.fields = JSON.parse(String(row.fields)) as Record<string, unknown>;
-  } catch {
-    // Written by this code as JSON; a row edited by hand is still shown, without its fields.
-  }
-  return record;
-}
-
 export function createSqliteAuditStore(db: DatabaseSync): AuditStore {
   db.exec(SCHEMA);
   const insert = db.prepare(
@@ -107,7 +55,8 @@ export function createSqliteAuditStore(db: DatabaseSync): AuditStore {
   const searches = new Map<string, StatementSync>();
 
   return {
-    append(rows) {
+    // Synchronous work behind the asynchronous interface: node:sqlite blocks, and each call is short.
+    async append(rows) {
       if (rows.length === 0) return;
       const inTransaction = db.isTransaction;
       if (!inTransaction) db.exec('BEGIN IMMEDIATE');
@@ -134,29 +83,25 @@ export function createSqliteAuditStore(db: DatabaseSync): AuditStore {
       }
     },
 
-    search(query) {
-      const limit = pageSize(query.limit);
-      checkTimeBounds(query);
+    async search(query) {
+      const conditions = conditionsOf(query);
       const where: string[] = [];
       const values: SQLInputValue[] = [];
-      for (const [name, column] of EQUALS) {
-        const value = query[name];
-        if (value === undefined) continue;
-        if (typeof value !== 'string') throw new AuditQueryError(`${name} must be a string`);
+      for (const [column, value] of conditions.equals) {
         where.push(`${column} = ?`);
         values.push(value);
       }
-      if (query.since !== undefined) {
+      if (conditions.atFrom !== undefined) {
         where.push('at >= ?');
-        values.push(Math.floor(query.since) * 1000);
+        values.push(conditions.atFrom);
       }
-      if (query.until !== undefined) {
+      if (conditions.atBefore !== undefined) {
         where.push('at < ?');
-        values.push((Math.floor(query.until) + 1) * 1000);
+        values.push(conditions.atBefore);
       }
-      if (query.cursor !== undefined) {
+      if (conditions.idBelow !== undefined) {
         where.push('id < ?');
-        values.push(decodeCursor(query.cursor));
+        values.push(conditions.idBelow);
       }
       const sql = `SELECT * FROM audit_records${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
       let statement = searches.get(sql);
@@ -165,15 +110,10 @@ export function createSqliteAuditStore(db: DatabaseSync): AuditStore {
         searches.set(sql, statement);
       }
       // One more than asked: whether there is a next page, without a second query.
-      const rows = statement.all(...values, limit + 1);
-      const records = rows.slice(0, limit).map((row) => toRecord(row as Record<string, SQLInputValue>));
-      const last = records.at(-1);
-      return rows.length > limit && last
-        ? { records, nextCursor: encodeCursor(Number(last.id)) }
-        : { records };
+      return pageOf(statement.all(...values, conditions.limit + 1), conditions.limit);
     },
 
-    deleteBefore(before) {
+    async deleteBefore(before) {
       let deleted = 0;
       for (;;) {
         const changes = Number(pruneChunk.run(before).changes);

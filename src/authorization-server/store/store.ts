@@ -11,6 +11,9 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { Check } from '../../shared/health.ts';
 import type { Logger } from '../../shared/logging.ts';
+import type { AuditStore } from '../audit/audit-store.ts';
+import { postgresAuditStore } from '../audit/postgres-audit-store.ts';
+import { createSqliteAuditStore } from '../audit/sqlite-audit-store.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS, type OidcModelStore } from './oidc-model-store.ts';
 import { connectPostgres, type Postgres } from './postgres/connection.ts';
 import { migrate } from './postgres/migrations.ts';
@@ -31,6 +34,8 @@ export interface AuthorizationStore {
   /** For logs: the store without its password. */
   readonly description: string;
   readonly oidc: OidcModelStore;
+  /** The audit trail's records (audit/audit-store.ts). */
+  readonly audit: AuditStore;
   /** The SQLite database of this instance's data directory (the whole store, without PostgreSQL). */
   readonly sqlite: DatabaseSync;
   /** The PostgreSQL connections, when the store is PostgreSQL. */
@@ -75,6 +80,7 @@ export async function openStore(
       location,
       description,
       oidc: sqliteOidcModelStore(sqlite, { clockTolerance: DEFAULT_CLOCK_TOLERANCE_SECONDS }),
+      audit: createSqliteAuditStore(sqlite),
       sqlite,
       postgres: undefined,
       requestWrites: SQLITE_REQUEST_WRITES,
@@ -99,6 +105,7 @@ export async function openStore(
     location,
     description,
     oidc: postgresOidcModelStore(postgres, { clockTolerance: DEFAULT_CLOCK_TOLERANCE_SECONDS }),
+    audit: postgresAuditStore(postgres),
     sqlite,
     postgres,
     requestWrites: SQLITE_REQUEST_WRITES,

@@ -2,7 +2,9 @@
  * The PostgreSQL store's whole schema: every part's migrations, in the order they run. A part
  * appends its own list here once; its ids say which part a table belongs to.
  */
+
+import { AUDIT_MIGRATIONS } from '../../audit/postgres-audit-store.ts';
 import type { Migration } from './migrations.ts';
 import { OIDC_MODEL_MIGRATIONS } from './postgres-oidc-store.ts';
 
-export const POSTGRES_MIGRATIONS: readonly Migration[] = [...OIDC_MODEL_MIGRATIONS];
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [...OIDC_MODEL_MIGRATIONS, ...AUDIT_MIGRATIONS];
