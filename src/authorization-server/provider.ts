@@ -409,7 +409,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   // oidc-provider offers (http/token-rate-limit.ts).
   const findClient = provider.Client.find.bind(provider.Client);
   provider.Client.find = async (id: string) => {
-    guardClientLookup(Provider.ctx, id, deps.tokenLimits);
+    await guardClientLookup(Provider.ctx, id, deps.tokenLimits);
     // Disabled: unknown everywhere (authorization, token, introspection of its tokens: inactive).
     if (deps.isDisabledClient(id)) return undefined;
     return findClient(id);

@@ -53,7 +53,8 @@ import {
   storeUnavailable,
   unauthorizedClientGrant,
 } from './http/middleware.ts';
-import { createRateLimiter } from './http/rate-limit.ts';
+import { postgresRateLimiter, purgeRateLimitWindows } from './http/postgres-rate-limit.ts';
+import { memoryRateLimiters, type RateLimiterFactory } from './http/rate-limit.ts';
 import { isRoute, isUnderRoute } from './http/route-match.ts';
 import { tokenRateLimit, tokenRateLimitsFrom } from './http/token-rate-limit.ts';
 import { interactionRoutes } from './interactions/routes.ts';
@@ -347,7 +348,12 @@ export async function startAuthorizationServer(
       logger.child({ part: 'mail' }),
     );
 
-    const tokenLimits = tokenRateLimitsFrom(config.tokenEndpointRateLimit, classifier);
+    // With PostgreSQL the windows are shared: N per window in total, whichever instance is asked.
+    const sharedDb = store.postgres;
+    const limiter: RateLimiterFactory = sharedDb
+      ? (scope, limit) => postgresRateLimiter(sharedDb, scope, limit)
+      : memoryRateLimiters;
+    const tokenLimits = tokenRateLimitsFrom(config.tokenEndpointRateLimit, classifier, limiter);
     const adminAudience = `${issuer}${ADMIN_API_PATH}`;
     const isDisabledClient = (clientId: string) => directory.clients.disabledSince(clientId) !== undefined;
     const provider = createProvider({
@@ -418,7 +424,7 @@ export async function startAuthorizationServer(
     provider.use(
       rateLimited(
         ROUTES.registration,
-        createRateLimiter(config.dynamicRegistration.rateLimit),
+        limiter('registration', config.dynamicRegistration.rateLimit),
         logger,
         'client.registration',
       ),
@@ -591,6 +597,14 @@ export async function startAuthorizationServer(
     // over (a restarted MCP server) learns them again after its `reset`, and token exchange checks
     // `token` events. The cap bounds what a storm of revocations can make every listener replay.
     const retainSeconds = revocationRetentionSeconds(resources.mcp.accessTokenTtlSeconds);
+    // Rate-limit windows that are over, in the shared store (memory windows are an LRU).
+    const pruneRateLimits = setInterval(() => {
+      if (sharedDb)
+        purgeRateLimitWindows(sharedDb).catch((error: unknown) =>
+          logger.warn('expired rate-limit windows were not purged', { error: (error as Error).message }),
+        );
+    }, 60_000);
+    pruneRateLimits.unref();
     const pruneRevocations = setInterval(() => {
       const early = revocations.log.prune(retainSeconds, REVOCATION_LOG_MAX_EVENTS);
       if (early > 0)
@@ -676,6 +690,7 @@ export async function startAuthorizationServer(
           stopHousekeeping();
           stopKeySchedule();
           clearInterval(pruneRevocations);
+          clearInterval(pruneRateLimits);
           clearInterval(pruneAuditHourly);
           // The revocation streams never end by themselves: end them, so the drain is not held up.
           revocations.stream.closeAll();

@@ -70,7 +70,11 @@ describe('two authorization servers on one PostgreSQL database', {
             dataDir,
             logLevel: 'debug',
             storage: { url: database.url, pool: { acquireTimeoutMs: 500 } },
-            authorizationServer: { issuer: balancer.url, listen: { host: '127.0.0.1', port } },
+            authorizationServer: {
+              issuer: balancer.url,
+              listen: { host: '127.0.0.1', port },
+              dynamicRegistration: { rateLimit: { max: 3, windowSeconds: 600 } },
+            },
           }),
           dataDir,
           file: undefined,
@@ -182,6 +186,35 @@ describe('two authorization servers on one PostgreSQL database', {
     } finally {
       abort.abort();
     }
+  });
+
+  test('a rate limit holds across instances: N per window in total, not per instance', async () => {
+    const before = [...balancer.served];
+    const register = () =>
+      fetch(`${balancer.url}/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          redirect_uris: ['http://127.0.0.1/callback'],
+          application_type: 'native',
+          token_endpoint_auth_method: 'none',
+        }),
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await register()).status);
+    // Per instance, two each would all have passed; counted together, the fourth is refused.
+    assert.deepEqual(statuses, [201, 201, 201, 429]);
+    assert.ok(
+      balancer.served.every((count, i) => count - before[i]! === 2),
+      `alternated: ${balancer.served}`,
+    );
+    const refused = await register();
+    assert.equal(refused.status, 429);
+    assert.ok(Number(refused.headers.get('retry-after')) > 0);
+    const rows = await admin((client) =>
+      client.query("SELECT count FROM rate_limit_windows WHERE scope = 'registration'"),
+    );
+    assert.equal(rows.rows[0].count, 5);
   });
 
   test('the tokens are rows of PostgreSQL, not of the local SQLite file', async () => {

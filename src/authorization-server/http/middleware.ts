@@ -48,7 +48,7 @@ export function registrationCors(registrationPath: string): Middleware {
 export function rateLimited(path: string, limiter: RateLimiter, logger: Logger, event: string): Middleware {
   return async (ctx, next) => {
     if (ctx.method !== 'POST' || !isRoute(ctx.path, path)) return next();
-    const retryAfter = limiter.hit(ctx.ip);
+    const retryAfter = await limiter.hit(ctx.ip);
     if (retryAfter === 0) return next();
     logger.audit(event, { outcome: 'denied', ip: ctx.ip, reason: 'rate limited' });
     ctx.status = 429;

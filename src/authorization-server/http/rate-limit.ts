@@ -1,18 +1,28 @@
 /**
- * Fixed-window request limits per key, in a bounded in-memory map: brute force against registration
- * and the token endpoint is bounded (design §3) without a shared store. Behind several replicas each
- * keeps its own count; docs/deployment.md says so.
+ * Fixed-window request limits per key: brute force against registration and the token endpoint is
+ * bounded (design §3). With SQLite (one instance) the windows are a bounded in-memory map here;
+ * with PostgreSQL every instance counts in the shared database (postgres-rate-limit.ts), so the
+ * limit holds in total, not per instance.
  */
 import { LRUCache } from 'lru-cache';
 
 export interface RateLimiter {
   /** Counts one request; returns the seconds to wait when over the limit, else 0. */
-  hit(key: string): number;
+  hit(key: string): Promise<number>;
   /** The seconds to wait if one more request came now (0: it would pass), without counting it. */
-  peek(key: string): number;
+  peek(key: string): Promise<number>;
   /** Takes back one counted request (it turned out to belong to another limit). */
-  refund(key: string): void;
+  refund(key: string): Promise<void>;
 }
+
+/** Makes the limiter named `scope` (`registration`, `token-address`, ...) for a limit. */
+export type RateLimiterFactory = (
+  scope: string,
+  limit: { max: number; windowSeconds: number },
+) => RateLimiter;
+
+/** Each limiter in this process's memory (one instance). */
+export const memoryRateLimiters: RateLimiterFactory = (_scope, limit) => createRateLimiter(limit);
 
 export function createRateLimiter(
   limit: { max: number; windowSeconds: number },
@@ -30,19 +40,19 @@ export function createRateLimiter(
   const wait = (window: { resetAt: number }, now: number) =>
     Math.max(1, Math.ceil((window.resetAt - now) / 1000));
   return {
-    hit(key) {
+    async hit(key) {
       const now = Date.now();
       const window = current(key, now);
       window.count += 1;
       return window.count > limit.max ? wait(window, now) : 0;
     },
-    peek(key) {
+    async peek(key) {
       const now = Date.now();
       const window = windows.get(key);
       if (!window || window.resetAt <= now) return 0;
       return window.count >= limit.max ? wait(window, now) : 0;
     },
-    refund(key) {
+    async refund(key) {
       const window = windows.get(key);
       if (window && window.count > 0) window.count -= 1;
     },

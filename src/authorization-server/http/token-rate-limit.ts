@@ -42,7 +42,7 @@ import { errors } from 'oidc-provider';
 import type { AuthorizationServerConfig } from '../../shared/config/schema.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { ClientClassifier } from '../clients/client-classification.ts';
-import { createRateLimiter, type RateLimiter } from './rate-limit.ts';
+import { memoryRateLimiters, type RateLimiter, type RateLimiterFactory } from './rate-limit.ts';
 import { isRoute } from './route-match.ts';
 
 export type ClientRateClass = 'service' | 'workload' | 'agent';
@@ -60,13 +60,14 @@ export interface TokenRateLimits {
 export function tokenRateLimitsFrom(
   limits: AuthorizationServerConfig['tokenEndpointRateLimit'],
   classifier: Pick<ClientClassifier, 'preRegistered'>,
+  limiter: RateLimiterFactory = memoryRateLimiters,
 ): TokenRateLimits {
   return {
-    perAddress: createRateLimiter(limits.perAddress),
+    perAddress: limiter('token-address', limits.perAddress),
     perClient: {
-      service: createRateLimiter(limits.perClient.service),
-      workload: createRateLimiter(limits.perClient.workload),
-      agent: createRateLimiter(limits.perClient.agent),
+      service: limiter('token-service', limits.perClient.service),
+      workload: limiter('token-workload', limits.perClient.workload),
+      agent: limiter('token-agent', limits.perClient.agent),
     },
     classOf: (clientId) => {
       const role = classifier.preRegistered(clientId)?.role;
@@ -128,13 +129,17 @@ function carriesCredential(ctx: Context, params: Record<string, unknown> | undef
  * with a credential whose client is over its own budget, and a request without one whose address is
  * over the address budget. Other lookups (not the token route's first) pass untouched.
  */
-export function guardClientLookup(ctx: Context | undefined, clientId: string, limits: TokenRateLimits): void {
+export async function guardClientLookup(
+  ctx: Context | undefined,
+  clientId: string,
+  limits: TokenRateLimits,
+): Promise<void> {
   const gate = ctx ? (ctx as GatedContext)[GATE] : undefined;
   if (!ctx || !gate || gate.checked) return;
   gate.checked = true;
   const params = (ctx as { oidc?: { params?: Record<string, unknown> } }).oidc?.params;
   if (carriesCredential(ctx, params)) {
-    const wait = limits.perClient[limits.classOf(clientId)].peek(clientId);
+    const wait = await limits.perClient[limits.classOf(clientId)].peek(clientId);
     if (wait === 0) return;
     gate.denied = { reason: 'client rate limited', clientId };
     ctx.set('retry-after', String(wait));
@@ -160,7 +165,7 @@ export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logge
     if (claimed) {
       // Refused before the body is even read; the count only moves on success, so only the client
       // itself can have used it up.
-      const own = limits.perClient[limits.classOf(claimed)].peek(claimed);
+      const own = await limits.perClient[limits.classOf(claimed)].peek(claimed);
       if (own > 0) {
         logger.audit('token', {
           outcome: 'denied',
@@ -172,7 +177,7 @@ export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logge
       }
     } else if (!ctx.get('authorization')) {
       // Whether the body holds a credential is known only inside the route (guardClientLookup).
-      (ctx as GatedContext)[GATE] = { addressWait: limits.perAddress.hit(address), checked: false };
+      (ctx as GatedContext)[GATE] = { addressWait: await limits.perAddress.hit(address), checked: false };
       countedOnAddress = true;
     }
 
@@ -193,8 +198,8 @@ export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logge
     const failedAuthentication =
       ctx.status === 401 && (ctx.body as { error?: string } | undefined)?.error === 'invalid_client';
     if (client && client.clientAuthMethod !== 'none' && !failedAuthentication) {
-      limits.perClient[limits.classOf(client.clientId)].hit(client.clientId);
-      if (countedOnAddress) limits.perAddress.refund(address);
+      await limits.perClient[limits.classOf(client.clientId)].hit(client.clientId);
+      if (countedOnAddress) await limits.perAddress.refund(address);
     }
   };
 }

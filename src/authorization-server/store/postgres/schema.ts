@@ -4,7 +4,12 @@
  */
 
 import { AUDIT_MIGRATIONS } from '../../audit/postgres-audit-store.ts';
+import { RATE_LIMIT_MIGRATIONS } from '../../http/postgres-rate-limit.ts';
 import type { Migration } from './migrations.ts';
 import { OIDC_MODEL_MIGRATIONS } from './postgres-oidc-store.ts';
 
-export const POSTGRES_MIGRATIONS: readonly Migration[] = [...OIDC_MODEL_MIGRATIONS, ...AUDIT_MIGRATIONS];
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [
+  ...OIDC_MODEL_MIGRATIONS,
+  ...AUDIT_MIGRATIONS,
+  ...RATE_LIMIT_MIGRATIONS,
+];
