@@ -78,6 +78,7 @@ import {
   revocationRetentionSeconds,
 } from './revocation/announce.ts';
 import { createSqliteRevocationEventLog } from './revocation/event-log.ts';
+import { postgresRevocationEventLog } from './revocation/postgres-event-log.ts';
 import { shareAcrossInstances } from './revocation/instance-notifications.ts';
 import { startHousekeeping } from './store/housekeeping.ts';
 import { createMemoryAdapterFactory } from './store/memory-store.ts';
@@ -393,7 +394,7 @@ export async function startAuthorizationServer(
     const tokenTagKey = derivedKey('gatehouse opaque token tags');
     // With PostgreSQL, an instance's revocations also reach the listeners of the others (NOTIFY).
     const shared = store.postgres
-      ? await shareAcrossInstances(createSqliteRevocationEventLog(db), store.postgres, logger)
+      ? await shareAcrossInstances(await postgresRevocationEventLog(store.postgres), store.postgres, logger)
       : undefined;
     const revocationLog = shared?.log ?? createSqliteRevocationEventLog(db);
     tagIssuedTokens(provider, tokenTagKey);
@@ -572,7 +573,7 @@ export async function startAuthorizationServer(
     // A user removed from the configuration since the last start: their tokens die everywhere now.
     for (const sub of accounts.subjects()) {
       if (isRemovedUser(sub))
-        revocations.announce({ type: 'subject', sub, at: Math.floor(Date.now() / 1000) });
+        await revocations.announce({ type: 'subject', sub, at: Math.floor(Date.now() / 1000) });
     }
 
     await store.oidc.purgeExpired();
@@ -586,7 +587,7 @@ export async function startAuthorizationServer(
       onRemoved: ({ clientIds }) => {
         codes.purgeExpired();
         const at = Math.floor(Date.now() / 1000);
-        for (const clientId of clientIds) revocations.announce({ type: 'client', client_id: clientId, at });
+        for (const clientId of clientIds) void revocations.announce({ type: 'client', client_id: clientId, at });
         for (const clientId of clientIds) {
           logger.audit('client.removed', { outcome: 'success', client_id: clientId, reason: 'unused' });
         }
@@ -605,15 +606,19 @@ export async function startAuthorizationServer(
         );
     }, 60_000);
     pruneRateLimits.unref();
-    const pruneRevocations = setInterval(() => {
-      const early = revocations.log.prune(retainSeconds, REVOCATION_LOG_MAX_EVENTS);
-      if (early > 0)
-        logger.warn('revocation log full: events still relevant were forgotten', {
-          forgotten: early,
-          kept: REVOCATION_LOG_MAX_EVENTS,
-          consequence:
-            'an MCP server restarted now may accept phantom tokens of those revocations until they expire',
-        });
+    const pruneRevocations = setInterval(async () => {
+      try {
+        const early = await revocations.log.prune(retainSeconds, REVOCATION_LOG_MAX_EVENTS);
+        if (early > 0)
+          logger.warn('revocation log full: events still relevant were forgotten', {
+            forgotten: early,
+            kept: REVOCATION_LOG_MAX_EVENTS,
+            consequence:
+              'an MCP server restarted now may accept phantom tokens of those revocations until they expire',
+          });
+      } catch (error) {
+        logger.warn('the revocation log was not pruned', { error: (error as Error).message });
+      }
     }, 60_000);
     pruneRevocations.unref();
     const pruneAudit = async () => {

@@ -183,6 +183,24 @@ describe('two authorization servers on one PostgreSQL database', {
         `the token event reached instance A's listener within 1 s: ${text.slice(-300)}`,
       );
       assert.ok(Date.now() - started <= 1000);
+      // One log for both instances: the event is a row of PostgreSQL, so a listener that reconnects
+      // to either instance is replayed from the same ids.
+      const kept = await admin((client) =>
+        client.query("SELECT id FROM revocation_events WHERE payload ->> 'token_hash' = $1", [
+          tokenHash(token),
+        ]),
+      );
+      assert.equal(kept.rows.length, 1, 'the revocation is kept once, in PostgreSQL');
+      const local = new DatabaseSync(path.join(dataDir, DATABASE_FILE), { readOnly: true });
+      try {
+        const table = local
+          .prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'revocation_events'")
+          .get();
+        if (Number(table?.n) > 0)
+          assert.equal(Number(local.prepare('SELECT count(*) AS n FROM revocation_events').get()?.n), 0);
+      } finally {
+        local.close();
+      }
     } finally {
       abort.abort();
     }

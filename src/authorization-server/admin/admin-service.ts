@@ -80,7 +80,8 @@ export interface AdminServiceDependencies {
   isTrustedDocument: (clientId: string) => boolean;
   /** The MCP server's resource URI: the scopes of a grant are read from it. */
   mcpResource: string;
-  announce: (event: RevocationEvent) => void;
+  /** Settles once the event is kept and streamed (or the listeners were cut off); never rejects. */
+  announce: (event: RevocationEvent) => Promise<void>;
   mailer: Mailer;
   invitation: (email: string) => { subject: string; text: string };
   /** The MCP server's scopes: what an administrator's client may be limited to. */
@@ -192,7 +193,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
     const grants = accounts.grants({ sub });
     for (const grant of grants) await revokeGrantNow(grant.grantId);
     await deps.oidc.removeSessionsOf(sub);
-    deps.announce({ type: 'subject', sub, at: nowSeconds() });
+    await deps.announce({ type: 'subject', sub, at: nowSeconds() });
     return grants.length;
   }
 
@@ -504,7 +505,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
         // Its tokens stop now: the stored ones go, the caches are told, and lookups fail (server.ts).
         await deps.oidc.removeClientTokens(clientId);
         for (const grant of accounts.grants({ clientId })) accounts.forgetGrant(grant.grantId);
-        deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
+        await deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
       }
       audit(disabled ? 'client.disabled' : 'client.enabled', actor, { client_id: clientId });
       return { ...client, disabled };
@@ -532,7 +533,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
       // so deleting it is never weaker than disabling or denying it. Other ids are gone for good.
       if (client.registration === 'metadata document') directory.clients.forgetSeen(clientId);
       else directory.clients.forget(clientId);
-      deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
+      await deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
       audit('client.deleted', actor, { client_id: clientId });
     },
 
@@ -597,7 +598,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
       const decided = directory.approvals.decide(clientId, decision, actor)!;
       if (decision === 'denied') {
         await deps.oidc.removeClientTokens(clientId);
-        deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
+        await deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
       }
       audit(decision === 'approved' ? 'client.approved' : 'client.denied', actor, { client_id: clientId });
       return decided;

@@ -25,7 +25,7 @@ test('a revocation that cannot be kept cuts every listener off, so that their ca
   let broken = false;
   const log: RevocationEventLog = Object.create(real, {
     append: {
-      value: (event: Parameters<RevocationEventLog['append']>[0]) => {
+      value: async (event: Parameters<RevocationEventLog['append']>[0]) => {
         if (broken) throw new Error('database is locked');
         return real.append(event);
       },

@@ -13,11 +13,13 @@ import { tokenHash } from '../../shared/jwt.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { RevocationEvent } from '../../shared/revocation-events.ts';
 import type { PreparedClient } from '../clients/static-clients.ts';
+import { answerWaitsFor } from '../store/sqlite-write-batch.ts';
 import type { RevocationEventLog } from './event-log.ts';
 import { createRevocationStream, type RevocationStream } from './stream.ts';
 
 export interface Revocations {
-  announce(event: RevocationEvent): void;
+  /** Settles once the event is kept and streamed, or the listeners were cut off; never rejects. */
+  announce(event: RevocationEvent): Promise<void>;
   stream: RevocationStream;
   log: RevocationEventLog;
 }
@@ -62,18 +64,23 @@ export function announceRevocations(
     logger: logger.child({ part: 'revocation-events' }),
   });
   provider.use(stream.middleware);
-  const announce = (event: RevocationEvent) => {
-    try {
-      log.append(event);
-    } catch (error) {
-      // Not kept, so not streamed: the listeners are cut off instead, so that they drop their caches
-      // and fail safe until they are back, rather than serve the revoked token until it lapses.
-      logger.error('a revocation could not be announced: revocation listeners cut off', {
-        type: event.type,
-        error: (error as Error).message,
-      });
-      stream.closeAll();
-    }
+  const announce = (event: RevocationEvent): Promise<void> => {
+    const kept = log.append(event).then(
+      () => {},
+      (error: unknown) => {
+        // Not kept, so not streamed: the listeners are cut off instead, so that they drop their caches
+        // and fail safe until they are back, rather than serve the revoked token until it lapses.
+        logger.error('a revocation could not be announced: revocation listeners cut off', {
+          type: event.type,
+          error: (error as Error).message,
+        });
+        stream.closeAll();
+      },
+    );
+    // The answer of the request that revoked (RFC 7009 §2.2: the token is invalid once it says 200)
+    // waits for the announcement, so no listener can still be serving the token after it.
+    answerWaitsFor(kept);
+    return kept;
   };
 
   provider.on('grant.revoked', (_ctx: KoaContextWithOIDC, grantId: string) => {

@@ -3,11 +3,15 @@
  * ids (so a listener that reconnects can ask for what it missed), and subscribers that hear each
  * event as it is appended.
  *
- * The log sits behind `RevocationEventLog`, so that several authorization server instances can share
- * one later (a shared store, its notification mechanism feeding `subscribe`) without the stream
+ * The log sits behind `RevocationEventLog`, so that several authorization server instances share one
+ * (postgres-event-log.ts, with instance-notifications.ts feeding `subscribe`) without the stream
  * (stream.ts) or the listeners changing. This one keeps the log in the server's SQLite database and
  * notifies in process. A stream id, made once per database, tells a listener whether the ids it
  * remembers mean anything here.
+ *
+ * Ids are handed out in the order the events are committed, in both stores: a listener that
+ * reconnects asks for what came after the last id it heard, so an event committed later with a
+ * smaller id would never reach it.
  */
 import { randomUUID } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
@@ -21,22 +25,33 @@ export interface StoredRevocationEvent {
 export interface RevocationEventLog {
   /** Identifies this log: ids from another log (another database) are meaningless here. */
   readonly streamId: string;
-  append(event: RevocationEvent): StoredRevocationEvent;
+  /** Keeps the event; settles once it is committed, and only then tells the subscribers. */
+  append(event: RevocationEvent): Promise<StoredRevocationEvent>;
   /** The events after `id`, oldest first; undefined when some of them are no longer kept. */
-  since(id: number): StoredRevocationEvent[] | undefined;
+  since(id: number): Promise<StoredRevocationEvent[] | undefined>;
   /** Every event still kept, oldest first: what a listener that starts over must learn again. */
-  retained(): StoredRevocationEvent[];
-  latestId(): number;
+  retained(): Promise<StoredRevocationEvent[]>;
+  latestId(): Promise<number>;
   /** True when a `token` event names this token hash (kept longer than any access token lives). */
-  hasToken(tokenHash: string): boolean;
+  hasToken(tokenHash: string): Promise<boolean>;
   /** True when a `client` event for this client happened at or after `at` (seconds since the epoch). */
-  hasClientSince(clientId: string, at: number): boolean;
+  hasClientSince(clientId: string, at: number): Promise<boolean>;
   subscribe(listener: (stored: StoredRevocationEvent) => void): () => void;
   /**
    * Forgets events older than `maxAgeSeconds`, keeping at most `maxEvents`; returns how many events
    * younger than `maxAgeSeconds` the cap removed (a listener that starts over no longer learns them).
    */
-  prune(maxAgeSeconds: number, maxEvents: number): number;
+  prune(maxAgeSeconds: number, maxEvents: number): Promise<number>;
+}
+
+/**
+ * Whether a listener that last heard `id` can be replayed from the log: not when the id is from the
+ * future (another log), nor when events after it were pruned (`oldest` is the oldest id kept).
+ */
+export function replayable(id: number, latest: number, oldest: number | undefined): boolean {
+  if (id > latest) return false;
+  // Events id+1 .. first-1 were pruned: the listener missed some it can no longer get.
+  return (oldest ?? latest + 1) <= id + 1;
 }
 
 export function createSqliteRevocationEventLog(db: DatabaseSync): RevocationEventLog {
@@ -90,32 +105,25 @@ export function createSqliteRevocationEventLog(db: DatabaseSync): RevocationEven
 
   return {
     streamId,
-    append(event) {
+    async append(event) {
       const row = insert.get(event.at, JSON.stringify(event)) as { id: number };
       const stored = { id: Number(row.id), event };
       for (const listener of listeners) listener(stored);
       return stored;
     },
-    since(id) {
-      if (id > latestId()) return undefined;
-      const first = Number((oldest.get() as { id: number | null }).id ?? latestId() + 1);
-      // Events id+1 .. first-1 were pruned: the listener missed some it can no longer get.
-      if (first > id + 1) return undefined;
-      return rows(id);
+    async since(id) {
+      const first = (oldest.get() as { id: number | null }).id;
+      return replayable(id, latestId(), first === null ? undefined : Number(first)) ? rows(id) : undefined;
     },
-    retained: () => rows(0),
-    latestId,
-    hasToken(tokenHash) {
-      return tokenEvent.get(tokenHash) !== undefined;
-    },
-    hasClientSince(clientId, at) {
-      return clientEvent.get(clientId, at) !== undefined;
-    },
+    retained: async () => rows(0),
+    latestId: async () => latestId(),
+    hasToken: async (tokenHash) => tokenEvent.get(tokenHash) !== undefined,
+    hasClientSince: async (clientId, at) => clientEvent.get(clientId, at) !== undefined,
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    prune(maxAgeSeconds, maxEvents) {
+    async prune(maxAgeSeconds, maxEvents) {
       pruneOld.run(Math.floor(Date.now() / 1000) - maxAgeSeconds);
       return Number(pruneMany.run(maxEvents).changes);
     },

@@ -62,8 +62,8 @@ export async function shareAcrossInstances(
     get streamId() {
       return inner.streamId;
     },
-    append(event) {
-      const stored = inner.append(event);
+    async append(event) {
+      const stored = await inner.append(event);
       const notification: Notification = { from: instance, stored };
       postgres.notify(REVOCATION_CHANNEL, JSON.stringify(notification)).catch((error: unknown) => {
         // The other instances' listeners learn it when they next check the latest id or reconnect.

@@ -74,56 +74,71 @@ export function createRevocationStream(options: RevocationStreamOptions): Revoca
     if (ctx.path === REVOCATION_LATEST_PATH) {
       // A quiet stream's check: which event is the latest (revocation-listener.ts).
       ctx.set('cache-control', 'no-store');
-      ctx.body = { stream: log.streamId, latest: log.latestId() };
+      ctx.body = { stream: log.streamId, latest: await log.latestId() };
       return;
+    }
+
+    // Subscribe before reading the log, so nothing appended meanwhile is lost; replayed ids are skipped.
+    let replayedUpTo = 0;
+    const pending: StoredRevocationEvent[] = [];
+    let res: ServerResponse | undefined;
+    const unsubscribe = log.subscribe((stored) => {
+      if (!res) pending.push(stored);
+      else if (stored.id > replayedUpTo) res.write(frame(log.streamId, stored));
+    });
+
+    // Read before answering: a store that cannot answer makes this a 503 (the listener retries),
+    // not a stream that says it is ready without what was missed.
+    let opening: string[];
+    let missed: StoredRevocationEvent[] | undefined;
+    try {
+      const [stream, lastId] = (ctx.get('last-event-id') || '').split(':');
+      missed =
+        stream === log.streamId && /^\d+$/.test(lastId ?? '') ? await log.since(Number(lastId)) : undefined;
+      if (missed) {
+        opening = missed.map((stored) => frame(log.streamId, stored));
+        replayedUpTo = missed.at(-1)?.id ?? Number(lastId);
+      } else {
+        // Nothing to go on: the listener must drop everything it caches, then learn again every
+        // revocation whose tokens may still be alive.
+        replayedUpTo = await log.latestId();
+        const retained = await log.retained();
+        opening = [
+          `id: ${log.streamId}:${replayedUpTo}\nevent: reset\ndata: {}\n\n`,
+          ...retained
+            .filter((stored) => stored.id <= replayedUpTo)
+            .map((stored) => frame(log.streamId, stored)),
+        ];
+      }
+    } catch (error) {
+      unsubscribe();
+      throw error;
     }
 
     // From here on the response is ours to write, for as long as the listener stays.
     ctx.respond = false;
-    const res = ctx.res;
-    res.writeHead(200, {
+    const out = ctx.res;
+    out.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-store',
       'x-accel-buffering': 'no',
     });
-    res.write(`retry: 1000\n\n`);
-
-    // Subscribe before replaying, so nothing appended meanwhile is lost; replayed ids are skipped.
-    let replayedUpTo = 0;
-    const pending: StoredRevocationEvent[] = [];
-    let replaying = true;
-    const unsubscribe = log.subscribe((stored) => {
-      if (replaying) pending.push(stored);
-      else if (stored.id > replayedUpTo) res.write(frame(log.streamId, stored));
-    });
-
-    const [stream, lastId] = (ctx.get('last-event-id') || '').split(':');
-    const missed =
-      stream === log.streamId && /^\d+$/.test(lastId ?? '') ? log.since(Number(lastId)) : undefined;
-    if (missed) {
-      for (const stored of missed) res.write(frame(log.streamId, stored));
-      replayedUpTo = missed.at(-1)?.id ?? Number(lastId);
-    } else {
-      // Nothing to go on: the listener must drop everything it caches, then learn again every
-      // revocation whose tokens may still be alive.
-      replayedUpTo = log.latestId();
-      res.write(`id: ${log.streamId}:${replayedUpTo}\nevent: reset\ndata: {}\n\n`);
-      for (const stored of log.retained()) res.write(frame(log.streamId, stored));
-    }
-    for (const stored of pending) if (stored.id > replayedUpTo) res.write(frame(log.streamId, stored));
-    replaying = false;
-    res.write(`event: ready\ndata: ${JSON.stringify(options.ready ?? {})}\n\n`);
-    open.add(res);
+    out.write(`retry: 1000\n\n`);
+    for (const line of opening) out.write(line);
+    for (const stored of pending) if (stored.id > replayedUpTo) out.write(frame(log.streamId, stored));
+    out.write(`event: ready\ndata: ${JSON.stringify(options.ready ?? {})}\n\n`);
+    res = out;
+    open.add(out);
     logger.info('revocation listener connected', {
       client_id: clientId,
       ...(missed ? { replayed: missed.length } : { reset: true }),
     });
 
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
-    res.once('close', () => {
+    const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), heartbeatMs);
+    out.once('close', () => {
       clearInterval(heartbeat);
       unsubscribe();
-      open.delete(res);
+      open.delete(out);
       logger.info('revocation listener gone', { client_id: clientId });
     });
   };

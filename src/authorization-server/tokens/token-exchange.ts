@@ -62,9 +62,9 @@ export interface TokenExchangeDependencies {
   /** True for a subject that was a user and is no longer approved: their tokens stop working. */
   isRemovedUser: (sub: string) => boolean;
   /** True when the opaque token with this hash was revoked (the revocation log's `token` events). */
-  isRevokedToken: (tokenHash: string) => boolean;
+  isRevokedToken: (tokenHash: string) => Promise<boolean>;
   /** True when the client was deleted at or after `at` (the revocation log's `client` events). */
-  isClientRemovedSince: (clientId: string, at: number) => boolean;
+  isClientRemovedSince: (clientId: string, at: number) => Promise<boolean>;
 }
 
 const looksLikeJwt = (value: string) => value.split('.').length === 3;
@@ -226,12 +226,12 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       refuseSubject('grant revoked', 'subject_token has been revoked');
     }
     // A workload's token has no grant: its phantom token names the opaque token by hash instead.
-    if (subject.tokenHash && deps.isRevokedToken(subject.tokenHash)) {
+    if (subject.tokenHash && (await deps.isRevokedToken(subject.tokenHash))) {
       refuseSubject('token revoked', 'subject_token has been revoked');
     }
     // A client deleted (RFC 7592, or as unused) takes its tokens with it, whatever their kind. A
     // phantom token without `iat` cannot show it was issued after the deletion.
-    if (deps.isClientRemovedSince(subject.clientId, subject.issuedAt ?? 0)) {
+    if (await deps.isClientRemovedSince(subject.clientId, subject.issuedAt ?? 0)) {
       refuseSubject('client removed', 'subject_token has been revoked');
     }
     if (deps.isRemovedUser(subject.sub)) {

@@ -5,6 +5,7 @@
 
 import { AUDIT_MIGRATIONS } from '../../audit/postgres-audit-store.ts';
 import { RATE_LIMIT_MIGRATIONS } from '../../http/postgres-rate-limit.ts';
+import { REVOCATION_LOG_MIGRATIONS } from '../../revocation/postgres-event-log.ts';
 import type { Migration } from './migrations.ts';
 import { OIDC_MODEL_MIGRATIONS } from './postgres-oidc-store.ts';
 
@@ -12,4 +13,5 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   ...OIDC_MODEL_MIGRATIONS,
   ...AUDIT_MIGRATIONS,
   ...RATE_LIMIT_MIGRATIONS,
+  ...REVOCATION_LOG_MIGRATIONS,
 ];
