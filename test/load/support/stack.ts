@@ -78,6 +78,13 @@ export interface Line {
   text: string;
 }
 
+/** Where a component process runs: its folder (logs, cwd), its configuration file, extra environment. */
+export interface ProcessPlace {
+  dir: string;
+  configFile: string;
+  env?: Record<string, string>;
+}
+
 export class ComponentProcess {
   child: ChildProcess | undefined;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve({
@@ -90,12 +97,18 @@ export class ComponentProcess {
   private readonly watchers = new Set<(line: string) => void>();
   starts = 0;
   readonly name: ComponentName;
-  private readonly stack: Stack;
+  private readonly stack: ProcessPlace;
+  private readonly limitOpenFiles: boolean;
 
-  constructor(name: ComponentName, stack: Stack) {
+  /**
+   * `label` names the log file (`<dir>/<label>.log`), for several instances of one component;
+   * `limitOpenFiles: false` starts it without prlimit (a test that does not measure load).
+   */
+  constructor(name: ComponentName, stack: ProcessPlace, options: { label?: string; limitOpenFiles?: boolean } = {}) {
     this.name = name;
     this.stack = stack;
-    this.log = createWriteStream(path.join(stack.dir, `${name}.log`), { flags: 'a' });
+    this.limitOpenFiles = options.limitOpenFiles ?? true;
+    this.log = createWriteStream(path.join(stack.dir, `${options.label ?? name}.log`), { flags: 'a' });
   }
 
   get pid(): number | undefined {
@@ -137,20 +150,18 @@ export class ComponentProcess {
     this.log.write(`--- start ${this.starts} at ${new Date().toISOString()}\n`);
     const ready = this.waitForLine(READY[this.name], START_TIMEOUT_MS, 'its ready line');
     // prlimit execs the command, so the child's pid is the server's own (its RSS is what is sampled).
-    const child = spawn(
-      'prlimit',
-      [
-        `--nofile=${OPEN_FILE_LIMIT}:${OPEN_FILE_LIMIT}`,
-        '--',
-        process.execPath,
-        CLI,
-        'serve',
-        this.name,
-        '--config',
-        this.stack.configFile,
-      ],
-      { cwd: this.stack.dir, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const command = [process.execPath, CLI, 'serve', this.name, '--config', this.stack.configFile];
+    const child = this.limitOpenFiles
+      ? spawn('prlimit', [`--nofile=${OPEN_FILE_LIMIT}:${OPEN_FILE_LIMIT}`, '--', ...command], {
+          cwd: this.stack.dir,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, ...this.stack.env },
+        })
+      : spawn(command[0]!, command.slice(1), {
+          cwd: this.stack.dir,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, ...this.stack.env },
+        });
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     for (const stream of [child.stdout!, child.stderr!]) {
