@@ -82,8 +82,11 @@ export interface ProviderDependencies {
 }
 
 /** The claims a user's tokens carry: their email and configured attributes. */
-export function userClaims(deps: Pick<ProviderDependencies, 'accounts' | 'approvedUsers'>, sub: string) {
-  const email = deps.accounts.emailOf(sub);
+export async function userClaims(
+  deps: Pick<ProviderDependencies, 'accounts' | 'approvedUsers'>,
+  sub: string,
+) {
+  const email = await deps.accounts.emailOf(sub);
   const user = email ? deps.approvedUsers.find(email) : undefined;
   // A user removed from the approved list loses access at once: no claims, no account.
   if (!user || user.sub !== sub) return undefined;
@@ -185,7 +188,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     conformIdTokenClaims: true,
     allowOmittingSingleRegisteredRedirectUri: true,
     findAccount: async (_ctx, sub) => {
-      const claims = userClaims(deps, sub);
+      const claims = await userClaims(deps, sub);
       if (!claims) return undefined;
       return { accountId: sub, claims: async () => ({ sub, ...claims }) };
     },
@@ -196,7 +199,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
         oidc.result?.consent?.grantId ??
         oidc.session?.grantIdFor(oidc.client!.clientId) ??
         (oidc.session?.accountId
-          ? deps.accounts.grantFor(oidc.session.accountId, oidc.client!.clientId)
+          ? await deps.accounts.grantFor(oidc.session.accountId, oidc.client!.clientId)
           : undefined);
       if (!grantId) return undefined;
       const grant = await oidc.provider.Grant.find(grantId);
@@ -217,7 +220,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       if (token.kind === 'ClientCredentials') return { sub: token.clientId, ...clientClaims };
       const accountId = 'accountId' in token ? (token.accountId as string | undefined) : undefined;
       if (!accountId) return clientClaims;
-      return { ...userClaims(deps, accountId), ...clientClaims };
+      return { ...(await userClaims(deps, accountId)), ...clientClaims };
     },
     issueRefreshToken: async (_ctx, client) => {
       if (!config.refreshTokens.enabled || !client.grantTypeAllowed('refresh_token')) return false;
@@ -305,6 +308,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
         enabled: true,
         logoutSource: async (ctx, form) => {
           const accountId = ctx.oidc.session?.accountId;
+          const email = accountId ? await deps.accounts.emailOf(accountId) : undefined;
           ctx.type = 'html';
           // The answer may redirect to the client's post_logout_redirect_uri: no form-action limit.
           ctx.set('content-security-policy', CONTENT_SECURITY_POLICY_REDIRECTING_FORMS);
@@ -312,7 +316,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
           ctx.set('cache-control', 'no-store');
           ctx.body = logoutPage({
             form,
-            email: accountId ? deps.accounts.emailOf(accountId) : undefined,
+            email,
             clientName: ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId,
             branding: deps.branding,
           });

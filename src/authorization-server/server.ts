@@ -63,13 +63,12 @@ import { idTokenKeySlots, idTokenSlotCount } from './keys/id-token-signing.ts';
 import { jwksEndpoint } from './keys/jwks-endpoint.ts';
 import { createKeyManager, type KeyAdministration } from './keys/key-manager.ts';
 import { ID_TOKEN_RETIRE_AFTER_SECONDS, retireAfterSeconds } from './keys/retire-after.ts';
-import { createAccounts } from './login/accounts.ts';
+import type { Accounts } from './login/accounts.ts';
 import { subjectFor } from './login/approved-users.ts';
 import { createMailer, type DevInbox, invitationMessage } from './login/mailer.ts';
-import { createOneTimeCodes } from './login/one-time-codes.ts';
 import { loadSubjectKey } from './login/subject-key.ts';
 import { migrateSubjects } from './login/subject-migration.ts';
-import { createProvider, ROUTES, userClaims } from './provider.ts';
+import { createProvider, ROUTES } from './provider.ts';
 import { createResourceRegistry } from './resources.ts';
 import {
   announceRevocations,
@@ -78,8 +77,8 @@ import {
   revocationRetentionSeconds,
 } from './revocation/announce.ts';
 import { createSqliteRevocationEventLog } from './revocation/event-log.ts';
-import { postgresRevocationEventLog } from './revocation/postgres-event-log.ts';
 import { shareAcrossInstances } from './revocation/instance-notifications.ts';
+import { postgresRevocationEventLog } from './revocation/postgres-event-log.ts';
 import { startHousekeeping } from './store/housekeeping.ts';
 import { createMemoryAdapterFactory } from './store/memory-store.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS, type OidcModelStore } from './store/oidc-model-store.ts';
@@ -309,14 +308,20 @@ export async function startAuthorizationServer(
       supportContact: config.branding.supportContact,
       logo: logo !== undefined,
     };
-    const accounts = createAccounts(db);
+    const accounts = store.accounts;
     // Never changes: every subject is derived with it (login/approved-users.ts, subjectFor).
     const subjectKey = loadSubjectKey(loaded.dataDir, db);
     const approvedUsers = directoryApprovedUsers(directory, {
       subjectKey,
       administrators: config.administrators,
     });
-    const migrated = migrateSubjects(db, (email) => subjectFor(email, subjectKey));
+    // Only SQLite installations can hold subjects from before the subject key (unkeyed hashes): the
+    // PostgreSQL store came later, so every subject it ever stored was keyed. The migration
+    // rewrites the SQLite tables in one transaction and stays there (login/subject-migration.ts).
+    const migrated =
+      store.location.kind === 'sqlite'
+        ? migrateSubjects(db, (email) => subjectFor(email, subjectKey))
+        : { moved: 0, consentsMerged: 0 };
     if (migrated.moved > 0)
       logger.warn('subjects moved to keyed identifiers (HMAC with secrets/subject.key)', {
         accounts: migrated.moved,
@@ -325,7 +330,7 @@ export async function startAuthorizationServer(
       });
     const derivedKey = (purpose: string) =>
       createHmac('sha256', keys.cookieKeys[0]!).update(purpose).digest();
-    const codes = createOneTimeCodes(db, {
+    const codes = store.oneTimeCodes({
       ttlSeconds: config.login.codeTtlSeconds,
       maxAttempts: config.login.maxAttempts,
       perEmail: config.login.perEmail,
@@ -345,7 +350,7 @@ export async function startAuthorizationServer(
               ...(smtp.password ? { password: resolveSecret(smtp.password, loaded.dataDir) } : {}),
             },
           }
-        : {},
+        : { devInbox: store.devInbox },
       logger.child({ part: 'mail' }),
     );
 
@@ -387,9 +392,16 @@ export async function startAuthorizationServer(
     provider.maxIpsCount = 1;
     const pinOrigin = pinToIssuerOrigin({ issuer, trustProxy: config.trustProxy });
 
-    // A subject that signed in as a user (it has an account) but is no longer approved.
-    const isRemovedUser = (sub: string) =>
-      accounts.emailOf(sub) !== undefined && userClaims({ accounts, approvedUsers }, sub) === undefined;
+    // A subject that signed in as a user (it has an account) but is no longer approved: the rule of
+    // userClaims (provider.ts) for an account whose address is known.
+    const removedUser = (sub: string, email: string) => approvedUsers.find(email)?.sub !== sub;
+    // Asked at each introspection and token exchange, and awaited there: the account is read from the
+    // store (shared by every instance with PostgreSQL), never from a cache that could let a user
+    // removed at another instance through. A store that cannot answer fails the request (503).
+    const isRemovedUser = async (sub: string) => {
+      const email = await accounts.emailOf(sub);
+      return email !== undefined && removedUser(sub, email);
+    };
     const sign = createAccessTokenSigner(issuer, keys.signingKey);
     const tokenTagKey = derivedKey('gatehouse opaque token tags');
     // With PostgreSQL, an instance's revocations also reach the listeners of the others (NOTIFY).
@@ -571,13 +583,13 @@ export async function startAuthorizationServer(
     );
     shared?.onGap(() => revocations.stream.closeAll());
     // A user removed from the configuration since the last start: their tokens die everywhere now.
-    for (const sub of accounts.subjects()) {
-      if (isRemovedUser(sub))
+    for (const [sub, email] of await accounts.emailsOf(await accounts.subjects())) {
+      if (removedUser(sub, email))
         await revocations.announce({ type: 'subject', sub, at: Math.floor(Date.now() / 1000) });
     }
 
     await store.oidc.purgeExpired();
-    codes.purgeExpired();
+    await codes.purgeExpired();
     // At start and then every minute: drop retired keys past their time, rotate when due.
     await keys.maintain();
     const stopKeySchedule = keys.startSchedule();
@@ -585,9 +597,14 @@ export async function startAuthorizationServer(
       purgeIntervalMs: 60_000,
       unusedClientSeconds: config.dynamicRegistration.removeUnusedAfterSeconds,
       onRemoved: ({ clientIds }) => {
-        codes.purgeExpired();
+        codes
+          .purgeExpired()
+          .catch((error: unknown) =>
+            logger.warn('expired sign-in codes were not purged', { error: (error as Error).message }),
+          );
         const at = Math.floor(Date.now() / 1000);
-        for (const clientId of clientIds) void revocations.announce({ type: 'client', client_id: clientId, at });
+        for (const clientId of clientIds)
+          void revocations.announce({ type: 'client', client_id: clientId, at });
         for (const clientId of clientIds) {
           logger.audit('client.removed', { outcome: 'success', client_id: clientId, reason: 'unused' });
         }
@@ -748,7 +765,7 @@ function subscribeAuditEvents(
   provider: Provider,
   logger: Logger,
   oidc: OidcModelStore,
-  accounts: ReturnType<typeof createAccounts>,
+  accounts: Accounts,
   directory: Directory,
   isMcpServer: (clientId: string | undefined) => boolean,
 ) {
@@ -765,7 +782,12 @@ function subscribeAuditEvents(
       directory.clients.recordSeen(clientId, ctx.oidc.client?.clientName);
     }
     const grantId = token && 'grantId' in token ? (token.grantId as string | undefined) : undefined;
-    if (grantId) accounts.touchGrant(grantId);
+    if (grantId)
+      accounts
+        .touchGrant(grantId)
+        .catch((error: unknown) =>
+          logger.warn('the last use of a grant was not recorded', { error: (error as Error).message }),
+        );
     grantSpanAttributes(ctx, isMcpServer);
     logger.audit('token.issued', {
       outcome: 'success',
@@ -832,7 +854,13 @@ function subscribeAuditEvents(
     });
   }
   provider.on('grant.revoked', (_ctx: KoaContextWithOIDC, grantId: string) => {
-    accounts.forgetGrant(grantId);
+    // An event listener cannot be awaited. Should the write fail, the index keeps a grant that is
+    // gone: harmless, as loadExistingGrant (provider.ts) uses only a grant that still exists.
+    accounts
+      .forgetGrant(grantId)
+      .catch((error: unknown) =>
+        logger.warn('a revoked grant stays in the consent index', { error: (error as Error).message }),
+      );
     logger.audit('grant.revoked', { outcome: 'success', grant_id: grantId });
   });
   provider.on('server_error', (ctx: KoaContextWithOIDC, error: Error) => {

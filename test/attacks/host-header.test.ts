@@ -304,7 +304,7 @@ describe('client assertions (private_key_jwt)', () => {
       audience: fixed.issuer,
     });
     assert.equal((await tokenWith(fixed, assertion)).status, 200);
-    ledger.harvestOneTimeCodes();
+    await ledger.harvestOneTimeCodes();
     await fixed.restart();
     assert.equal(fixed.issuer, `http://127.0.0.1:${port}`);
     assertOAuthError(await tokenWith(fixed, assertion), 401, 'invalid_client');

@@ -33,7 +33,11 @@ export interface BalancerOptions {
 }
 
 /** `backends` is read at each request: a test may change a port it had to pick again. */
-export async function startBalancer(backends: number[], port = 0, options: BalancerOptions = {}): Promise<Balancer> {
+export async function startBalancer(
+  backends: number[],
+  port = 0,
+  options: BalancerOptions = {},
+): Promise<Balancer> {
   let next = 0;
   const served = backends.map(() => 0);
   const server = http.createServer(async (req, res) => {
@@ -56,7 +60,8 @@ export async function startBalancer(backends: number[], port = 0, options: Balan
         },
       );
       upstream.on('error', (error: NodeJS.ErrnoException) => {
-        if (options.failover && error.code === 'ECONNREFUSED' && tries < backends.length) return attempt(tries + 1);
+        if (options.failover && error.code === 'ECONNREFUSED' && tries < backends.length)
+          return attempt(tries + 1);
         if (!res.headersSent) {
           res.writeHead(502, { 'content-type': 'text/plain' });
           res.end('backend unreachable');

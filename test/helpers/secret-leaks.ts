@@ -18,7 +18,7 @@ export interface LogSource {
 
 /** Where one-time codes were mailed: the development inbox of a running authorization server. */
 export interface InboxSource {
-  running: { devInbox: { list(): Array<{ text: string }> } | undefined };
+  running: { devInbox: { list(): Promise<Array<{ text: string }>> } | undefined };
 }
 
 /** Fields of OAuth responses and requests whose values are secrets. */
@@ -72,9 +72,9 @@ export class SecretLedger {
   }
 
   /** Reads the one-time codes from the watched development inboxes (call before a server restarts). */
-  harvestOneTimeCodes(): void {
+  async harvestOneTimeCodes(): Promise<void> {
     for (const inbox of this.#inboxes) {
-      for (const message of inbox.running.devInbox?.list() ?? []) {
+      for (const message of (await inbox.running.devInbox?.list()) ?? []) {
         for (const code of message.text.match(/\b\d{6}\b/g) ?? []) this.rememberOneTimeCode(code);
       }
     }
@@ -89,8 +89,8 @@ export class SecretLedger {
   }
 
   /** Fails on the first log line that contains a remembered value. */
-  check(expect: { minimumSecrets: number; oneTimeCodes: boolean }): void {
-    this.harvestOneTimeCodes();
+  async check(expect: { minimumSecrets: number; oneTimeCodes: boolean }): Promise<void> {
+    await this.harvestOneTimeCodes();
     assert.ok(
       this.#values.size >= expect.minimumSecrets,
       `only ${this.#values.size} secret values were collected; the check would prove little`,
@@ -118,7 +118,7 @@ export function declareLeakCheck(
   ledger: SecretLedger,
   expect: { minimumSecrets: number; oneTimeCodes: boolean },
 ): void {
-  test('logs: no token, code, secret, assertion or one-time code handled in this file was logged', () => {
-    ledger.check(expect);
+  test('logs: no token, code, secret, assertion or one-time code handled in this file was logged', async () => {
+    await ledger.check(expect);
   });
 }

@@ -33,7 +33,7 @@ export function accountRoutes(deps: AccountDependencies): Middleware {
     renderPage(ctx, messagePage({ title, message, branding: deps.branding }), status);
 
   async function agentsOf(session: SignedIn): Promise<AccountAgent[]> {
-    const email = deps.accounts.emailOf(session.accountId) ?? '';
+    const email = (await deps.accounts.emailOf(session.accountId)) ?? '';
     const grants = await deps.service.listGrants({ email });
     // One lookup per agent of this user: the page must not cost what the number of clients costs.
     const agents = grants.filter(
@@ -72,7 +72,7 @@ export function accountRoutes(deps: AccountDependencies): Middleware {
       return ctx.redirect(result.returnTo);
     }
     const session = await signIn.signedIn(ctx);
-    const email = session ? deps.accounts.emailOf(session.accountId) : undefined;
+    const email = session ? await deps.accounts.emailOf(session.accountId) : undefined;
     if (ctx.path === '/account' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
       if (!session || !email) return signIn.startSignIn(ctx, 'account', '/account');
       return renderPage(

@@ -11,7 +11,7 @@ import type { RevocationEvent } from '../../shared/revocation-events.ts';
 import { FIRST_PARTY_CLIENT_ID } from '../account/first-party-sign-in.ts';
 import type { ClientClassifier } from '../clients/client-classification.ts';
 import type { PreparedClient } from '../clients/static-clients.ts';
-import type { Accounts } from '../login/accounts.ts';
+import type { Accounts, ConsentGrant } from '../login/accounts.ts';
 import {
   type ClaimValue,
   normalizeDomain,
@@ -151,9 +151,9 @@ export function createAdminService(deps: AdminServiceDependencies) {
   const audit = (event: string, actor: string, fields: Record<string, unknown>) =>
     logger.audit(`admin.${event}`, { outcome: 'success', actor, ...fields });
 
-  function userView(user: DirectoryUser): AdminUserView {
+  async function userView(user: DirectoryUser): Promise<AdminUserView> {
     const sub = subOf(user.email);
-    const lastSignIn = iso(accounts.lastLoginAt(sub));
+    const lastSignIn = iso(await accounts.lastLoginAt(sub));
     return {
       email: user.email,
       sub,
@@ -183,6 +183,9 @@ export function createAdminService(deps: AdminServiceDependencies) {
       provider.AuthorizationCode.revokeByGrantId(grantId),
       provider.Grant.adapter.destroy(grantId),
     ]);
+    // Awaited here, so the answer comes once the consent index forgot it (the event's listener,
+    // server.ts, cannot be awaited; it forgets again, which changes nothing).
+    await accounts.forgetGrant(grantId);
     // The same event as RFC 7009 revocation: the announcement, the consent index, the audit line.
     provider.emit('grant.revoked', undefined, grantId);
   }
@@ -190,7 +193,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
   /** Everything a user holds stops now: grants, tokens, sessions, and the caches of them. */
   async function cutOffUser(email: string): Promise<number> {
     const sub = subOf(email);
-    const grants = accounts.grants({ sub });
+    const grants = await accounts.grants({ sub });
     for (const grant of grants) await revokeGrantNow(grant.grantId);
     await deps.oidc.removeSessionsOf(sub);
     await deps.announce({ type: 'subject', sub, at: nowSeconds() });
@@ -207,16 +210,14 @@ export function createAdminService(deps: AdminServiceDependencies) {
     };
   }
 
-  async function grantView(
-    grant: ReturnType<Accounts['grants']>[number],
-  ): Promise<AdminGrantView | undefined> {
+  async function grantView(grant: ConsentGrant): Promise<AdminGrantView | undefined> {
     const model = await deps.provider.Grant.find(grant.grantId);
     if (!model) return undefined;
     const scopes = [
       ...(model.getOIDCScope()?.split(' ').filter(Boolean) ?? []),
       ...(model.getResourceScope(deps.mcpResource)?.split(' ').filter(Boolean) ?? []),
     ];
-    const email = accounts.emailOf(grant.sub);
+    const email = await accounts.emailOf(grant.sub);
     const { name } = await clientSummary(grant.clientId);
     const iat = (model as unknown as { iat?: number }).iat;
     const lastUsed = iso(grant.lastUsedAt);
@@ -341,7 +342,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
 
     async listUsers(search?: string): Promise<AdminUserView[]> {
       if (search !== undefined && search.length > 254) throw invalid('search', 'is too long');
-      return directory.users.list(search?.trim().toLowerCase() || undefined).map(userView);
+      return Promise.all(directory.users.list(search?.trim().toLowerCase() || undefined).map(userView));
     },
 
     async getUser(email: string): Promise<AdminUserView> {
@@ -456,8 +457,8 @@ export function createAdminService(deps: AdminServiceDependencies) {
       directory.seeds.markRemoved('domain', domain);
       // Its users without an entry of their own are approved by nothing now: cut off at once.
       let cut = 0;
-      for (const sub of accounts.subjects()) {
-        const email = accounts.emailOf(sub);
+      const emails = await accounts.emailsOf(await accounts.subjects());
+      for (const email of emails.values()) {
         if (!email || email.slice(email.lastIndexOf('@') + 1) !== domain || directory.users.get(email))
           continue;
         await cutOffUser(email);
@@ -504,7 +505,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
       if (disabled) {
         // Its tokens stop now: the stored ones go, the caches are told, and lookups fail (server.ts).
         await deps.oidc.removeClientTokens(clientId);
-        for (const grant of accounts.grants({ clientId })) accounts.forgetGrant(grant.grantId);
+        for (const grant of await accounts.grants({ clientId })) await accounts.forgetGrant(grant.grantId);
         await deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
       }
       audit(disabled ? 'client.disabled' : 'client.enabled', actor, { client_id: clientId });
@@ -528,7 +529,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
         // client may come back (through the approval queue, if the policy asks for it).
         await deps.oidc.removeClientTokens(clientId);
       }
-      for (const grant of accounts.grants({ clientId })) accounts.forgetGrant(grant.grantId);
+      for (const grant of await accounts.grants({ clientId })) await accounts.forgetGrant(grant.grantId);
       // A metadata document's URL may come back: its disabled state and the approval decision stay,
       // so deleting it is never weaker than disabling or denying it. Other ids are gone for good.
       if (client.registration === 'metadata document') directory.clients.forgetSeen(clientId);
@@ -567,7 +568,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
 
     async listGrants(filter: { email?: string; clientId?: string }): Promise<AdminGrantView[]> {
       const sub = filter.email !== undefined ? subOf(emailOrThrow(filter.email, 'user')) : undefined;
-      const grants = accounts.grants({
+      const grants = await accounts.grants({
         ...(sub !== undefined ? { sub } : {}),
         ...(filter.clientId !== undefined ? { clientId: filter.clientId } : {}),
       });
@@ -577,7 +578,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
 
     async revokeGrant(actor: string, grantId: string, onlyFor?: { sub: string }): Promise<AdminGrantView> {
       if (!/^[A-Za-z0-9_-]{1,128}$/.test(grantId)) throw invalid('grant_id', 'is not a grant id');
-      const grant = accounts.grants(onlyFor ?? {}).find((item) => item.grantId === grantId);
+      const grant = (await accounts.grants(onlyFor ?? {})).find((item) => item.grantId === grantId);
       if (!grant) throw notFound('no such grant');
       const view = await grantView(grant);
       await revokeGrantNow(grantId);

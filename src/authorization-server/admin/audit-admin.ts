@@ -95,15 +95,21 @@ export function auditAdmin(deps: AuditAdminDependencies) {
     return query;
   }
 
-  const withEmail = (record: AuditRecord) => {
-    const email = record.sub ? deps.accounts.emailOf(record.sub) : undefined;
-    return email ? { ...record, email } : record;
+  /** The records with their users' addresses, read in one lookup for the whole page. */
+  const withEmails = async (records: AuditRecord[]) => {
+    const emails = await deps.accounts.emailsOf(
+      records.flatMap((record) => (record.sub ? [record.sub] : [])),
+    );
+    return records.map((record) => {
+      const email = record.sub ? emails.get(record.sub) : undefined;
+      return email ? { ...record, email } : record;
+    });
   };
 
   async function search(get: (name: string) => string | undefined) {
     try {
       const { records, nextCursor } = await deps.trail.search(queryOf(get));
-      return { records: records.map(withEmail), ...(nextCursor ? { next_cursor: nextCursor } : {}) };
+      return { records: await withEmails(records), ...(nextCursor ? { next_cursor: nextCursor } : {}) };
     } catch (error) {
       if (error instanceof AuditQueryError) throw invalid('query', error.message);
       throw error;

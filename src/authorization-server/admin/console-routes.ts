@@ -267,7 +267,7 @@ export function consoleRoutes(deps: ConsoleDependencies): Middleware {
       return ctx.redirect(result.returnTo);
     }
     const session = await signIn.signedIn(ctx);
-    const email = session ? deps.accounts.emailOf(session.accountId) : undefined;
+    const email = session ? await deps.accounts.emailOf(session.accountId) : undefined;
     if (!session || !email) {
       if (ctx.method !== 'GET' && ctx.method !== 'HEAD')
         return renderPage(

@@ -150,7 +150,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     // Signed in already, asked to sign in again (prompt=login, max_age, another account): say as whom.
     // Only an existing session whose account is known; never a guess.
     const accountId = details.session?.accountId;
-    const signedInEmail = accountId ? deps.accounts.emailOf(accountId) : undefined;
+    const signedInEmail = accountId ? await deps.accounts.emailOf(accountId) : undefined;
     render(
       ctx,
       emailPage({
@@ -201,8 +201,8 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     const address = throttleAddress(ctx.ip);
     const user = deps.approvedUsers.find(typedEmail);
     const result = user
-      ? deps.codes.issue({ loginId: uid, email: user.email, address })
-      : deps.codes.issueDecoy({ loginId: uid, email: typedEmail, address });
+      ? await deps.codes.issue({ loginId: uid, email: user.email, address })
+      : await deps.codes.issueDecoy({ loginId: uid, email: typedEmail, address });
     if (result.status === 'throttled') {
       logger.audit('login.code', { outcome: 'denied', client_id: clientId, reason: 'throttled', ip: ctx.ip });
       return `Too many codes were requested. Try again in ${waitInWords(result.retryAfterSeconds)}.`;
@@ -262,7 +262,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     if (action === 'code') {
       if (prompt !== 'login') throw new PageError(400, 'You are already signed in.');
       const email = pendingEmails.get(uid) ?? '';
-      const result = deps.codes.verify({
+      const result = await deps.codes.verify({
         loginId: uid,
         code: form.get('code') ?? '',
         address: throttleAddress(ctx.ip),
@@ -286,7 +286,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       }
       const user = deps.approvedUsers.find(result.email);
       if (!user) throw new PageError(403, 'This email address may no longer sign in.');
-      deps.accounts.remember(user.sub, user.email);
+      await deps.accounts.remember(user.sub, user.email);
       pendingEmails.delete(uid);
       logger.audit('login', { outcome: 'success', sub: user.sub, client_id: clientId });
       return finish(ctx, { login: { accountId: user.sub, amr: ['otp'], remember: true } });
@@ -320,7 +320,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       grant.addResourceScope(indicator, scopes.join(' '));
     }
     const grantId = await grant.save();
-    deps.accounts.rememberGrant(accountId, clientId, grantId);
+    await deps.accounts.rememberGrant(accountId, clientId, grantId);
     // grant_id joins the consent to the tokens and token exchanges (tool calls) resting on it.
     logger.audit('consent', {
       outcome: 'success',
@@ -379,7 +379,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     if (!deps.approvalGate) return false;
     const missing = details.prompt.details as { missingResourceScopes?: Record<string, string[]> };
     const answer = await deps.approvalGate(clientId, {
-      email: deps.accounts.emailOf(details.session?.accountId ?? ''),
+      email: await deps.accounts.emailOf(details.session?.accountId ?? ''),
       scopes: Object.values(missing.missingResourceScopes ?? {}).flat(),
       redirectUri: typeof details.params.redirect_uri === 'string' ? details.params.redirect_uri : undefined,
     });
@@ -432,7 +432,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
         },
         redirectHost: redirectUri?.host ?? 'unknown',
         user: {
-          email: deps.accounts.emailOf(details.session?.accountId ?? '') ?? 'you',
+          email: (await deps.accounts.emailOf(details.session?.accountId ?? '')) ?? 'you',
           // A shared browser: whoever is signed in may not be who is at the keyboard.
           signOutUrl: '/session/end',
           accountUrl: `${deps.issuer}/account`,
@@ -481,7 +481,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       ctx.method === 'GET' &&
       (ctx.path === '/dev/inbox' || ctx.path === '/dev/inbox.json')
     ) {
-      const messages = deps.mailer.devInbox.list();
+      const messages = await deps.mailer.devInbox.list();
       if (ctx.path.endsWith('.json')) {
         ctx.set('cache-control', 'no-store');
         ctx.body = { development_only: true, messages };

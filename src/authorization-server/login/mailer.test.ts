@@ -103,7 +103,7 @@ describe('development inbox', () => {
     for (let i = 1; i <= 5; i++) {
       await mailer.send({ to: `user${i}@example.com`, subject: `Message ${i}`, text: `Body ${i}` });
     }
-    const listed = mailer.devInbox.list();
+    const listed = await mailer.devInbox.list();
     assert.deepEqual(
       listed.map((message) => message.subject),
       ['Message 5', 'Message 4', 'Message 3'],
@@ -123,7 +123,7 @@ describe('development inbox', () => {
 
     // Listing hands out copies.
     newest.text = 'changed';
-    assert.equal(mailer.devInbox.list()[0]?.text, 'Body 5');
+    assert.equal((await mailer.devInbox.list())[0]?.text, 'Body 5');
   });
 
   it('refuses a nonsensical bound', () => {

@@ -1,14 +1,17 @@
 /**
- * Outgoing mail: SMTP through nodemailer when configured, otherwise an in-memory development inbox.
+ * Outgoing mail: SMTP through nodemailer when configured, otherwise the development inbox
+ * (dev-inbox.ts: in memory, or in the shared PostgreSQL database with several instances).
  *
  * The development inbox exists so that Gatehouse can be tried without a mail server. It holds sign-in
  * codes in clear, so it is never created when SMTP is configured: there is no way to have both, and
  * hence no way to leave it reachable by mistake in a deployment that sends real mail.
  */
 
-import { randomUUID } from 'node:crypto';
 import { createTransport } from 'nodemailer';
 import type { Logger } from '../../shared/logging.ts';
+import { createMemoryDevInbox, type DevInbox } from './dev-inbox.ts';
+
+export type { DevInbox, DevInboxMessage } from './dev-inbox.ts';
 
 export interface SmtpConfig {
   host: string;
@@ -25,6 +28,11 @@ export interface MailerConfig {
   smtp?: SmtpConfig;
   /** How many messages the development inbox keeps (oldest dropped first); default 50. */
   devInboxMaxMessages?: number;
+  /**
+   * Where the development inbox keeps its messages (the store's: store/store.ts); default in
+   * memory, bounded by devInboxMaxMessages. Never used when SMTP is configured.
+   */
+  devInbox?: DevInbox;
 }
 
 export interface MailMessage {
@@ -32,20 +40,6 @@ export interface MailMessage {
   subject: string;
   text: string;
   html?: string;
-}
-
-export interface DevInboxMessage {
-  id: string;
-  to: string;
-  subject: string;
-  text: string;
-  /** ISO 8601 time the message was "sent". */
-  time: string;
-}
-
-export interface DevInbox {
-  /** The kept messages, newest first; copies, so callers cannot alter the inbox. */
-  list(): DevInboxMessage[];
 }
 
 export interface Mailer {
@@ -122,25 +116,15 @@ export function createMailer(config: MailerConfig, logger: Logger): Mailer {
   if (!Number.isInteger(max) || max < 1)
     throw new Error('mailer: devInboxMaxMessages must be a positive integer');
   logger.warn(
-    'no SMTP server configured: mail goes to the in-memory development inbox, which shows sign-in codes ' +
+    'no SMTP server configured: mail goes to the development inbox, which shows sign-in codes ' +
       'to whoever can read it; development only, configure SMTP for any real use',
   );
-  // Newest first, so listing is a copy and dropping the oldest is a pop.
-  const messages: DevInboxMessage[] = [];
+  const inbox = config.devInbox ?? createMemoryDevInbox({ maxMessages: max });
   return {
-    devInbox: {
-      list: () => messages.map((message) => ({ ...message })),
-    },
+    devInbox: inbox,
     ready: async () => ({ ok: true, via: 'development inbox' }),
     async send(message) {
-      messages.unshift({
-        id: randomUUID(),
-        to: message.to,
-        subject: message.subject,
-        text: message.text,
-        time: new Date().toISOString(),
-      });
-      if (messages.length > max) messages.length = max;
+      await inbox.add({ to: message.to, subject: message.subject, text: message.text });
       logger.debug('message kept in the development inbox');
     },
   };

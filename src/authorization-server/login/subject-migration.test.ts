@@ -7,8 +7,8 @@ import type { DatabaseSync } from 'node:sqlite';
 import { after, before, test } from 'node:test';
 import { createSqliteRevocationEventLog } from '../revocation/event-log.ts';
 import { createSqliteAdapterFactory, openDatabase } from '../store/sqlite-store.ts';
-import { createAccounts } from './accounts.ts';
 import { subjectFor } from './approved-users.ts';
+import { createSqliteAccounts } from './sqlite-accounts.ts';
 import { legacySubjectFor, migrateSubjects } from './subject-migration.ts';
 
 const KEY = 'a-subject-key-for-this-test-0123456789abcd';
@@ -32,14 +32,14 @@ after(() => {
 });
 
 test('legacy subjects move to keyed ones everywhere they are kept, once, and nothing else changes', async () => {
-  const accounts = createAccounts(db);
+  const accounts = createSqliteAccounts(db);
   const log = createSqliteRevocationEventLog(db);
   const adapter = createSqliteAdapterFactory(db);
   const alice = legacy('alice@example.com');
   const bob = legacy('bob@example.com');
-  accounts.remember(alice, 'alice@example.com');
-  accounts.remember(bob, 'bob@example.com');
-  accounts.rememberGrant(alice, 'client-1', 'grant-1');
+  await accounts.remember(alice, 'alice@example.com');
+  await accounts.remember(bob, 'bob@example.com');
+  await accounts.rememberGrant(alice, 'client-1', 'grant-1');
   await adapter('Grant').upsert('grant-1', { accountId: alice, clientId: 'client-1', jti: 'grant-1' }, 3600);
   await adapter('AccessToken').upsert('at-1', { accountId: alice, grantId: 'grant-1', jti: 'at-1' }, 900);
   await adapter('Session').upsert('s-1', { accountId: bob, uid: 'u-1', jti: 's-1' }, 3600);
@@ -57,10 +57,10 @@ test('legacy subjects move to keyed ones everywhere they are kept, once, and not
   assert.deepEqual(migrateSubjects(db, subjectOf), { moved: 2, consentsMerged: 0 });
   const newAlice = subjectOf('alice@example.com');
   const newBob = subjectOf('bob@example.com');
-  assert.deepEqual(accounts.subjects().sort(), [newAlice, newBob].sort());
-  assert.equal(accounts.emailOf(newAlice), 'alice@example.com');
-  assert.equal(accounts.emailOf(alice), undefined);
-  assert.equal(accounts.grantFor(newAlice, 'client-1'), 'grant-1');
+  assert.deepEqual((await accounts.subjects()).sort(), [newAlice, newBob].sort());
+  assert.equal(await accounts.emailOf(newAlice), 'alice@example.com');
+  assert.equal(await accounts.emailOf(alice), undefined);
+  assert.equal(await accounts.grantFor(newAlice, 'client-1'), 'grant-1');
   assert.equal((await adapter('Grant').find('grant-1'))?.accountId, newAlice);
   assert.equal((await adapter('AccessToken').find('at-1'))?.accountId, newAlice);
   assert.equal((await adapter('Session').findByUid('u-1'))?.accountId, newBob);
@@ -80,17 +80,17 @@ test('legacy subjects move to keyed ones everywhere they are kept, once, and not
   assert.deepEqual(migrateSubjects(db, subjectOf), { moved: 0, consentsMerged: 0 });
 });
 
-test('an account with a consent record under both subjects keeps the one under its new subject', () => {
-  const accounts = createAccounts(db);
+test('an account with a consent record under both subjects keeps the one under its new subject', async () => {
+  const accounts = createSqliteAccounts(db);
   const carolOld = legacy('carol@example.com');
   const carolNew = subjectFor('carol@example.com', KEY);
-  accounts.remember(carolOld, 'carol@example.com');
-  accounts.rememberGrant(carolOld, 'client-9', 'old-grant');
-  accounts.rememberGrant(carolNew, 'client-9', 'new-grant');
-  accounts.rememberGrant(carolOld, 'client-8', 'other-grant');
+  await accounts.remember(carolOld, 'carol@example.com');
+  await accounts.rememberGrant(carolOld, 'client-9', 'old-grant');
+  await accounts.rememberGrant(carolNew, 'client-9', 'new-grant');
+  await accounts.rememberGrant(carolOld, 'client-8', 'other-grant');
   const result = migrateSubjects(db, (email) => subjectFor(email, KEY));
   assert.equal(result.consentsMerged, 1);
-  assert.equal(accounts.grantFor(carolNew, 'client-9'), 'new-grant');
-  assert.equal(accounts.grantFor(carolNew, 'client-8'), 'other-grant');
-  assert.equal(accounts.grantFor(carolOld, 'client-9'), undefined);
+  assert.equal(await accounts.grantFor(carolNew, 'client-9'), 'new-grant');
+  assert.equal(await accounts.grantFor(carolNew, 'client-8'), 'other-grant');
+  assert.equal(await accounts.grantFor(carolOld, 'client-9'), undefined);
 });

@@ -60,6 +60,11 @@ function moveSubjects(payload: Record<string, unknown>, moves: ReadonlyMap<strin
 
 /** Accounts in the database, and which of them the key does not derive. */
 export function staleSubjects(db: DatabaseSync, subjectOf: (email: string) => string) {
+  // No table: nobody signed in here (with PostgreSQL the accounts are in the shared database).
+  const hasAccounts =
+    db.prepare("SELECT 1 AS one FROM sqlite_master WHERE type = 'table' AND name = 'accounts'").get() !==
+    undefined;
+  if (!hasAccounts) return { accounts: [], stale: [] };
   const accounts = db.prepare('SELECT sub, email FROM accounts').all() as Array<{
     sub: string;
     email: string;

@@ -14,6 +14,14 @@ import type { Logger } from '../../shared/logging.ts';
 import type { AuditStore } from '../audit/audit-store.ts';
 import { postgresAuditStore } from '../audit/postgres-audit-store.ts';
 import { createSqliteAuditStore } from '../audit/sqlite-audit-store.ts';
+import type { Accounts } from '../login/accounts.ts';
+import { createMemoryDevInbox, type DevInbox } from '../login/dev-inbox.ts';
+import type { OneTimeCodesFactory } from '../login/one-time-codes.ts';
+import { postgresAccounts } from '../login/postgres-accounts.ts';
+import { postgresDevInbox } from '../login/postgres-dev-inbox.ts';
+import { postgresOneTimeCodes } from '../login/postgres-one-time-codes.ts';
+import { createSqliteAccounts } from '../login/sqlite-accounts.ts';
+import { createSqliteOneTimeCodes } from '../login/sqlite-one-time-codes.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS, type OidcModelStore } from './oidc-model-store.ts';
 import { connectPostgres, type Postgres } from './postgres/connection.ts';
 import { migrate } from './postgres/migrations.ts';
@@ -36,6 +44,15 @@ export interface AuthorizationStore {
   readonly oidc: OidcModelStore;
   /** The audit trail's records (audit/audit-store.ts). */
   readonly audit: AuditStore;
+  /** Who signed in, and their consents (login/accounts.ts). */
+  readonly accounts: Accounts;
+  /** The sign-in codes and their throttles, built with the server's login settings (login/one-time-codes.ts). */
+  readonly oneTimeCodes: OneTimeCodesFactory;
+  /**
+   * Where mail goes without SMTP (login/dev-inbox.ts): in memory with SQLite (one instance), in the
+   * database with PostgreSQL, so every instance's /dev/inbox shows every instance's mail.
+   */
+  readonly devInbox: DevInbox;
   /** The SQLite database of this instance's data directory (the whole store, without PostgreSQL). */
   readonly sqlite: DatabaseSync;
   /** The PostgreSQL connections, when the store is PostgreSQL. */
@@ -81,6 +98,9 @@ export async function openStore(
       description,
       oidc: sqliteOidcModelStore(sqlite, { clockTolerance: DEFAULT_CLOCK_TOLERANCE_SECONDS }),
       audit: createSqliteAuditStore(sqlite),
+      accounts: createSqliteAccounts(sqlite),
+      oneTimeCodes: (settings) => createSqliteOneTimeCodes(sqlite, settings),
+      devInbox: createMemoryDevInbox(),
       sqlite,
       postgres: undefined,
       requestWrites: SQLITE_REQUEST_WRITES,
@@ -106,6 +126,9 @@ export async function openStore(
     description,
     oidc: postgresOidcModelStore(postgres, { clockTolerance: DEFAULT_CLOCK_TOLERANCE_SECONDS }),
     audit: postgresAuditStore(postgres),
+    accounts: postgresAccounts(postgres),
+    oneTimeCodes: (settings) => postgresOneTimeCodes(postgres, settings),
+    devInbox: postgresDevInbox(postgres),
     sqlite,
     postgres,
     requestWrites: SQLITE_REQUEST_WRITES,

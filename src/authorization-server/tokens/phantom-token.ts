@@ -84,13 +84,13 @@ export function phantomTokenMiddleware(
  */
 export function removedUsersInactive(
   introspectionPath: string,
-  isRemovedUser: (sub: string) => boolean,
+  isRemovedUser: (sub: string) => Promise<boolean>,
 ): Middleware {
   return async (ctx, next) => {
     await next();
     if (ctx.method !== 'POST' || !isRoute(ctx.path, introspectionPath) || ctx.status !== 200) return;
     const body = ctx.body as Record<string, unknown> | undefined;
-    if (body?.active === true && typeof body.sub === 'string' && isRemovedUser(body.sub))
+    if (body?.active === true && typeof body.sub === 'string' && (await isRemovedUser(body.sub)))
       ctx.body = { active: false };
   };
 }

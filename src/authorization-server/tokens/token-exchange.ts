@@ -59,8 +59,11 @@ export interface TokenExchangeDependencies {
   verificationKey: JWTVerifyGetKey;
   sign: AccessTokenSigner;
   logger: Logger;
-  /** True for a subject that was a user and is no longer approved: their tokens stop working. */
-  isRemovedUser: (sub: string) => boolean;
+  /**
+   * True for a subject that was a user and is no longer approved: their tokens stop working. Async:
+   * the account is read from the store (shared by every instance with PostgreSQL), at each exchange.
+   */
+  isRemovedUser: (sub: string) => Promise<boolean>;
   /** True when the opaque token with this hash was revoked (the revocation log's `token` events). */
   isRevokedToken: (tokenHash: string) => Promise<boolean>;
   /** True when the client was deleted at or after `at` (the revocation log's `client` events). */
@@ -234,7 +237,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
     if (await deps.isClientRemovedSince(subject.clientId, subject.issuedAt ?? 0)) {
       refuseSubject('client removed', 'subject_token has been revoked');
     }
-    if (deps.isRemovedUser(subject.sub)) {
+    if (await deps.isRemovedUser(subject.sub)) {
       refuseSubject('user no longer approved', 'the subject is no longer allowed to sign in');
     }
 

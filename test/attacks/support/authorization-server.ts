@@ -107,7 +107,7 @@ export async function registerOk(ledger: SecretLedger, issuer: string, metadata:
 export async function signIn(ledger: SecretLedger, options: AuthorizeOptions): Promise<AuthorizeResult> {
   const result = await authorize(options);
   ledger.remember(result.callback.searchParams.get('code'), result.verifier);
-  ledger.harvestOneTimeCodes();
+  await ledger.harvestOneTimeCodes();
   return result;
 }
 

@@ -104,7 +104,11 @@ export class ComponentProcess {
    * `label` names the log file (`<dir>/<label>.log`), for several instances of one component;
    * `limitOpenFiles: false` starts it without prlimit (a test that does not measure load).
    */
-  constructor(name: ComponentName, stack: ProcessPlace, options: { label?: string; limitOpenFiles?: boolean } = {}) {
+  constructor(
+    name: ComponentName,
+    stack: ProcessPlace,
+    options: { label?: string; limitOpenFiles?: boolean } = {},
+  ) {
     this.name = name;
     this.stack = stack;
     this.limitOpenFiles = options.limitOpenFiles ?? true;

@@ -5,6 +5,9 @@
 
 import { AUDIT_MIGRATIONS } from '../../audit/postgres-audit-store.ts';
 import { RATE_LIMIT_MIGRATIONS } from '../../http/postgres-rate-limit.ts';
+import { ACCOUNT_MIGRATIONS } from '../../login/postgres-accounts.ts';
+import { DEV_INBOX_MIGRATIONS } from '../../login/postgres-dev-inbox.ts';
+import { ONE_TIME_CODE_MIGRATIONS } from '../../login/postgres-one-time-codes.ts';
 import { REVOCATION_LOG_MIGRATIONS } from '../../revocation/postgres-event-log.ts';
 import type { Migration } from './migrations.ts';
 import { OIDC_MODEL_MIGRATIONS } from './postgres-oidc-store.ts';
@@ -14,4 +17,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   ...AUDIT_MIGRATIONS,
   ...RATE_LIMIT_MIGRATIONS,
   ...REVOCATION_LOG_MIGRATIONS,
+  ...ACCOUNT_MIGRATIONS,
+  ...ONE_TIME_CODE_MIGRATIONS,
+  ...DEV_INBOX_MIGRATIONS,
 ];
