@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { freePort } from './ports.ts';
 
 export interface Balancer {
   url: string;
@@ -15,14 +16,7 @@ export interface Balancer {
   close(): Promise<void>;
 }
 
-/** A free loopback port now (it may be taken again before use; tests take it at once). */
-export async function freePort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort };
 
 export interface BalancerOptions {
   /**

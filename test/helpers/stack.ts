@@ -4,24 +4,15 @@
  * sees it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loopbackStackSections, loopbackUrls } from '../../src/launcher/loopback-config.ts';
 import { type RunningStack, startStack } from '../../src/launcher/stack.ts';
 import { parseConfig } from '../../src/shared/config/load.ts';
 import { createLogger } from '../../src/shared/logging.ts';
+import { freePort } from './ports.ts';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface TestStack {
   running: RunningStack;
