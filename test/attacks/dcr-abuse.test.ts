@@ -78,6 +78,24 @@ describe('rate limit', () => {
     assert.equal(storeOf(as).count('Client'), 2);
   });
 
+  // Behind a trusted proxy the address is the last X-Forwarded-For entry, the one the proxy
+  // appended (maxIpsCount = 1): entries a client put before it choose nothing.
+  test('trustProxy: entries a client prepends to X-Forwarded-For do not reset the limit; the last one keys it', async () => {
+    const as = await start({
+      trustProxy: true,
+      dynamicRegistration: { rateLimit: { max: 2, windowSeconds: 60 } },
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      const forwarded = `203.0.113.${i + 1}, 198.51.100.7`;
+      statuses.push((await registerAt(as, '/register', { 'x-forwarded-for': forwarded })).status);
+    }
+    assert.deepEqual(statuses, [201, 201, 429, 429]);
+    const other = await registerAt(as, '/register', { 'x-forwarded-for': '198.51.100.7, 198.51.100.8' });
+    assert.equal(other.status, 201, 'another address the proxy saw has its own window');
+    assert.equal(storeOf(as).count('Client'), 3);
+  });
+
   // The limiter compares the path exactly; oidc-provider's router also answers these spellings.
   for (const path of ['/register/', '/REGISTER', '/Register/', '/register/.']) {
     test(`POST ${path} once the limit is reached: refused (429 or 404), no client created`, async () => {
