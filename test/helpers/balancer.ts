@@ -54,8 +54,13 @@ export async function startBalancer(
         },
       );
       upstream.on('error', (error: NodeJS.ErrnoException) => {
-        if (options.failover && error.code === 'ECONNREFUSED' && tries < backends.length)
-          return attempt(tries + 1);
+        // Refused: the backend is down. Reset on a kept-alive connection before any answer: the
+        // connection died with its backend while idle (Node's documented retry case for
+        // `reusedSocket`), as load balancers retry a stale upstream keep-alive connection.
+        const neverServed =
+          error.code === 'ECONNREFUSED' ||
+          (error.code === 'ECONNRESET' && upstream.reusedSocket && !res.headersSent);
+        if (options.failover && neverServed && tries < backends.length) return attempt(tries + 1);
         if (!res.headersSent) {
           res.writeHead(502, { 'content-type': 'text/plain' });
           res.end('backend unreachable');
