@@ -2,6 +2,7 @@
  * `gatehouse <command>`: the one entry point for every component.
  *
  *   gatehouse serve <component> [--config FILE]
+ *   gatehouse migrate-store [--config FILE] [--from PATH] [--to URL]
  *   gatehouse agent <mcp-url> [command] [options]   (src/agent/cli.ts)
  */
 import { constants as osConstants } from 'node:os';
@@ -21,6 +22,9 @@ const USAGE = `Usage:
   gatehouse serve gateway [--config FILE]                the phantom-token gateway (default http://localhost:8000)
   gatehouse serve mcp-server [--config FILE]             the utility MCP server (default 127.0.0.1:8001, behind the gateway)
   gatehouse serve apis [--config FILE]                   the example stocks and customers APIs (default 127.0.0.1:8002)
+  gatehouse migrate-store [--config FILE] [--from DIR] [--to URL]
+                                                         copy the SQLite store into an empty PostgreSQL database
+                                                         (default: the data directory and storage.url of the configuration)
   gatehouse agent <mcp-url> [call <tool> --args JSON]    the MCP agent: a shell, or one command (gatehouse agent --help)
   gatehouse help                                         show this text
 
@@ -48,7 +52,12 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+    },
   });
   const [command, name] = positionals;
   if (values.help || !command || command === 'help') {
@@ -56,6 +65,14 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'start' && !name) return start(values.config);
+  if (command === 'migrate-store' && !name) {
+    const { runMigrateStore } = await import('./authorization-server/store/migrate-store-command.ts');
+    return runMigrateStore(values);
+  }
+  if (values.from !== undefined || values.to !== undefined) {
+    console.error(`gatehouse: --from and --to belong to migrate-store\n\n${USAGE}`);
+    return 2;
+  }
   const component = command === 'serve' && name ? COMPONENTS[name] : undefined;
   if (!component) {
     console.error(`gatehouse: unknown command "${positionals.join(' ')}"\n\n${USAGE}`);
