@@ -122,6 +122,28 @@ describe('connectPostgres', { skip }, () => {
     assert.deepEqual(received, ['hello']);
   });
 
+  test('a connection killed while a transaction holds it: the transaction fails as unavailable, the process lives on', async () => {
+    const applicationName = `gatehouse_test_${randomBytes(4).toString('hex')}`;
+    const own = connectPostgres(database.url, POOL, { applicationName });
+    try {
+      const failed = own.transaction(async (tx) => {
+        await tx.query('SELECT 1');
+        // Between two statements (the server doing other work), the backend goes away: the
+        // connection emits 'error' while checked out. Unheard, that event ends the process (the
+        // runner reports it as an uncaught exception).
+        await db.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [
+          applicationName,
+        ]);
+        await sleep(200);
+        await tx.query('SELECT 2');
+      });
+      await assert.rejects(failed, StoreUnavailableError);
+      assert.deepEqual(await own.query('SELECT 3 AS three'), [{ three: 3 }], 'a new connection serves');
+    } finally {
+      await own.close();
+    }
+  });
+
   test('listen refuses a channel name that is not an identifier', async () => {
     await assert.rejects(
       db.listen('bad; DROP TABLE items', () => {}),
@@ -171,7 +193,15 @@ describe('connectPostgres', { skip }, () => {
       });
       await waitFor(() => entered, 3000, 'the held connection');
       const started = Date.now();
-      await assert.rejects(small.query('SELECT 1'), StoreUnavailableError);
+      await assert.rejects(small.query('SELECT 1'), (error: Error) => {
+        assert.ok(error instanceof StoreUnavailableError);
+        // What happened and what to change, in the operator's words.
+        assert.match(
+          error.message,
+          /all 1 connections of the pool stayed busy for 200 ms \(storage.pool.max/,
+        );
+        return true;
+      });
       assert.ok(Date.now() - started < 3000, 'the wait is bounded by acquireTimeoutMs');
       release();
       await holding;

@@ -97,10 +97,29 @@ async function run<Row>(on: pg.PoolClient, text: string, values?: readonly unkno
  * connections, is down, or every connection stayed busy past acquireTimeoutMs) is never the
  * statement's fault, whatever SQLSTATE it carries.
  */
+/** Connections that have their checked-out error listener (clients are reused by the pool). */
+const guarded = new WeakSet<pg.PoolClient>();
+
 async function acquire(pool: pg.Pool): Promise<pg.PoolClient> {
+  const busy = pool.totalCount >= (pool.options.max ?? 10);
   try {
-    return await pool.connect();
+    const client = await pool.connect();
+    if (!guarded.has(client)) {
+      // The pool listens for errors only while a connection is idle. One that breaks while checked
+      // out (a database crash between two statements of a transaction) emits 'error', which
+      // unheard would end the process; its next statement fails and is answered with a 503.
+      client.on('error', () => {});
+      guarded.add(client);
+    }
+    return client;
   } catch (error) {
+    // Every connection stayed busy: say so, and what to change, rather than pg's bare timeout.
+    if (busy && /timeout exceeded when trying to connect/i.test((error as Error).message ?? '')) {
+      throw new StoreUnavailableError(
+        `the PostgreSQL store cannot answer: all ${pool.options.max} connections of the pool stayed busy for ${pool.options.connectionTimeoutMillis} ms (storage.pool.max, storage.pool.acquireTimeoutMs); look for slow statements or locks, or raise storage.pool.max within the server's max_connections`,
+        { cause: error },
+      );
+    }
     throw unavailable(error);
   }
 }
