@@ -10,8 +10,8 @@
 // A GATEHOUSE_CHROMIUM_PATH that does not exist is never "fixed" by installing Debian's package,
 // which would land elsewhere: the message says what to do instead.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { aptGet, isDebianLike, isRoot, onPath } from './debian-packages.mjs';
 
 const DEBIAN_CHROMIUM = '/usr/bin/chromium';
 const custom = process.env.GATEHOUSE_CHROMIUM_PATH;
@@ -31,46 +31,6 @@ function howToGetIt(reason) {
     ].join('\n'),
   );
   process.exit(1);
-}
-
-function isRoot() {
-  return typeof process.getuid === 'function' && process.getuid() === 0;
-}
-
-/** Debian, Ubuntu and their derivatives, by /etc/os-release (ID or ID_LIKE). */
-function isDebianLike() {
-  let release = '';
-  try {
-    release = readFileSync('/etc/os-release', 'utf8');
-  } catch {
-    return existsSync('/etc/debian_version');
-  }
-  const field = (name) => (new RegExp(`^${name}="?([^"\\n]*)"?$`, 'm').exec(release)?.[1] ?? '').split(/\s+/);
-  return [...field('ID'), ...field('ID_LIKE')].some((id) => id === 'debian' || id === 'ubuntu');
-}
-
-/** The executable `name` on PATH, or undefined. */
-function onPath(name) {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {}
-  }
-  return undefined;
-}
-
-/** Runs apt-get with its output shown as it goes; false when it failed. */
-function aptGet(args) {
-  say(`apt-get ${args.join(' ')}`);
-  const result = spawnSync('apt-get', args, {
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-  if (result.error) say(`apt-get could not be run: ${result.error.message}`);
-  return result.status === 0;
 }
 
 if (existsSync(chromium)) process.exit(0);
@@ -98,7 +58,10 @@ say(
   `Chromium is not installed at ${DEBIAN_CHROMIUM}: installing Debian's chromium package for the browser tests`,
 );
 say('(about 100 MB from the Debian mirrors; this happens once)');
-if (!aptGet(['update', '-q']) || !aptGet(['install', '-y', '-q', '--no-install-recommends', 'chromium'])) {
+if (
+  !aptGet(['update', '-q'], say) ||
+  !aptGet(['install', '-y', '-q', '--no-install-recommends', 'chromium'], say)
+) {
   howToGetIt('apt-get could not install chromium (see its output above).');
 }
 if (!existsSync(DEBIAN_CHROMIUM)) {
