@@ -7,7 +7,7 @@
  * run refuses a database that holds data; a missing source says what to give.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -202,6 +202,22 @@ describe('gatehouse migrate-store', { skip: skipPostgres }, () => {
     }
     await server.close();
     server = undefined;
+  });
+
+  test('a pg_dump of the database, restored into a new one, serves the same tokens (docs: backup and restore)', async () => {
+    const dump = path.join(dataDir, 'gatehouse.dump');
+    execFileSync('pg_dump', ['--format=custom', '--file', dump, database.url]);
+    const restored = await createTestDatabase();
+    try {
+      execFileSync('pg_restore', ['--no-owner', '--exit-on-error', '--dbname', restored.url, dump]);
+      server = await start({ url: restored.url });
+      assert.equal(await active(server.issuer, tokens.access), true, 'the restored database knows the token');
+      assert.equal(await active(server.issuer, tokens.revoked), false);
+      await server.close();
+      server = undefined;
+    } finally {
+      await restored.drop();
+    }
   });
 
   test('a database that holds data already is refused, and nothing is written', async () => {
