@@ -51,6 +51,8 @@ export const makeDataDir = () => mkdtempSync(path.join(tmpdir(), 'gatehouse-benc
 export interface BenchStartOptions {
   /** The authorization server's token store (a start option, not configuration). */
   storage?: 'sqlite' | 'memory';
+  /** A PostgreSQL database for the authorization server's store (`storage.url`), with `storage: 'sqlite'`. */
+  storageUrl?: string;
   /**
    * The port this authorization server process listens on when it is not the issuer's: a second
    * process of the same issuer on the same store, as two instances behind one load balancer are
@@ -72,6 +74,7 @@ export function benchConfig(
   const config = parseConfig({
     dataDir,
     logLevel: 'info',
+    ...(options.storageUrl ? { storage: { url: options.storageUrl } } : {}),
     ...sections,
     authorizationServer: {
       ...sections.authorizationServer,

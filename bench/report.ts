@@ -26,7 +26,10 @@ export interface Results {
   toolCalls?: Awaited<ReturnType<typeof benchToolCalls>>;
   gatewayLatency?: Awaited<ReturnType<typeof benchGatewayLatency>>;
   tokens?: Awaited<ReturnType<typeof benchTokens>>;
-  scaling?: Awaited<ReturnType<typeof benchTokenScaling>>;
+  scaling?: {
+    postgres: Awaited<ReturnType<typeof benchTokenScaling>> | undefined;
+    sqlite: Awaited<ReturnType<typeof benchTokenScaling>>;
+  };
   onboarding?: Awaited<ReturnType<typeof benchOnboarding>>['onboarding'];
   errors: string[];
 }
@@ -56,6 +59,7 @@ const CHAIN_LABELS = {
 
 const SERVER_LABELS = {
   sqlite: 'Gatehouse, SQLite',
+  postgres: 'Gatehouse, PostgreSQL',
   memory: 'Gatehouse, in-memory',
   bare: 'bare oidc-provider',
 };
@@ -108,7 +112,7 @@ function chainsSection({ toolCalls: t, gatewayLatency: g }: Chains): string[] {
 /** Parts 3 and 4. */
 function tokensSection({ tokens: k, scaling: s }: Tokens): string[] {
   return [
-    `3. Client credentials tokens, ${k.concurrency} requests in flight; ${k.rounds_used} of ${k.rounds} rounds of 6 × ${k.window_ms} ms windows ` +
+    `3. Client credentials tokens, ${k.concurrency} requests in flight; ${k.rounds_used} of ${k.rounds} rounds of ${k.rows.length} × ${k.window_ms} ms windows ` +
       `in rotating order used (${k.rounds_disturbed} disturbed); Gatehouse's token endpoint rate limits raised`,
     table([
       [
@@ -142,7 +146,27 @@ function tokensSection({ tokens: k, scaling: s }: Tokens): string[] {
     `Gatehouse SQLite private_key_jwt tokens per CPU-second: ${thousands(k.tokens_per_cpu_second)}; ` +
       `target ≥ ${thousands(k.target_tokens_per_cpu_second)}: ${mark(k.cpu_met)}${unreliable(k.reliable)}`,
     '',
-    `4. Token endpoint scaling HARNESS: private_key_jwt, 1 and 2 authorization server processes on one SQLite file, ` +
+    ...(k.ratio_postgres_vs_sqlite_private_key_jwt === undefined
+      ? ['Gatehouse on PostgreSQL: left out (no PostgreSQL server answered)']
+      : [
+          `Gatehouse PostgreSQL ÷ SQLite, one instance, private_key_jwt (median of rounds): ${k.ratio_postgres_vs_sqlite_private_key_jwt}; ` +
+            `PostgreSQL ÷ bare: ${k.ratios.postgres_vs_bare_private_key_jwt?.tokens_per_second}${unreliable(k.reliable)}`,
+        ]),
+    '',
+    ...[s.postgres, s.sqlite].flatMap((scaling) => (scaling ? scalingLines(scaling) : [])),
+  ];
+}
+
+type Scaling = NonNullable<Tokens['scaling']['sqlite']>;
+
+/** Part 4, for one store. */
+function scalingLines(s: Scaling): string[] {
+  const verdict =
+    s.target_speedup === undefined
+      ? `no target: ${s.note}`
+      : `target ≥ ${s.target_speedup}: ${mark(s.met === true)} (${s.note})`;
+  return [
+    `4. Token endpoint scaling on ${s.store}: private_key_jwt, 1 and 2 authorization server processes on one store, ` +
       `the load split across them; ${s.rounds_used} of ${s.rounds} rounds used (${s.rounds_disturbed} disturbed)`,
     table([
       ['processes', 'tokens/s', 'CPU µs/token', 'p50 ms', 'p99 ms', 'failed requests'],
@@ -155,8 +179,7 @@ function tokensSection({ tokens: k, scaling: s }: Tokens): string[] {
         row.failed_requests,
       ]),
     ]),
-    `2 ÷ 1 processes (median of rounds): ${s.speedup}. No target: SQLite has one writer at a time; ` +
-      'this becomes meaningful with PostgreSQL' +
+    `2 ÷ 1 processes (median of rounds): ${s.speedup}; ${verdict}` +
       (s.failed_requests > 0 ? `; first failure: ${s.first_error}` : '') +
       unreliable(s.reliable),
     '',
@@ -229,6 +252,14 @@ function targetRows(chains: Chains | undefined, tokens: Tokens | undefined): str
         mark(k.cpu_met),
       ],
     );
+    const pg = tokens.scaling.postgres;
+    if (pg)
+      rows.push([
+        '  tokens, 2 ÷ 1 processes on PostgreSQL',
+        `≥ ${pg.target_speedup}`,
+        pg.speedup,
+        mark(pg.met === true),
+      ]);
   }
   if (chains) {
     const o = chains.onboarding;

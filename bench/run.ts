@@ -7,11 +7,14 @@
  *    Headline: secured ÷ independent baseline calls/s (target ≥ 0.90).
  * 2. What the gateway adds to a call's latency on a cache hit, one caller (bench/gateway-latency.ts;
  *    target p50 ≤ 0.3 ms).
- * 3. Client credentials tokens from Gatehouse with SQLite, with the in-memory store and from a bare
- *    oidc-provider, interleaved (bench/token-bench.ts; targets: SQLite ÷ bare ≥ 0.85 for
- *    private_key_jwt, ≥ 1,500 tokens per CPU-second).
- * 4. A token endpoint scaling harness, 1 and 2 authorization server processes on one store
- *    (bench/token-scaling.ts; no target: meaningful with PostgreSQL).
+ * 3. Client credentials tokens from Gatehouse with SQLite, on PostgreSQL, with the in-memory store
+ *    and from a bare oidc-provider, interleaved (bench/token-bench.ts; targets: SQLite ÷ bare ≥ 0.85
+ *    for private_key_jwt, ≥ 1,500 tokens per CPU-second; PostgreSQL ÷ SQLite reported).
+ * 4. Token endpoint scaling, 1 and 2 authorization server processes on one store: PostgreSQL
+ *    (target 2 ÷ 1 ≥ 1.6) and SQLite (no target: one writer at a time) (bench/token-scaling.ts).
+ *    PostgreSQL runs in a database of the bench's own on GATEHOUSE_TEST_POSTGRES_URL's server
+ *    (default the machine's, postgres@127.0.0.1:5432), dropped afterwards; without one, its rows
+ *    are left out, saying so.
  * 5. Cold onboarding of new agents, headless, first 401 → first tool result (bench/onboarding-bench.ts;
  *    target p50 ≤ 30 ms), after parts 1 and 2, at a deployment that has served tool calls.
  *
@@ -27,6 +30,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { createTestDatabase, skipWithoutPostgres, TEST_POSTGRES_URL } from '../test/helpers/postgres.ts';
 import { startChains } from './chains.ts';
 import { benchGatewayLatency } from './gateway-latency.ts';
 import type { HopOptions } from './hops.ts';
@@ -52,6 +56,8 @@ const TARGETS = {
   tokensPerCpuSecond: 1500,
   /** Cold onboarding, first 401 → first tool result, p50, ms. */
   onboardingP50Ms: 30,
+  /** Issue 10: client credentials tokens/s, 2 ÷ 1 authorization server processes on PostgreSQL. */
+  postgresScaling: 1.6,
 };
 
 const { values: flags } = parseArgs({
@@ -166,17 +172,30 @@ async function benchChains() {
 
 /** Parts 3 and 4: the token endpoint. */
 async function benchTokenEndpoint() {
-  progress('tokens: starting Gatehouse (SQLite), Gatehouse (in-memory) and a bare oidc-provider');
-  const servers = await startTokenServers(hopOptions);
+  const database = (await skipWithoutPostgres()) === false ? await createTestDatabase() : undefined;
+  if (!database) progress(`tokens: no PostgreSQL at ${TEST_POSTGRES_URL}: its rows are left out`);
+  progress(
+    `tokens: starting Gatehouse (SQLite${database ? ', PostgreSQL' : ''}), Gatehouse (in-memory) and a bare oidc-provider`,
+  );
   try {
-    const tokens = await benchTokens(servers, PLAN.tokens, {
-      ratioVsBare: TARGETS.tokensVsBare,
-      tokensPerCpuSecond: TARGETS.tokensPerCpuSecond,
-    });
-    const scaling = await benchTokenScaling(servers.sqlite, PLAN.scaling, hopOptions);
-    return { tokens, scaling };
+    const servers = await startTokenServers(hopOptions, database?.url);
+    try {
+      const tokens = await benchTokens(servers, PLAN.tokens, {
+        ratioVsBare: TARGETS.tokensVsBare,
+        tokensPerCpuSecond: TARGETS.tokensPerCpuSecond,
+      });
+      const scaling = {
+        postgres: servers.postgres
+          ? await benchTokenScaling(servers.postgres, PLAN.scaling, hopOptions, TARGETS.postgresScaling)
+          : undefined,
+        sqlite: await benchTokenScaling(servers.sqlite, PLAN.scaling, hopOptions, undefined),
+      };
+      return { tokens, scaling };
+    } finally {
+      await stopTokenServers(Object.values(servers));
+    }
   } finally {
-    await stopTokenServers(Object.values(servers));
+    await database?.drop();
   }
 }
 

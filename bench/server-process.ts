@@ -10,7 +10,7 @@
  *   loaded configuration), on the bench configuration (bench/config.ts) instead of a file. The
  *   processes of one chain share the data directory, as the components of one host do: the
  *   authorization server creates the keys and the internal clients' secrets there on its first
- *   start, the others read them. Options: `storage` (`sqlite` or `memory`: a start option of the
+ *   start, the others read them. Options: `storage` (`sqlite`, the configured store, or `memory`: a start option of the
  *   authorization server, deliberately not configuration) and `listenPort` (a second authorization
  *   server process on the same issuer and store, for the scaling harness).
  * - `unsecured-apis`, `unsecured-mcp-server`, `unsecured-gateway`: the hops of the bench's own

@@ -1,13 +1,15 @@
 /**
- * Part 3: client credentials tokens, `private_key_jwt` and `client_secret_basic`, from three
- * authorization servers running side by side, one process each:
+ * Part 3: client credentials tokens, `private_key_jwt` and `client_secret_basic`, from the
+ * authorization servers below running side by side, one process each:
  *
  * - `sqlite`: Gatehouse's, with its SQLite store (the default deployment);
+ * - `postgres`: Gatehouse's on PostgreSQL (`storage.url`, a database of the bench's own; left out,
+ *   saying so, when no PostgreSQL server answers): what the shared store costs one instance;
  * - `memory`: Gatehouse's, with oidc-provider's in-memory adapter (what the store costs);
  * - `bare`: a bare oidc-provider with its in-memory adapter (bench/baseline/authorization-server.ts):
  *   what Gatehouse adds to the library.
  *
- * The six combinations are measured in interleaved rounds (bench/rounds.ts). Per combination:
+ * The combinations are measured in interleaved rounds (bench/rounds.ts). Per combination:
  * tokens/s, the server's CPU per token (all its threads: ES256 verification runs partly on the libuv
  * pool) and tokens per CPU-second. The headlines: Gatehouse SQLite ÷ bare tokens/s for
  * `private_key_jwt` (median over rounds), and Gatehouse SQLite's `private_key_jwt` tokens per
@@ -33,7 +35,7 @@ import { medianOver, type Round, type RoundPlan, runRounds, usableRounds } from 
 import { median, round, summarize } from './stats.ts';
 import { KEY_WORKLOAD } from './workload-clients.ts';
 
-export const TOKEN_SERVERS = ['sqlite', 'memory', 'bare'] as const;
+export const TOKEN_SERVERS = ['sqlite', 'postgres', 'memory', 'bare'] as const;
 export type TokenServerName = (typeof TOKEN_SERVERS)[number];
 export const CLIENT_AUTHS: ClientAuthentication[] = ['private_key_jwt', 'client_secret_basic'];
 
@@ -44,6 +46,8 @@ export interface TokenServer {
   ports: BenchPorts;
   dataDir: string;
   privateKeyFile: string | undefined;
+  /** The PostgreSQL database of the `postgres` server. */
+  storageUrl: string | undefined;
 }
 
 export interface TokenPlan {
@@ -57,7 +61,11 @@ export interface TokenPlan {
 const keyFileOf = (child: ServerChild) =>
   (child.info.privateKeyFiles as Record<string, string> | undefined)?.[KEY_WORKLOAD];
 
-async function startTokenServer(name: TokenServerName, options: HopOptions): Promise<TokenServer> {
+async function startTokenServer(
+  name: TokenServerName,
+  options: HopOptions,
+  postgresUrl: string | undefined,
+): Promise<TokenServer> {
   const ports = await freePorts();
   const dataDir = makeDataDir();
   const hop = `tokens/${name}`;
@@ -66,7 +74,8 @@ async function startTokenServer(name: TokenServerName, options: HopOptions): Pro
       name === 'bare'
         ? await startBaselineHop(hop, 'authorization-server', ports.authorizationServer, dataDir, options)
         : await startGatehouseHop(hop, 'authorization-server', { ports, dataDir }, options, {
-            storage: name,
+            storage: name === 'memory' ? 'memory' : 'sqlite',
+            ...(name === 'postgres' ? { storageUrl: postgresUrl } : {}),
           });
     return {
       name,
@@ -75,6 +84,7 @@ async function startTokenServer(name: TokenServerName, options: HopOptions): Pro
       ports,
       dataDir,
       privateKeyFile: keyFileOf(child),
+      storageUrl: name === 'postgres' ? postgresUrl : undefined,
     };
   } catch (error) {
     rmSync(dataDir, { recursive: true, force: true });
@@ -82,18 +92,23 @@ async function startTokenServer(name: TokenServerName, options: HopOptions): Pro
   }
 }
 
-export async function startTokenServers(options: HopOptions): Promise<Record<TokenServerName, TokenServer>> {
-  const results = await Promise.allSettled(TOKEN_SERVERS.map((name) => startTokenServer(name, options)));
+/** Every server of TOKEN_SERVERS; `postgres` only with a database to run on. */
+export type TokenServers = Partial<Record<TokenServerName, TokenServer>> &
+  Record<Exclude<TokenServerName, 'postgres'>, TokenServer>;
+
+export async function startTokenServers(
+  options: HopOptions,
+  postgresUrl: string | undefined,
+): Promise<TokenServers> {
+  const names = TOKEN_SERVERS.filter((name) => name !== 'postgres' || postgresUrl !== undefined);
+  const results = await Promise.allSettled(names.map((name) => startTokenServer(name, options, postgresUrl)));
   const servers = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const failed = results.find((result) => result.status === 'rejected');
   if (failed) {
     await stopTokenServers(servers);
     throw failed.reason;
   }
-  return Object.fromEntries(servers.map((server) => [server.name, server])) as Record<
-    TokenServerName,
-    TokenServer
-  >;
+  return Object.fromEntries(servers.map((server) => [server.name, server])) as TokenServers;
 }
 
 export async function stopTokenServers(servers: readonly TokenServer[]): Promise<void> {
@@ -133,13 +148,14 @@ const tokensPerSecond = (slice: Slice) => slice.tokens / (slice.elapsedMs / 1000
 const cpuPerToken = (slice: Slice) => slice.cpu / slice.tokens;
 
 export async function benchTokens(
-  servers: Record<TokenServerName, TokenServer>,
+  servers: TokenServers,
   plan: TokenPlan,
   targets: { ratioVsBare: number; tokensPerCpuSecond: number },
 ) {
   const combinations: CombinationLoad[] = [];
   for (const name of TOKEN_SERVERS) {
     const server = servers[name];
+    if (!server) continue;
     for (const auth of CLIENT_AUTHS) {
       combinations.push({
         name: `${name} ${auth}`,
@@ -257,10 +273,22 @@ function summarizeTokens(
     ),
   });
   const ratios = Object.fromEntries(
-    (['sqlite', 'memory'] as const).flatMap((server) =>
-      CLIENT_AUTHS.map((auth) => [`${server}_vs_bare_${auth}`, vsBare(server, auth)]),
-    ),
+    (['sqlite', 'postgres', 'memory'] as const)
+      .filter((server) => combinations.some((combination) => combination.server.name === server))
+      .flatMap((server) => CLIENT_AUTHS.map((auth) => [`${server}_vs_bare_${auth}`, vsBare(server, auth)])),
   );
+  const hasPostgres = combinations.some((combination) => combination.server.name === 'postgres');
+  /** One instance on PostgreSQL ÷ on SQLite, private_key_jwt, from the same interleaved rounds. */
+  const postgresVsSqlite = hasPostgres
+    ? round(
+        medianOver(
+          used,
+          (r) =>
+            tokensPerSecond(r.windows['postgres private_key_jwt']) /
+            tokensPerSecond(r.windows['sqlite private_key_jwt']),
+        ),
+      )
+    : undefined;
   const headline = medianOver(
     used,
     (r) =>
@@ -280,6 +308,7 @@ function summarizeTokens(
     /** Median over the rounds of Gatehouse SQLite ÷ bare oidc-provider tokens/s (and by CPU per token). */
     ratios,
     ratio_sqlite_vs_bare_private_key_jwt: round(headline),
+    ratio_postgres_vs_sqlite_private_key_jwt: postgresVsSqlite,
     target_ratio_vs_bare: targets.ratioVsBare,
     ratio_met: headline >= targets.ratioVsBare,
     tokens_per_cpu_second: judged.tokens_per_cpu_second,

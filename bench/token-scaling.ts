@@ -1,13 +1,15 @@
 /**
- * Part 4, a harness: client credentials tokens (`private_key_jwt`) with one and with two
- * authorization server processes on one store, the load split across them. Both processes serve
- * the same issuer from the same data directory (one SQLite file), each on its own port, as two
- * instances behind one load balancer would.
+ * Part 4: client credentials tokens (`private_key_jwt`) with one and with two authorization server
+ * processes on one store, the load split across them. Both processes serve the same issuer from
+ * the same data directory, each on its own port, as two instances behind one load balancer would.
  *
- * It is meant for a store that several processes can write at once (PostgreSQL): SQLite allows one
- * writer at a time, and node:sqlite waits for the lock synchronously, so on SQLite the second
- * process may add little or even cost throughput. Whatever it measures is reported; failed requests
+ * On PostgreSQL (the store for several instances) the 2 ÷ 1 ratio is the scaling the deployment
+ * gets. On SQLite, one writer at a time, and node:sqlite waits for the lock synchronously, so the
+ * second process may add little or even cost throughput: reported, no target. Failed requests
  * (e.g. SQLITE_BUSY past the busy timeout) are counted here and do not fail the run.
+ *
+ * On this 2-core machine the load generator shares the cores with the servers: two server
+ * processes cannot get two cores of their own, so the ratio is bounded well below 2.
  */
 import { type ServerChild, stopAll } from './child.ts';
 import { runTokenLoad, tokenRequestFactory } from './client-credentials.ts';
@@ -42,15 +44,21 @@ interface Slice {
   latencies: number[];
 }
 
-export async function benchTokenScaling(first: TokenServer, plan: ScalingPlan, options: HopOptions) {
-  progress('token scaling: starting a second authorization server process on the same SQLite store');
+export async function benchTokenScaling(
+  first: TokenServer,
+  plan: ScalingPlan,
+  options: HopOptions,
+  target: number | undefined,
+) {
+  const store = first.name === 'postgres' ? 'PostgreSQL' : 'SQLite';
+  progress(`token scaling: starting a second authorization server process on the same ${store} store`);
   const listenPort = await freePort();
   const second: ServerChild = await startGatehouseHop(
-    'tokens/sqlite-second',
+    `tokens/${first.name}-second`,
     'authorization-server',
     { ports: first.ports, dataDir: first.dataDir },
     options,
-    { storage: 'sqlite', listenPort },
+    { storage: 'sqlite', listenPort, ...(first.storageUrl ? { storageUrl: first.storageUrl } : {}) },
   );
   const processes = [first.process, second];
   const endpoints: Record<Setup, URL[]> = {
@@ -82,7 +90,7 @@ export async function benchTokenScaling(first: TokenServer, plan: ScalingPlan, o
     firstError ??= result.firstError;
   };
   try {
-    progress(`token scaling: warm-up (${plan.warmupMs} ms, both processes)`);
+    progress(`token scaling (${store}): warm-up (${plan.warmupMs} ms, both processes)`);
     await prepare(plan.warmupMs);
     note(await load('2 processes', plan.warmupMs));
     const rounds = await runRounds(
@@ -103,7 +111,7 @@ export async function benchTokenScaling(first: TokenServer, plan: ScalingPlan, o
       },
       (r) =>
         progress(
-          `token scaling: round ${r.index + 1}: ` +
+          `token scaling (${store}): round ${r.index + 1}: ` +
             r.order.map((setup) => `${setup} ${Math.round(perSecond(r.windows[setup]))}/s`).join(', ') +
             (r.disturbed ? ' (disturbed by other load on the machine)' : ''),
         ),
@@ -124,10 +132,16 @@ export async function benchTokenScaling(first: TokenServer, plan: ScalingPlan, o
         failed_requests: slices.reduce((total, slice) => total + slice.errors, 0),
       };
     };
+    const speedup = round(
+      medianOver(used, (r) => perSecond(r.windows['2 processes']) / perSecond(r.windows['1 process'])),
+    );
     return {
-      note: 'harness: meaningful once the store allows several writers (PostgreSQL); on SQLite one writer at a time, so a poor 2-process number is expected and does not fail the run',
+      store,
+      note:
+        store === 'SQLite'
+          ? 'SQLite has one writer at a time: a poor 2-process number is expected, no target'
+          : 'the load generator shares the 2 cores with both server processes',
       client_auth: 'private_key_jwt',
-      store: 'sqlite (one file, both processes)',
       concurrency: plan.concurrency,
       window_ms: plan.windowMs,
       rounds: rounds.length,
@@ -137,9 +151,9 @@ export async function benchTokenScaling(first: TokenServer, plan: ScalingPlan, o
       one_process: row('1 process'),
       two_processes: row('2 processes'),
       /** Median over the rounds of 2-process ÷ 1-process tokens/s. */
-      speedup: round(
-        medianOver(used, (r) => perSecond(r.windows['2 processes']) / perSecond(r.windows['1 process'])),
-      ),
+      speedup,
+      target_speedup: target,
+      met: target === undefined ? undefined : speedup >= target,
       failed_requests: failed,
       first_error: firstError,
     };
