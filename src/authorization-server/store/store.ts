@@ -6,7 +6,8 @@
  * of implementations, not edits everywhere.
  *
  * With PostgreSQL, the parts not yet moved there (see docs/deployment.md, "Several instances")
- * still live in the SQLite file of each instance's data directory.
+ * still live in the SQLite file of each instance's data directory. The directory (users, domains,
+ * clients, approvals; admin/directory.ts) is in PostgreSQL with the rest of what instances share.
  */
 import type { DatabaseSync } from 'node:sqlite';
 import type { Check } from '../../shared/health.ts';
