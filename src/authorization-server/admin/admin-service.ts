@@ -562,12 +562,19 @@ export function createAdminService(deps: AdminServiceDependencies) {
         (await directory.registeredClients.get(built.clientId)) !== undefined ||
         (await deps.provider.Client.find(built.clientId).catch(() => undefined)) !== undefined;
       if (taken) throw new AdminError(409, 'conflict', 'a client with this id exists', 'client_id');
-      await directory.registeredClients.add({
-        clientId: built.clientId,
-        role: built.role,
-        metadata: built.metadata,
-        createdBy: actor,
-      });
+      try {
+        await directory.registeredClients.add({
+          clientId: built.clientId,
+          role: built.role,
+          metadata: built.metadata,
+          createdBy: actor,
+        });
+      } catch (error) {
+        // Taken meanwhile (another instance registered the same id after the check above): the
+        // same conflict, not a server error. Anything else (the store cannot answer) goes on.
+        if ((await directory.registeredClients.get(built.clientId)) === undefined) throw error;
+        throw new AdminError(409, 'conflict', 'a client with this id exists', 'client_id');
+      }
       audit('client.registered', actor, {
         client_id: built.clientId,
         role: built.role,
