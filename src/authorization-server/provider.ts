@@ -32,7 +32,7 @@ import { logoutPage, signedOutPage } from './interactions/views/logout-pages.ts'
 import type { IdTokenKeySlots } from './keys/id-token-signing.ts';
 import { ID_TOKEN_TTL_SECONDS } from './keys/retire-after.ts';
 import type { Accounts } from './login/accounts.ts';
-import type { ApprovedUsers } from './login/approved-users.ts';
+import type { ApprovedUserLookup } from './login/approved-users.ts';
 import { createProviderFetch, PROVIDER_FETCH_MAX_BYTES } from './outbound/provider-fetch.ts';
 import type { ResourceRegistry } from './resources.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './store/sqlite-store.ts';
@@ -66,7 +66,7 @@ export interface ProviderDependencies {
   clients: PreparedClient[];
   classifier: ClientClassifier;
   resources: ResourceRegistry;
-  approvedUsers: ApprovedUsers;
+  approvedUsers: ApprovedUserLookup;
   accounts: Accounts;
   /** The token endpoint's limits (http/token-rate-limit.ts). */
   tokenLimits: TokenRateLimits;
@@ -77,7 +77,7 @@ export interface ProviderDependencies {
   /** The admin API's resource URI (`<issuer>/admin/api`): only clients of role `admin` get tokens for it. */
   adminAudience: string;
   /** A client an administrator disabled: it is not found, so nothing of it works (admin/admin-service.ts). */
-  isDisabledClient: (clientId: string) => boolean;
+  isDisabledClient: (clientId: string) => Promise<boolean>;
   logger: Logger;
 }
 
@@ -87,7 +87,7 @@ export async function userClaims(
   sub: string,
 ) {
   const email = await deps.accounts.emailOf(sub);
-  const user = email ? deps.approvedUsers.find(email) : undefined;
+  const user = email ? await deps.approvedUsers.find(email) : undefined;
   // A user removed from the approved list loses access at once: no claims, no account.
   if (!user || user.sub !== sub) return undefined;
   return {
@@ -210,7 +210,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       return grant;
     },
     extraTokenClaims: async (_ctx, token) => {
-      const classification = classifier.classify(token.clientId!);
+      const classification = await classifier.classify(token.clientId!);
       const clientClaims = {
         client_type: token.kind === 'ClientCredentials' ? 'workload' : classification.clientType,
         client_assurance_level: classification.assuranceLevel,
@@ -224,7 +224,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     issueRefreshToken: async (_ctx, client) => {
       if (!config.refreshTokens.enabled || !client.grantTypeAllowed('refresh_token')) return false;
-      return classifier.classify(client.clientId).kind !== 'dynamic' || dcr.allowRefreshTokens;
+      return (await classifier.classify(client.clientId)).kind !== 'dynamic' || dcr.allowRefreshTokens;
     },
     // Rotation with reuse detection: a consumed refresh token presented again revokes the grant,
     // except within the grace window handled by the store (tokens/refresh-grace.ts).
@@ -334,7 +334,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
         enabled: true,
         // RFC 7662 §4: introspection is for the gateway only; anyone else learns nothing.
         allowedPolicy: async (ctx, client, token) => {
-          const allowed = classifier.preRegistered(client.clientId)?.role === 'gateway';
+          const allowed = classifier.configured(client.clientId)?.role === 'gateway';
           if (!allowed) {
             deps.logger.audit('introspection', { outcome: 'denied', client_id: client.clientId, ip: ctx.ip });
             return false;
@@ -373,12 +373,12 @@ export function createProvider(deps: ProviderDependencies): Provider {
         // Clients that omit `resource` get the MCP server (interoperability, design §4); admin
         // scripts get the admin API, the one resource they may have.
         defaultResource: async (_ctx, client) =>
-          client && classifier.preRegistered(client.clientId)?.role === 'admin'
+          client && classifier.configured(client.clientId)?.role === 'admin'
             ? deps.adminAudience
             : resources.mcp.uri,
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, indicator, client) => {
-          const admin = classifier.preRegistered(client.clientId);
+          const admin = classifier.configured(client.clientId);
           // The admin API's tokens go to admin clients only, and admin clients get nothing else.
           if (admin?.role === 'admin' || indicator === deps.adminAudience) {
             if (admin?.role !== 'admin' || indicator !== deps.adminAudience) throw new errors.InvalidTarget();
@@ -390,7 +390,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
             };
           }
           if (!resources.isMcpResource(indicator)) throw new errors.InvalidTarget();
-          const dynamic = classifier.classify(client.clientId).kind === 'dynamic';
+          const dynamic = (await classifier.classify(client.clientId)).kind === 'dynamic';
           const ttl = dynamic
             ? Math.min(resources.mcp.accessTokenTtlSeconds, dcr.maxAccessTokenTtlSeconds)
             : resources.mcp.accessTokenTtlSeconds;
@@ -415,7 +415,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   provider.Client.find = async (id: string) => {
     await guardClientLookup(Provider.ctx, id, deps.tokenLimits);
     // Disabled: unknown everywhere (authorization, token, introspection of its tokens: inactive).
-    if (deps.isDisabledClient(id)) return undefined;
+    if (await deps.isDisabledClient(id)) return undefined;
     return findClient(id);
   };
 

@@ -29,7 +29,6 @@ import type { Directory } from './admin/directory.ts';
 import { directoryApprovedUsers } from './admin/directory-users.ts';
 import { keysAdmin } from './admin/keys-admin.ts';
 import { seedDirectory } from './admin/seed.ts';
-import { createSqliteDirectory } from './admin/sqlite-directory.ts';
 import { type AuditTrail, createAuditTrail, recordAudits } from './audit/audit-trail.ts';
 import { toolCallIntake } from './audit/tool-call-intake.ts';
 import { createClientClassifier } from './clients/client-classification.ts';
@@ -238,24 +237,26 @@ export async function startAuthorizationServer(
     });
     const cimd = config.clientIdMetadataDocuments;
     // What administrators change at run time; the configuration file seeds it (admin/seed.ts).
-    const directory = createSqliteDirectory(db);
-    const seeded = seedDirectory(db, directory, config);
+    // In the store: with PostgreSQL, one directory for every instance.
+    const directory = store.directory;
+    const seeded = await seedDirectory(directory, config);
     if (seeded.users + seeded.domains + seeded.trustedDomains + seeded.removed > 0)
       logger.info('the directory follows the configuration file', { ...seeded });
     const isDocumentUrl = (clientId: string) =>
       cimd.enabled && isClientIdMetadataDocumentUrl(clientId, { allowLoopbackHttp: cimd.allowLoopbackHttp });
     // Trusted domains are the directory's (an administrator edits them); denied ones the file's.
-    const trustOf = (clientId: string) =>
+    // Asked of the store at each use: a domain trusted at another instance holds here at once.
+    const trustOf = async (clientId: string) =>
       classifyClientIdUrl(clientId, {
         ...cimd,
-        trustedDomains: directory.trustedDomains.list().map((entry) => entry.domain),
+        trustedDomains: (await directory.trustedDomains.list()).map((entry) => entry.domain),
       });
     const classifier = createClientClassifier(
       allClients,
       isDocumentUrl,
-      (id) => trustOf(id) === 'trusted',
-      (id) => {
-        const registered = directory.registeredClients.get(id);
+      async (id) => (await trustOf(id)) === 'trusted',
+      async (id) => {
+        const registered = await directory.registeredClients.get(id);
         return registered ? asPreRegistered(registered) : undefined;
       },
     );
@@ -361,7 +362,8 @@ export async function startAuthorizationServer(
       : memoryRateLimiters;
     const tokenLimits = tokenRateLimitsFrom(config.tokenEndpointRateLimit, classifier, limiter);
     const adminAudience = `${issuer}${ADMIN_API_PATH}`;
-    const isDisabledClient = (clientId: string) => directory.clients.disabledSince(clientId) !== undefined;
+    const isDisabledClient = async (clientId: string) =>
+      (await directory.clients.disabledSince(clientId)) !== undefined;
     const provider = createProvider({
       adminAudience,
       isDisabledClient,
@@ -394,13 +396,13 @@ export async function startAuthorizationServer(
 
     // A subject that signed in as a user (it has an account) but is no longer approved: the rule of
     // userClaims (provider.ts) for an account whose address is known.
-    const removedUser = (sub: string, email: string) => approvedUsers.find(email)?.sub !== sub;
+    const removedUser = async (sub: string, email: string) => (await approvedUsers.find(email))?.sub !== sub;
     // Asked at each introspection and token exchange, and awaited there: the account is read from the
     // store (shared by every instance with PostgreSQL), never from a cache that could let a user
     // removed at another instance through. A store that cannot answer fails the request (503).
     const isRemovedUser = async (sub: string) => {
       const email = await accounts.emailOf(sub);
-      return email !== undefined && removedUser(sub, email);
+      return email !== undefined && (await removedUser(sub, email));
     };
     const sign = createAccessTokenSigner(issuer, keys.signingKey);
     const tokenTagKey = derivedKey('gatehouse opaque token tags');
@@ -459,7 +461,6 @@ export async function startAuthorizationServer(
       classifier,
       staticClients: clients,
       isDocumentUrl,
-      isTrustedDocument: (clientId) => trustOf(clientId) === 'trusted',
       mcpResource: resources.mcp.uri,
       announce: (event) => revocations.announce(event),
       mailer,
@@ -472,9 +473,7 @@ export async function startAuthorizationServer(
     provider.use(
       toolCallIntake({
         mcpServers: new Map(
-          [...internalListeners(clients)].filter(
-            ([id]) => classifier.preRegistered(id)?.role === 'mcp-server',
-          ),
+          [...internalListeners(clients)].filter(([id]) => classifier.configured(id)?.role === 'mcp-server'),
         ),
         record: (event, fields) => audit.record(event, fields),
         logger,
@@ -559,7 +558,7 @@ export async function startAuthorizationServer(
       store.oidc,
       accounts,
       directory,
-      (id) => id !== undefined && classifier.preRegistered(id)?.role === 'mcp-server',
+      (id) => id !== undefined && classifier.configured(id)?.role === 'mcp-server',
     );
     // RFC 7592 deletion removes the client's record only: its grants and tokens go with it here
     // (the revocation announcement tells the caches; announce.ts).
@@ -584,7 +583,7 @@ export async function startAuthorizationServer(
     shared?.onGap(() => revocations.stream.closeAll());
     // A user removed from the configuration since the last start: their tokens die everywhere now.
     for (const [sub, email] of await accounts.emailsOf(await accounts.subjects())) {
-      if (removedUser(sub, email))
+      if (await removedUser(sub, email))
         await revocations.announce({ type: 'subject', sub, at: Math.floor(Date.now() / 1000) });
     }
 
@@ -779,7 +778,11 @@ function subscribeAuditEvents(
           logger.warn('the last use of a client was not recorded', { error: (error as Error).message }),
         );
       // For the console's client list (CIMD clients have no row of their own) and "last used".
-      directory.clients.recordSeen(clientId, ctx.oidc.client?.clientName);
+      directory.clients
+        .recordSeen(clientId, ctx.oidc.client?.clientName)
+        .catch((error: unknown) =>
+          logger.warn('a client was not recorded as seen', { error: (error as Error).message }),
+        );
     }
     const grantId = token && 'grantId' in token ? (token.grantId as string | undefined) : undefined;
     if (grantId)

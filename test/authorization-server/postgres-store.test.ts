@@ -5,7 +5,9 @@
  * closed with 503 and Retry-After, then recover by themselves.
  *
  * The instances share one data directory here: the signing keys, generated client secrets and the
- * parts of the state not yet moved to PostgreSQL still live there (docs/deployment.md).
+ * parts of the state not yet moved to PostgreSQL still live there (docs/deployment.md). The
+ * directory is PostgreSQL's: a client disabled, a user or a client added through the admin API of
+ * one instance holds at the other at its next request.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -23,7 +25,7 @@ import { parseConfig } from '../../src/shared/config/load.ts';
 import { tokenHash } from '../../src/shared/jwt.ts';
 import { createLogger } from '../../src/shared/logging.ts';
 import { type Balancer, freePort, startBalancer } from '../helpers/balancer.ts';
-import { basic, postForm } from '../helpers/oauth.ts';
+import { Browser, basic, postForm, userToken } from '../helpers/oauth.ts';
 import {
   createTestDatabase,
   skipWithoutPostgres,
@@ -33,6 +35,23 @@ import {
 import { JWT_BEARER, WORKLOAD, workloadAssertion, workloadTokenRequest } from '../helpers/workload.ts';
 
 const GATEWAY = 'gatehouse-gateway';
+const ADMIN = 'gatehouse-admin';
+const REDIRECT = 'http://127.0.0.1/callback';
+
+/** A browser whose every request goes to one instance, while the pages and redirects name the issuer. */
+class PinnedBrowser extends Browser {
+  readonly #issuer: string;
+  readonly #instance: string;
+  constructor(issuer: string, instance: string) {
+    super();
+    this.#issuer = issuer;
+    this.#instance = instance;
+  }
+  override async request(url: string, init: Parameters<Browser['request']>[1] = {}) {
+    const answer = await super.request(url.replace(this.#issuer, this.#instance), init);
+    return { ...answer, location: answer.location?.replace(this.#instance, this.#issuer) };
+  }
+}
 
 describe('two authorization servers on one PostgreSQL database', {
   skip: await skipWithoutPostgres(),
@@ -56,6 +75,27 @@ describe('two authorization servers on one PostgreSQL database', {
     } finally {
       await client.end();
     }
+  };
+
+  /** The admin API of one instance (`at`: its own address), with a token of the admin client. */
+  const adminCall = async (at: string, method: string, route: string, body?: unknown) => {
+    const secret = readFileSync(path.join(dataDir, `secrets/${ADMIN}.secret`), 'utf8').trim();
+    const issued = await postForm(
+      `${balancer.url}/token`,
+      { grant_type: 'client_credentials', scope: 'admin' },
+      { authorization: basic(ADMIN, secret) },
+    );
+    assert.equal(issued.status, 200, issued.text);
+    const response = await fetch(`${at}/admin/api${route}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${issued.json.access_token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await response.text();
+    return { status: response.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
   };
 
   before(async () => {
@@ -251,6 +291,94 @@ describe('two authorization servers on one PostgreSQL database', {
       client.query('SELECT id FROM gatehouse_migrations ORDER BY id'),
     );
     assert.ok(migrations.rows.some((row) => row.id === 'oidc-models-1'));
+  });
+
+  test('a client disabled through the admin API of one instance is refused at the other at once', async () => {
+    const [atA, atB] = ports.map((port) => `http://127.0.0.1:${port}`);
+    const issued = await workloadTokenRequest(server());
+    assert.equal(issued.status, 200, issued.text);
+    const token = String(issued.json.access_token);
+    const disabled = await adminCall(atA!, 'POST', '/clients/example-workload/disable');
+    assert.equal(disabled.status, 200, JSON.stringify(disabled.json));
+    try {
+      // At B, the very next request: no cache of A's answer to wait out.
+      const refused = await postForm(`${atB}/token`, {
+        grant_type: 'client_credentials',
+        client_assertion_type: JWT_BEARER,
+        client_assertion: await workloadAssertion(server()),
+        scope: 'stocks:read',
+      });
+      assert.equal(refused.status, 401, refused.text);
+      assert.equal(refused.json.error, 'invalid_client');
+      const answer = await postForm(`${atB}/introspect`, { token }, { authorization: gateway });
+      assert.equal(answer.json.active, false, 'its tokens are inactive at B too');
+      const listed = await adminCall(atB!, 'GET', '/clients/example-workload');
+      assert.equal(listed.json.disabled, true, "B's admin API shows it disabled");
+    } finally {
+      const enabled = await adminCall(atB!, 'POST', '/clients/example-workload/enable');
+      assert.equal(enabled.status, 200, JSON.stringify(enabled.json));
+    }
+    // Enabled at B: A lets it in again at once.
+    const again = await postForm(`${atA}/token`, {
+      grant_type: 'client_credentials',
+      client_assertion_type: JWT_BEARER,
+      client_assertion: await workloadAssertion(server()),
+      scope: 'stocks:read',
+    });
+    assert.equal(again.status, 200, again.text);
+  });
+
+  test('a user and a client an administrator adds at one instance sign in at the other', async () => {
+    const [atA, atB] = ports.map((port) => `http://127.0.0.1:${port}`);
+    const email = 'dana@newco.example';
+    const client = await adminCall(atA!, 'POST', '/clients', {
+      client_id: 'shared-agent',
+      name: 'Shared agent',
+      role: 'agent',
+      redirect_uris: [REDIRECT],
+      scopes: ['stocks:read'],
+    });
+    assert.equal(client.status, 201, JSON.stringify(client.json));
+    const user = await adminCall(atA!, 'POST', '/users', { email, name: 'Dana' });
+    assert.equal(user.status, 201, JSON.stringify(user.json));
+    // Every page of the sign-in at B: the code is sent there, so B found the user A added.
+    const { token, result } = await userToken({
+      issuer: balancer.url,
+      clientId: 'shared-agent',
+      redirectUri: REDIRECT,
+      scope: 'stocks:read',
+      email,
+      browser: new PinnedBrowser(balancer.url, atB!),
+    });
+    assert.deepEqual(result.pages, ['email', 'code', 'consent']);
+    assert.equal(token.status, 200, token.text);
+    const accessToken = String(token.json.access_token);
+    const active = await postForm(`${atA}/introspect`, { token: accessToken }, { authorization: gateway });
+    assert.equal(active.json.active, true);
+    assert.equal(active.json.email, email);
+
+    // Removed at B: the token stops at A.
+    const removed = await adminCall(atB!, 'DELETE', `/users/${encodeURIComponent(email)}`);
+    assert.equal(removed.status, 204);
+    const inactive = await postForm(`${atA}/introspect`, { token: accessToken }, { authorization: gateway });
+    assert.equal(inactive.json.active, false);
+
+    // The directory is PostgreSQL's: the local SQLite file has none of it.
+    const rows = await admin((client) =>
+      client.query(
+        'SELECT client_id FROM registered_clients UNION ALL SELECT key FROM directory_removed_seeds',
+      ),
+    );
+    assert.deepEqual(rows.rows.map((row) => row.client_id).sort(), [email, 'shared-agent']);
+    const local = new DatabaseSync(path.join(dataDir, DATABASE_FILE), { readOnly: true });
+    try {
+      const table = local
+        .prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'directory_users'")
+        .get();
+      assert.equal(Number(table?.n), 0, 'no directory table in SQLite');
+    } finally {
+      local.close();
+    }
   });
 
   test('a database that cannot answer: 503 with Retry-After, no token, then recovery by itself', async () => {

@@ -45,7 +45,7 @@ export function accountRoutes(deps: AccountDependencies): Middleware {
         return {
           grantId: grant.grant_id,
           name: client.name ?? grant.client_id,
-          verified: deps.classifier.classify(grant.client_id).verified,
+          verified: (await deps.classifier.classify(grant.client_id)).verified,
           redirectHosts: client.redirectHosts,
           scopes: grant.scopes
             .filter((scope) => scope !== 'openid')

@@ -135,7 +135,7 @@ export function asPreRegistered(client: RegisteredClient): PreRegisteredClientCo
 /** The Client adapter, answering for registered clients first (their ids never collide: checked). */
 export function withRegisteredClients(adapter: Adapter, directory: Directory): Adapter {
   return withFind(adapter, async (id) => {
-    const registered = directory.registeredClients.get(id);
+    const registered = await directory.registeredClients.get(id);
     if (registered) return structuredClone(registered.metadata) as never;
     return adapter.find(id);
   });

@@ -77,7 +77,6 @@ export interface AdminServiceDependencies {
   classifier: ClientClassifier;
   staticClients: PreparedClient[];
   isDocumentUrl: (clientId: string) => boolean;
-  isTrustedDocument: (clientId: string) => boolean;
   /** The MCP server's resource URI: the scopes of a grant are read from it. */
   mcpResource: string;
   /** Settles once the event is kept and streamed (or the listeners were cut off); never rejects. */
@@ -168,8 +167,8 @@ export function createAdminService(deps: AdminServiceDependencies) {
     };
   }
 
-  function existingUser(emailInput: string): DirectoryUser {
-    const user = directory.users.get(emailOrThrow(emailInput));
+  async function existingUser(emailInput: string): Promise<DirectoryUser> {
+    const user = await directory.users.get(emailOrThrow(emailInput));
     if (!user) throw notFound('no such user');
     return user;
   }
@@ -233,17 +232,23 @@ export function createAdminService(deps: AdminServiceDependencies) {
     };
   }
 
-  function trustClassOf(clientId: string): ClientTrustClass {
-    const kind = deps.classifier.classify(clientId).kind;
-    if (kind === 'pre-registered') return 'pre-registered';
-    if (kind === 'cimd') return deps.isTrustedDocument(clientId) ? 'cimd-trusted' : 'cimd';
+  async function trustClassOf(clientId: string): Promise<ClientTrustClass> {
+    const classification = await deps.classifier.classify(clientId);
+    if (classification.kind === 'pre-registered') return 'pre-registered';
+    // The classification asked the trusted domains already: `verified` is its answer.
+    if (classification.kind === 'cimd') return classification.verified ? 'cimd-trusted' : 'cimd';
     return 'dynamic';
   }
 
   async function listClients(): Promise<AdminClientView[]> {
-    const disabled = directory.clients.listDisabled();
-    const seen = new Map(directory.clients.listSeen().map((client) => [client.clientId, client]));
-    const approvals = new Map(directory.approvals.list().map((approval) => [approval.clientId, approval]));
+    const [disabled, seenList, approvalList, registeredList] = await Promise.all([
+      directory.clients.listDisabled(),
+      directory.clients.listSeen(),
+      directory.approvals.list(),
+      directory.registeredClients.list(),
+    ]);
+    const seen = new Map(seenList.map((client) => [client.clientId, client]));
+    const approvals = new Map(approvalList.map((approval) => [approval.clientId, approval]));
     const views: AdminClientView[] = [];
     const common = (clientId: string) => {
       const approval = approvals.get(clientId)?.status;
@@ -269,7 +274,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
         ...common(id),
       });
     }
-    for (const registered of directory.registeredClients.list()) {
+    for (const registered of registeredList) {
       const id = registered.clientId;
       const lastUsed = iso(seen.get(id)?.lastUsedAt);
       views.push({
@@ -318,7 +323,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
       views.push({
         client_id: id,
         ...(name ? { name } : {}),
-        trust_class: trustClassOf(id),
+        trust_class: await trustClassOf(id),
         registration: 'metadata document',
         redirect_hosts: hostsOf(approval?.redirectUris ?? []),
         scopes: approval?.scopes ?? [],
@@ -342,11 +347,13 @@ export function createAdminService(deps: AdminServiceDependencies) {
 
     async listUsers(search?: string): Promise<AdminUserView[]> {
       if (search !== undefined && search.length > 254) throw invalid('search', 'is too long');
-      return Promise.all(directory.users.list(search?.trim().toLowerCase() || undefined).map(userView));
+      return Promise.all(
+        (await directory.users.list(search?.trim().toLowerCase() || undefined)).map(userView),
+      );
     },
 
     async getUser(email: string): Promise<AdminUserView> {
-      return userView(existingUser(email));
+      return userView(await existingUser(email));
     },
 
     async addUser(
@@ -358,15 +365,15 @@ export function createAdminService(deps: AdminServiceDependencies) {
       const claims = checkClaims(input.claims);
       if (input.invite !== undefined && typeof input.invite !== 'boolean')
         throw invalid('invite', 'must be true or false');
-      if (directory.users.get(email)) throw conflict('this user is already approved');
-      const user = directory.users.put({
+      if (await directory.users.get(email)) throw conflict('this user is already approved');
+      const user = await directory.users.put({
         email,
         ...(name ? { name } : {}),
         claims,
         status: 'active',
         source: 'administrator',
       });
-      directory.seeds.clearRemoved('user', email);
+      await directory.seeds.clearRemoved('user', email);
       audit('user.added', actor, { sub: subOf(email), invited: input.invite === true });
       if (input.invite === true) {
         // Not awaited for the answer's sake, but its failure is told: the administrator may resend.
@@ -387,13 +394,13 @@ export function createAdminService(deps: AdminServiceDependencies) {
       emailInput: string,
       input: { name?: unknown; claims?: unknown; status?: unknown },
     ): Promise<AdminUserView> {
-      const user = existingUser(emailInput);
+      const user = await existingUser(emailInput);
       if (input.status !== undefined && input.status !== 'active' && input.status !== 'suspended')
         throw invalid('status', 'must be "active" or "suspended"');
       const name = input.name === undefined ? user.name : checkName(input.name);
       const claims = input.claims === undefined ? user.claims : checkClaims(input.claims);
       const status = (input.status as DirectoryUser['status'] | undefined) ?? user.status;
-      const updated = directory.users.put({
+      const updated = await directory.users.put({
         email: user.email,
         ...(name ? { name } : {}),
         claims,
@@ -414,11 +421,11 @@ export function createAdminService(deps: AdminServiceDependencies) {
     },
 
     async removeUser(actor: string, emailInput: string): Promise<void> {
-      const user = existingUser(emailInput);
-      directory.users.remove(user.email);
+      const user = await existingUser(emailInput);
+      await directory.users.remove(user.email);
       // A seed of the file stays removed across restarts (seed.ts).
       // Whatever its source: the file must not bring back someone an administrator removed (seed.ts).
-      directory.seeds.markRemoved('user', user.email);
+      await directory.seeds.markRemoved('user', user.email);
       const grants = await cutOffUser(user.email);
       audit('user.removed', actor, { sub: subOf(user.email), grants_revoked: grants });
     },
@@ -431,7 +438,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
     },
 
     async listDomains() {
-      return directory.domains.list().map((entry) => ({
+      return (await directory.domains.list()).map((entry) => ({
         domain: entry.domain,
         claims: entry.claims,
         source: entry.source,
@@ -442,24 +449,28 @@ export function createAdminService(deps: AdminServiceDependencies) {
     async addDomain(actor: string, input: { domain?: unknown; claims?: unknown }) {
       const domain = domainOrThrow(input.domain);
       const claims = checkClaims(input.claims);
-      if (directory.domains.get(domain)) throw conflict('this domain is already approved');
-      const entry = directory.domains.put({ domain, claims, source: 'administrator' });
-      directory.seeds.clearRemoved('domain', domain);
+      if (await directory.domains.get(domain)) throw conflict('this domain is already approved');
+      const entry = await directory.domains.put({ domain, claims, source: 'administrator' });
+      await directory.seeds.clearRemoved('domain', domain);
       audit('domain.added', actor, { domain });
       return { domain, claims, source: entry.source, created_at: iso(entry.createdAt)! };
     },
 
     async removeDomain(actor: string, domainInput: string): Promise<void> {
       const domain = domainOrThrow(domainInput);
-      const entry = directory.domains.get(domain);
+      const entry = await directory.domains.get(domain);
       if (!entry) throw notFound('no such domain');
-      directory.domains.remove(domain);
-      directory.seeds.markRemoved('domain', domain);
+      await directory.domains.remove(domain);
+      await directory.seeds.markRemoved('domain', domain);
       // Its users without an entry of their own are approved by nothing now: cut off at once.
       let cut = 0;
       const emails = await accounts.emailsOf(await accounts.subjects());
       for (const email of emails.values()) {
-        if (!email || email.slice(email.lastIndexOf('@') + 1) !== domain || directory.users.get(email))
+        if (
+          !email ||
+          email.slice(email.lastIndexOf('@') + 1) !== domain ||
+          (await directory.users.get(email))
+        )
           continue;
         await cutOffUser(email);
         cut++;
@@ -468,25 +479,27 @@ export function createAdminService(deps: AdminServiceDependencies) {
     },
 
     async listTrustedDomains() {
-      return directory.trustedDomains
-        .list()
-        .map((entry) => ({ domain: entry.domain, source: entry.source, created_at: iso(entry.createdAt)! }));
+      return (await directory.trustedDomains.list()).map((entry) => ({
+        domain: entry.domain,
+        source: entry.source,
+        created_at: iso(entry.createdAt)!,
+      }));
     },
 
     async addTrustedDomain(actor: string, input: { domain?: unknown }) {
       const domain = domainOrThrow(input.domain);
-      const entry = directory.trustedDomains.add(domain, 'administrator');
-      directory.seeds.clearRemoved('trusted-domain', domain);
+      const entry = await directory.trustedDomains.add(domain, 'administrator');
+      await directory.seeds.clearRemoved('trusted-domain', domain);
       audit('trusted_domain.added', actor, { domain });
       return { domain, source: entry.source, created_at: iso(entry.createdAt)! };
     },
 
     async removeTrustedDomain(actor: string, domainInput: string): Promise<void> {
       const domain = domainOrThrow(domainInput);
-      const entry = directory.trustedDomains.list().find((item) => item.domain === domain);
+      const entry = (await directory.trustedDomains.list()).find((item) => item.domain === domain);
       if (!entry) throw notFound('no such trusted domain');
-      directory.trustedDomains.remove(domain);
-      directory.seeds.markRemoved('trusted-domain', domain);
+      await directory.trustedDomains.remove(domain);
+      await directory.seeds.markRemoved('trusted-domain', domain);
       audit('trusted_domain.removed', actor, { domain });
     },
 
@@ -495,13 +508,13 @@ export function createAdminService(deps: AdminServiceDependencies) {
 
     async setClientDisabled(actor: string, clientId: string, disabled: boolean): Promise<AdminClientView> {
       const client = await findClient(clientId);
-      const role = deps.classifier.preRegistered(clientId)?.role;
+      const role = deps.classifier.configured(clientId)?.role;
       if (disabled && (role === 'gateway' || role === 'mcp-server'))
         throw conflict('the gateway and the MCP server cannot work without their own clients');
       // Disabling the pages' own client would lock every administrator out of the console.
       if (disabled && clientId === FIRST_PARTY_CLIENT_ID)
         throw conflict('the account page and the admin console sign in with this client');
-      directory.clients.setDisabled(clientId, disabled);
+      await directory.clients.setDisabled(clientId, disabled);
       if (disabled) {
         // Its tokens stop now: the stored ones go, the caches are told, and lookups fail (server.ts).
         await deps.oidc.removeClientTokens(clientId);
@@ -519,7 +532,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
           'this client is defined in the configuration file: disable it here, or remove it from the file',
         );
       if (client.registration === 'administrator') {
-        directory.registeredClients.remove(clientId);
+        await directory.registeredClients.remove(clientId);
         await deps.oidc.removeClientRows(clientId);
       } else if (client.registration === 'dynamic registration') {
         // Its registration with every grant, token and registration access token (as RFC 7592 deletion).
@@ -532,8 +545,8 @@ export function createAdminService(deps: AdminServiceDependencies) {
       for (const grant of await accounts.grants({ clientId })) await accounts.forgetGrant(grant.grantId);
       // A metadata document's URL may come back: its disabled state and the approval decision stay,
       // so deleting it is never weaker than disabling or denying it. Other ids are gone for good.
-      if (client.registration === 'metadata document') directory.clients.forgetSeen(clientId);
-      else directory.clients.forget(clientId);
+      if (client.registration === 'metadata document') await directory.clients.forgetSeen(clientId);
+      else await directory.clients.forget(clientId);
       await deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });
       audit('client.deleted', actor, { client_id: clientId });
     },
@@ -546,15 +559,22 @@ export function createAdminService(deps: AdminServiceDependencies) {
       const built = newClientMetadata(input, { mcpScopes: deps.mcpScopes, dpopRequired: deps.dpopRequired });
       const taken =
         deps.staticClients.some((client) => client.config.clientId === built.clientId) ||
-        directory.registeredClients.get(built.clientId) !== undefined ||
+        (await directory.registeredClients.get(built.clientId)) !== undefined ||
         (await deps.provider.Client.find(built.clientId).catch(() => undefined)) !== undefined;
       if (taken) throw new AdminError(409, 'conflict', 'a client with this id exists', 'client_id');
-      directory.registeredClients.add({
-        clientId: built.clientId,
-        role: built.role,
-        metadata: built.metadata,
-        createdBy: actor,
-      });
+      try {
+        await directory.registeredClients.add({
+          clientId: built.clientId,
+          role: built.role,
+          metadata: built.metadata,
+          createdBy: actor,
+        });
+      } catch (error) {
+        // Taken meanwhile (another instance registered the same id after the check above): the
+        // same conflict, not a server error. Anything else (the store cannot answer) goes on.
+        if ((await directory.registeredClients.get(built.clientId)) === undefined) throw error;
+        throw new AdminError(409, 'conflict', 'a client with this id exists', 'client_id');
+      }
       audit('client.registered', actor, {
         client_id: built.clientId,
         role: built.role,
@@ -595,8 +615,8 @@ export function createAdminService(deps: AdminServiceDependencies) {
     async decideApproval(actor: string, clientId: string, decision: unknown): Promise<ClientApproval> {
       if (decision !== 'approved' && decision !== 'denied')
         throw invalid('decision', 'must be "approved" or "denied"');
-      if (!directory.approvals.get(clientId)) throw notFound('no such client in the approval queue');
-      const decided = directory.approvals.decide(clientId, decision, actor)!;
+      const decided = await directory.approvals.decide(clientId, decision, actor);
+      if (!decided) throw notFound('no such client in the approval queue');
       if (decision === 'denied') {
         await deps.oidc.removeClientTokens(clientId);
         await deps.announce({ type: 'client', client_id: clientId, at: nowSeconds() });

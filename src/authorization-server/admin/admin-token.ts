@@ -34,7 +34,7 @@ export function createAdminTokenCheck(options: {
   provider: Provider;
   classifier: ClientClassifier;
   audience: string;
-  isDisabledClient: (clientId: string) => boolean;
+  isDisabledClient: (clientId: string) => Promise<boolean>;
 }) {
   const invalidToken = (description: string) =>
     new AdminAuthError(
@@ -56,7 +56,10 @@ export function createAdminTokenCheck(options: {
     if (!audiences.includes(options.audience))
       throw invalidToken('the access token is not for the admin API');
     const clientId = String(token.clientId);
-    if (options.classifier.preRegistered(clientId)?.role !== 'admin' || options.isDisabledClient(clientId))
+    if (
+      options.classifier.configured(clientId)?.role !== 'admin' ||
+      (await options.isDisabledClient(clientId))
+    )
       throw invalidToken('the access token is not valid');
     // A DPoP-bound token (RFC 9449) needs a proof this API does not check: refuse it rather than
     // accept it as a bearer token, which would defeat the binding.

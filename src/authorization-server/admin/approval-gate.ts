@@ -30,15 +30,15 @@ export function createApprovalGate(options: {
   provider: Provider;
   logger: Logger;
 }): ApprovalGate {
-  const classOf = (clientId: string): ApprovalClass | undefined => {
-    const classification = options.classifier.classify(clientId);
+  const classOf = async (clientId: string): Promise<ApprovalClass | undefined> => {
+    const classification = await options.classifier.classify(clientId);
     if (classification.kind === 'pre-registered') return undefined;
     if (classification.kind === 'cimd') return classification.verified ? 'cimdTrusted' : 'cimdOther';
     return 'dynamic';
   };
 
   return async (clientId, attempt) => {
-    const clientClass = classOf(clientId);
+    const clientClass = await classOf(clientId);
     if (!clientClass) return { outcome: 'allow' };
     const rule = options.policy[clientClass];
     if (rule === 'allow') return { outcome: 'allow' };
@@ -54,13 +54,13 @@ export function createApprovalGate(options: {
       });
       return { outcome: 'denied', clientName, redirectHost };
     }
-    const decided = options.directory.approvals.get(clientId);
+    const decided = await options.directory.approvals.get(clientId);
     if (decided?.status === 'approved') return { outcome: 'allow' };
     if (decided?.status === 'denied') return { outcome: 'denied', clientName, redirectHost };
     // Not signed in yet: let the user sign in first, so the queue can say who tried it.
     if (!attempt.email) return { outcome: 'allow' };
     const { client_secret: _secret, registration_access_token: _rat, ...presented } = metadata;
-    options.directory.approvals.request({
+    await options.directory.approvals.request({
       clientId,
       clientClass,
       name: clientName,

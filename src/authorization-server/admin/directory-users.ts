@@ -5,18 +5,18 @@
  * Same rules as the configuration list (login/approved-users.ts): an explicit entry wins over its
  * domain's entry as a whole, domains match exactly. A suspended user is not approved: they cannot
  * sign in, and tokens already issued to them stop at once (introspection and token exchange ask
- * this on every use). Administrators (configuration only, never the directory, so no admin change
+ * this on every use, of the store itself). Administrators (configuration only, never the directory, so no admin change
  * can make someone an administrator) may always sign in, if only to reach the console.
  */
 import {
   type ApprovedUser,
-  type ApprovedUsers,
+  type ApprovedUserLookup,
   normalizeEmail,
   subjectFor,
 } from '../login/approved-users.ts';
 import type { Directory } from './directory.ts';
 
-export interface DirectoryUsers extends ApprovedUsers {
+export interface DirectoryUsers extends ApprovedUserLookup {
   isAdministrator(email: string): boolean;
 }
 
@@ -32,10 +32,10 @@ export function directoryApprovedUsers(
       const email = normalizeEmail(input);
       return email !== undefined && administrators.has(email);
     },
-    find(input) {
+    async find(input) {
       const email = normalizeEmail(input);
       if (!email) return undefined;
-      const entry = directory.users.get(email);
+      const entry = await directory.users.get(email);
       const sub = subjectFor(email, options.subjectKey);
       if (entry) {
         if (entry.status !== 'active') return undefined;
@@ -43,7 +43,7 @@ export function directoryApprovedUsers(
         if (entry.name !== undefined) user.name = entry.name;
         return user;
       }
-      const domain = directory.domains.get(email.slice(email.lastIndexOf('@') + 1));
+      const domain = await directory.domains.get(email.slice(email.lastIndexOf('@') + 1));
       if (domain) return { sub, email, claims: structuredClone(domain.claims) };
       if (administrators.has(email)) return { sub, email, claims: {} };
       return undefined;

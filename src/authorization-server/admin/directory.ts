@@ -3,7 +3,9 @@
  * sign in, the CIMD trusted domains, disabled clients, the clients seen, and the approval queue.
  *
  * The configuration file seeds it (seed.ts); after that it is the truth, and admin changes survive
- * restarts. A second store (PostgreSQL) is a new implementation of `Directory`, not edits elsewhere.
+ * restarts. Two implementations: sqlite-directory.ts (one instance) and postgres-directory.ts (every
+ * instance on one database). Every call is asked of the store, never of a copy another instance
+ * could have made stale: a client disabled at one instance is refused at the next request anywhere.
  */
 import type { ClaimValue } from '../login/approved-users.ts';
 
@@ -74,55 +76,62 @@ export interface SeenClient {
 
 export interface Directory {
   users: {
-    list(search?: string): DirectoryUser[];
-    get(email: string): DirectoryUser | undefined;
+    list(search?: string): Promise<DirectoryUser[]>;
+    get(email: string): Promise<DirectoryUser | undefined>;
     /** Inserts or replaces an entry (email already normalized). */
-    put(user: Omit<DirectoryUser, 'createdAt' | 'updatedAt'>): DirectoryUser;
-    remove(email: string): boolean;
+    put(user: Omit<DirectoryUser, 'createdAt' | 'updatedAt'>): Promise<DirectoryUser>;
+    remove(email: string): Promise<boolean>;
   };
   domains: {
-    list(): DirectoryDomain[];
-    get(domain: string): DirectoryDomain | undefined;
-    put(domain: Omit<DirectoryDomain, 'createdAt'>): DirectoryDomain;
-    remove(domain: string): boolean;
+    list(): Promise<DirectoryDomain[]>;
+    get(domain: string): Promise<DirectoryDomain | undefined>;
+    put(domain: Omit<DirectoryDomain, 'createdAt'>): Promise<DirectoryDomain>;
+    remove(domain: string): Promise<boolean>;
   };
   trustedDomains: {
-    list(): TrustedDomain[];
-    add(domain: string, source: EntrySource): TrustedDomain;
-    remove(domain: string): boolean;
+    list(): Promise<TrustedDomain[]>;
+    /** Adds a domain; one already there keeps its source and time. */
+    add(domain: string, source: EntrySource): Promise<TrustedDomain>;
+    remove(domain: string): Promise<boolean>;
   };
   clients: {
-    disabledSince(clientId: string): number | undefined;
-    setDisabled(clientId: string, disabled: boolean): void;
-    listDisabled(): Map<string, number>;
-    recordSeen(clientId: string, name: string | undefined): void;
-    listSeen(): SeenClient[];
-    forget(clientId: string): void;
+    disabledSince(clientId: string): Promise<number | undefined>;
+    setDisabled(clientId: string, disabled: boolean): Promise<void>;
+    listDisabled(): Promise<Map<string, number>>;
+    recordSeen(clientId: string, name: string | undefined): Promise<void>;
+    listSeen(): Promise<SeenClient[]>;
+    forget(clientId: string): Promise<void>;
     /** Forgets only that it was seen (a deleted metadata document keeps its state and decision). */
-    forgetSeen(clientId: string): void;
+    forgetSeen(clientId: string): Promise<void>;
   };
   registeredClients: {
-    get(clientId: string): RegisteredClient | undefined;
-    list(): RegisteredClient[];
-    add(client: Omit<RegisteredClient, 'createdAt'>): RegisteredClient;
-    remove(clientId: string): boolean;
+    get(clientId: string): Promise<RegisteredClient | undefined>;
+    list(): Promise<RegisteredClient[]>;
+    add(client: Omit<RegisteredClient, 'createdAt'>): Promise<RegisteredClient>;
+    remove(clientId: string): Promise<boolean>;
   };
   approvals: {
-    get(clientId: string): ClientApproval | undefined;
-    list(status?: ApprovalStatus): ClientApproval[];
+    get(clientId: string): Promise<ClientApproval | undefined>;
+    list(status?: ApprovalStatus): Promise<ClientApproval[]>;
     /** Queues a client (or refreshes who tried it last); a decided one keeps its decision. */
-    request(approval: Omit<ClientApproval, 'status' | 'decidedBy' | 'decidedAt'>): ClientApproval;
-    decide(clientId: string, status: 'approved' | 'denied', by: string): ClientApproval | undefined;
+    request(approval: Omit<ClientApproval, 'status' | 'decidedBy' | 'decidedAt'>): Promise<ClientApproval>;
+    decide(clientId: string, status: 'approved' | 'denied', by: string): Promise<ClientApproval | undefined>;
   };
   /**
    * Entries of the configuration file an administrator removed: a restart must not bring them back
    * (seed.ts imports only what was never seen).
    */
   seeds: {
-    wasRemoved(kind: SeedKind, key: string): boolean;
-    markRemoved(kind: SeedKind, key: string): void;
-    clearRemoved(kind: SeedKind, key: string): void;
+    wasRemoved(kind: SeedKind, key: string): Promise<boolean>;
+    markRemoved(kind: SeedKind, key: string): Promise<void>;
+    clearRemoved(kind: SeedKind, key: string): Promise<void>;
   };
+  /**
+   * Runs fn with a directory whose calls make one unit: all of them or none, and, with PostgreSQL,
+   * one instance at a time (an advisory lock), so instances starting together on one database
+   * seed one after the other (seed.ts) and the second finds the first's entries.
+   */
+  exclusively<T>(fn: (directory: Directory) => Promise<T>): Promise<T>;
 }
 
 export type SeedKind = 'user' | 'domain' | 'trusted-domain';

@@ -1,9 +1,12 @@
 /**
- * The directory (directory.ts) in the authorization server's SQLite database.
+ * The directory (directory.ts) in the authorization server's SQLite database: one instance's store
+ * (several instances share the directory through PostgreSQL, postgres-directory.ts).
  *
  * Statements are prepared once. Reads on the hot path (is this user approved? is this client
- * disabled?) are single primary-key lookups; the disabled-client set is also kept in memory, as
- * every token request asks it.
+ * disabled?) are single primary-key lookups; the approved users and domains, the disabled clients
+ * and the registered clients are also kept in memory, as every token request asks them, which holds
+ * only because this process is the file's one writer. The calls answer synchronously, as resolved
+ * promises.
  */
 import type { DatabaseSync } from 'node:sqlite';
 import type { ClaimValue } from '../login/approved-users.ts';
@@ -203,25 +206,33 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
       'UPDATE client_approvals SET status = ?, decided_by = ?, decided_at = ? WHERE client_id = ?',
     ),
   };
-  const disabledClients = new Map<string, number>(
-    q.disabled.all().map((row) => [String(row.client_id), Number(row.disabled_at)]),
-  );
   const lastSeenWrite = new Map<string, number>();
   // The approved users and domains, kept in memory as the disabled clients are: read on every
   // token use, written only by an administrator or at start (this process is the only writer).
-  const usersByEmail = new Map(q.users.all().map((row) => [String(row.email), userOf(row)]));
-  const domainsByName = new Map(q.domains.all().map((row) => [String(row.domain), domainOf(row)]));
-  const registered = new Map<string, RegisteredClient>(
-    q.registeredAll.all().map((row) => [String(row.client_id), registeredOf(row)]),
-  );
+  const disabledClients = new Map<string, number>();
+  const usersByEmail = new Map<string, DirectoryUser>();
+  const domainsByName = new Map<string, DirectoryDomain>();
+  const registered = new Map<string, RegisteredClient>();
+  /** Fills the copies from the tables: at start, and after a rolled back `exclusively`. */
+  const load = () => {
+    disabledClients.clear();
+    usersByEmail.clear();
+    domainsByName.clear();
+    registered.clear();
+    for (const row of q.disabled.all()) disabledClients.set(String(row.client_id), Number(row.disabled_at));
+    for (const row of q.users.all()) usersByEmail.set(String(row.email), userOf(row));
+    for (const row of q.domains.all()) domainsByName.set(String(row.domain), domainOf(row));
+    for (const row of q.registeredAll.all()) registered.set(String(row.client_id), registeredOf(row));
+  };
+  load();
 
-  return {
+  const directory: Directory = {
     users: {
-      list: (search) =>
+      list: async (search) =>
         (search ? q.usersLike.all(likePattern(search), likePattern(search)) : q.users.all()).map(userOf),
       // From memory: every introspection and token exchange asks whether its user is still approved.
-      get: (email) => usersByEmail.get(email),
-      put: (user) => {
+      get: async (email) => usersByEmail.get(email),
+      put: async (user) => {
         const now = Date.now();
         q.putUser.run(
           user.email,
@@ -236,42 +247,42 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
         usersByEmail.set(stored.email, stored);
         return stored;
       },
-      remove: (email) => {
+      remove: async (email) => {
         usersByEmail.delete(email);
         return Number(q.removeUser.run(email).changes) > 0;
       },
     },
     domains: {
-      list: () => q.domains.all().map(domainOf),
-      get: (domain) => domainsByName.get(domain),
-      put: (entry): DirectoryDomain => {
+      list: async () => q.domains.all().map(domainOf),
+      get: async (domain) => domainsByName.get(domain),
+      put: async (entry): Promise<DirectoryDomain> => {
         q.putDomain.run(entry.domain, JSON.stringify(entry.claims), entry.source, Date.now());
         const stored = domainOf(q.domain.get(entry.domain)!);
         domainsByName.set(stored.domain, stored);
         return stored;
       },
-      remove: (domain) => {
+      remove: async (domain) => {
         domainsByName.delete(domain);
         return Number(q.removeDomain.run(domain).changes) > 0;
       },
     },
     trustedDomains: {
-      list: () =>
+      list: async () =>
         q.trusted.all().map((row) => ({
           domain: String(row.domain),
           source: row.source as EntrySource,
           createdAt: Number(row.created_at),
         })),
-      add: (domain, source): TrustedDomain => {
+      add: async (domain, source): Promise<TrustedDomain> => {
         q.addTrusted.run(domain, source, Date.now());
         const row = q.trustedOne.get(domain)!;
         return { domain, source: row.source as EntrySource, createdAt: Number(row.created_at) };
       },
-      remove: (domain) => Number(q.removeTrusted.run(domain).changes) > 0,
+      remove: async (domain) => Number(q.removeTrusted.run(domain).changes) > 0,
     },
     clients: {
-      disabledSince: (clientId) => disabledClients.get(clientId),
-      setDisabled: (clientId, disabled) => {
+      disabledSince: async (clientId) => disabledClients.get(clientId),
+      setDisabled: async (clientId, disabled) => {
         if (disabled) {
           const at = Date.now();
           q.disable.run(clientId, at);
@@ -281,8 +292,8 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
           disabledClients.delete(clientId);
         }
       },
-      listDisabled: () => new Map(disabledClients),
-      recordSeen: (clientId, name) => {
+      listDisabled: async () => new Map(disabledClients),
+      recordSeen: async (clientId, name) => {
         const now = Date.now();
         const last = lastSeenWrite.get(clientId);
         if (last !== undefined && now - last < SEEN_WRITE_INTERVAL_MS) return;
@@ -290,18 +301,18 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
         lastSeenWrite.set(clientId, now);
         q.seen.run(clientId, name ?? null, now, now);
       },
-      listSeen: (): SeenClient[] =>
+      listSeen: async (): Promise<SeenClient[]> =>
         q.listSeen.all().map((row) => ({
           clientId: String(row.client_id),
           ...(row.name !== null ? { name: String(row.name) } : {}),
           firstSeenAt: Number(row.first_seen_at),
           lastUsedAt: Number(row.last_used_at),
         })),
-      forgetSeen: (clientId) => {
+      forgetSeen: async (clientId) => {
         q.forgetSeen.run(clientId);
         lastSeenWrite.delete(clientId);
       },
-      forget: (clientId) =>
+      forget: async (clientId) =>
         transaction(db, () => {
           q.forgetSeen.run(clientId);
           q.forgetApproval.run(clientId);
@@ -312,9 +323,9 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
     },
     registeredClients: {
       // From memory: every token request classifies its client, more than once.
-      get: (clientId) => registered.get(clientId),
-      list: () => [...registered.values()].sort((a, b) => b.createdAt - a.createdAt),
-      add: (client) => {
+      get: async (clientId) => registered.get(clientId),
+      list: async () => [...registered.values()].sort((a, b) => b.createdAt - a.createdAt),
+      add: async (client) => {
         q.register.run(
           client.clientId,
           client.role,
@@ -326,18 +337,18 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
         registered.set(added.clientId, added);
         return added;
       },
-      remove: (clientId) => {
+      remove: async (clientId) => {
         registered.delete(clientId);
         return Number(q.unregister.run(clientId).changes) > 0;
       },
     },
     approvals: {
-      get: (clientId) => {
+      get: async (clientId) => {
         const row = q.approval.get(clientId);
         return row ? approvalOf(row) : undefined;
       },
-      list: (status) => (status ? q.approvalsBy.all(status) : q.approvals.all()).map(approvalOf),
-      request: (approval) => {
+      list: async (status) => (status ? q.approvalsBy.all(status) : q.approvals.all()).map(approvalOf),
+      request: async (approval) => {
         q.request.run(
           approval.clientId,
           approval.clientClass,
@@ -350,16 +361,33 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
         );
         return approvalOf(q.approval.get(approval.clientId)!);
       },
-      decide: (clientId, status, by) => {
+      decide: async (clientId, status, by) => {
         q.decide.run(status, by, Date.now(), clientId);
         const row = q.approval.get(clientId);
         return row ? approvalOf(row) : undefined;
       },
     },
     seeds: {
-      wasRemoved: (kind: SeedKind, key) => q.removedSeed.get(kind, key) !== undefined,
-      markRemoved: (kind, key) => void q.markRemoved.run(kind, key),
-      clearRemoved: (kind, key) => void q.clearRemoved.run(kind, key),
+      wasRemoved: async (kind: SeedKind, key) => q.removedSeed.get(kind, key) !== undefined,
+      markRemoved: async (kind, key) => void q.markRemoved.run(kind, key),
+      clearRemoved: async (kind, key) => void q.clearRemoved.run(kind, key),
+    },
+    // One process owns the file: a transaction is enough (BEGIN IMMEDIATE also holds off another
+    // process sharing it). The calls inside answer at once, so nothing else runs in between.
+    exclusively: async (fn) => {
+      if (db.isTransaction) return fn(directory);
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(directory);
+        db.exec('COMMIT');
+        return result;
+      } catch (error) {
+        if (db.isTransaction) db.exec('ROLLBACK');
+        // The copies took the changes that were just rolled back.
+        load();
+        throw error;
+      }
     },
   };
+  return directory;
 }

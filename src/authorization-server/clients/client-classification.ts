@@ -22,8 +22,16 @@ export interface ClientClassification {
 }
 
 export interface ClientClassifier {
-  classify(clientId: string): ClientClassification;
-  preRegistered(clientId: string): PreRegisteredClientConfig | undefined;
+  /** Asks the directory for what it may hold (administrators' clients, trusted domains): async. */
+  classify(clientId: string): Promise<ClientClassification>;
+  /** A client of the configuration file or one an administrator registered. */
+  preRegistered(clientId: string): Promise<PreRegisteredClientConfig | undefined>;
+  /**
+   * A client of the configuration file only, at once: the one source of the internal roles
+   * (`gateway`, `mcp-server`, `admin`), as an administrator registers agents and workloads only
+   * (admin/admin-clients.ts). Checks of those roles need nothing else.
+   */
+  configured(clientId: string): PreRegisteredClientConfig | undefined;
 }
 
 const ROLE_TYPES: Record<PreRegisteredClientConfig['role'], ClientType> = {
@@ -37,16 +45,21 @@ const ROLE_TYPES: Record<PreRegisteredClientConfig['role'], ClientType> = {
 export function createClientClassifier(
   clients: PreRegisteredClientConfig[],
   isCimdClientId: (clientId: string) => boolean,
-  isTrustedCimd: (clientId: string) => boolean,
+  isTrustedCimd: (clientId: string) => Promise<boolean>,
   /** Clients registered by an administrator at run time (admin/admin-clients.ts). */
-  registeredAtRunTime: (clientId: string) => PreRegisteredClientConfig | undefined = () => undefined,
+  registeredAtRunTime: (clientId: string) => Promise<PreRegisteredClientConfig | undefined> = async () =>
+    undefined,
 ): ClientClassifier {
   const byId = new Map(clients.map((client) => [client.clientId, client]));
-  const find = (clientId: string) => byId.get(clientId) ?? registeredAtRunTime(clientId);
+  const configured = (clientId: string) => byId.get(clientId);
+  const preRegistered = async (clientId: string) => configured(clientId) ?? registeredAtRunTime(clientId);
   return {
-    preRegistered: find,
-    classify(clientId) {
-      const known = find(clientId);
+    configured,
+    preRegistered,
+    async classify(clientId) {
+      // A metadata document's URL is never an administrator's client id (those have no ':' or '/'):
+      // one lookup in the directory per classification, not two.
+      const known = isCimdClientId(clientId) ? configured(clientId) : await preRegistered(clientId);
       if (known) {
         return {
           kind: 'pre-registered',
@@ -56,7 +69,7 @@ export function createClientClassifier(
         };
       }
       if (isCimdClientId(clientId)) {
-        const trusted = isTrustedCimd(clientId);
+        const trusted = await isTrustedCimd(clientId);
         return {
           kind: 'cimd',
           verified: trusted,

@@ -19,7 +19,8 @@ import { applyClientPolicy, type ClientPolicy, ClientPolicyError } from './regis
 export interface MetadataDocumentClientsOptions {
   resolver: ClientMetadataDocumentResolver;
   isDocumentUrl: (clientId: string) => boolean;
-  trustOf: (clientId: string) => TrustLevel;
+  /** The trusted domains are the directory's: asked at each lookup. */
+  trustOf: (clientId: string) => Promise<TrustLevel>;
   policy: ClientPolicy;
   logger: Logger;
 }
@@ -31,7 +32,7 @@ export function withMetadataDocumentClients(
   const { resolver, logger } = options;
   return withFind(adapter, async (id) => {
     if (!options.isDocumentUrl(id)) return adapter.find(id);
-    if (options.trustOf(id) === 'denied') {
+    if ((await options.trustOf(id)) === 'denied') {
       logger.audit('client.metadata_document', {
         outcome: 'denied',
         client_id: id,

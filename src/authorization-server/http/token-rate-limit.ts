@@ -53,7 +53,7 @@ export interface TokenRateLimits {
   /** Authenticated clients, per client_id. */
   perClient: Record<ClientRateClass, RateLimiter>;
   /** The limit class of an authenticated client. */
-  classOf: (clientId: string) => ClientRateClass;
+  classOf: (clientId: string) => Promise<ClientRateClass>;
 }
 
 /** The limits the configuration sets (`tokenEndpointRateLimit`), with each client's class by its role. */
@@ -69,8 +69,8 @@ export function tokenRateLimitsFrom(
       workload: limiter('token-workload', limits.perClient.workload),
       agent: limiter('token-agent', limits.perClient.agent),
     },
-    classOf: (clientId) => {
-      const role = classifier.preRegistered(clientId)?.role;
+    classOf: async (clientId) => {
+      const role = (await classifier.preRegistered(clientId))?.role;
       if (role === 'gateway' || role === 'mcp-server') return 'service';
       return role === 'workload' ? 'workload' : 'agent';
     },
@@ -139,7 +139,7 @@ export async function guardClientLookup(
   gate.checked = true;
   const params = (ctx as { oidc?: { params?: Record<string, unknown> } }).oidc?.params;
   if (carriesCredential(ctx, params)) {
-    const wait = await limits.perClient[limits.classOf(clientId)].peek(clientId);
+    const wait = await limits.perClient[await limits.classOf(clientId)].peek(clientId);
     if (wait === 0) return;
     gate.denied = { reason: 'client rate limited', clientId };
     ctx.set('retry-after', String(wait));
@@ -165,7 +165,7 @@ export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logge
     if (claimed) {
       // Refused before the body is even read; the count only moves on success, so only the client
       // itself can have used it up.
-      const own = await limits.perClient[limits.classOf(claimed)].peek(claimed);
+      const own = await limits.perClient[await limits.classOf(claimed)].peek(claimed);
       if (own > 0) {
         logger.audit('token', {
           outcome: 'denied',
@@ -198,7 +198,7 @@ export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logge
     const failedAuthentication =
       ctx.status === 401 && (ctx.body as { error?: string } | undefined)?.error === 'invalid_client';
     if (client && client.clientAuthMethod !== 'none' && !failedAuthentication) {
-      await limits.perClient[limits.classOf(client.clientId)].hit(client.clientId);
+      await limits.perClient[await limits.classOf(client.clientId)].hit(client.clientId);
       if (countedOnAddress) await limits.perAddress.refund(address);
     }
   };

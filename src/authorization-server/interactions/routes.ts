@@ -17,7 +17,7 @@ import { FIRST_PARTY_CLIENT_ID } from '../account/first-party-sign-in.ts';
 import type { ApprovalGate } from '../admin/approval-gate.ts';
 import type { ClientClassifier } from '../clients/client-classification.ts';
 import type { Accounts } from '../login/accounts.ts';
-import type { ApprovedUsers } from '../login/approved-users.ts';
+import type { ApprovedUserLookup } from '../login/approved-users.ts';
 import { loginCodeMessage, type Mailer } from '../login/mailer.ts';
 import type { OneTimeCodes } from '../login/one-time-codes.ts';
 import type { ResourceRegistry } from '../resources.ts';
@@ -33,7 +33,7 @@ export interface InteractionDependencies {
   provider: Provider;
   issuer: string;
   csrfKey: Uint8Array;
-  approvedUsers: ApprovedUsers;
+  approvedUsers: ApprovedUserLookup;
   accounts: Accounts;
   codes: OneTimeCodes;
   mailer: Mailer;
@@ -157,7 +157,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
         action: `/interaction/${uid}/email`,
         csrfToken: csrfToken(uid),
         clientName: client.clientName ?? clientId,
-        clientVerified: deps.classifier.classify(clientId).verified,
+        clientVerified: (await deps.classifier.classify(clientId)).verified,
         devBanner: deps.devBanner,
         branding: deps.branding,
         ...(extra.error ? { error: extra.error } : {}),
@@ -199,7 +199,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     typedEmail: string,
   ): Promise<string | undefined> {
     const address = throttleAddress(ctx.ip);
-    const user = deps.approvedUsers.find(typedEmail);
+    const user = await deps.approvedUsers.find(typedEmail);
     const result = user
       ? await deps.codes.issue({ loginId: uid, email: user.email, address })
       : await deps.codes.issueDecoy({ loginId: uid, email: typedEmail, address });
@@ -284,7 +284,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
         } as const;
         return showEmailPage(ctx, uid, details, { error: reasons[result.status], email, status: 400 });
       }
-      const user = deps.approvedUsers.find(result.email);
+      const user = await deps.approvedUsers.find(result.email);
       if (!user) throw new PageError(403, 'This email address may no longer sign in.');
       await deps.accounts.remember(user.sub, user.email);
       pendingEmails.delete(uid);
@@ -403,7 +403,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
   ) {
     const clientId = String(details.params.client_id);
     const client = await clientOf(clientId);
-    const classification = deps.classifier.classify(clientId);
+    const classification = await deps.classifier.classify(clientId);
     const missing = details.prompt.details as {
       missingOIDCScope?: string[];
       missingResourceScopes?: Record<string, string[]>;

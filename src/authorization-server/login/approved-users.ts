@@ -31,6 +31,11 @@ export interface ApprovedUsers {
   find(email: string): ApprovedUser | undefined;
 }
 
+/** The same question asked of a store (admin/directory-users.ts): the answer may take a query. */
+export interface ApprovedUserLookup {
+  find(email: string): Promise<ApprovedUser | undefined>;
+}
+
 /**
  * Claims the authorization server sets itself. Letting the configuration set them would let one entry
  * take over another user's subject, or claim an address that was never verified, so they are refused.

@@ -6,11 +6,15 @@
  * of implementations, not edits everywhere.
  *
  * With PostgreSQL, the parts not yet moved there (see docs/deployment.md, "Several instances")
- * still live in the SQLite file of each instance's data directory.
+ * still live in the SQLite file of each instance's data directory. The directory (users, domains,
+ * clients, approvals; admin/directory.ts) is in PostgreSQL with the rest of what instances share.
  */
 import type { DatabaseSync } from 'node:sqlite';
 import type { Check } from '../../shared/health.ts';
 import type { Logger } from '../../shared/logging.ts';
+import type { Directory } from '../admin/directory.ts';
+import { postgresDirectory } from '../admin/postgres-directory.ts';
+import { createSqliteDirectory } from '../admin/sqlite-directory.ts';
 import type { AuditStore } from '../audit/audit-store.ts';
 import { postgresAuditStore } from '../audit/postgres-audit-store.ts';
 import { createSqliteAuditStore } from '../audit/sqlite-audit-store.ts';
@@ -53,6 +57,8 @@ export interface AuthorizationStore {
    * database with PostgreSQL, so every instance's /dev/inbox shows every instance's mail.
    */
   readonly devInbox: DevInbox;
+  /** What administrators change at run time: users, domains, clients, approvals (admin/directory.ts). */
+  readonly directory: Directory;
   /** The SQLite database of this instance's data directory (the whole store, without PostgreSQL). */
   readonly sqlite: DatabaseSync;
   /** The PostgreSQL connections, when the store is PostgreSQL. */
@@ -101,6 +107,7 @@ export async function openStore(
       accounts: createSqliteAccounts(sqlite),
       oneTimeCodes: (settings) => createSqliteOneTimeCodes(sqlite, settings),
       devInbox: createMemoryDevInbox(),
+      directory: createSqliteDirectory(sqlite),
       sqlite,
       postgres: undefined,
       requestWrites: SQLITE_REQUEST_WRITES,
@@ -129,6 +136,7 @@ export async function openStore(
     accounts: postgresAccounts(postgres),
     oneTimeCodes: (settings) => postgresOneTimeCodes(postgres, settings),
     devInbox: postgresDevInbox(postgres),
+    directory: postgresDirectory(postgres),
     sqlite,
     postgres,
     requestWrites: SQLITE_REQUEST_WRITES,

@@ -3,6 +3,7 @@
  * appends its own list here once; its ids say which part a table belongs to.
  */
 
+import { DIRECTORY_MIGRATIONS } from '../../admin/postgres-directory.ts';
 import { AUDIT_MIGRATIONS } from '../../audit/postgres-audit-store.ts';
 import { RATE_LIMIT_MIGRATIONS } from '../../http/postgres-rate-limit.ts';
 import { ACCOUNT_MIGRATIONS } from '../../login/postgres-accounts.ts';
@@ -20,4 +21,5 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   ...ACCOUNT_MIGRATIONS,
   ...ONE_TIME_CODE_MIGRATIONS,
   ...DEV_INBOX_MIGRATIONS,
+  ...DIRECTORY_MIGRATIONS,
 ];
