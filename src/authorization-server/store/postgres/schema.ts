@@ -5,6 +5,7 @@
 
 import { AUDIT_MIGRATIONS } from '../../audit/postgres-audit-store.ts';
 import { RATE_LIMIT_MIGRATIONS } from '../../http/postgres-rate-limit.ts';
+import { SIGNING_KEY_MIGRATIONS } from '../../keys/postgres-key-store.ts';
 import { ACCOUNT_MIGRATIONS } from '../../login/postgres-accounts.ts';
 import { DEV_INBOX_MIGRATIONS } from '../../login/postgres-dev-inbox.ts';
 import { ONE_TIME_CODE_MIGRATIONS } from '../../login/postgres-one-time-codes.ts';
@@ -20,4 +21,5 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   ...ACCOUNT_MIGRATIONS,
   ...ONE_TIME_CODE_MIGRATIONS,
   ...DEV_INBOX_MIGRATIONS,
+  ...SIGNING_KEY_MIGRATIONS,
 ];
