@@ -383,7 +383,7 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
 
   async function maintainNow(): Promise<void> {
     // First what other instances did: a missed notification heals here, within a tick.
-    await reload();
+    if (store.shared) await reload();
     const removed = await change(async (keys, now) => {
       const access = pruneRing(keys.accessTokenRing, now);
       const id = pruneRing(keys.idTokenRing, now);

@@ -31,6 +31,8 @@ export type KeyWrite = { ok: true; version: number } | { ok: false; conflict: tr
 export interface KeyStore {
   /** For logs and errors: where the keys are. */
   readonly description: string;
+  /** Whether other instances write it too (then the manager reads it again every tick). */
+  readonly shared: boolean;
   /** The key set now, or undefined before the first start. */
   read(options: ReadOptions): Promise<VersionedKeys | undefined>;
   /** Replaces the key set if it is still at `expectedVersion` (0: there is none yet). */
@@ -51,6 +53,7 @@ export function fileKeyStore(dataDir: string): KeyStore {
   let version = 0;
   return {
     description: file,
+    shared: false,
     async read(options) {
       const read = readKeyFile(file, options);
       if (!read) return undefined;

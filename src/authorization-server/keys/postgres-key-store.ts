@@ -38,6 +38,7 @@ const SEALED_AS = `signing_keys:${ROW}`;
 export function postgresKeyStore(db: Postgres, box: SealedBox): KeyStore {
   return {
     description: 'the signing_keys table of PostgreSQL',
+    shared: true,
     async read(options) {
       const [row] = await db.query<{ version: number; sealed: Buffer }>(
         'SELECT version, sealed FROM signing_keys WHERE id = $1',
