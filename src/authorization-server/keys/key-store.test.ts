@@ -213,6 +213,18 @@ describe('the key manager on PostgreSQL: several instances', { skip: skipPostgre
     assert.equal(b.signingKey().kid, rotated.current);
   });
 
+  test('a listener that lost its connection reads the keys again when it is back', async () => {
+    const [a, b] = [managers[0]!, managers[1]!];
+    // Every listening connection cut: a notification sent now reaches nobody.
+    await (await pool()).query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN gatehouse_keys' AND datname = current_database()",
+    );
+    clock.seconds += 600;
+    const rotated = await a.rotate('test');
+    // No maintenance tick here: only the reconnect can bring it.
+    await signsWith(b, rotated.current);
+  });
+
   test('the first instance imports the data directory keys.json; the others ignore theirs', async () => {
     await closePools();
     database = await createTestDatabase();
