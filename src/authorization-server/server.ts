@@ -232,6 +232,15 @@ export async function startAuthorizationServer(
     store.postgres && sealed ? postgresGeneratedSecrets(store.postgres, sealed) : undefined;
   let keyManager: KeyManager | undefined;
   try {
+    // Never changes: every subject is derived with it (login/approved-users.ts, subjectFor). First:
+    // its lost-key check (accounts but no key) also stops an instance with a new data directory
+    // started first on a database that still lacks this deployment's keys, before it puts new keys
+    // and secrets there in place of those of the data directory it should have imported.
+    const subjectKey = await loadSubjectKey(loaded.dataDir, {
+      sqlite: db,
+      accounts: store.accounts,
+      shared: sharedSecrets,
+    });
     const keys = await createKeyManager({
       dataDir: loaded.dataDir,
       ...(store.postgres && sealed ? { store: postgresKeyStore(store.postgres, sealed) } : {}),
@@ -323,8 +332,6 @@ export async function startAuthorizationServer(
       logo: logo !== undefined,
     };
     const accounts = store.accounts;
-    // Never changes: every subject is derived with it (login/approved-users.ts, subjectFor).
-    const subjectKey = await loadSubjectKey(loaded.dataDir, { sqlite: db, accounts, shared: sharedSecrets });
     const approvedUsers = directoryApprovedUsers(directory, {
       subjectKey,
       administrators: config.administrators,

@@ -21,6 +21,9 @@ import {
   type RunningAuthorizationServer,
   startAuthorizationServer,
 } from '../../src/authorization-server/server.ts';
+import { connectPostgres } from '../../src/authorization-server/store/postgres/connection.ts';
+import { migrate } from '../../src/authorization-server/store/postgres/migrations.ts';
+import { POSTGRES_MIGRATIONS } from '../../src/authorization-server/store/postgres/schema.ts';
 import { DATABASE_FILE } from '../../src/authorization-server/store/sqlite-store.ts';
 import { parseConfig } from '../../src/shared/config/load.ts';
 import { tokenHash } from '../../src/shared/jwt.ts';
@@ -450,5 +453,62 @@ describe('two authorization servers on one PostgreSQL database', {
     assert.equal(status, 200, 'the instances recover once the database answers again');
     const stacks = logs.filter((line) => line.includes('"stack"'));
     assert.deepEqual(stacks, [], 'an unavailable store is not a server error with a stack trace');
+  });
+});
+
+describe('an upgrade started in the wrong order', { skip: await skipWithoutPostgres() }, () => {
+  test('a new data directory on a database with accounts but no keys is refused, and adds nothing', async () => {
+    const database = await createTestDatabase();
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-pg-fresh-'));
+    process.env[ENCRYPTION_KEY_VARIABLE] = randomBytes(32).toString('base64');
+    try {
+      // A deployment from before keys moved to PostgreSQL: accounts there, keys in its data directory.
+      const migrated = connectPostgres(database.url, {
+        max: 1,
+        acquireTimeoutMs: 2000,
+        statementTimeoutMs: 5000,
+      });
+      await migrate(migrated, POSTGRES_MIGRATIONS);
+      await migrated.query(
+        "INSERT INTO accounts (sub, email, last_login_at) VALUES ('user_a', 'a@example.com', 0)",
+      );
+      await migrated.close();
+      await assert.rejects(
+        startAuthorizationServer(
+          {
+            config: parseConfig({
+              dataDir,
+              storage: { url: database.url, encryptionKey: `env:${ENCRYPTION_KEY_VARIABLE}` },
+              authorizationServer: {
+                issuer: 'http://127.0.0.1:9000',
+                listen: { host: '127.0.0.1', port: 0 },
+              },
+            }),
+            dataDir,
+            file: undefined,
+          },
+          { logger: createLogger('authorization-server', { level: 'error', write: () => {} }) },
+        ),
+        /subject key .* is missing, but the store holds 1 accounts/s,
+      );
+      const rows = await (async () => {
+        const client = new pg.Client({ connectionString: database.url });
+        await client.connect();
+        try {
+          return (
+            await client.query(
+              'SELECT (SELECT count(*) FROM signing_keys)::int AS keys, (SELECT count(*) FROM generated_secrets)::int AS secrets',
+            )
+          ).rows[0];
+        } finally {
+          await client.end();
+        }
+      })();
+      assert.deepEqual(rows, { keys: 0, secrets: 0 }, 'no new keys or secrets in place of the deployment’s');
+    } finally {
+      delete process.env[ENCRYPTION_KEY_VARIABLE];
+      rmSync(dataDir, { recursive: true, force: true });
+      await database.drop();
+    }
   });
 });
