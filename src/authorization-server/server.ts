@@ -38,7 +38,7 @@ import {
 } from './clients/client-metadata-document.ts';
 import { classifyClientIdUrl } from './clients/client-trust-policy.ts';
 import { withMetadataDocumentClients } from './clients/metadata-document-clients.ts';
-import { prepareClients } from './clients/static-clients.ts';
+import { prepareClients, shareGeneratedClientSecrets } from './clients/static-clients.ts';
 import { pinToIssuerOrigin } from './http/issuer-origin.ts';
 import {
   defaultScope,
@@ -60,7 +60,8 @@ import { interactionRoutes } from './interactions/routes.ts';
 import { type Branding, loadLogo } from './interactions/views/branding.ts';
 import { idTokenKeySlots, idTokenSlotCount } from './keys/id-token-signing.ts';
 import { jwksEndpoint } from './keys/jwks-endpoint.ts';
-import { createKeyManager, type KeyAdministration } from './keys/key-manager.ts';
+import { createKeyManager, type KeyAdministration, type KeyManager } from './keys/key-manager.ts';
+import { postgresKeyStore } from './keys/postgres-key-store.ts';
 import { ID_TOKEN_RETIRE_AFTER_SECONDS, retireAfterSeconds } from './keys/retire-after.ts';
 import type { Accounts } from './login/accounts.ts';
 import { subjectFor } from './login/approved-users.ts';
@@ -78,10 +79,13 @@ import {
 import { createSqliteRevocationEventLog } from './revocation/event-log.ts';
 import { shareAcrossInstances } from './revocation/instance-notifications.ts';
 import { postgresRevocationEventLog } from './revocation/postgres-event-log.ts';
+import { storageEncryptionKey } from './store/encryption-key.ts';
+import { postgresGeneratedSecrets } from './store/generated-secrets.ts';
 import { startHousekeeping } from './store/housekeeping.ts';
 import { createMemoryAdapterFactory } from './store/memory-store.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS, type OidcModelStore } from './store/oidc-model-store.ts';
 import { isUnavailable } from './store/postgres/connection.ts';
+import { sealedBox } from './store/sealed-box.ts';
 import { storageLocation } from './store/storage-location.ts';
 import { openStore } from './store/store.ts';
 import { createAccessTokenSigner } from './tokens/access-token-jwt.ts';
@@ -206,11 +210,14 @@ export async function startAuthorizationServer(
   if (config.listen.port === 0) configuredIssuer.port = String(port);
   const issuer = configuredIssuer.href.replace(/\/$/, '');
 
-  const store = await openStore(storageLocation(loaded), {
-    dataDir: loaded.dataDir,
-    backgroundCheckpoints: true,
-    logger,
-  }).catch(async (error: unknown) => {
+  const { store, sealed } = await (async () => {
+    const location = storageLocation(loaded);
+    // With PostgreSQL, keys and generated secrets are sealed in the database with this key; without
+    // it the start stops here, saying how to make one (store/encryption-key.ts).
+    const sealed = location.kind === 'postgres' ? sealedBox(storageEncryptionKey(loaded)) : undefined;
+    const store = await openStore(location, { dataDir: loaded.dataDir, backgroundCheckpoints: true, logger });
+    return { store, sealed };
+  })().catch(async (error: unknown) => {
     await http.close({ deadline: Date.now() });
     await tracing.shutdown();
     throw error;
@@ -219,9 +226,23 @@ export async function startAuthorizationServer(
   // Failures to write the trail go to the plain logger: they are errors, not audit events.
   const audit = createAuditTrail(store.audit, { retentionDays: config.audit.retentionDays, logger });
   logger = recordAudits(logger, audit);
+  // Keys and generated secrets: in the shared database with PostgreSQL, in the data directory otherwise.
+  const sharedSecrets =
+    store.postgres && sealed ? postgresGeneratedSecrets(store.postgres, sealed) : undefined;
+  let keyManager: KeyManager | undefined;
   try {
+    // Never changes: every subject is derived with it (login/approved-users.ts, subjectFor). First:
+    // its lost-key check (accounts but no key) also stops an instance with a new data directory
+    // started first on a database that still lacks this deployment's keys, before it puts new keys
+    // and secrets there in place of those of the data directory it should have imported.
+    const subjectKey = await loadSubjectKey(loaded.dataDir, {
+      sqlite: db,
+      accounts: store.accounts,
+      shared: sharedSecrets,
+    });
     const keys = await createKeyManager({
       dataDir: loaded.dataDir,
+      ...(store.postgres && sealed ? { store: postgresKeyStore(store.postgres, sealed) } : {}),
       retireAfterSeconds: retireAfterSeconds(config),
       idTokenRetireAfterSeconds: ID_TOKEN_RETIRE_AFTER_SECONDS,
       publishBeforeUseSeconds: config.keys.publishBeforeUseSeconds,
@@ -229,9 +250,11 @@ export async function startAuthorizationServer(
         config.keys.rotateEveryDays === false ? undefined : config.keys.rotateEveryDays * 86400,
       logger: logger.child({ part: 'keys' }),
     });
+    keyManager = keys;
     const resources = createResourceRegistry(config);
     // The configured clients, and the server's own pages (/account, /admin) as a first-party client.
     const allClients = [...config.clients, firstPartyClient(issuer)];
+    if (sharedSecrets) await shareGeneratedClientSecrets(allClients, loaded.dataDir, sharedSecrets);
     const clients = await prepareClients(allClients, loaded.dataDir, {
       dpopRequired: config.dpop.preRegistered === 'required',
     });
@@ -310,8 +333,6 @@ export async function startAuthorizationServer(
       logo: logo !== undefined,
     };
     const accounts = store.accounts;
-    // Never changes: every subject is derived with it (login/approved-users.ts, subjectFor).
-    const subjectKey = loadSubjectKey(loaded.dataDir, db);
     const approvedUsers = directoryApprovedUsers(directory, {
       subjectKey,
       administrators: config.administrators,
@@ -710,6 +731,7 @@ export async function startAuthorizationServer(
         closing ??= (async () => {
           stopHousekeeping();
           stopKeySchedule();
+          await keys.close();
           clearInterval(pruneRevocations);
           clearInterval(pruneRateLimits);
           clearInterval(pruneAuditHourly);
@@ -725,6 +747,7 @@ export async function startAuthorizationServer(
       },
     };
   } catch (error) {
+    await keyManager?.close();
     await http.close({ deadline: Date.now() });
     await audit.flush();
     await store.close();

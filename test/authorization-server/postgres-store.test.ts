@@ -4,22 +4,28 @@
  * PostgreSQL, not in the local SQLite file; and a database that cannot answer makes requests fail
  * closed with 503 and Retry-After, then recover by themselves.
  *
- * The instances share one data directory here: the signing keys, generated client secrets and the
- * parts of the state not yet moved to PostgreSQL still live there (docs/deployment.md). The
- * directory is PostgreSQL's: a client disabled, a user or a client added through the admin API of
- * one instance holds at the other at its next request.
+ * Each instance has a data directory of its own, as on two hosts: the signing keys, the generated
+ * secrets and the subject key come from the database (sealed with storage.encryptionKey), so both
+ * publish the same JWKS, accept each other's cookies and tokens, and follow each other's rotations.
+ * The directory is PostgreSQL's too: a client disabled, a user or a client added through the admin
+ * API of one instance holds at the other at its next request.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, test } from 'node:test';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import pg from 'pg';
 import {
   type RunningAuthorizationServer,
   startAuthorizationServer,
 } from '../../src/authorization-server/server.ts';
+import { connectPostgres } from '../../src/authorization-server/store/postgres/connection.ts';
+import { migrate } from '../../src/authorization-server/store/postgres/migrations.ts';
+import { POSTGRES_MIGRATIONS } from '../../src/authorization-server/store/postgres/schema.ts';
 import { DATABASE_FILE } from '../../src/authorization-server/store/sqlite-store.ts';
 import { parseConfig } from '../../src/shared/config/load.ts';
 import { tokenHash } from '../../src/shared/jwt.ts';
@@ -35,6 +41,9 @@ import {
 import { JWT_BEARER, WORKLOAD, workloadAssertion, workloadTokenRequest } from '../helpers/workload.ts';
 
 const GATEWAY = 'gatehouse-gateway';
+const AGENT = 'test-agent';
+/** The environment variable the instances read storage.encryptionKey from. */
+const ENCRYPTION_KEY_VARIABLE = 'GATEHOUSE_TEST_STORAGE_ENCRYPTION_KEY';
 const ADMIN = 'gatehouse-admin';
 const REDIRECT = 'http://127.0.0.1/callback';
 
@@ -57,14 +66,15 @@ describe('two authorization servers on one PostgreSQL database', {
   skip: await skipWithoutPostgres(),
 }, () => {
   let database: TestDatabase;
-  let dataDir: string;
+  /** One data directory per instance. */
+  let dataDirs: string[] = [];
   let balancer: Balancer;
   const instances: RunningAuthorizationServer[] = [];
   const logs: string[] = [];
   let gateway: string;
   let ports: number[] = [];
 
-  const server = () => ({ issuer: balancer.url, dataDir });
+  const server = () => ({ issuer: balancer.url, dataDir: dataDirs[0]! });
   const introspect = (token: string) =>
     postForm(`${balancer.url}/introspect`, { token }, { authorization: gateway });
   const admin = async <T>(fn: (client: pg.Client) => Promise<T>): Promise<T> => {
@@ -79,7 +89,7 @@ describe('two authorization servers on one PostgreSQL database', {
 
   /** The admin API of one instance (`at`: its own address), with a token of the admin client. */
   const adminCall = async (at: string, method: string, route: string, body?: unknown) => {
-    const secret = readFileSync(path.join(dataDir, `secrets/${ADMIN}.secret`), 'utf8').trim();
+    const secret = readFileSync(path.join(dataDirs[0]!, `secrets/${ADMIN}.secret`), 'utf8').trim();
     const issued = await postForm(
       `${balancer.url}/token`,
       { grant_type: 'client_credentials', scope: 'admin' },
@@ -100,20 +110,52 @@ describe('two authorization servers on one PostgreSQL database', {
 
   before(async () => {
     database = await createTestDatabase();
-    dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-pg-'));
+    dataDirs = [0, 1].map(() => mkdtempSync(path.join(tmpdir(), 'gatehouse-pg-')));
+    process.env[ENCRYPTION_KEY_VARIABLE] = randomBytes(32).toString('base64');
     ports = [await freePort(), await freePort()];
     balancer = await startBalancer(ports);
-    const startAt = (port: number) =>
+    const startAt = (port: number, dataDir: string) =>
       startAuthorizationServer(
         {
           config: parseConfig({
             dataDir,
             logLevel: 'debug',
-            storage: { url: database.url, pool: { acquireTimeoutMs: 500 } },
+            storage: {
+              url: database.url,
+              encryptionKey: `env:${ENCRYPTION_KEY_VARIABLE}`,
+              pool: { acquireTimeoutMs: 500 },
+            },
             authorizationServer: {
               issuer: balancer.url,
               listen: { host: '127.0.0.1', port },
               dynamicRegistration: { rateLimit: { max: 3, windowSeconds: 600 } },
+              keys: { publishBeforeUseSeconds: 1 },
+              clients: [
+                {
+                  clientId: 'example-workload',
+                  name: 'Example workload agent',
+                  role: 'workload',
+                  authMethod: 'private_key_jwt',
+                  jwksFile: 'secrets/example-workload.jwks.json',
+                  generateKeys: true,
+                  scopes: ['stocks:read'],
+                },
+                {
+                  clientId: AGENT,
+                  name: 'Test agent',
+                  role: 'agent',
+                  authMethod: 'none',
+                  redirectUris: [REDIRECT],
+                },
+                {
+                  clientId: ADMIN,
+                  name: 'Gatehouse admin scripts',
+                  role: 'admin',
+                  authMethod: 'client_secret_basic',
+                  secret: `file:secrets/${ADMIN}.secret`,
+                  scopes: ['admin'],
+                },
+              ],
             },
           }),
           dataDir,
@@ -123,20 +165,22 @@ describe('two authorization servers on one PostgreSQL database', {
           logger: createLogger('authorization-server', { level: 'debug', write: (line) => logs.push(line) }),
         },
       );
-    // One after the other: the first creates the keys and secrets of the shared data directory.
-    for (let i = 0; i < ports.length; i++) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          instances.push(await startAt(ports[i]!));
-          break;
-        } catch (error) {
-          // The free port was taken meanwhile (an outgoing connection of another suite): another one.
-          if (attempt >= 5 || !/already in use/.test((error as Error).message)) throw error;
-          ports[i] = await freePort();
+    // Together, on empty data directories: they must agree on one set of keys and secrets.
+    const started = await Promise.all(
+      ports.map(async (_, i) => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await startAt(ports[i]!, dataDirs[i]!);
+          } catch (error) {
+            // The free port was taken meanwhile (an outgoing connection of another suite): another one.
+            if (attempt >= 5 || !/already in use/.test((error as Error).message)) throw error;
+            ports[i] = await freePort();
+          }
         }
-      }
-    }
-    const secret = readFileSync(path.join(dataDir, `secrets/${GATEWAY}.secret`), 'utf8').trim();
+      }),
+    );
+    instances.push(...started);
+    const secret = readFileSync(path.join(dataDirs[1]!, `secrets/${GATEWAY}.secret`), 'utf8').trim();
     gateway = basic(GATEWAY, secret);
   });
 
@@ -144,7 +188,8 @@ describe('two authorization servers on one PostgreSQL database', {
     for (const instance of instances) await instance.close();
     await balancer?.close();
     await database?.drop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    delete process.env[ENCRYPTION_KEY_VARIABLE];
+    for (const dataDir of dataDirs) rmSync(dataDir, { recursive: true, force: true });
   });
 
   test('a token issued by one instance is active at the other, and revoked at both', async () => {
@@ -204,7 +249,7 @@ describe('two authorization servers on one PostgreSQL database', {
     };
     try {
       assert.ok(await until(/event: ready/, 5000), 'the stream of instance A is ready');
-      const issued = await workloadTokenRequest({ issuer: balancer.url, dataDir });
+      const issued = await workloadTokenRequest(server());
       const token = String(issued.json.access_token);
       const revoked = await fetch(`${atB}/revoke`, {
         method: 'POST',
@@ -231,7 +276,7 @@ describe('two authorization servers on one PostgreSQL database', {
         ]),
       );
       assert.equal(kept.rows.length, 1, 'the revocation is kept once, in PostgreSQL');
-      const local = new DatabaseSync(path.join(dataDir, DATABASE_FILE), { readOnly: true });
+      const local = new DatabaseSync(path.join(dataDirs[0]!, DATABASE_FILE), { readOnly: true });
       try {
         const table = local
           .prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'revocation_events'")
@@ -244,6 +289,130 @@ describe('two authorization servers on one PostgreSQL database', {
     } finally {
       abort.abort();
     }
+  });
+
+  test('keys, secrets and the subject key come from the database: same JWKS, sealed, nothing in keys.json', async () => {
+    const [atA, atB] = ports.map((port) => `http://127.0.0.1:${port}`);
+    const [jwksA, jwksB] = await Promise.all(
+      [atA, atB].map((at) => fetch(`${at}/jwks`).then((r) => r.json())),
+    );
+    assert.ok((jwksA as { keys: unknown[] }).keys.length >= 4);
+    assert.deepEqual(jwksB, jwksA, 'both instances publish the same JWKS');
+    for (const file of [
+      `secrets/${GATEWAY}.secret`,
+      'secrets/gatehouse-mcp-server.secret',
+      'secrets/example-workload.jwks.json',
+      'secrets/example-workload.private-key.json',
+    ]) {
+      const [a, b] = dataDirs.map((dir) => readFileSync(path.join(dir, file), 'utf8'));
+      assert.equal(a, b, `${file} is the same in both data directories`);
+    }
+    for (const dir of dataDirs) {
+      assert.ok(!existsSync(path.join(dir, 'keys.json')), 'no keys.json: the keys are in PostgreSQL');
+      assert.ok(!existsSync(path.join(dir, 'secrets/subject.key')), 'no subject key on disk');
+    }
+    const rows = await admin((client) =>
+      client.query<{ sealed: Buffer }>(
+        'SELECT sealed FROM signing_keys UNION ALL SELECT sealed FROM generated_secrets',
+      ),
+    );
+    assert.equal(
+      rows.rows.length,
+      1 + 5,
+      'one key set; three client secrets (gateway, MCP server, admin), the workload key pair, the subject key',
+    );
+    const gatewaySecret = readFileSync(path.join(dataDirs[0]!, `secrets/${GATEWAY}.secret`), 'utf8').trim();
+    const kid = (jwksA as { keys: Array<{ kid: string }> }).keys[0]!.kid;
+    for (const row of rows.rows) {
+      assert.ok(!row.sealed.includes(Buffer.from(gatewaySecret)), 'no secret in the clear');
+      assert.ok(!row.sealed.includes(Buffer.from(kid)), 'no key in the clear');
+    }
+    assert.ok(
+      !logs.some(
+        (line) => line.includes(gatewaySecret) || line.includes(process.env[ENCRYPTION_KEY_VARIABLE]!),
+      ),
+      'neither a secret nor the encryption key is logged',
+    );
+  });
+
+  test('a phantom token signed at one instance verifies with the JWKS of the other', async () => {
+    const [atA, atB] = ports.map((port) => `http://127.0.0.1:${port}`);
+    const issued = await postForm(`${atA}/token`, {
+      grant_type: 'client_credentials',
+      client_assertion_type: JWT_BEARER,
+      client_assertion: await workloadAssertion(server()),
+      scope: 'stocks:read',
+    });
+    assert.equal(issued.status, 200, issued.text);
+    const phantom = await postForm(
+      `${atB}/introspect`,
+      { token: String(issued.json.access_token) },
+      { authorization: gateway, accept: 'application/jwt' },
+    );
+    assert.equal(phantom.status, 200, phantom.text);
+    const jwksOfA = (await (await fetch(`${atA}/jwks`)).json()) as { keys: [] };
+    const { payload } = await jwtVerify(phantom.text, createLocalJWKSet(jwksOfA), { issuer: balancer.url });
+    assert.equal(payload.client_id, WORKLOAD);
+  });
+
+  test('a sign-in started at one instance completes at the other (cookies, codes, ID token)', async () => {
+    const before = [...balancer.served];
+    // Through the balancer, which alternates: each step of the sign-in lands on the other instance.
+    const { token } = await userToken({
+      issuer: balancer.url,
+      clientId: AGENT,
+      redirectUri: REDIRECT,
+      scope: 'openid',
+      browser: new Browser(),
+    });
+    assert.equal(token.status, 200, token.text);
+    assert.ok(
+      balancer.served.every((count, i) => count - before[i]! >= 3),
+      `alternated: ${balancer.served}`,
+    );
+    const idToken = String(token.json.id_token);
+    for (const port of ports) {
+      const jwks = (await (await fetch(`http://127.0.0.1:${port}/jwks`)).json()) as { keys: [] };
+      await jwtVerify(idToken, createLocalJWKSet(jwks), { issuer: balancer.url, audience: AGENT });
+    }
+    const introspected = await introspect(String(token.json.access_token));
+    assert.equal(introspected.json.active, true);
+  });
+
+  test('a rotation at one instance is published and signed with by the other within seconds', async () => {
+    const [atA, atB] = ports.map((port) => `http://127.0.0.1:${port}`) as [string, string];
+    let rotated: Awaited<ReturnType<RunningAuthorizationServer['keys']['rotate']>> | undefined;
+    // The next keys may sign 1 s after they were published (keys.publishBeforeUseSeconds).
+    for (let attempt = 0; !rotated; attempt++) {
+      try {
+        rotated = await instances[0]!.keys.rotate('test');
+      } catch (error) {
+        if (attempt > 20) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+    const kidsAt = async (at: string) =>
+      ((await (await fetch(`${at}/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map(
+        (key) => key.kid,
+      );
+    const deadline = Date.now() + 3000;
+    while (!(await kidsAt(atB)).includes(rotated.next) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(await kidsAt(atB), await kidsAt(atA), 'B publishes what A published');
+    assert.equal(instances[1]!.keys.list().find((key) => key.state === 'current')?.kid, rotated.current);
+    // A phantom token minted at B is signed with the new current key.
+    const token = await postForm(`${atA}/token`, {
+      grant_type: 'client_credentials',
+      client_assertion_type: JWT_BEARER,
+      client_assertion: await workloadAssertion(server()),
+      scope: 'stocks:read',
+    });
+    const phantom = await postForm(
+      `${atB}/introspect`,
+      { token: String(token.json.access_token) },
+      { authorization: gateway, accept: 'application/jwt' },
+    );
+    assert.equal(decodeProtectedHeader(phantom.text).kid, rotated.current);
   });
 
   test('a rate limit holds across instances: N per window in total, not per instance', async () => {
@@ -280,7 +449,7 @@ describe('two authorization servers on one PostgreSQL database', {
       client.query("SELECT count(*)::int AS n FROM oidc_models WHERE model = 'ClientCredentials'"),
     );
     assert.ok(Number(rows.rows[0].n) >= 3, `ClientCredentials rows in PostgreSQL: ${rows.rows[0].n}`);
-    const local = new DatabaseSync(path.join(dataDir, DATABASE_FILE), { readOnly: true });
+    const local = new DatabaseSync(path.join(dataDirs[0]!, DATABASE_FILE), { readOnly: true });
     try {
       const row = local.prepare('SELECT count(*) AS n FROM oidc_models').get();
       assert.equal(Number(row?.n), 0, 'nothing of oidc-provider in SQLite');
@@ -370,14 +539,16 @@ describe('two authorization servers on one PostgreSQL database', {
       ),
     );
     assert.deepEqual(rows.rows.map((row) => row.client_id).sort(), [email, 'shared-agent']);
-    const local = new DatabaseSync(path.join(dataDir, DATABASE_FILE), { readOnly: true });
-    try {
-      const table = local
-        .prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'directory_users'")
-        .get();
-      assert.equal(Number(table?.n), 0, 'no directory table in SQLite');
-    } finally {
-      local.close();
+    for (const dataDir of dataDirs) {
+      const local = new DatabaseSync(path.join(dataDir, DATABASE_FILE), { readOnly: true });
+      try {
+        const table = local
+          .prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'directory_users'")
+          .get();
+        assert.equal(Number(table?.n), 0, 'no directory table in SQLite');
+      } finally {
+        local.close();
+      }
     }
   });
 
@@ -419,5 +590,62 @@ describe('two authorization servers on one PostgreSQL database', {
     assert.equal(status, 200, 'the instances recover once the database answers again');
     const stacks = logs.filter((line) => line.includes('"stack"'));
     assert.deepEqual(stacks, [], 'an unavailable store is not a server error with a stack trace');
+  });
+});
+
+describe('an upgrade started in the wrong order', { skip: await skipWithoutPostgres() }, () => {
+  test('a new data directory on a database with accounts but no keys is refused, and adds nothing', async () => {
+    const database = await createTestDatabase();
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-pg-fresh-'));
+    process.env[ENCRYPTION_KEY_VARIABLE] = randomBytes(32).toString('base64');
+    try {
+      // A deployment from before keys moved to PostgreSQL: accounts there, keys in its data directory.
+      const migrated = connectPostgres(database.url, {
+        max: 1,
+        acquireTimeoutMs: 2000,
+        statementTimeoutMs: 5000,
+      });
+      await migrate(migrated, POSTGRES_MIGRATIONS);
+      await migrated.query(
+        "INSERT INTO accounts (sub, email, last_login_at) VALUES ('user_a', 'a@example.com', 0)",
+      );
+      await migrated.close();
+      await assert.rejects(
+        startAuthorizationServer(
+          {
+            config: parseConfig({
+              dataDir,
+              storage: { url: database.url, encryptionKey: `env:${ENCRYPTION_KEY_VARIABLE}` },
+              authorizationServer: {
+                issuer: 'http://127.0.0.1:9000',
+                listen: { host: '127.0.0.1', port: 0 },
+              },
+            }),
+            dataDir,
+            file: undefined,
+          },
+          { logger: createLogger('authorization-server', { level: 'error', write: () => {} }) },
+        ),
+        /subject key .* is missing, but the store holds 1 accounts/s,
+      );
+      const rows = await (async () => {
+        const client = new pg.Client({ connectionString: database.url });
+        await client.connect();
+        try {
+          return (
+            await client.query(
+              'SELECT (SELECT count(*) FROM signing_keys)::int AS keys, (SELECT count(*) FROM generated_secrets)::int AS secrets',
+            )
+          ).rows[0];
+        } finally {
+          await client.end();
+        }
+      })();
+      assert.deepEqual(rows, { keys: 0, secrets: 0 }, 'no new keys or secrets in place of the deployment’s');
+    } finally {
+      delete process.env[ENCRYPTION_KEY_VARIABLE];
+      rmSync(dataDir, { recursive: true, force: true });
+      await database.drop();
+    }
   });
 });

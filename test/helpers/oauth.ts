@@ -125,10 +125,15 @@ export async function inbox(issuer: string): Promise<InboxMessage[]> {
 }
 
 export async function latestCode(issuer: string, email: string): Promise<string> {
-  const message = (await inbox(issuer)).find((m) => m.to === email);
-  const code = message && /\b(\d{6})\b/.exec(message.text)?.[1];
-  if (!code) throw new Error(`no sign-in code for ${email} in the development inbox`);
-  return code;
+  // The code is mailed after the page answers (so timing reveals nothing): with the inbox in
+  // PostgreSQL it can land a moment later.
+  for (let attempt = 0; ; attempt++) {
+    const message = (await inbox(issuer)).find((m) => m.to === email);
+    const code = message && /\b(\d{6})\b/.exec(message.text)?.[1];
+    if (code) return code;
+    if (attempt >= 20) throw new Error(`no sign-in code for ${email} in the development inbox`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 export interface AuthorizeOptions {

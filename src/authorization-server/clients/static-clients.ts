@@ -5,6 +5,7 @@
  * is generated at first start when asked, its private half kept beside the JWKS, owner-only, for
  * `gatehouse agent --private-key`.
  */
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
@@ -12,6 +13,8 @@ import type { ClientMetadata } from 'oidc-provider';
 import { ConfigError } from '../../shared/config/load.ts';
 import type { PreRegisteredClientConfig } from '../../shared/config/schema.ts';
 import { resolveSecret } from '../../shared/config/secrets.ts';
+import type { GeneratedSecrets } from '../store/generated-secrets.ts';
+import { shareGeneratedFiles } from '../store/shared-generated-files.ts';
 import { TOKEN_EXCHANGE_GRANT } from '../tokens/token-exchange.ts';
 
 /** Shortest client secret accepted from any source (a literal, an environment variable, a file). */
@@ -29,6 +32,18 @@ export function privateKeyFileFor(jwksFile: string): string {
   return `${jwksFile.replace(/(\.jwks)?\.json$/, '')}.private-key.json`;
 }
 
+/** A new ES256 key pair for a private_key_jwt client: its JWKS, and its private JWK (both JSON). */
+async function newKeyPair(): Promise<{ jwks: string; privateKey: string }> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const publicJwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk);
+  const privateJwk: JWK = { ...(await exportJWK(privateKey)), kid, alg: 'ES256', use: 'sig' };
+  return {
+    jwks: JSON.stringify({ keys: [{ ...publicJwk, kid, alg: 'ES256', use: 'sig' }] }, null, 2),
+    privateKey: JSON.stringify(privateJwk, null, 2),
+  };
+}
+
 async function loadOrGenerateJwks(client: PreRegisteredClientConfig, dataDir: string) {
   const jwksFile = path.resolve(dataDir, client.jwksFile!);
   const privateKeyFile = privateKeyFileFor(jwksFile);
@@ -36,17 +51,11 @@ async function loadOrGenerateJwks(client: PreRegisteredClientConfig, dataDir: st
     if (!client.generateKeys) {
       throw new ConfigError(`clients: ${client.clientId}.jwksFile ${jwksFile} does not exist`);
     }
-    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-    const publicJwk = await exportJWK(publicKey);
-    const kid = await calculateJwkThumbprint(publicJwk);
-    const privateJwk: JWK = { ...(await exportJWK(privateKey)), kid, alg: 'ES256', use: 'sig' };
+    const pair = await newKeyPair();
     mkdirSync(path.dirname(jwksFile), { recursive: true, mode: 0o700 });
-    writeFileSync(privateKeyFile, JSON.stringify(privateJwk, null, 2), { mode: 0o600 });
+    writeFileSync(privateKeyFile, pair.privateKey, { mode: 0o600 });
     chmodSync(privateKeyFile, 0o600);
-    writeFileSync(
-      jwksFile,
-      JSON.stringify({ keys: [{ ...publicJwk, kid, alg: 'ES256', use: 'sig' }] }, null, 2),
-    );
+    writeFileSync(jwksFile, pair.jwks);
   }
   let jwks: { keys: JWK[] };
   try {
@@ -58,6 +67,43 @@ async function loadOrGenerateJwks(client: PreRegisteredClientConfig, dataDir: st
     throw new ConfigError(`clients: ${client.clientId}.jwksFile must hold public keys only`);
   }
   return { jwks, privateKeyFile: existsSync(privateKeyFile) ? privateKeyFile : undefined };
+}
+
+/**
+ * With PostgreSQL: the secrets and key pairs prepareClients would generate into the data directory
+ * come from the shared database instead (or go there, from the first instance), and are written
+ * into this data directory for its readers (store/shared-generated-files.ts). Run before
+ * prepareClients, which then finds the files and reads them as on one machine.
+ */
+export async function shareGeneratedClientSecrets(
+  clients: readonly PreRegisteredClientConfig[],
+  dataDir: string,
+  secrets: GeneratedSecrets,
+): Promise<void> {
+  for (const client of clients) {
+    if (client.authMethod === 'client_secret_basic' && client.secret?.startsWith('file:')) {
+      const name = client.secret.slice(5);
+      await shareGeneratedFiles(secrets, dataDir, {
+        name,
+        files: [{ path: name, mode: 0o600 }],
+        generate: async () => [randomBytes(32).toString('base64url')],
+        mirror: true,
+      });
+    } else if (client.authMethod === 'private_key_jwt' && client.generateKeys && client.jwksFile) {
+      await shareGeneratedFiles(secrets, dataDir, {
+        name: client.jwksFile,
+        files: [
+          { path: client.jwksFile, mode: 0o644 },
+          { path: privateKeyFileFor(client.jwksFile), mode: 0o600 },
+        ],
+        generate: async () => {
+          const pair = await newKeyPair();
+          return [pair.jwks, pair.privateKey];
+        },
+        mirror: true,
+      });
+    }
+  }
 }
 
 const GRANTS_BY_ROLE: Record<PreRegisteredClientConfig['role'], string[]> = {

@@ -165,22 +165,17 @@ export interface ReadOptions {
   retireAfterSeconds: number;
 }
 
+/** The parsed key set, and whether it came in an older format (the caller writes it back). */
+export interface ParsedKeys {
+  keys: StoredKeys;
+  migrated: boolean;
+}
+
 /**
- * Reads the key file: undefined when there is none, `migrated` when it was format 1 or had no
- * ID-token ring (the caller writes it back). Throws KeyFileError, naming the file, for anything
- * damaged.
+ * Parses a key set in the file's JSON (the same text goes to `keys.json` or to a PostgreSQL row,
+ * keys/key-store.ts). `where` names it in the error: anything damaged throws KeyFileError.
  */
-export function readKeyFile(
-  file: string,
-  options: ReadOptions,
-): { keys: StoredKeys; migrated: boolean } | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new KeyFileError(`${file} cannot be read: ${(error as Error).message}`);
-  }
+export function parseKeySet(text: string, options: ReadOptions, where: string): ParsedKeys {
   try {
     const contents = JSON.parse(text) as KeyFileContents;
     if (!isObject(contents)) throw new Error('not a JSON object');
@@ -226,10 +221,26 @@ export function readKeyFile(
   } catch (error) {
     const reason = error instanceof KeyRingError || error instanceof Error ? error.message : String(error);
     throw new KeyFileError(
-      `${file} is damaged (${reason}). Restore it from the backup taken with gatehouse.db; moving it ` +
-        'away generates new keys, which ends every session and stops every issued token verifying',
+      `${where} is damaged (${reason}). Restore it from the backup taken with the database; removing ` +
+        'it generates new keys, which ends every session and stops every issued token verifying',
     );
   }
+}
+
+/**
+ * Reads the key file: undefined when there is none, `migrated` when it was format 1 or had no
+ * ID-token ring (the caller writes it back). Throws KeyFileError, naming the file, for anything
+ * damaged.
+ */
+export function readKeyFile(file: string, options: ReadOptions): ParsedKeys | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new KeyFileError(`${file} cannot be read: ${(error as Error).message}`);
+  }
+  return parseKeySet(text, options, file);
 }
 
 const ORDER: Record<KeyState, number> = { current: 0, next: 1, retired: 2 };
@@ -246,7 +257,8 @@ function statesOf(ring: readonly RingKey[]): StoredState[] {
   }));
 }
 
-function serialize(keys: StoredKeys): string {
+/** The key set as the file's JSON (format 2), for `keys.json` or a PostgreSQL row. */
+export function serializeKeySet(keys: StoredKeys): string {
   const access = sorted(keys.accessTokenRing);
   const id = sorted(keys.idTokenRing);
   const [idCurrent, ...idOthers] = id;
@@ -278,7 +290,7 @@ export function writeKeyFile(file: string, keys: StoredKeys): void {
   try {
     const fd = openSync(temporary, 'wx', 0o600);
     try {
-      writeSync(fd, serialize(keys));
+      writeSync(fd, serializeKeySet(keys));
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -1,5 +1,6 @@
 /**
- * The running authorization server's keys: loads (or first makes) `keys.json`, gives the signers
+ * The running authorization server's keys: loads (or first makes) the key set from its store
+ * (key-store.ts: `keys.json`, or a sealed row of PostgreSQL shared by every instance), gives the signers
  * the current keys and the JWKS endpoint the published ones, and rotates, prunes and schedules
  * rotations without a restart (key-ring.ts has the rules).
  *
@@ -9,15 +10,19 @@
  * id-token-signing.ts). The JWKS is built per request from both. The cookie keys do not rotate:
  * rotating them would end every browser session.
  *
- * Every change is written to disk before it takes effect, so a key never signs a token and is then
- * lost in a crash, and rotations are done one at a time.
+ * Every change is written to the store before it takes effect, so a key never signs a token and is
+ * then lost in a crash, and rotations are done one at a time. With a shared store, a change is
+ * compare-and-set on the set's version (another instance's change first: read again, decide again),
+ * and every instance reloads the set when told (NOTIFY), on each maintenance tick and when its
+ * listening connection comes back, so all of them sign with, and publish, the same keys.
  */
 import { createPrivateKey, createPublicKey, type JsonWebKey, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createLocalJWKSet, importJWK, type JWK, type JWTVerifyGetKey } from 'jose';
 import type { Logger } from '../../shared/logging.ts';
 import type { IdTokenKey } from './id-token-signing.ts';
-import { KEY_FILE, KeyFileError, readKeyFile, type StoredKeys, writeKeyFile } from './key-file.ts';
+import { KEY_FILE, KeyFileError, type StoredKeys } from './key-file.ts';
 import {
   currentKey,
   KeyRotationTooSoonError,
@@ -32,6 +37,7 @@ import {
   rotationDue,
   withNextKey,
 } from './key-ring.ts';
+import { fileKeyStore, type KeyStore } from './key-store.ts';
 import { ACCESS_TOKEN_ALG, generateSigningKey, ID_TOKEN_ALG, publicJwk } from './signing-key.ts';
 
 /** One key as the admin console shows it: no private material. Times are ISO 8601. */
@@ -92,10 +98,15 @@ export interface KeyManager extends KeyAdministration {
   maintain(): Promise<void>;
   /** Runs maintain() every `intervalMs` (unref'd); returns the stop function. */
   startSchedule(intervalMs?: number): () => void;
+  /** Stops the schedule and watching the store. */
+  close(): Promise<void>;
 }
 
 export interface KeyManagerOptions {
+  /** Where keys.json is: the store without `store`, the keys a shared store starts with otherwise. */
   dataDir: string;
+  /** Where the keys live (key-store.ts); absent, keys.json in `dataDir`. */
+  store?: KeyStore;
   /** How long a retired access-token key stays published (retire-after.ts). */
   retireAfterSeconds: number;
   /** How long a retired ID-token key stays published (retire-after.ts). */
@@ -111,8 +122,8 @@ export interface KeyManagerOptions {
 const iso = (seconds: number | undefined) =>
   seconds === undefined ? undefined : new Date(seconds * 1000).toISOString();
 
-const damaged = (file: string, key: RingKey, error: unknown) =>
-  new KeyFileError(`${file} is damaged (key ${key.jwk.kid}: ${(error as Error).message})`);
+const damaged = (where: string, key: RingKey, error: unknown) =>
+  new KeyFileError(`${where} is damaged (key ${key.jwk.kid}: ${(error as Error).message})`);
 
 async function importPrivate(key: RingKey, file: string): Promise<CryptoKey> {
   try {
@@ -134,55 +145,116 @@ function idTokenKeyOf(key: RingKey, file: string): IdTokenKey {
   }
 }
 
-/** Loads the keys, making them on first start, migrating older files, and publishing next keys. */
+/** A first start's keys: a current and a next key in each ring, and a cookie key. */
+async function freshKeys(now: number): Promise<StoredKeys> {
+  return {
+    accessTokenRing: [
+      { jwk: await generateKey(ACCESS_TOKEN_ALG), state: 'current', createdAt: now, activatedAt: now },
+      { jwk: await generateKey(ACCESS_TOKEN_ALG), state: 'next', createdAt: now },
+    ],
+    idTokenRing: [
+      { jwk: await generateKey(ID_TOKEN_ALG), state: 'current', createdAt: now, activatedAt: now },
+      { jwk: await generateKey(ID_TOKEN_ALG), state: 'next', createdAt: now },
+    ],
+    cookieKeys: [randomBytes(32).toString('base64url')],
+  };
+}
+
+/** How often a write refused for a conflict (another instance wrote first) is tried again. */
+const WRITE_ATTEMPTS = 5;
+
+/**
+ * Loads the keys, making them on first start, migrating older files, and publishing next keys.
+ * With a shared store (PostgreSQL), the data directory's keys.json, if any, is what the first
+ * instance puts there; every instance then follows the store.
+ */
 export async function createKeyManager(options: KeyManagerOptions): Promise<KeyManager> {
-  const file = path.join(options.dataDir, KEY_FILE);
+  const localStore = fileKeyStore(options.dataDir);
+  const store = options.store ?? localStore;
+  const where = store.description;
   const clock = options.now ?? (() => Date.now());
   const nowSeconds = () => Math.floor(clock() / 1000);
+  const readOptions = () => ({ now: nowSeconds(), retireAfterSeconds: options.retireAfterSeconds });
   const { logger } = options;
 
-  let stored: StoredKeys;
-  const read = readKeyFile(file, { now: nowSeconds(), retireAfterSeconds: options.retireAfterSeconds });
-  if (!read) {
-    const now = nowSeconds();
-    stored = {
-      accessTokenRing: [
-        { jwk: await generateKey(ACCESS_TOKEN_ALG), state: 'current', createdAt: now, activatedAt: now },
-        { jwk: await generateKey(ACCESS_TOKEN_ALG), state: 'next', createdAt: now },
-      ],
-      idTokenRing: [
-        { jwk: await generateKey(ID_TOKEN_ALG), state: 'current', createdAt: now, activatedAt: now },
-        { jwk: await generateKey(ID_TOKEN_ALG), state: 'next', createdAt: now },
-      ],
-      cookieKeys: [randomBytes(32).toString('base64url')],
-    };
-    writeKeyFile(file, stored);
-  } else {
-    stored = read.keys;
-    if (read.migrated || !nextKey(stored.accessTokenRing) || !nextKey(stored.idTokenRing)) {
-      // A next key in each ring from now on, so the first rotation has keys verifiers already know.
-      const now = nowSeconds();
-      stored = {
-        ...stored,
-        accessTokenRing: withNextKey(stored.accessTokenRing, await generateKey(ACCESS_TOKEN_ALG), now),
-        idTokenRing: withNextKey(stored.idTokenRing, await generateKey(ID_TOKEN_ALG), now),
-      };
-      writeKeyFile(file, stored);
-      if (read.migrated)
-        logger.info('keys.json migrated: its access-token and ID-token keys sign on as the current keys', {
-          kid: currentKey(stored.accessTokenRing).jwk.kid,
-          next_kid: nextKey(stored.accessTokenRing)?.jwk.kid,
-          id_token_kid: currentKey(stored.idTokenRing).jwk.kid,
-          id_token_next_kid: nextKey(stored.idTokenRing)?.jwk.kid,
-        });
+  let first = await store.read(readOptions());
+  if (!first) {
+    // Insert-if-absent, then read what is there: of instances starting together, one key set wins.
+    const imported = store === localStore ? undefined : await localStore.read(readOptions());
+    const wrote = await store.write(imported?.keys ?? (await freshKeys(nowSeconds())), 0);
+    first = await store.read(readOptions());
+    if (!first) throw new KeyFileError(`${where}: the keys just written cannot be read back`);
+    if (wrote.ok && imported)
+      logger.info(`keys.json of the data directory imported into ${where}`, {
+        kid: currentKey(first.keys.accessTokenRing).jwk.kid,
+      });
+  } else if (store !== localStore && existsSync(path.join(options.dataDir, KEY_FILE))) {
+    logger.info(`keys.json of the data directory is not used: the keys are in ${where}`);
+  }
+
+  /** The key set this instance signs with, and the version it was read at. */
+  let state = { keys: first.keys, version: first.version };
+  /** The keys as CryptoKey / node:crypto objects, by kid: made once, when a key is first seen. */
+  let accessKeyObjects = new Map<string, CryptoKey>();
+  let idTokenKeyObjects = new Map<string, IdTokenKey>();
+  let signer: { kid: string; key: CryptoKey };
+
+  /**
+   * Takes a key set as this instance's: every key imported first, so a damaged one stops the start
+   * (or a reload) rather than a later rotation; then all of it at once, so nothing sees half.
+   */
+  async function adopt(next: { keys: StoredKeys; version: number }): Promise<void> {
+    const access = new Map<string, CryptoKey>();
+    for (const key of next.keys.accessTokenRing)
+      access.set(key.jwk.kid, accessKeyObjects.get(key.jwk.kid) ?? (await importPrivate(key, where)));
+    const id = new Map(
+      next.keys.idTokenRing.map((key) => [
+        key.jwk.kid,
+        idTokenKeyObjects.get(key.jwk.kid) ?? idTokenKeyOf(key, where),
+      ]),
+    );
+    const current = currentKey(next.keys.accessTokenRing).jwk.kid;
+    state = next;
+    accessKeyObjects = access;
+    idTokenKeyObjects = id;
+    signer = { kid: current, key: access.get(current)! };
+  }
+  await adopt(state);
+
+  /** Reads the store again and takes what another instance wrote meanwhile. */
+  async function reload(): Promise<void> {
+    const latest = await store.read(readOptions());
+    if (!latest) throw new KeyFileError(`${where}: the key set is gone; restore it from the backup`);
+    if (latest.version === state.version) return;
+    const before = signer.kid;
+    await adopt(latest);
+    logger.info('signing keys reloaded: another instance changed them', {
+      kid: signer.kid,
+      ...(before !== signer.kid ? { kid_before: before } : {}),
+    });
+  }
+
+  /**
+   * One change to the key set: `propose` makes it from the set now (undefined: nothing to do), the
+   * store takes it if nobody changed the set meanwhile, and only then does it take effect (a key must
+   * not sign a token that a crash could orphan). On a conflict, read again and propose again.
+   */
+  async function change<T>(
+    propose: (keys: StoredKeys, now: number) => Promise<{ keys: StoredKeys; result: T } | undefined>,
+  ): Promise<T | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const proposed = await propose(state.keys, nowSeconds());
+      if (!proposed) return undefined;
+      const wrote = await store.write(proposed.keys, state.version);
+      if (wrote.ok) {
+        await adopt({ keys: proposed.keys, version: wrote.version });
+        return proposed.result;
+      }
+      if (attempt >= WRITE_ATTEMPTS)
+        throw new Error(`${where}: the key set kept changing under this instance; try again`);
+      await reload();
     }
   }
-  const firstCurrent = currentKey(stored.accessTokenRing);
-  let signer = { kid: firstCurrent.jwk.kid, key: await importPrivate(firstCurrent, file) };
-  // Import every key once now, so that a damaged one stops the start rather than a later rotation.
-  for (const key of stored.accessTokenRing) await importPrivate(key, file);
-  /** The ID-token keys as node:crypto keys, by kid: made once, when a key enters the ring. */
-  const idTokenKeyObjects = new Map(stored.idTokenRing.map((key) => [key.jwk.kid, idTokenKeyOf(key, file)]));
 
   let verification: { kids: string; getKey: JWTVerifyGetKey } | undefined;
   const published = (ring: readonly RingKey[]) => publishedKeys(ring, nowSeconds());
@@ -195,12 +267,29 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
     return run;
   };
 
-  const save = (next: StoredKeys) => {
-    writeKeyFile(file, next);
-    stored = next;
-    for (const kid of idTokenKeyObjects.keys())
-      if (!next.idTokenRing.some((key) => key.jwk.kid === kid)) idTokenKeyObjects.delete(kid);
-  };
+  // A next key in each ring from now on, so the first rotation has keys verifiers already know.
+  const needsNext = (keys: StoredKeys) => !nextKey(keys.accessTokenRing) || !nextKey(keys.idTokenRing);
+  if (first.migrated || needsNext(state.keys)) {
+    await change(async (keys, now) =>
+      first.migrated || needsNext(keys)
+        ? {
+            keys: {
+              ...keys,
+              accessTokenRing: withNextKey(keys.accessTokenRing, await generateKey(ACCESS_TOKEN_ALG), now),
+              idTokenRing: withNextKey(keys.idTokenRing, await generateKey(ID_TOKEN_ALG), now),
+            },
+            result: undefined,
+          }
+        : undefined,
+    );
+    if (first.migrated)
+      logger.info('keys.json migrated: its access-token and ID-token keys sign on as the current keys', {
+        kid: currentKey(state.keys.accessTokenRing).jwk.kid,
+        next_kid: nextKey(state.keys.accessTokenRing)?.jwk.kid,
+        id_token_kid: currentKey(state.keys.idTokenRing).jwk.kid,
+        id_token_next_kid: nextKey(state.keys.idTokenRing)?.jwk.kid,
+      });
+  }
 
   const ringRotation = (rotated: ReturnType<typeof rotateRing>): RingRotation => ({
     current: rotated.promoted.jwk.kid,
@@ -209,38 +298,57 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
     next: rotated.next.jwk.kid,
   });
 
-  async function rotateNow(actor: string): Promise<RotationResult> {
-    const now = nowSeconds();
-    const retiring = currentKey(stored.accessTokenRing).jwk.kid;
-    const idRetiring = currentKey(stored.idTokenRing).jwk.kid;
+  const rotationIsDue = (keys: StoredKeys, now: number) => {
+    const due =
+      rotationDue(keys.accessTokenRing, now, options.rotateEverySeconds) ||
+      rotationDue(keys.idTokenRing, now, options.rotateEverySeconds);
+    // Due, but a next key is too young to sign (a manual rotation just before): wait for it.
+    const promotable = [keys.accessTokenRing, keys.idTokenRing].map(
+      (ring) => promotableAt(ring, options.publishBeforeUseSeconds) ?? Number.POSITIVE_INFINITY,
+    );
+    return due && Math.max(...promotable) <= now;
+  };
+
+  /** Rotates both rings; `scheduled`: only while still due (another instance may have rotated). */
+  async function rotateNow(actor: string, scheduled = false): Promise<RotationResult | undefined> {
+    const retiring = currentKey(state.keys.accessTokenRing).jwk.kid;
+    const idRetiring = currentKey(state.keys.idTokenRing).jwk.kid;
     try {
-      // The overlap rule for both rings before either changes: one rotation moves both or neither.
-      const allowedAt = Math.max(
-        promotableAt(stored.accessTokenRing, options.publishBeforeUseSeconds) ?? 0,
-        promotableAt(stored.idTokenRing, options.publishBeforeUseSeconds) ?? 0,
-      );
-      if (allowedAt > now)
-        throw new KeyRotationTooSoonError(
-          `the next keys may sign only ${options.publishBeforeUseSeconds} s after they were published ` +
-            '(keys.publishBeforeUseSeconds)',
-          allowedAt,
+      const rotated = await change(async (keys, now) => {
+        if (scheduled && !rotationIsDue(keys, now)) return undefined;
+        // The overlap rule for both rings before either changes: one rotation moves both or neither.
+        const allowedAt = Math.max(
+          promotableAt(keys.accessTokenRing, options.publishBeforeUseSeconds) ?? 0,
+          promotableAt(keys.idTokenRing, options.publishBeforeUseSeconds) ?? 0,
         );
-      const timing = { now, publishBeforeUseSeconds: options.publishBeforeUseSeconds };
-      const access = rotateRing(stored.accessTokenRing, await generateKey(ACCESS_TOKEN_ALG), {
-        ...timing,
-        retireAfterSeconds: options.retireAfterSeconds,
+        if (allowedAt > now)
+          throw new KeyRotationTooSoonError(
+            `the next keys may sign only ${options.publishBeforeUseSeconds} s after they were published ` +
+              '(keys.publishBeforeUseSeconds)',
+            allowedAt,
+          );
+        const timing = { now, publishBeforeUseSeconds: options.publishBeforeUseSeconds };
+        const access = rotateRing(keys.accessTokenRing, await generateKey(ACCESS_TOKEN_ALG), {
+          ...timing,
+          retireAfterSeconds: options.retireAfterSeconds,
+        });
+        const id = rotateRing(keys.idTokenRing, await generateKey(ID_TOKEN_ALG), {
+          ...timing,
+          retireAfterSeconds: options.idTokenRetireAfterSeconds,
+        });
+        // Checked before anything is written: a key that does not import must not be stored.
+        await importPrivate(access.promoted, where);
+        idTokenKeyOf(id.next, where);
+        return {
+          keys: { ...keys, accessTokenRing: access.ring, idTokenRing: id.ring },
+          result: {
+            rotation: { ...ringRotation(access), idToken: ringRotation(id) } satisfies RotationResult,
+            removed: [...access.removed, ...id.removed],
+          },
+        };
       });
-      const id = rotateRing(stored.idTokenRing, await generateKey(ID_TOKEN_ALG), {
-        ...timing,
-        retireAfterSeconds: options.idTokenRetireAfterSeconds,
-      });
-      const key = await importPrivate(access.promoted, file);
-      const newIdKey = idTokenKeyOf(id.next, file);
-      // On disk first: a promoted key must not sign a token that a crash could orphan.
-      save({ ...stored, accessTokenRing: access.ring, idTokenRing: id.ring });
-      idTokenKeyObjects.set(newIdKey.kid, newIdKey);
-      signer = { kid: access.promoted.jwk.kid, key };
-      const result: RotationResult = { ...ringRotation(access), idToken: ringRotation(id) };
+      if (!rotated) return undefined;
+      const result = rotated.rotation;
       logger.audit('keys.rotated', {
         outcome: 'success',
         actor,
@@ -253,7 +361,7 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
         id_token_kid_next: result.idToken.next,
         id_token_retire_at: result.idToken.retireAt,
       });
-      for (const removed of [...access.removed, ...id.removed]) logRemoved(removed);
+      for (const removed of rotated.removed) logRemoved(removed);
       return result;
     } catch (error) {
       const tooSoon = error instanceof KeyRotationTooSoonError;
@@ -274,26 +382,29 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
   }
 
   async function maintainNow(): Promise<void> {
-    const now = nowSeconds();
-    const access = pruneRing(stored.accessTokenRing, now);
-    const id = pruneRing(stored.idTokenRing, now);
-    if (access.removed.length > 0 || id.removed.length > 0) {
-      save({ ...stored, accessTokenRing: access.ring, idTokenRing: id.ring });
-      for (const key of [...access.removed, ...id.removed]) logRemoved(key);
-    }
-    const due =
-      rotationDue(stored.accessTokenRing, now, options.rotateEverySeconds) ||
-      rotationDue(stored.idTokenRing, now, options.rotateEverySeconds);
-    if (!due) return;
-    // Due, but a next key is too young to sign (a manual rotation just before): wait for it.
-    const promotable = [stored.accessTokenRing, stored.idTokenRing].map(
-      (ring) => promotableAt(ring, options.publishBeforeUseSeconds) ?? Number.POSITIVE_INFINITY,
-    );
-    if (Math.max(...promotable) > now) return;
-    await rotateNow('schedule');
+    // First what other instances did: a missed notification heals here, within a tick.
+    if (store.shared) await reload();
+    const removed = await change(async (keys, now) => {
+      const access = pruneRing(keys.accessTokenRing, now);
+      const id = pruneRing(keys.idTokenRing, now);
+      if (access.removed.length === 0 && id.removed.length === 0) return undefined;
+      return {
+        keys: { ...keys, accessTokenRing: access.ring, idTokenRing: id.ring },
+        result: [...access.removed, ...id.removed],
+      };
+    });
+    for (const key of removed ?? []) logRemoved(key);
+    if (rotationIsDue(state.keys, nowSeconds())) await rotateNow('schedule', true);
   }
 
   const maintain = () => serially(maintainNow);
+
+  const stopWatching = await store.watch(() => {
+    serially(reload).catch((error: unknown) =>
+      logger.error('the signing keys were not reloaded', { error: (error as Error).message }),
+    );
+  });
+  let stopSchedule = () => {};
 
   const info =
     (use: KeyInfo['use'], alg: string) =>
@@ -313,18 +424,19 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
     });
 
   return {
-    cookieKeys: stored.cookieKeys,
+    // Never rotated, so what every instance read at start stays right.
+    cookieKeys: state.keys.cookieKeys,
     idTokenKeys: () =>
-      published(stored.idTokenRing)
+      published(state.keys.idTokenRing)
         .filter((key) => key.state !== 'next')
         .map((key) => idTokenKeyObjects.get(key.jwk.kid)!),
     jwks: () => ({
-      keys: [...published(stored.accessTokenRing), ...published(stored.idTokenRing)].map((key) =>
+      keys: [...published(state.keys.accessTokenRing), ...published(state.keys.idTokenRing)].map((key) =>
         publicJwk(key.jwk),
       ),
     }),
     verificationKey: (header, token) => {
-      const keys = published(stored.accessTokenRing).map((key) => publicJwk(key.jwk));
+      const keys = published(state.keys.accessTokenRing).map((key) => publicJwk(key.jwk));
       const kids = keys.map((key) => key.kid).join(' ');
       // One local key set per set of published keys: it keeps its imported keys between tokens.
       if (verification?.kids !== kids) verification = { kids, getKey: createLocalJWKSet({ keys }) };
@@ -332,10 +444,10 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
     },
     signingKey: () => signer,
     list: () => [
-      ...published(stored.accessTokenRing).map(info('access_token', ACCESS_TOKEN_ALG)),
-      ...published(stored.idTokenRing).map(info('id_token', ID_TOKEN_ALG)),
+      ...published(state.keys.accessTokenRing).map(info('access_token', ACCESS_TOKEN_ALG)),
+      ...published(state.keys.idTokenRing).map(info('id_token', ID_TOKEN_ALG)),
     ],
-    rotate: (actor) => serially(() => rotateNow(actor)),
+    rotate: (actor) => serially(async () => (await rotateNow(actor))!),
     maintain,
     startSchedule(intervalMs = 60_000) {
       const timer = setInterval(() => {
@@ -345,7 +457,12 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
         });
       }, intervalMs);
       timer.unref();
-      return () => clearInterval(timer);
+      stopSchedule = () => clearInterval(timer);
+      return stopSchedule;
+    },
+    async close() {
+      stopSchedule();
+      await stopWatching();
     },
   };
 }

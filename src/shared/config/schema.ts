@@ -817,6 +817,15 @@ export const storageSchema = z.strictObject({
       'must be a postgres:// URL, "env:NAME" or "file:PATH"',
     )
     .optional(),
+  /**
+   * 32 random bytes (base64 or hex) that seal the signing keys and generated secrets kept in
+   * PostgreSQL (AES-256-GCM, store/sealed-box.ts), as `env:NAME` or `file:PATH`, never a literal:
+   * the key must not sit beside the database it protects. Required with PostgreSQL; never generated.
+   */
+  encryptionKey: z
+    .string()
+    .refine((value) => /^(env:|file:)./.test(value), 'must be "env:NAME" or "file:PATH"')
+    .optional(),
   /** The connection pool of each instance (PostgreSQL only). */
   pool: z
     .strictObject({
