@@ -26,6 +26,7 @@ import {
 } from '../src/launcher/loopback-config.ts';
 import type { LoadedConfig } from '../src/shared/config/load.ts';
 import { parseConfig } from '../src/shared/config/load.ts';
+import { testEncryptionKey } from '../test/helpers/postgres.ts';
 import { freePort } from '../test/helpers/stack.ts';
 import { SECRET_WORKLOAD, WORKLOAD_SCOPE } from './workload-clients.ts';
 
@@ -74,7 +75,9 @@ export function benchConfig(
   const config = parseConfig({
     dataDir,
     logLevel: 'info',
-    ...(options.storageUrl ? { storage: { url: options.storageUrl } } : {}),
+    ...(options.storageUrl
+      ? { storage: { url: options.storageUrl, encryptionKey: testEncryptionKey() } }
+      : {}),
     ...sections,
     authorizationServer: {
       ...sections.authorizationServer,

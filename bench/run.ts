@@ -30,7 +30,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createTestDatabase, skipWithoutPostgres, TEST_POSTGRES_URL } from '../test/helpers/postgres.ts';
+import {
+  createTestDatabase,
+  skipWithoutPostgres,
+  TEST_POSTGRES_URL,
+  testEncryptionKey,
+} from '../test/helpers/postgres.ts';
 import { startChains } from './chains.ts';
 import { benchGatewayLatency } from './gateway-latency.ts';
 import type { HopOptions } from './hops.ts';
@@ -174,6 +179,8 @@ async function benchChains() {
 async function benchTokenEndpoint() {
   const database = (await skipWithoutPostgres()) === false ? await createTestDatabase() : undefined;
   if (!database) progress(`tokens: no PostgreSQL at ${TEST_POSTGRES_URL}: its rows are left out`);
+  // Set here, before the server processes are forked: they inherit it, so all use one key.
+  else testEncryptionKey();
   progress(
     `tokens: starting Gatehouse (SQLite${database ? ', PostgreSQL' : ''}), Gatehouse (in-memory) and a bare oidc-provider`,
   );

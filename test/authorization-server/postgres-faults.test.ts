@@ -21,6 +21,7 @@ import {
 import { parseConfig } from '../../src/shared/config/load.ts';
 import { createLogger } from '../../src/shared/logging.ts';
 import { basic, postForm } from '../helpers/oauth.ts';
+import { testEncryptionKey } from '../helpers/postgres.ts';
 import {
   type PrivatePostgres,
   skipWithoutPrivatePostgres,
@@ -80,7 +81,7 @@ describe('the PostgreSQL store under faults', { skip: skipWithoutPrivatePostgres
         config: parseConfig({
           dataDir,
           logLevel: 'debug',
-          storage: { url: database.url, pool: POOL },
+          storage: { url: database.url, encryptionKey: testEncryptionKey(), pool: POOL },
           authorizationServer: {
             issuer: 'http://127.0.0.1:9000',
             listen: { host: '127.0.0.1', port: 0 },

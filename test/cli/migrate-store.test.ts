@@ -21,7 +21,12 @@ import {
 import { parseConfig } from '../../src/shared/config/load.ts';
 import { createLogger } from '../../src/shared/logging.ts';
 import { basic, postForm, registerNativeClient, userToken } from '../helpers/oauth.ts';
-import { createTestDatabase, skipWithoutPostgres, type TestDatabase } from '../helpers/postgres.ts';
+import {
+  createTestDatabase,
+  skipWithoutPostgres,
+  type TestDatabase,
+  testEncryptionKey,
+} from '../helpers/postgres.ts';
 
 const skipPostgres = await skipWithoutPostgres();
 
@@ -118,7 +123,14 @@ describe('gatehouse migrate-store', { skip: skipPostgres }, () => {
 
     const sqlite = new DatabaseSync(path.join(dataDir, 'gatehouse.db'), { readOnly: true });
     sqliteCounts = Object.fromEntries(
-      ['oidc_models', 'accounts', 'consent_grants', 'audit_records', 'revocation_events'].map((table) => [
+      [
+        'oidc_models',
+        'accounts',
+        'consent_grants',
+        'audit_records',
+        'revocation_events',
+        'directory_users',
+      ].map((table) => [
         table,
         Number((sqlite.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n),
       ]),
@@ -172,7 +184,7 @@ describe('gatehouse migrate-store', { skip: skipPostgres }, () => {
   });
 
   test('the same data directory on PostgreSQL: tokens, refresh, revocation, user and audit trail hold', async () => {
-    server = await start({ url: database.url });
+    server = await start({ url: database.url, encryptionKey: testEncryptionKey() });
     const issuer = server.issuer;
     assert.equal(await active(issuer, tokens.access), true, 'the access token is active');
     assert.equal(await active(issuer, tokens.revoked), false, 'the revoked token stays revoked');
@@ -210,7 +222,7 @@ describe('gatehouse migrate-store', { skip: skipPostgres }, () => {
     const restored = await createTestDatabase();
     try {
       execFileSync('pg_restore', ['--no-owner', '--exit-on-error', '--dbname', restored.url, dump]);
-      server = await start({ url: restored.url });
+      server = await start({ url: restored.url, encryptionKey: testEncryptionKey() });
       assert.equal(await active(server.issuer, tokens.access), true, 'the restored database knows the token');
       assert.equal(await active(server.issuer, tokens.revoked), false);
       await server.close();

@@ -70,3 +70,15 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       admin((client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => {}),
   };
 }
+
+/** The environment variable the test servers read `storage.encryptionKey` from. */
+export const TEST_ENCRYPTION_KEY_VARIABLE = 'GATEHOUSE_TEST_STORAGE_ENCRYPTION_KEY';
+
+/**
+ * `storage.encryptionKey` for a test on PostgreSQL (required there): an `env:` reference to a key
+ * made once per test process, also given to the processes it spawns (they inherit the environment).
+ */
+export function testEncryptionKey(): string {
+  process.env[TEST_ENCRYPTION_KEY_VARIABLE] ??= randomBytes(32).toString('base64');
+  return `env:${TEST_ENCRYPTION_KEY_VARIABLE}`;
+}

@@ -1,7 +1,7 @@
 /**
  * Several instances of every component, as docs/deployment.md ("Several instances") describes: two
- * authorization servers on one PostgreSQL database, two gateways, two MCP servers and two API
- * servers, each pair behind a balancer that sends requests round robin and skips a killed instance
+ * authorization servers on one PostgreSQL database (each with a data directory of its own, as on
+ * two hosts, started together), two gateways, two MCP servers and two API servers, each pair behind a balancer that sends requests round robin and skips a killed instance
  * (test/scale-out/support/topology.ts). An agent's whole journey goes through the balancers, so
  * each step may land on either instance; the promises must hold in total:
  *
@@ -62,7 +62,7 @@ describe('two of every component on one PostgreSQL database', { skip: skipPostgr
 
   before(async () => {
     topology = await Topology.create({
-      separateDataDirs: false,
+      separateDataDirs: true,
       authorizationServer: {
         refreshTokens: { enabled: true },
         dynamicRegistration: {
@@ -73,7 +73,8 @@ describe('two of every component on one PostgreSQL database', { skip: skipPostgr
       },
     });
     try {
-      await topology.start();
+      // Together, as a rolling deployment may: they agree on one key set and one schema.
+      await topology.start({ together: true });
       for (const name of ['gateway', 'mcp-server'] as const) {
         for (let i = 0; i < INSTANCES; i += 1) {
           const url = topology.instanceUrl(name, i);

@@ -45,11 +45,11 @@ export async function runMigrateStore(args: MigrateStoreArguments): Promise<numb
   console.log(`Done: ${total} rows in ${report.copied.length} tables.`);
   for (const { table, rows } of report.copied) console.log(`  ${table.padEnd(26)} ${rows}`);
   if (report.leftBehind.length > 0) {
-    console.log("Not copied (this version keeps them in each instance's data directory):");
+    console.log('Not copied (PostgreSQL has no table for them):');
     for (const { table, rows } of report.leftBehind) console.log(`  ${table.padEnd(26)} ${rows}`);
   }
   console.log(
-    'Next: start the authorization server with storage.url set to that database, from the same data directory (its keys and secrets are files there).',
+    'Next: start the authorization server with storage.url set to that database and storage.encryptionKey set, from the same data directory: its first start imports the keys and secrets there into the database.',
   );
   return 0;
 }

@@ -11,7 +11,8 @@
  *
  * Not copied, on purpose: one-time codes and login throttles, rate-limit windows and the
  * development inbox (minutes of life; a sign-in in progress starts again). Keys, generated secrets
- * and the subject key are files of the data directory, read from there as before.
+ * and the subject key are files of the data directory: the first start on PostgreSQL imports them
+ * into the database (sealed with storage.encryptionKey), so the command need not touch them.
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';

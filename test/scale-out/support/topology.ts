@@ -21,7 +21,7 @@ import {
 } from '../../../src/launcher/loopback-config.ts';
 import { type Balancer, startBalancer } from '../../helpers/balancer.ts';
 import { freePort } from '../../helpers/ports.ts';
-import { createTestDatabase, type TestDatabase } from '../../helpers/postgres.ts';
+import { createTestDatabase, type TestDatabase, testEncryptionKey } from '../../helpers/postgres.ts';
 import { type ComponentName, ComponentProcess } from '../../load/support/stack.ts';
 
 export const INSTANCES = 2;
@@ -199,7 +199,7 @@ function instanceConfig(
   return {
     dataDir,
     logLevel: 'info',
-    storage: { url: database.url },
+    storage: { url: database.url, encryptionKey: testEncryptionKey() },
     authorizationServer: {
       ...sections.authorizationServer,
       clients: [
