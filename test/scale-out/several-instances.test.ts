@@ -5,7 +5,8 @@
  * (test/scale-out/support/topology.ts). An agent's whole journey goes through the balancers, so
  * each step may land on either instance; the promises must hold in total:
  *
- * - onboarding, sign-in, consent, tool calls and refresh work whichever instance answers each step;
+ * - onboarding, sign-in, consent, tool calls, refresh and step-up work whichever instance answers
+ *   each step;
  * - kill -9 of one authorization server and one gateway mid-journey: the agent goes on, without
  *   signing in again, once the survivors are ready;
  * - a token revoked at either authorization server stops at both gateways within a second;
@@ -115,7 +116,7 @@ describe('two of every component on one PostgreSQL database', { skip: skipPostgr
     );
   }
 
-  test('an agent onboards, signs in, calls tools and refreshes, each step at either instance', async () => {
+  test('an agent onboards, signs in, calls tools, refreshes and steps up, each step at either instance', async () => {
     const before = Object.fromEntries(
       Object.entries(topology.balancers).map(([name, balancer]) => [name, [...balancer.served]]),
     );
@@ -132,6 +133,15 @@ describe('two of every component on one PostgreSQL database', { skip: skipPostgr
       assert.equal(user.plays.length, 1, 'refreshed without the user');
       assert.notEqual(tokensOf(store).access_token, first.access_token, 'a new access token');
       assert.match(trace.join('\n'), /grant_type=refresh_token/);
+
+      // Step-up: a write tool needs stocks:trade. The browser session (its cookie signed by one
+      // instance, its row in the database) holds at whichever instance answers: consent only.
+      const order = parseResult<{ status: string; quantity: number }>(
+        await agent.callTool('place_order', { symbol: 'SAP', side: 'buy', quantity: 1 }),
+      );
+      assert.equal(order.status, 'accepted');
+      assert.equal(user.plays.length, 2, 'one more authorization for the new scope');
+      assert.deepEqual(user.plays[1]!.pages, ['consent'], 'still signed in: consent only');
     } finally {
       await agent.close();
     }
