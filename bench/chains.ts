@@ -3,7 +3,8 @@
  *
  * - `secured`: Gatehouse as deployed, authorization server, APIs, MCP server and gateway, each its
  *   own `gatehouse serve <component>` process (bench/server-process.ts) on one data directory;
- *   callers talk to the gateway's `/mcp`.
+ *   callers talk to the gateway's `/mcp`. A second gateway process (same public URL, its own
+ *   port) stands beside the first, for the two-gateway setup of bench/tool-call-bench.ts.
  * - `baseline`: the independent baseline (bench/baseline/): a plain `node:http` proxy → the MCP SDK
  *   v2's stateless server with the same four tools → plain API handlers; no Gatehouse code at all.
  * - `unsecured`: the bench's own unsecured chain (bench/unsecured-chain.ts): Gatehouse's building
@@ -13,7 +14,7 @@
  */
 import { rmSync } from 'node:fs';
 import { type ServerChild, stopAll } from './child.ts';
-import { type BenchUrls, freePorts, makeDataDir, urlsFor } from './config.ts';
+import { type BenchUrls, freePort, freePorts, makeDataDir, urlsFor } from './config.ts';
 import { type HopOptions, startBaselineHop, startGatehouseHop } from './hops.ts';
 
 export const CHAIN_NAMES = ['secured', 'baseline', 'unsecured'] as const;
@@ -23,6 +24,8 @@ export interface Chain {
   name: ChainName;
   /** Where the callers send their tool calls. */
   mcpUrl: string;
+  /** The secured chain's second gateway's `/mcp` (two gateway instances of one deployment). */
+  secondMcpUrl?: string;
   hops: ServerChild[];
   /** The chain's ports as URLs (the secured chain's issuer, MCP server, ...). */
   urls: BenchUrls;
@@ -73,16 +76,23 @@ async function assemble(
  * keys and the internal clients' secrets the others read), then the APIs, the MCP server and the
  * gateway (both follow the authorization server's revocation stream from their start).
  */
-function startSecured(options: HopOptions): Promise<Chain> {
-  return assemble(
+async function startSecured(options: HopOptions): Promise<Chain> {
+  const secondGatewayPort = await freePort();
+  const chain = await assemble(
     'secured',
     (urls) => urls.mcpUrl,
     async (chain, hops) => {
       for (const role of ['authorization-server', 'apis', 'mcp-server', 'gateway'] as const) {
         hops.push(await startGatehouseHop(`secured/${role}`, role, chain, options));
       }
+      hops.push(
+        await startGatehouseHop('secured/gateway-2', 'gateway', chain, options, {
+          gatewayListenPort: secondGatewayPort,
+        }),
+      );
     },
   );
+  return { ...chain, secondMcpUrl: `http://127.0.0.1:${secondGatewayPort}/mcp` };
 }
 
 function startUnsecured(options: HopOptions): Promise<Chain> {

@@ -60,6 +60,11 @@ export interface BenchStartOptions {
    * (every URL it publishes and every assertion audience it accepts stay the issuer's).
    */
   listenPort?: number;
+  /**
+   * The same for a gateway: a second gateway process of the same public URL, as two gateway
+   * instances behind one load balancer are.
+   */
+  gatewayListenPort?: number;
 }
 
 export function benchConfig(
@@ -70,6 +75,9 @@ export function benchConfig(
   const sections = loopbackStackSections(ports);
   if (options.listenPort !== undefined) {
     sections.authorizationServer.listen = { host: '127.0.0.1', port: options.listenPort };
+  }
+  if (options.gatewayListenPort !== undefined) {
+    sections.gateway.listen = { host: '127.0.0.1', port: options.gatewayListenPort };
   }
   const defaultClients = parseConfig({}).authorizationServer.clients;
   const config = parseConfig({

@@ -100,7 +100,7 @@ export async function benchGatewayLatency(
   >;
   const load = (route: Route, ms: number) =>
     runToolCallLoad({
-      url: routes[route].url,
+      urls: [routes[route].url],
       agent: agents[route],
       tokenFor: () => routes[route].token || undefined,
       concurrency: 1,

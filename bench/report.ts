@@ -55,6 +55,7 @@ const CHAIN_LABELS = {
   secured: 'secured: gateway → MCP server → API (+ authorization server)',
   baseline: 'independent baseline: node:http proxy → MCP SDK server → API handlers',
   unsecured: "bench's own unsecured chain: Gatehouse's parts, no authorization",
+  two_gateways: 'secured, callers split over two gateways',
 } as const;
 
 const SERVER_LABELS = {
@@ -76,10 +77,10 @@ const byHop = (hops: Record<string, number>) =>
 function chainsSection({ toolCalls: t, gatewayLatency: g }: Chains): string[] {
   return [
     `1. Tool calls: ${t.tool}, ${t.concurrency} concurrent callers, warm caches, one process per hop; ` +
-      `${t.rounds_used} of ${t.rounds} rounds of 3 × ${t.slice_ms} ms windows in rotating order used (${t.rounds_disturbed} disturbed)`,
+      `${t.rounds_used} of ${t.rounds} rounds of 4 × ${t.slice_ms} ms windows in rotating order used (${t.rounds_disturbed} disturbed)`,
     table([
       ['chain', 'calls/s', 'p50 ms', 'p99 ms', 'CPU cores', 'CPU µs/call', 'CPU µs/call by process'],
-      ...(['secured', 'baseline', 'unsecured'] as const).map((name) => [
+      ...(['secured', 'baseline', 'unsecured', 'two_gateways'] as const).map((name) => [
         CHAIN_LABELS[name],
         t[name].calls_per_second,
         t[name].p50_ms,
@@ -92,6 +93,7 @@ function chainsSection({ toolCalls: t, gatewayLatency: g }: Chains): string[] {
     `secured ÷ independent baseline (median of rounds): ${t.ratio_vs_baseline}; by CPU per call: ${t.cpu_ratio_vs_baseline}; ` +
       `target ≥ ${t.target_ratio_vs_baseline}: ${mark(t.met)}${unreliable(t.reliable)}`,
     `secured ÷ own unsecured chain (median of rounds): ${t.ratio_vs_unsecured}; by CPU per call: ${t.cpu_ratio_vs_unsecured}`,
+    `secured with two gateways (callers split over both) ÷ independent baseline: ${t.two_gateways_ratio_vs_baseline}; ÷ one gateway: ${t.two_gateways_ratio_vs_one}`,
     '',
     `2. Gateway added latency on a cache hit: one caller, through the gateway (opaque token) against straight to the MCP server ` +
       `(the phantom JWT), and the same for the independent baseline's plain proxy; ${g.rounds_used} of ${g.rounds} rounds of 4 × ${g.window_ms} ms windows used (${g.rounds_disturbed} disturbed)`,

@@ -3,6 +3,10 @@
  * `get_stock` with warm caches, measured in interleaved rounds of short windows (bench/rounds.ts).
  * The headline is the median over rounds of secured ÷ baseline calls per second; beside it,
  * secured ÷ unsecured. Each chain's CPU is summed over all of its processes.
+ *
+ * A fourth setup, `two gateways`, is the secured chain with its callers split over its two
+ * gateway processes (issue 10: several gateways behind a load balancer, each with its own cache and
+ * its own revocation stream): two gateways ÷ baseline, and two ÷ one gateway, from the same rounds.
  */
 import type http from 'node:http';
 import { CHAIN_NAMES, type Chain, type ChainName } from './chains.ts';
@@ -45,6 +49,11 @@ const cpuPerCall = (slice: Slice) => slice.cpu / slice.calls;
 /** `secured/gateway` → `gateway`. */
 const hopOf = (name: string) => name.slice(name.indexOf('/') + 1);
 
+const SETUPS = [...CHAIN_NAMES, 'two gateways'] as const;
+type Setup = (typeof SETUPS)[number];
+/** The chain a setup runs on. */
+const chainOf = (setup: Setup): ChainName => (setup === 'two gateways' ? 'secured' : setup);
+
 export async function benchToolCalls(
   chains: Record<ChainName, Chain>,
   /** The secured chain's callers' opaque tokens (agents onboarded before), one per caller in turn. */
@@ -56,13 +65,19 @@ export async function benchToolCalls(
   const tokenFor = (name: ChainName) =>
     name === 'secured' ? (i: number) => tokens[i % tokens.length] : (_: number) => undefined;
   const agents = Object.fromEntries(
-    CHAIN_NAMES.map((name) => [name, createKeepAliveAgent(plan.concurrency)]),
-  ) as Record<ChainName, http.Agent>;
-  const load = (name: ChainName, ms: number): Promise<LoadResult> =>
+    SETUPS.map((setup) => [setup, createKeepAliveAgent(plan.concurrency)]),
+  ) as Record<Setup, http.Agent>;
+  const urlsOf = (setup: Setup): URL[] => {
+    const chain = chains[chainOf(setup)];
+    if (setup !== 'two gateways') return [new URL(chain.mcpUrl)];
+    if (!chain.secondMcpUrl) throw new Error('the secured chain has no second gateway');
+    return [new URL(chain.mcpUrl), new URL(chain.secondMcpUrl)];
+  };
+  const load = (setup: Setup, ms: number): Promise<LoadResult> =>
     runToolCallLoad({
-      url: new URL(chains[name].mcpUrl),
-      agent: agents[name],
-      tokenFor: tokenFor(name),
+      urls: urlsOf(setup),
+      agent: agents[setup],
+      tokenFor: tokenFor(chainOf(setup)),
       concurrency: plan.concurrency,
       durationMs: ms,
       maxCalls: plan.maxCallsPerSlice,
@@ -70,28 +85,30 @@ export async function benchToolCalls(
 
   try {
     // The same answer from every chain, or the comparison is void.
-    for (const name of CHAIN_NAMES) {
-      const answer = await request(agents[name], new URL(chains[name].mcpUrl), {
-        method: 'POST',
-        headers: mcpHeaders(tokenFor(name)(0)),
-        body: toolCallBody(),
-      });
-      const text = toolResultText(answer);
-      if (!text.includes(`"symbol": "${READ_TOOL.arguments.symbol}"`)) {
-        throw new Error(`the ${name} chain answered an unexpected tool result: ${text.slice(0, 200)}`);
+    for (const setup of SETUPS) {
+      for (const url of urlsOf(setup)) {
+        const answer = await request(agents[setup], url, {
+          method: 'POST',
+          headers: mcpHeaders(tokenFor(chainOf(setup))(0)),
+          body: toolCallBody(),
+        });
+        const text = toolResultText(answer);
+        if (!text.includes(`"symbol": "${READ_TOOL.arguments.symbol}"`)) {
+          throw new Error(`the ${setup} setup answered an unexpected tool result: ${text.slice(0, 200)}`);
+        }
       }
     }
     progress(
-      `tool calls: warming up the three chains (${plan.warmupSlices} × ${plan.warmupSliceMs} ms each)`,
+      `tool calls: warming up the three chains and two gateways (${plan.warmupSlices} × ${plan.warmupSliceMs} ms each)`,
     );
     for (let w = 0; w < plan.warmupSlices; w++) {
-      for (const name of rotated(CHAIN_NAMES, w)) {
-        checkErrors(`${name} warm-up`, await load(name, plan.warmupSliceMs));
+      for (const setup of rotated(SETUPS, w)) {
+        checkErrors(`${setup} warm-up`, await load(setup, plan.warmupSliceMs));
       }
     }
 
-    const measureSlice = async (name: ChainName): Promise<Slice> => {
-      const chain = chains[name];
+    const measureSlice = async (name: Setup): Promise<Slice> => {
+      const chain = chains[chainOf(name)];
       const window = await measured(chain.hops, () => load(name, plan.sliceMs));
       checkErrors(`${name} tool calls`, window.result);
       const calls = window.result.latencies.length;
@@ -111,7 +128,7 @@ export async function benchToolCalls(
         latencies: window.result.latencies,
       };
     };
-    const rounds = await runRounds(CHAIN_NAMES, plan.rounds, measureSlice, (r) => {
+    const rounds = await runRounds(SETUPS, plan.rounds, measureSlice, (r) => {
       const rates = r.order.map((name) => `${name} ${Math.round(callsPerSecond(r.windows[name]))}/s`);
       progress(
         `tool calls: round ${r.index + 1} (${r.order.join(' → ')}): ${rates.join(', ')}` +
@@ -124,9 +141,9 @@ export async function benchToolCalls(
   }
 }
 
-function summarizeToolCalls(rounds: Array<Round<ChainName, Slice>>, plan: ToolCallPlan, target: number) {
+function summarizeToolCalls(rounds: Array<Round<Setup, Slice>>, plan: ToolCallPlan, target: number) {
   const { used, reliable, disturbed } = usableRounds(rounds, plan.rounds.minUndisturbed);
-  const chain = (name: ChainName) => {
+  const chain = (name: Setup) => {
     const slices = used.map((r) => r.windows[name]);
     const calls = slices.reduce((total, slice) => total + slice.calls, 0);
     const seconds = slices.reduce((total, slice) => total + slice.elapsedMs, 0) / 1000;
@@ -149,9 +166,9 @@ function summarizeToolCalls(rounds: Array<Round<ChainName, Slice>>, plan: ToolCa
       ),
     };
   };
-  const ratio = (a: ChainName, b: ChainName) => (r: Round<ChainName, Slice>) =>
+  const ratio = (a: Setup, b: Setup) => (r: Round<Setup, Slice>) =>
     callsPerSecond(r.windows[a]) / callsPerSecond(r.windows[b]);
-  const cpuRatio = (a: ChainName, b: ChainName) => (r: Round<ChainName, Slice>) =>
+  const cpuRatio = (a: Setup, b: Setup) => (r: Round<Setup, Slice>) =>
     cpuPerCall(r.windows[b]) / cpuPerCall(r.windows[a]);
   const vsBaseline = medianOver(used, ratio('secured', 'baseline'));
   return {
@@ -166,17 +183,19 @@ function summarizeToolCalls(rounds: Array<Round<ChainName, Slice>>, plan: ToolCa
     secured: chain('secured'),
     baseline: chain('baseline'),
     unsecured: chain('unsecured'),
+    two_gateways: chain('two gateways'),
     /** Median over the rounds of secured calls/s ÷ independent baseline calls/s: the headline. */
     ratio_vs_baseline: round(vsBaseline),
     /** Median over the rounds of secured ÷ the bench's own unsecured chain. */
     ratio_vs_unsecured: round(medianOver(used, ratio('secured', 'unsecured'))),
+    /** The secured chain with its callers split over two gateways ÷ the baseline, and ÷ one gateway. */
+    two_gateways_ratio_vs_baseline: round(medianOver(used, ratio('two gateways', 'baseline'))),
+    two_gateways_ratio_vs_one: round(medianOver(used, ratio('two gateways', 'secured'))),
     /** The same by CPU per call (baseline ÷ secured µs): the ratio on dedicated cores. */
     cpu_ratio_vs_baseline: round(medianOver(used, cpuRatio('secured', 'baseline'))),
     cpu_ratio_vs_unsecured: round(medianOver(used, cpuRatio('secured', 'unsecured'))),
     round_ratios_vs_baseline: used.map((r) => round(ratio('secured', 'baseline')(r))),
-    other_load_cores: round(
-      median(rounds.flatMap((r) => CHAIN_NAMES.map((name) => r.windows[name].otherCores))),
-    ),
+    other_load_cores: round(median(rounds.flatMap((r) => SETUPS.map((name) => r.windows[name].otherCores)))),
     target_ratio_vs_baseline: target,
     met: vsBaseline >= target,
   };

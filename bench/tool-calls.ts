@@ -57,7 +57,8 @@ export function toolResultText(answer: HttpAnswer): string {
 }
 
 export interface LoadOptions {
-  url: URL;
+  /** Where caller `i` sends its calls: `urls[i % urls.length]` (several instances of one hop). */
+  urls: URL[];
   agent: http.Agent;
   /** The bearer token caller `i` uses (undefined: none). */
   tokenFor: (caller: number) => string | undefined;
@@ -89,7 +90,7 @@ export async function runToolCallLoad(options: LoadOptions): Promise<LoadResult>
       calls += 1;
       const sent = nowMs();
       try {
-        const answer = await request(options.agent, options.url, {
+        const answer = await request(options.agent, options.urls[index % options.urls.length]!, {
           method: 'POST',
           headers,
           body: toolCallBody(),
