@@ -9,7 +9,7 @@
  * disturbed: its numbers say more about the neighbours than about the code.
  */
 import { liveChildren, type ServerChild } from './child.ts';
-import { machineBusySeconds, nowMs, ownCpuSeconds, stolenSeconds } from './stats.ts';
+import { machineBusySeconds, nowMs, ownCpuSeconds, postgresCpuSeconds, stolenSeconds } from './stats.ts';
 
 /** A window during which other processes used more than this many cores counts as disturbed. */
 export const DISTURBED_OTHER_CORES = 0.25;
@@ -21,6 +21,11 @@ export interface Measured<T> {
   cpuByHop: Record<string, number>;
   /** CPU seconds of the load generator (this process). */
   clientCpu: number;
+  /**
+   * CPU seconds of the machine's PostgreSQL server meanwhile: the bench's PostgreSQL store works
+   * there (a window on another store sees it near idle). Counted as the bench's, never as other load.
+   */
+  databaseCpu: number;
   /** Cores the other processes of the machine used meanwhile, on average. */
   otherCores: number;
   disturbed: boolean;
@@ -42,6 +47,7 @@ export async function measured<T extends { elapsedMs: number }>(
   const machineSince = nowMs();
   const machineBefore = machineBusySeconds();
   const stolenBefore = stolenSeconds();
+  const databaseBefore = postgresCpuSeconds();
   const ownBefore = ownCpuSeconds();
   const before = await cpuOf(children);
   const clientBefore = ownCpuSeconds();
@@ -52,12 +58,13 @@ export async function measured<T extends { elapsedMs: number }>(
   const after = await cpuOf(children);
   const own = ownCpuSeconds() - ownBefore;
   const machine = machineBusySeconds() - machineBefore;
+  const databaseCpu = Math.max(0, postgresCpuSeconds() - databaseBefore);
   const stolen = stolenSeconds() - stolenBefore;
   const machineSeconds = (nowMs() - machineSince) / 1000;
 
   const used = (child: ServerChild) => after.get(child)! - before.get(child)!;
   // This process's CPU over the machine's interval: the load and the CPU questions on each side.
-  const ours = children.reduce((total, child) => total + used(child), own);
+  const ours = children.reduce((total, child) => total + used(child), own + databaseCpu);
   const cpuByHop = Object.fromEntries(processes.map((child) => [child.name, used(child)]));
   const cpu = processes.reduce((total, child) => total + used(child), 0);
   // Over the machine's interval, which also covers the CPU questions on each side of the load.
@@ -67,6 +74,7 @@ export async function measured<T extends { elapsedMs: number }>(
     cpu,
     cpuByHop,
     clientCpu,
+    databaseCpu,
     otherCores,
     disturbed: otherCores > DISTURBED_OTHER_CORES,
     startedMs,

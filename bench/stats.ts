@@ -1,5 +1,5 @@
 /** Small statistics and timing helpers for the benchmark. */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
 /** Milliseconds since an arbitrary origin, with sub-microsecond resolution. */
@@ -64,6 +64,34 @@ export function stolenSeconds(): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * CPU seconds (user + system) of the machine's PostgreSQL server processes alive now (comm
+ * `postgres`, from /proc/<pid>/stat, in USER_HZ ticks of 1/100 s); 0 where there is no /proc. The
+ * bench's PostgreSQL store runs there: its work is part of what a token costs, not other load.
+ */
+export function postgresCpuSeconds(): number {
+  let ticks = 0;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return 0;
+  }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
+      // Fields after the command: state is the 3rd field, utime the 14th and stime the 15th.
+      const fields = stat.slice(close + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return ticks / 100;
 }
 
 /** CPU seconds (user + system, all threads) of this process. */

@@ -208,7 +208,9 @@ export async function benchTokens(
       return {
         tokens: window.result.tokens,
         elapsedMs: window.result.elapsedMs,
-        cpu: window.cpu,
+        // On PostgreSQL the store's work runs in the database server: part of what a token costs,
+        // as SQLite's is inside the server process.
+        cpu: window.cpu + (server.name === 'postgres' ? window.databaseCpu : 0),
         clientCpu: window.clientCpu,
         otherCores: window.otherCores,
         disturbed: window.disturbed,

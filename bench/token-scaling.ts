@@ -107,7 +107,9 @@ export async function benchTokenScaling(
           window,
           window.result.tokens,
         );
-        return { ...window.result, cpu: window.cpu, disturbed: window.disturbed };
+        // On PostgreSQL the database server's CPU is part of the cost (see token-bench.ts).
+        const cpu = window.cpu + (first.name === 'postgres' ? window.databaseCpu : 0);
+        return { ...window.result, cpu, disturbed: window.disturbed };
       },
       (r) =>
         progress(

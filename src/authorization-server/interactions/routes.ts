@@ -9,7 +9,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import type { Context, Middleware } from 'koa';
-import { LRUCache } from 'lru-cache';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { Logger } from '../../shared/logging.ts';
@@ -94,8 +93,6 @@ const SCOPE_DESCRIPTIONS: Record<string, string> = { openid: 'Know who you are (
 export function interactionRoutes(deps: InteractionDependencies): Middleware {
   const { provider, logger } = deps;
   const issuerOrigin = new URL(deps.issuer).origin;
-  // The email a code was sent to, per interaction, for "send a new code" (bounded, short-lived).
-  const pendingEmails = new LRUCache<string, string>({ max: 10_000, ttl: 15 * 60 * 1000 });
 
   const csrfToken = (uid: string) =>
     createHmac('sha256', deps.csrfKey).update(`csrf:${uid}`).digest('base64url');
@@ -207,7 +204,6 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       logger.audit('login.code', { outcome: 'denied', client_id: clientId, reason: 'throttled', ip: ctx.ip });
       return `Too many codes were requested. Try again in ${waitInWords(result.retryAfterSeconds)}.`;
     }
-    pendingEmails.set(uid, typedEmail);
     if (user && 'code' in result) {
       const message = loginCodeMessage(
         (result as { code: string }).code,
@@ -250,7 +246,8 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
 
     if (action === 'email' || action === 'resend') {
       if (prompt !== 'login') throw new PageError(400, 'You are already signed in.');
-      const email = (action === 'resend' ? pendingEmails.get(uid) : form.get('email'))?.trim() ?? '';
+      // Resend: the code page's forms carry the address as typed (views/login-pages.ts).
+      const email = form.get('email')?.trim() ?? '';
       if (!email || email.length > 254) {
         return showEmailPage(ctx, uid, details, { error: 'Enter your email address.', status: 400 });
       }
@@ -261,7 +258,8 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
 
     if (action === 'code') {
       if (prompt !== 'login') throw new PageError(400, 'You are already signed in.');
-      const email = pendingEmails.get(uid) ?? '';
+      // Only shown again on the page; the code is checked against the login's own record.
+      const email = (form.get('email') ?? '').trim().slice(0, 254);
       const result = await deps.codes.verify({
         loginId: uid,
         code: form.get('code') ?? '',
@@ -287,7 +285,6 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       const user = await deps.approvedUsers.find(result.email);
       if (!user) throw new PageError(403, 'This email address may no longer sign in.');
       await deps.accounts.remember(user.sub, user.email);
-      pendingEmails.delete(uid);
       logger.audit('login', { outcome: 'success', sub: user.sub, client_id: clientId });
       return finish(ctx, { login: { accountId: user.sub, amr: ['otp'], remember: true } });
     }

@@ -140,6 +140,16 @@ describe('codePage', () => {
     assert.match(page, /<form method="post" action="\/i\/1\/code">/);
   });
 
+  it('carries the typed address in both forms, escaped, so that any instance can answer the next step', () => {
+    const forms = [...page.matchAll(/<form method="post" action="[^"]+">([\s\S]*?)<\/form>/g)];
+    assert.equal(forms.length, 2);
+    for (const form of forms)
+      assert.ok(form[1]?.includes('<input type="hidden" name="email" value="ann@example.com">'));
+    const hostile = codePage({ ...options, email: '"><script>alert(1)</script>' });
+    assert.doesNotMatch(hostile, /<script>/);
+    assert.ok(hostile.includes('name="email" value="&quot;&gt;&lt;script&gt;'));
+  });
+
   it('shows the attempts left only when given', () => {
     assert.doesNotMatch(page, /attempt/);
     assert.match(codePage({ ...options, attemptsLeft: 3 }), /3 attempts left\./);

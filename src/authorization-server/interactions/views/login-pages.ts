@@ -5,7 +5,7 @@
  */
 
 import type { Branding } from './branding.ts';
-import { csrfField, errorMessage, html, layout, safeUrl } from './html.ts';
+import { csrfField, errorMessage, html, layout, type SafeHtml, safeUrl } from './html.ts';
 
 export interface EmailPageOptions {
   /** Where the form posts (same origin). */
@@ -85,6 +85,16 @@ export interface CodePageOptions {
   branding?: Branding | undefined;
 }
 
+/**
+ * The address as typed, carried by the code page's forms rather than kept by the server between
+ * pages: any instance can answer the next step. It is only the user's own input sent back (shown on
+ * the page, and where "Send a new code" sends one, as typing it again would); the code is checked
+ * against the login's record in the store, whatever this field says.
+ */
+function typedEmailField(email: string): SafeHtml {
+  return html`<input type="hidden" name="email" value="${email}">`;
+}
+
 function attemptsText(attemptsLeft: number): string {
   if (attemptsLeft <= 0) return 'No attempts left.';
   return attemptsLeft === 1 ? '1 attempt left.' : `${attemptsLeft} attempts left.`;
@@ -107,6 +117,7 @@ export function codePage({
 ${errorMessage(error)}
 <form method="post" action="${safeUrl(action)}">
 ${csrfField(csrfToken)}
+${typedEmailField(email)}
 <div class="field">
 <label for="code">Six-digit code</label>
 <input id="code" name="code" type="text" inputmode="numeric" pattern="[0-9]{6}" minlength="6" maxlength="6" autocomplete="one-time-code" required autofocus spellcheck="false" title="The six digits from the email" aria-describedby="${describedBy}"${error ? html` aria-invalid="true"` : ''}>
@@ -116,6 +127,7 @@ ${csrfField(csrfToken)}
 </form>
 <form method="post" action="${safeUrl(resendAction)}">
 ${csrfField(csrfToken)}
+${typedEmailField(email)}
 <p class="hint">Did not get it? Check your spam folder, or ask for another one.</p>
 <button type="submit" class="secondary">Send a new code</button>
 </form>
