@@ -71,7 +71,21 @@ describe('two gateways and one authorization server', () => {
     });
     second.stdout?.on('data', (chunk) => output.push(String(chunk)));
     second.stderr?.on('data', (chunk) => output.push(String(chunk)));
-    await until(async () => (await readiness(secondUrl)) === 200, 'the second gateway hears revocations');
+    // A process of its own: starting Node and loading the gateway takes seconds on a busy machine.
+    // If it exits instead (its port taken meanwhile, say), say so with what it printed.
+    const exited = new Promise<never>((_, reject) =>
+      second.once('exit', (code) =>
+        reject(new Error(`the second gateway exited (${code}):\n${output.join('')}`)),
+      ),
+    );
+    // Its exit at the end of the suite is expected: only a rejection during the race counts.
+    exited.catch(() => {});
+    await Promise.race([
+      until(async () => (await readiness(secondUrl)) === 200, 'the second gateway hears revocations', 30_000),
+      exited,
+    ]).catch((error: Error) => {
+      throw new Error(`${error.message}\n${output.join('').slice(-2000)}`);
+    });
     await until(
       async () => (await readiness(stack.gatewayUrl)) === 200,
       'the first gateway hears revocations',
