@@ -35,6 +35,7 @@ import type { Accounts } from './login/accounts.ts';
 import type { ApprovedUserLookup } from './login/approved-users.ts';
 import { createProviderFetch, PROVIDER_FETCH_MAX_BYTES } from './outbound/provider-fetch.ts';
 import type { ResourceRegistry } from './resources.ts';
+import { notFoundUnlessUnavailable } from './store/postgres/connection.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './store/sqlite-store.ts';
 
 export const ROUTES = {
@@ -344,7 +345,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
           // up and fail with a 500 (and the gateway would answer 503 instead of 401 invalid_token).
           // A CIMD client whose document cannot be fetched any more is treated the same way (fail closed).
           const owner = token.clientId
-            ? await ctx.oidc.provider.Client.find(token.clientId).catch(() => undefined)
+            ? await ctx.oidc.provider.Client.find(token.clientId).catch(notFoundUnlessUnavailable)
             : undefined;
           if (token.clientId && !owner) return false;
           return true;

@@ -27,6 +27,7 @@ import { auditAdmin } from './admin/audit-admin.ts';
 import { consoleRoutes } from './admin/console-routes.ts';
 import type { Directory } from './admin/directory.ts';
 import { directoryApprovedUsers } from './admin/directory-users.ts';
+import { importLocalDirectory } from './admin/import-local-directory.ts';
 import { keysAdmin } from './admin/keys-admin.ts';
 import { seedDirectory } from './admin/seed.ts';
 import { type AuditTrail, createAuditTrail, recordAudits } from './audit/audit-trail.ts';
@@ -262,6 +263,9 @@ export async function startAuthorizationServer(
     // What administrators change at run time; the configuration file seeds it (admin/seed.ts).
     // In the store: with PostgreSQL, one directory for every instance.
     const directory = store.directory;
+    // An upgrade from a version that kept it in this data directory's SQLite file: copied first,
+    // so that the file's seeding does not bring back what an administrator removed.
+    if (store.postgres) await importLocalDirectory(store.sqlite, store.postgres, logger);
     const seeded = await seedDirectory(directory, config);
     if (seeded.users + seeded.domains + seeded.trustedDomains + seeded.removed > 0)
       logger.info('the directory follows the configuration file', { ...seeded });
@@ -673,6 +677,7 @@ export async function startAuthorizationServer(
     readiness = async () => ({
       store: await store.check(),
       mail: await mailer.ready(),
+      keys: keys.check(),
     });
     metrics.gauge(
       'gatehouse_revocation_listeners',

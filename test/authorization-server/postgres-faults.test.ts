@@ -5,6 +5,8 @@
  * - the database crashes and comes back while tokens are being issued: meanwhile every request
  *   gets 503 with Retry-After (never a token issued without the store, never a 500), readiness says
  *   so, the server recovers by itself, and every token it acknowledged is active afterwards;
+ * - the lookup of a token's client cannot answer: introspection says 503, never "inactive" (which a
+ *   gateway would cache for a valid token);
  * - every connection of the pool is held up (a lock): a request waits at most
  *   `storage.pool.acquireTimeoutMs`, then gets 503, and the log says which setting to look at.
  */
@@ -20,7 +22,7 @@ import {
 } from '../../src/authorization-server/server.ts';
 import { parseConfig } from '../../src/shared/config/load.ts';
 import { createLogger } from '../../src/shared/logging.ts';
-import { basic, postForm } from '../helpers/oauth.ts';
+import { basic, postForm, registerNativeClient, userToken } from '../helpers/oauth.ts';
 import { testEncryptionKey } from '../helpers/postgres.ts';
 import {
   type PrivatePostgres,
@@ -31,6 +33,7 @@ import { until } from '../helpers/revocation.ts';
 import { workloadTokenRequest } from '../helpers/workload.ts';
 
 const POOL = { max: 4, acquireTimeoutMs: 300, statementTimeoutMs: 3000 };
+const REDIRECT = 'http://127.0.0.1/callback';
 const LOAD_CALLERS = 4;
 
 interface Answer {
@@ -165,6 +168,45 @@ describe('the PostgreSQL store under faults', { skip: skipWithoutPrivatePostgres
       [],
       'an unavailable store is not a server error with a stack trace',
     );
+  });
+
+  test('introspection when the client lookup cannot answer: 503, never an active token reported inactive', async () => {
+    // A user's token for a dynamically registered client: introspecting it loads that client
+    // through the store (the gateway's own client is configured, not stored).
+    const clientId = await registerNativeClient(server.issuer, [REDIRECT]);
+    const { token: issued } = await userToken({
+      issuer: server.issuer,
+      clientId,
+      redirectUri: REDIRECT,
+      scope: 'stocks:read',
+      resource: 'http://localhost:8000/mcp',
+    });
+    assert.equal(issued.status, 200, issued.text);
+    const accessToken = String((issued.json as { access_token: string }).access_token);
+    assert.equal(await active(accessToken), true);
+    const blocker = new pg.Client({ connectionString: database.url });
+    await blocker.connect();
+    try {
+      // The token's row answers; the lookup of its client waits past statementTimeoutMs.
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE registered_clients IN ACCESS EXCLUSIVE MODE');
+      const secret = readFileSync(path.join(dataDir, 'secrets/gatehouse-gateway.secret'), 'utf8').trim();
+      const answer = await postForm(
+        `${server.issuer}/introspect`,
+        { token: accessToken },
+        { authorization: basic('gatehouse-gateway', secret) },
+      );
+      assert.equal(
+        answer.status,
+        503,
+        `not ${answer.status} ${answer.text}: a gateway would cache "inactive"`,
+      );
+      assert.equal(answer.headers.get('retry-after'), '1');
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => {});
+      await blocker.end();
+    }
+    assert.equal(await active(accessToken), true, 'active again once the store answers');
   });
 
   test('an exhausted pool: a request waits at most acquireTimeoutMs, then 503, and the log names the settings', async () => {

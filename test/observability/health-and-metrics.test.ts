@@ -54,6 +54,7 @@ describe('health, readiness and metrics of every component', () => {
     const as = await ready(stack.issuer);
     assert.equal(as.status, 'ready');
     assert.equal(as.store?.ok, true);
+    assert.equal(as.keys?.ok, true, 'the key set is the one it started with');
     assert.deepEqual(as.mail, { ok: true, via: 'development inbox' });
     assert.equal((await ready(stack.gatewayUrl)).revocations?.connected, true);
     const mcp = await ready(stack.mcpServerUrl);

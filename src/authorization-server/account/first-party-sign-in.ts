@@ -13,6 +13,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { PreRegisteredClientConfig } from '../../shared/config/schema.ts';
+import { notFoundUnlessUnavailable } from '../store/postgres/connection.ts';
 import { createNotices } from './pages-http.ts';
 
 export const FIRST_PARTY_CLIENT_ID = 'gatehouse-account';
@@ -83,7 +84,7 @@ export function firstPartySignIn(options: { provider: Provider; issuer: string; 
     // The code first: whatever else happens, nothing redeems it (the pages need no token).
     const code = typeof ctx.query.code === 'string' ? ctx.query.code : undefined;
     if (code) {
-      const found = await provider.AuthorizationCode.find(code).catch(() => undefined);
+      const found = await provider.AuthorizationCode.find(code).catch(notFoundUnlessUnavailable);
       await found?.destroy();
     }
     const stored = ctx.cookies.get(STATE_COOKIE, { signed: true }) ?? '';

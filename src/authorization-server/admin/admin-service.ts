@@ -21,6 +21,7 @@ import {
 } from '../login/approved-users.ts';
 import type { Mailer } from '../login/mailer.ts';
 import type { OidcModelStore } from '../store/oidc-model-store.ts';
+import { notFoundUnlessUnavailable } from '../store/postgres/connection.ts';
 import { type NewClientInput, newClientMetadata } from './admin-clients.ts';
 import { AdminError, conflict, invalid, notFound } from './admin-error.ts';
 import type { ApprovalStatus, ClientApproval, Directory, DirectoryUser } from './directory.ts';
@@ -201,7 +202,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
 
   /** A client's name and redirect hosts, by one lookup (any kind: the provider resolves them all). */
   async function clientSummary(clientId: string): Promise<{ name?: string; redirectHosts: string[] }> {
-    const client = await deps.provider.Client.find(clientId).catch(() => undefined);
+    const client = await deps.provider.Client.find(clientId).catch(notFoundUnlessUnavailable);
     const metadata = (client?.metadata() ?? {}) as Record<string, unknown>;
     return {
       ...(typeof metadata.client_name === 'string' ? { name: metadata.client_name } : {}),
@@ -560,7 +561,7 @@ export function createAdminService(deps: AdminServiceDependencies) {
       const taken =
         deps.staticClients.some((client) => client.config.clientId === built.clientId) ||
         (await directory.registeredClients.get(built.clientId)) !== undefined ||
-        (await deps.provider.Client.find(built.clientId).catch(() => undefined)) !== undefined;
+        (await deps.provider.Client.find(built.clientId).catch(notFoundUnlessUnavailable)) !== undefined;
       if (taken) throw new AdminError(409, 'conflict', 'a client with this id exists', 'client_id');
       try {
         await directory.registeredClients.add({

@@ -9,6 +9,7 @@
  */
 import type Provider from 'oidc-provider';
 import type { ClientClassifier } from '../clients/client-classification.ts';
+import { notFoundUnlessUnavailable } from '../store/postgres/connection.ts';
 import { AdminError } from './admin-error.ts';
 
 export type AdminScope = 'admin' | 'admin.read';
@@ -50,7 +51,7 @@ export function createAdminTokenCheck(options: {
       throw new AdminAuthError(401, 'invalid_request', 'an access token is required', `Bearer ${REALM}`);
     const value = BEARER.exec(authorization)?.[1];
     if (!value || value.length > 512) throw invalidToken('the access token is malformed');
-    const token = await options.provider.ClientCredentials.find(value).catch(() => undefined);
+    const token = await options.provider.ClientCredentials.find(value).catch(notFoundUnlessUnavailable);
     if (!token || token.isExpired) throw invalidToken('the access token is not valid');
     const audiences = ([] as unknown[]).concat((token as unknown as { aud?: unknown }).aud ?? []);
     if (!audiences.includes(options.audience))

@@ -88,7 +88,7 @@ export const DIRECTORY_MIGRATIONS: readonly Migration[] = [
  * pg_advisory_xact_lock's key for `exclusively` (the start's seeding): a constant no other lock of
  * this database uses (the migrations' is 7_401_221_337; the throttles use the two-key form).
  */
-const DIRECTORY_LOCK = 7_401_221_338;
+export const DIRECTORY_LOCK = 7_401_221_338;
 
 /** A client's last use is written at most once a minute per instance, as with SQLite. */
 const SEEN_WRITE_INTERVAL_MS = 60_000;

@@ -100,6 +100,12 @@ export interface KeyManager extends KeyAdministration {
   startSchedule(intervalMs?: number): () => void;
   /** Stops the schedule and watching the store. */
   close(): Promise<void>;
+  /**
+   * For /readyz: false once the shared key set was replaced under this instance (its row deleted
+   * and made anew): the new signing keys are taken at once, but the cookie keys, and the keys
+   * derived from them at start, only at a restart, so until then this instance must not serve.
+   */
+  check(): { ok: boolean; error?: string };
 }
 
 export interface KeyManagerOptions {
@@ -221,11 +227,23 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
   }
   await adopt(state);
 
+  const startCookieKeys = JSON.stringify(state.keys.cookieKeys);
+  let replaced = false;
+
   /** Reads the store again and takes what another instance wrote meanwhile. */
   async function reload(): Promise<void> {
     const latest = await store.read(readOptions());
     if (!latest) throw new KeyFileError(`${where}: the key set is gone; restore it from the backup`);
-    if (latest.version === state.version) return;
+    // The version alone is not enough: a row deleted and made anew starts again at version 1.
+    const sameKeys = JSON.stringify(latest.keys) === JSON.stringify(state.keys);
+    if (latest.version === state.version && sameKeys) return;
+    if (JSON.stringify(latest.keys.cookieKeys) !== startCookieKeys && !replaced) {
+      replaced = true;
+      logger.error(
+        'the key set in the store was replaced (new cookie keys): this instance takes the new signing keys, reports not ready, and needs a restart for the rest',
+        {},
+      );
+    }
     const before = signer.kid;
     await adopt(latest);
     logger.info('signing keys reloaded: another instance changed them', {
@@ -424,8 +442,15 @@ export async function createKeyManager(options: KeyManagerOptions): Promise<KeyM
     });
 
   return {
-    // Never rotated, so what every instance read at start stays right.
+    // Never rotated, so what every instance read at start stays right (a replaced set: check()).
     cookieKeys: state.keys.cookieKeys,
+    check: () =>
+      replaced
+        ? {
+            ok: false,
+            error: 'the key set in the store was replaced since this instance started: restart it',
+          }
+        : { ok: true },
     idTokenKeys: () =>
       published(state.keys.idTokenRing)
         .filter((key) => key.state !== 'next')

@@ -225,6 +225,23 @@ describe('the key manager on PostgreSQL: several instances', { skip: skipPostgre
     await signsWith(b, rotated.current);
   });
 
+  test('a key set deleted and made anew under a running instance: it signs with the new keys and reports not ready', async () => {
+    const deaf: KeyStore = { ...postgresKeyStore(await pool(), box), watch: async () => async () => {} };
+    const running = await start(deaf);
+    assert.deepEqual(running.check(), { ok: true });
+    await (await pool()).query('DELETE FROM signing_keys');
+    const fresh = await start(postgresKeyStore(await pool(), box));
+    assert.notDeepEqual(fresh.cookieKeys, running.cookieKeys, 'a new set, new cookie keys');
+    await running.maintain();
+    // Signing and publishing follow the set every other instance uses...
+    assert.equal(running.signingKey().kid, fresh.signingKey().kid);
+    assert.deepEqual(kids(running), kids(fresh));
+    // ...but its cookie keys (and what derives from them) were taken at start: not ready until restarted.
+    assert.equal(running.check().ok, false);
+    assert.match(String(running.check().error), /replaced since this instance started: restart it/);
+    assert.deepEqual(fresh.check(), { ok: true });
+  });
+
   test('the first instance imports the data directory keys.json; the others ignore theirs', async () => {
     await closePools();
     database = await createTestDatabase();

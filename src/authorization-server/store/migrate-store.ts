@@ -16,24 +16,20 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { DatabaseSync, type SQLOutputValue } from 'node:sqlite';
+import { DatabaseSync } from 'node:sqlite';
 import type { StorageConfig } from '../../shared/config/schema.ts';
 import { connectPostgres, type Queryable } from './postgres/connection.ts';
 import { migrate } from './postgres/migrations.ts';
 import { POSTGRES_MIGRATIONS } from './postgres/schema.ts';
 import { DATABASE_FILE } from './sqlite-store.ts';
+import { copyTable, sqliteTables, type TargetColumn, targetColumns } from './table-copy.ts';
 
 /**
  * What is copied, in this order. A table the target does not have (a part not yet in PostgreSQL)
  * is reported as left behind when SQLite holds rows of it.
  */
-export const TRANSFERRED_TABLES = [
-  'oidc_models',
-  'accounts',
-  'consent_grants',
-  'grant_use',
-  'audit_records',
-  'revocation_events',
+/** The admin directory's tables (admin/sqlite-directory.ts, admin/postgres-directory.ts). */
+export const DIRECTORY_TABLES = [
   'directory_users',
   'directory_domains',
   'directory_trusted_domains',
@@ -44,12 +40,20 @@ export const TRANSFERRED_TABLES = [
   'client_approvals',
 ] as const;
 
+export const TRANSFERRED_TABLES = [
+  'oidc_models',
+  'accounts',
+  'consent_grants',
+  'grant_use',
+  'audit_records',
+  'revocation_events',
+  ...DIRECTORY_TABLES,
+] as const;
+
 /** Short-lived state that is deliberately not copied (see the header). */
 const TRANSIENT_TABLES = new Set(['login_codes', 'login_throttle', 'rate_limit_windows', 'dev_inbox']);
 /** Bookkeeping of the stores themselves, not data. */
 const INTERNAL_TABLES = new Set(['gatehouse_meta', 'gatehouse_migrations', 'sqlite_sequence']);
-
-const BATCH_ROWS = 500;
 
 export class MigrateStoreError extends Error {
   override name = 'MigrateStoreError';
@@ -71,13 +75,6 @@ export interface MigrateStoreReport {
   leftBehind: Array<{ table: string; rows: number }>;
 }
 
-interface TargetColumn {
-  name: string;
-  type: string;
-  identity: boolean;
-  required: boolean;
-}
-
 function sqliteFileOf(from: string): string {
   const file = existsSync(from) && statSync(from).isDirectory() ? path.join(from, DATABASE_FILE) : from;
   if (!existsSync(file)) {
@@ -86,105 +83,6 @@ function sqliteFileOf(from: string): string {
     );
   }
   return file;
-}
-
-function sqliteTables(db: DatabaseSync): Map<string, number> {
-  const names = db
-    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-    .all()
-    .map((row) => String(row.name));
-  // Names come from sqlite_master itself, quoted: no input reaches this SQL.
-  return new Map(
-    names.map((name) => [
-      name,
-      Number((db.prepare(`SELECT count(*) AS n FROM "${name}"`).get() as { n: number }).n),
-    ]),
-  );
-}
-
-async function targetColumns(db: Queryable, table: string): Promise<TargetColumn[]> {
-  const rows = await db.query<{
-    column_name: string;
-    data_type: string;
-    is_identity: string;
-    is_nullable: string;
-    column_default: string | null;
-  }>(
-    `SELECT column_name, data_type, is_identity, is_nullable, column_default
-       FROM information_schema.columns
-      WHERE table_schema = current_schema() AND table_name = $1
-      ORDER BY ordinal_position`,
-    [table],
-  );
-  return rows.map((row) => ({
-    name: row.column_name,
-    type: row.data_type,
-    identity: row.is_identity === 'YES',
-    required: row.is_nullable === 'NO' && row.column_default === null && row.is_identity !== 'YES',
-  }));
-}
-
-/** A SQLite value as the PostgreSQL column takes it. */
-function converted(value: SQLOutputValue, type: string): unknown {
-  if (value === null) return null;
-  if (type === 'boolean') return value === 1 || value === 1n;
-  if (type === 'bytea') return Buffer.from(value as Uint8Array);
-  if (typeof value === 'bigint') return value.toString();
-  return value;
-}
-
-async function copyTable(
-  source: DatabaseSync,
-  target: Queryable,
-  table: string,
-  columns: TargetColumn[],
-  progress: (line: string) => void,
-): Promise<number> {
-  const sourceColumns = new Set(
-    source
-      .prepare(`PRAGMA table_info("${table}")`)
-      .all()
-      .map((row) => String(row.name)),
-  );
-  const missing = columns.filter((column) => column.required && !sourceColumns.has(column.name));
-  if (missing.length > 0) {
-    throw new MigrateStoreError(
-      `${table}: PostgreSQL needs ${missing.map((column) => column.name).join(', ')}, which the SQLite file lacks; start the server once on SQLite with this version (it upgrades its schema), then migrate`,
-    );
-  }
-  const shared = columns.filter((column) => sourceColumns.has(column.name));
-  const list = shared.map((column) => `"${column.name}"`).join(', ');
-  const overriding = shared.some((column) => column.identity) ? ' OVERRIDING SYSTEM VALUE' : '';
-  let batch: unknown[][] = [];
-  let rows = 0;
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const values: unknown[] = [];
-    const tuples = batch.map((row) => {
-      const placeholders = row.map((value) => {
-        values.push(value);
-        return `$${values.length}`;
-      });
-      return `(${placeholders.join(', ')})`;
-    });
-    await target.query(`INSERT INTO "${table}" (${list})${overriding} VALUES ${tuples.join(', ')}`, values);
-    rows += batch.length;
-    batch = [];
-    if (rows % (BATCH_ROWS * 20) === 0) progress(`  ${table}: ${rows} rows`);
-  };
-  for (const row of source.prepare(`SELECT ${list} FROM "${table}"`).iterate()) {
-    batch.push(shared.map((column) => converted(row[column.name] as SQLOutputValue, column.type)));
-    if (batch.length >= BATCH_ROWS) await flush();
-  }
-  await flush();
-  for (const column of shared.filter((entry) => entry.identity)) {
-    // The copied ids are taken: the next one generated follows the largest.
-    await target.query(
-      `SELECT setval(pg_get_serial_sequence($1, $2), (SELECT COALESCE(MAX("${column.name}"), 0) + 1 FROM "${table}"), false)`,
-      [table, column.name],
-    );
-  }
-  return rows;
 }
 
 /**

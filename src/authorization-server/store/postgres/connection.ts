@@ -56,6 +56,16 @@ const UNAVAILABLE_NODE_CODES = new Set([
 const UNAVAILABLE_MESSAGES =
   /timeout exceeded when trying to connect|Connection terminated|not queryable|Cannot use a pool after calling end/i;
 
+/**
+ * For `.catch()` of a lookup whose failure means "not found" (a client that cannot be loaded):
+ * undefined, unless the store could not answer, which is rethrown, so that the request gets 503
+ * rather than an answer made without the store (an active token reported inactive, say).
+ */
+export function notFoundUnlessUnavailable(error: unknown): undefined {
+  if (isUnavailable(error)) throw error;
+  return undefined;
+}
+
 /** True when the error says the database could not answer, not that the statement was wrong. */
 export function isUnavailable(error: unknown): boolean {
   if (error instanceof StoreUnavailableError) return true;
