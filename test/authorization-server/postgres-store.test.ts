@@ -223,6 +223,29 @@ describe('two authorization servers on one PostgreSQL database', {
     assert.equal((await introspect(tokens[1]!)).json.active, true);
   });
 
+  test('one client assertion sent to both instances at once gets one token: its jti is claimed in one statement', async () => {
+    const instances = ports.map((port) => `http://127.0.0.1:${port}`);
+    for (let round = 0; round < 5; round++) {
+      const assertion = await workloadAssertion(server());
+      const answers = await Promise.all(
+        [...instances, ...instances].map((base) =>
+          postForm(`${base}/token`, {
+            grant_type: 'client_credentials',
+            client_assertion_type: JWT_BEARER,
+            client_assertion: assertion,
+            scope: 'stocks:read',
+          }),
+        ),
+      );
+      const issued = answers.filter((answer) => answer.status === 200);
+      assert.equal(issued.length, 1, `round ${round}: ${answers.map((answer) => answer.status)}`);
+      for (const answer of answers.filter((other) => other.status !== 200)) {
+        assert.equal(answer.status, 401, answer.text);
+        assert.equal(answer.json.error, 'invalid_client');
+      }
+    }
+  });
+
   test('a revocation at one instance reaches the listeners of the other within a second', async () => {
     const [atA, atB] = ports.map((port) => `http://127.0.0.1:${port}`);
     const abort = new AbortController();

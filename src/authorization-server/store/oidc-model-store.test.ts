@@ -237,6 +237,22 @@ function contract(open: OpenStore): void {
     assert.deepEqual(await store.removeUnusedClients(1), []);
   });
 
+  test('the replay check: of concurrent checks of one jti exactly one passes; seen after; free again once expired', async () => {
+    const replay = store.adapter('ReplayDetection');
+    // oidc-provider's ReplayDetection.unique: find, then save when nothing was found.
+    const unique = async (id: string, expiresIn = 60) => {
+      if (await replay.find(id)) return false;
+      await replay.upsert(id, { jti: id, iss: 'client-1' }, expiresIn);
+      return true;
+    };
+    const results = await Promise.all(Array.from({ length: 6 }, () => unique('jti-1')));
+    assert.equal(results.filter(Boolean).length, 1, 'one of the concurrent checks passes');
+    assert.equal(await unique('jti-1'), false, 'a later check sees it');
+    assert.equal(await unique('jti-2', 0.001), true);
+    await sleep(20);
+    assert.equal(await unique('jti-2'), true, 'an expired jti may be used again');
+  });
+
   test('recordClientUse is a no-op for a client with no row', async () => {
     await store.recordClientUse('static-client');
     assert.deepEqual(await store.listStoredClients(), []);

@@ -42,6 +42,17 @@ export interface OidcModelStore {
  * jti with ttl = exp - now, but the provider accepts that JWT until exp + clockTolerance, so forgetting
  * the jti at exp would reopen a replay window.
  */
+/**
+ * oidc-provider's replay check (ReplayDetection.unique) is a `find`, then a save when nothing was
+ * found. Two checks of one `jti` at once (the same client assertion or DPoP proof sent twice, to one
+ * instance or two) could both find nothing and both pass (RFC 7523 §3, RFC 9449 §11.1). So each
+ * store's `find` for ReplayDetection claims the `jti` in the same step: a live row means seen;
+ * otherwise the row is the caller's, kept this long until the save that follows gives it its real
+ * expiry (this only lasts if the process dies in between, and then the request failed anyway).
+ */
+export const REPLAY_MODEL = 'ReplayDetection';
+export const REPLAY_CLAIM_MS = 60 * 60 * 1000;
+
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 15;
 
 /** recordClientUse writes a given client's last_used_at at most this often (milliseconds). */

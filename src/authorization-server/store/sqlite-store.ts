@@ -23,6 +23,8 @@ import {
   GRANTABLE_MODELS,
   indexedColumns,
   type OidcModelStore,
+  REPLAY_CLAIM_MS,
+  REPLAY_MODEL,
   type StoredClient,
 } from './oidc-model-store.ts';
 import { type Checkpointer, startCheckpointer } from './sqlite-checkpointer.ts';
@@ -287,7 +289,21 @@ export function createSqliteAdapterFactory(
       const now = Date.now();
       const pending = batch.pending(`${model}\0${id}`, now);
       if (pending !== undefined) return JSON.parse(pending) as AdapterPayload;
-      return parsePayload(find.get(model, id, now));
+      const found = parsePayload(find.get(model, id, now));
+      if (found !== undefined || model !== REPLAY_MODEL) return found;
+      // The replay check's claim (oidc-model-store.ts): pending from now on, in this same
+      // synchronous step, so a second check of this jti finds it.
+      const claim = JSON.stringify({ jti: id });
+      const expiresAt = now + REPLAY_CLAIM_MS;
+      batch
+        .add(
+          `${model}\0${id}`,
+          [model, id, claim, null, null, null, null, expiresAt, null, now],
+          claim,
+          expiresAt,
+        )
+        .catch(() => {});
+      return undefined;
     },
 
     async findByUid(uid) {

@@ -13,6 +13,8 @@ import {
   GRANTABLE_MODELS,
   indexedColumns,
   type OidcModelStore,
+  REPLAY_CLAIM_MS,
+  REPLAY_MODEL,
 } from '../oidc-model-store.ts';
 import type { Postgres } from './connection.ts';
 import type { Migration } from './migrations.ts';
@@ -64,6 +66,21 @@ export function postgresOidcModelStore(db: Postgres, options: PostgresOidcStoreO
     (await db.query<PayloadRow>(sql, values))[0]?.payload;
   const changes = async (sql: string, values: unknown[]) => (await db.query(sql, values)).length;
 
+  /** The replay check's claim (oidc-model-store.ts, REPLAY_CLAIM_MS), in one statement. */
+  const claimReplayId = async (id: string): Promise<AdapterPayload | undefined> => {
+    const now = Date.now();
+    const claimed = await db.query(
+      `INSERT INTO oidc_models (model, id, payload, expires_at, created_at)
+       VALUES ('ReplayDetection', $1, $2::jsonb, $3, $4)
+       ON CONFLICT (model, id) DO UPDATE SET
+         payload = excluded.payload, expires_at = excluded.expires_at, created_at = excluded.created_at
+       WHERE oidc_models.expires_at IS NOT NULL AND oidc_models.expires_at <= $4
+       RETURNING 1`,
+      [id, JSON.stringify({ jti: id }), now + REPLAY_CLAIM_MS, now],
+    );
+    return claimed.length > 0 ? undefined : { jti: id };
+  };
+
   const adapter = (model: string): Adapter => ({
     async upsert(id, payload, expiresIn) {
       const now = Date.now();
@@ -92,11 +109,13 @@ export function postgresOidcModelStore(db: Postgres, options: PostgresOidcStoreO
       );
     },
     find: (id) =>
-      first(`SELECT payload FROM oidc_models WHERE model = $1 AND id = $2 AND ${live(3)}`, [
-        model,
-        id,
-        Date.now(),
-      ]),
+      model === REPLAY_MODEL
+        ? claimReplayId(id)
+        : first(`SELECT payload FROM oidc_models WHERE model = $1 AND id = $2 AND ${live(3)}`, [
+            model,
+            id,
+            Date.now(),
+          ]),
     findByUid: (uid) =>
       first(`SELECT payload FROM oidc_models WHERE model = $1 AND uid = $2 AND ${live(3)} LIMIT 1`, [
         model,
