@@ -102,6 +102,15 @@ describe('generated secrets on PostgreSQL', { skip: skipPostgres }, () => {
     assert.equal(new Set(values.map(([value]) => value)).size, 1);
   });
 
+  test('instances starting at once on one data directory both start, with one file', async () => {
+    const shared = freshDir();
+    const values = await Promise.all(
+      Array.from({ length: 3 }, () => share(secretsOn(), shared, 'secrets/together.secret')),
+    );
+    assert.equal(new Set(values.map(([value]) => value)).size, 1);
+    assert.equal(readFileSync(path.join(shared, 'secrets/together.secret'), 'utf8').trim(), values[0]![0]);
+  });
+
   test('a value moved to another row does not open', async () => {
     await pools[0]!.query(
       "INSERT INTO generated_secrets (name, sealed, created_at) SELECT 'secrets/swapped.secret', sealed, 0 FROM generated_secrets WHERE name = $1",

@@ -75,7 +75,17 @@ export async function shareGeneratedFiles(
       );
     if (mine === undefined && shared.mirror) {
       mkdirSync(path.dirname(file.absolute), { recursive: true, mode: 0o700 });
-      writeFileSync(file.absolute, `${contents[index]}\n`, { mode: file.mode, flag: 'wx' });
+      try {
+        writeFileSync(file.absolute, `${contents[index]}\n`, { mode: file.mode, flag: 'wx' });
+      } catch (error) {
+        // Another instance on this same data directory wrote it meanwhile: fine if it wrote the same.
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        if (readFileSync(file.absolute, 'utf8').trim() !== contents[index])
+          throw new ConfigError(
+            `${file.absolute} was written meanwhile and differs from the ${shared.name} kept in PostgreSQL`,
+          );
+        return;
+      }
       chmodSync(file.absolute, file.mode);
     }
   });
