@@ -23,6 +23,15 @@ describe('storage.encryptionKey', () => {
       assert.throws(() => decodeEncryptionKey(bad), /openssl rand -base64 32/);
   });
 
+  test('a placeholder of the right length is refused too', () => {
+    for (const bad of [
+      Buffer.alloc(32).toString('base64'),
+      'ab'.repeat(32),
+      Buffer.alloc(32, 7).toString('hex'),
+    ])
+      assert.throws(() => decodeEncryptionKey(bad), /is not random .*openssl rand -base64 32/);
+  });
+
   test('required (PostgreSQL), read from env:, never a literal', () => {
     assert.throws(
       () => storageEncryptionKey(loaded({})),

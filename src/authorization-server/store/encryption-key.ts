@@ -24,6 +24,9 @@ export function decodeEncryptionKey(value: string): Buffer {
     throw new ConfigError(
       `${ENCRYPTION_KEY_SETTING} must hold 32 bytes as base64 or hex: ${HOW_TO_MAKE_ONE}`,
     );
+  // A placeholder (all zeros, one byte repeated) is not a key: random bytes never look like that.
+  if (new Set(key).size < 8)
+    throw new ConfigError(`${ENCRYPTION_KEY_SETTING} is not random (a placeholder?): ${HOW_TO_MAKE_ONE}`);
   return key;
 }
 
