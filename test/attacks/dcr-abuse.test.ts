@@ -15,6 +15,7 @@ import { generateKeyPair } from 'jose';
 import type { TestAuthorizationServer } from '../helpers/authorization-server.ts';
 import { declareLeakCheck, SecretLedger } from '../helpers/secret-leaks.ts';
 import { freePort } from '../helpers/stack.ts';
+import { WORKLOAD, workloadTokenRequest } from '../helpers/workload.ts';
 import {
   assertOAuthError,
   basicAuth,
@@ -127,6 +128,54 @@ describe('rate limit', () => {
       );
     });
   }
+});
+
+describe("the token endpoint's counts", () => {
+  const publicRequest = (as: TestAuthorizationServer) =>
+    rawRequest(`${as.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=authorization_code&client_id=nobody&code=a-guessed-code',
+    });
+  const badAssertion = (as: TestAuthorizationServer) =>
+    rawRequest(`${as.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: WORKLOAD,
+        client_assertion_type: JWT_BEARER,
+        client_assertion: 'eyJhbGciOiJFUzI1NiJ9.e30.bm90LWEtc2lnbmF0dXJl',
+      }).toString(),
+    });
+
+  // Each request moves one count once (http/token-rate-limit.ts): a failed authentication uses the
+  // address's budget, a token for an authenticated client only the client's.
+  test('a failed client authentication counts against the address; an authenticated one does not', async () => {
+    const as = await start({ tokenEndpointRateLimit: { perAddress: { max: 2, windowSeconds: 60 } } });
+    for (let i = 0; i < 4; i += 1) {
+      const response = await workloadTokenRequest(as);
+      assert.equal(response.status, 200, response.text);
+    }
+    assert.notEqual((await publicRequest(as)).status, 429, 'four tokens of the workload used none of it');
+    assert.equal((await badAssertion(as)).status, 401);
+    assert.equal((await publicRequest(as)).status, 429, 'the failed authentication counted');
+    const workload = await workloadTokenRequest(as);
+    assert.equal(workload.status, 200, 'a client with a credential is never refused for its address');
+  });
+
+  test('an authenticated client over its own budget gets 429 with Retry-After', async () => {
+    const as = await start({
+      tokenEndpointRateLimit: { perClient: { workload: { max: 2, windowSeconds: 60 } } },
+    });
+    for (let i = 0; i < 2; i += 1) assert.equal((await workloadTokenRequest(as)).status, 200);
+    const over = await workloadTokenRequest(as);
+    assert.equal(over.status, 429, over.text);
+    assert.equal(over.json.error, 'temporarily_unavailable');
+    const wait = Number(over.headers.get('retry-after'));
+    assert.ok(wait > 0 && wait <= 60, `retry-after ${wait}`);
+    assert.notEqual((await publicRequest(as)).status, 429, "the refusal used the client's budget only");
+  });
 });
 
 describe('registration metadata', () => {

@@ -55,12 +55,6 @@ export function postgresRateLimiter(
       );
       return row && row.count >= limit.max ? wait(row.reset_at, now) : 0;
     },
-    async refund(key) {
-      await db.query(
-        'UPDATE rate_limit_windows SET count = count - 1 WHERE scope = $1 AND key = $2 AND count > 0 AND reset_at > $3',
-        [scope, key, Date.now()],
-      );
-    },
   };
 }
 

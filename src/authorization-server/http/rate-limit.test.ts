@@ -1,6 +1,6 @@
 /**
  * The fixed-window limiter, in memory (one instance) and in PostgreSQL (shared by instances):
- * the same counts, peeks, refunds and window resets; in PostgreSQL two pools (two instances)
+ * the same counts, peeks and window resets; in PostgreSQL two pools (two instances)
  * count against one window.
  */
 import assert from 'node:assert/strict';
@@ -32,16 +32,6 @@ function contract(factories: () => [RateLimiterFactory, RateLimiterFactory]) {
     const over = await limiter.hit('a');
     assert.ok(over > 0 && over <= 60);
     assert.equal(await limiter.hit('b'), 0, 'another key has its own window');
-  });
-
-  test('a refund takes one request back', async () => {
-    const [make] = factories();
-    const limiter = make('refund', { max: 1, windowSeconds: 60 });
-    assert.equal(await limiter.hit('a'), 0);
-    assert.ok((await limiter.peek('a')) > 0);
-    await limiter.refund('a');
-    assert.equal(await limiter.peek('a'), 0);
-    assert.equal(await limiter.hit('a'), 0);
   });
 
   test('a window that is over starts again', async () => {

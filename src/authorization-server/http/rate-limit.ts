@@ -11,8 +11,6 @@ export interface RateLimiter {
   hit(key: string): Promise<number>;
   /** The seconds to wait if one more request came now (0: it would pass), without counting it. */
   peek(key: string): Promise<number>;
-  /** Takes back one counted request (it turned out to belong to another limit). */
-  refund(key: string): Promise<void>;
 }
 
 /** Makes the limiter named `scope` (`registration`, `token-address`, ...) for a limit. */
@@ -51,10 +49,6 @@ export function createRateLimiter(
       const window = windows.get(key);
       if (!window || window.resetAt <= now) return 0;
       return window.count >= limit.max ? wait(window, now) : 0;
-    },
-    async refund(key) {
-      const window = windows.get(key);
-      if (window && window.count > 0) window.count -= 1;
     },
   };
 }

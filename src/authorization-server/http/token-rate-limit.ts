@@ -23,10 +23,13 @@
  *
  * oidc-provider parses the body and authenticates the client inside its route, so the decision is
  * taken in steps: before the route (a Basic header's claimed client over its budget is refused at
- * once; a request without one is counted against its address), when the route looks the claimed
- * client up (`guardClientLookup`: the body is parsed by then, so whether the request carries a
- * credential is known, and no grant has run yet), and after (an authenticated client's request is
- * counted against it and given back to the address).
+ * once), when the route looks the claimed client up (`guardClientLookup`: the body is parsed by
+ * then, so whether the request carries a credential is known, and no grant has run yet; a request
+ * without one is counted against its address there), and after (an authenticated client's request
+ * is counted against it; any other request not yet counted, a failed authentication say, against
+ * its address). Each request moves exactly one count, once: with PostgreSQL every count is a
+ * statement, and a token for an authenticated client costs two (its budget looked at, then
+ * counted), not four.
  */
 
 /** 429 from inside oidc-provider's route (RFC 6585 §4), rendered by its error handler. */
@@ -103,8 +106,8 @@ function tooMany(ctx: Context, retryAfter: number, description: string): void {
 
 /** What the middleware learned before the route, for the client lookup inside it. */
 interface TokenRequestGate {
-  /** Seconds until the address may send another request without a credential; 0 when it may. */
-  addressWait: number;
+  /** Whether the request has been counted against its address (a request without a credential). */
+  addressCounted: boolean;
   /** Whether the client lookup inside the route has already been checked. */
   checked: boolean;
   /** Set when that check refused the request, for the audit line. */
@@ -147,12 +150,12 @@ export async function guardClientLookup(
       `this client is sending too many token requests; retry after ${wait} seconds`,
     );
   }
-  if (gate.addressWait === 0) return;
+  gate.addressCounted = true;
+  const addressWait = await limits.perAddress.hit(ctx.ip);
+  if (addressWait === 0) return;
   gate.denied = { reason: 'rate limited' };
-  ctx.set('retry-after', String(gate.addressWait));
-  throw new TooManyTokenRequests(
-    `too many requests from this address; retry after ${gate.addressWait} seconds`,
-  );
+  ctx.set('retry-after', String(addressWait));
+  throw new TooManyTokenRequests(`too many requests from this address; retry after ${addressWait} seconds`);
 }
 
 export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logger: Logger): Middleware {
@@ -161,7 +164,6 @@ export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logge
     const address = ctx.ip;
     const claimed = basicClientId(ctx.get('authorization'));
 
-    let countedOnAddress = false;
     if (claimed) {
       // Refused before the body is even read; the count only moves on success, so only the client
       // itself can have used it up.
@@ -177,14 +179,23 @@ export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logge
       }
     } else if (!ctx.get('authorization')) {
       // Whether the body holds a credential is known only inside the route (guardClientLookup).
-      (ctx as GatedContext)[GATE] = { addressWait: await limits.perAddress.hit(address), checked: false };
-      countedOnAddress = true;
+      (ctx as GatedContext)[GATE] = { addressCounted: false, checked: false };
     }
 
     await next();
 
-    const denied = (ctx as GatedContext)[GATE]?.denied;
+    const gate = (ctx as GatedContext)[GATE];
+    const denied = gate?.denied;
+    // Not counted yet (refused before the lookup, a failed authentication, over its client's
+    // budget): it counts against its address, as any request that did not authenticate.
+    const countOnAddress = async () => {
+      if (gate && !gate.addressCounted) {
+        gate.addressCounted = true;
+        await limits.perAddress.hit(address);
+      }
+    };
     if (denied) {
+      await countOnAddress();
       logger.audit('token', {
         outcome: 'denied',
         ip: address,
@@ -199,7 +210,6 @@ export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logge
       ctx.status === 401 && (ctx.body as { error?: string } | undefined)?.error === 'invalid_client';
     if (client && client.clientAuthMethod !== 'none' && !failedAuthentication) {
       await limits.perClient[await limits.classOf(client.clientId)].hit(client.clientId);
-      if (countedOnAddress) await limits.perAddress.refund(address);
-    }
+    } else await countOnAddress();
   };
 }
