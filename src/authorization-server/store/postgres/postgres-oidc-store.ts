@@ -4,6 +4,7 @@
  * code, token and replay `jti` the moment it is written. Every write is awaited: the answer that
  * depends on a row is sent after PostgreSQL committed it.
  */
+import { LRUCache } from 'lru-cache';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import {
   alreadyConsumed,
@@ -66,6 +67,44 @@ export function postgresOidcModelStore(db: Postgres, options: PostgresOidcStoreO
     (await db.query<PayloadRow>(sql, values))[0]?.payload;
   const changes = async (sql: string, values: unknown[]) => (await db.query(sql, values)).length;
 
+  /**
+   * The save that follows a claim (ReplayDetection.unique) only shortens the claimed row's expiry
+   * to the JWT's exp plus the clock tolerance: the claim already keeps the `jti` longer than that,
+   * so the request need not wait for it. Such saves are gathered and written once a second in one
+   * statement; a save that would lengthen the row (a JWT valid past the claim) is written at once.
+   * If one is lost (a crash, the database away), the row only lives until the claim's end.
+   */
+  const claims = new LRUCache<string, number>({ max: 20_000 });
+  const shortened = new Map<string, number>();
+  let shortenTimer: NodeJS.Timeout | undefined;
+  const writeShortened = async (): Promise<void> => {
+    shortenTimer = undefined;
+    if (shortened.size === 0) return;
+    const ids = [...shortened.keys()];
+    const expiries = [...shortened.values()];
+    shortened.clear();
+    await db
+      .query(
+        `UPDATE oidc_models AS m SET expires_at = u.expires_at
+         FROM unnest($1::text[], $2::bigint[]) AS u(id, expires_at)
+         WHERE m.model = 'ReplayDetection' AND m.id = u.id AND m.expires_at > u.expires_at`,
+        [ids, expiries],
+      )
+      .catch(() => {});
+  };
+  const replaySaved = (id: string, expiresAt: number | null): boolean => {
+    const claimedUntil = claims.get(id);
+    if (claimedUntil === undefined || expiresAt === null || expiresAt > claimedUntil) return false;
+    claims.delete(id);
+    shortened.set(id, expiresAt);
+    if (shortened.size >= 1000) void writeShortened();
+    else if (!shortenTimer) {
+      shortenTimer = setTimeout(() => void writeShortened(), 1000);
+      shortenTimer.unref();
+    }
+    return true;
+  };
+
   /** The replay check's claim (oidc-model-store.ts, REPLAY_CLAIM_MS), in one statement. */
   const claimReplayId = async (id: string): Promise<AdapterPayload | undefined> => {
     const now = Date.now();
@@ -78,13 +117,16 @@ export function postgresOidcModelStore(db: Postgres, options: PostgresOidcStoreO
        RETURNING 1`,
       [id, JSON.stringify({ jti: id }), now + REPLAY_CLAIM_MS, now],
     );
-    return claimed.length > 0 ? undefined : { jti: id };
+    if (claimed.length === 0) return { jti: id };
+    claims.set(id, now + REPLAY_CLAIM_MS);
+    return undefined;
   };
 
   const adapter = (model: string): Adapter => ({
     async upsert(id, payload, expiresIn) {
       const now = Date.now();
       const c = indexedColumns(model, payload, expiresIn, toleranceMs, now);
+      if (model === REPLAY_MODEL && replaySaved(id, c.expiresAt)) return;
       // ON CONFLICT keeps created_at and last_used_at across re-saves (sessions and grants are saved often).
       await db.query(
         `INSERT INTO oidc_models
