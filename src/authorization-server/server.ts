@@ -323,7 +323,9 @@ export async function startAuthorizationServer(
         });
       }
       if (model === 'RefreshToken')
-        return withRefreshTokenGrace(base, config.refreshTokens.reuseGraceSeconds);
+        return withRefreshTokenGrace(base, config.refreshTokens.reuseGraceSeconds, {
+          onReuse: (grantId) => revokeReusedGrant(grantId),
+        });
       return base;
     };
 
@@ -389,6 +391,20 @@ export async function startAuthorizationServer(
     const adminAudience = `${issuer}${ADMIN_API_PATH}`;
     const isDisabledClient = async (clientId: string) =>
       (await directory.clients.disabledSince(clientId)) !== undefined;
+    /**
+     * A refresh token used past its grace by a use that raced others (tokens/refresh-grace.ts): the
+     * same revocation as oidc-provider's own on reuse (lib/helpers/revoke.js), event included, so
+     * the gateways and the consent index hear of it.
+     */
+    const revokeReusedGrant = async (grantId: string): Promise<void> => {
+      await Promise.all([
+        provider.AccessToken.revokeByGrantId(grantId),
+        provider.RefreshToken.revokeByGrantId(grantId),
+        provider.AuthorizationCode.revokeByGrantId(grantId),
+        provider.Grant.adapter.destroy(grantId),
+      ]);
+      provider.emit('grant.revoked', undefined, grantId);
+    };
     const provider = createProvider({
       adminAudience,
       isDisabledClient,

@@ -1055,6 +1055,26 @@ describe('refresh tokens (rotation with reuse detection)', () => {
       assert.equal(next.status, 200, next.text);
     });
 
+    test('five concurrent refreshes with one token: two pass, the rest are reuse and revoke the family, announced', async () => {
+      const { clientId, token, gateway: gw } = await setUp(lenient);
+      assert.ok(token.refreshToken);
+      const revokedBefore = lenient.audit('grant.revoked').length;
+      const responses = await Promise.all(
+        Array.from({ length: 5 }, () => refresh(lenient, clientId, String(token.refreshToken))),
+      );
+      const passed = responses.filter((response) => response.status === 200);
+      assert.equal(passed.length, 2, JSON.stringify(responses.map((response) => response.status)));
+      for (const response of responses.filter((r) => r.status !== 200)) {
+        assert.equal(response.status, 400, response.text);
+        assert.equal(response.json.error, 'invalid_grant');
+      }
+      for (const issued of passed)
+        assert.deepEqual((await introspect(lenient, String(issued.json.access_token), gw)).json, {
+          active: false,
+        });
+      assert.ok(lenient.audit('grant.revoked').length > revokedBefore, 'the revocation is an event');
+    });
+
     test('a rotated token works once more inside the window, and a third use revokes the family (defect 8)', async () => {
       const { clientId, token, gateway: gw } = await setUp(lenient);
       assert.ok(token.refreshToken);

@@ -1,7 +1,8 @@
 /**
  * A grant source (an authorization code) is consumed once, even when two redemptions race: in one
  * process on SQLite, and at two instances (two pools) on one PostgreSQL database. The loser gets
- * oidc-provider's InvalidGrant (RFC 6749 §5.2 invalid_grant). Refresh tokens keep their grace use.
+ * oidc-provider's InvalidGrant (RFC 6749 §5.2 invalid_grant). Refresh tokens keep their grace use,
+ * once only however many uses race (tokens/refresh-grace.ts).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ import {
   skipWithoutPostgres,
   type TestDatabase,
 } from '../../../test/helpers/postgres.ts';
+import { withRefreshTokenGrace } from '../tokens/refresh-grace.ts';
 import type { OidcModelStore } from './oidc-model-store.ts';
 import { connectPostgres, type Postgres } from './postgres/connection.ts';
 import { migrate } from './postgres/migrations.ts';
@@ -46,6 +48,33 @@ function contract(stores: () => [OidcModelStore, OidcModelStore]) {
     await codes.consume('code-2');
     await assert.rejects(codes.consume('code-2'), { error: 'invalid_grant' });
     await assert.rejects(codes.consume('never-issued'), { error: 'invalid_grant' });
+  });
+
+  test('six uses of one refresh token at once, across both: its first use and one grace use pass, the rest revoke the grant', async () => {
+    const [first, second] = stores();
+    const graced = [first, second].map((store) => withRefreshTokenGrace(store.adapter('RefreshToken'), 10));
+    await first.adapter('RefreshToken').upsert('rt-race', { jti: 'rt-race', grantId: 'g-race' }, 60);
+    await first.adapter('AccessToken').upsert('at-race', { jti: 'at-race', grantId: 'g-race' }, 60);
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, i) => graced[i % 2]!.consume('rt-race')),
+    );
+    assert.equal(results.filter((result) => result.status === 'fulfilled').length, 2);
+    for (const result of results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[])
+      assert.equal((result.reason as { error?: string }).error, 'invalid_grant');
+    assert.equal(
+      await second.adapter('AccessToken').find('at-race'),
+      undefined,
+      "the grant's tokens are gone",
+    );
+    assert.equal(await second.adapter('RefreshToken').find('rt-race'), undefined);
+  });
+
+  test('without a grace period, of two uses at once exactly one passes', async () => {
+    const [first, second] = stores();
+    const strict = [first, second].map((store) => withRefreshTokenGrace(store.adapter('RefreshToken'), 0));
+    await first.adapter('RefreshToken').upsert('rt-strict', { jti: 'rt-strict', grantId: 'g-strict' }, 60);
+    const results = await Promise.allSettled(strict.map((adapter) => adapter.consume('rt-strict')));
+    assert.deepEqual(results.map((result) => result.status).sort(), ['fulfilled', 'rejected']);
   });
 
   test('a refresh token may be consumed again (its grace use is decided above the store)', async () => {

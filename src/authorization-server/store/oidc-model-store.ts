@@ -55,6 +55,21 @@ export const REPLAY_CLAIM_MS = 60 * 60 * 1000;
 
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 15;
 
+/** Our marker on a consumed refresh token's payload: when its one grace use happened (epoch s). */
+export const GRACE_USED = 'graceUsedAt';
+
+/**
+ * Both stores' adapter for RefreshToken also has this: the rotation of tokens/refresh-grace.ts in
+ * one conditional statement, so that concurrent refreshes with one token (at one instance or
+ * several) cannot all pass a check made before any of them wrote. It consumes the token when
+ * unconsumed (`consumed` = now); else, once only, when it was first consumed at or after
+ * `firstUsedSince` (epoch seconds), it records the grace use (GRACE_USED = now) and keeps the first
+ * consumption time. True when it did either; false when the token is spent, gone or unknown.
+ */
+export interface GraceConsumable {
+  consumeWithGrace(id: string, firstUsedSince: number, now: number): Promise<boolean>;
+}
+
 /** recordClientUse writes a given client's last_used_at at most this often (milliseconds). */
 export const CLIENT_USE_WRITE_INTERVAL_MS = 60_000;
 

@@ -20,7 +20,9 @@ import {
   CLIENT_USE_WRITE_INTERVAL_MS,
   CONSUMED_ONCE,
   DEFAULT_CLOCK_TOLERANCE_SECONDS,
+  GRACE_USED,
   GRANTABLE_MODELS,
+  type GraceConsumable,
   indexedColumns,
   type OidcModelStore,
   REPLAY_CLAIM_MS,
@@ -249,6 +251,18 @@ export function createSqliteAdapterFactory(
        SET payload = json_set(payload, '$.consumed', CAST(?1 AS INTEGER)), consumed_at = ?2
      WHERE model = ?3 AND id = ?4 AND consumed_at IS NULL`,
   );
+  // GraceConsumable (oidc-model-store.ts): a refresh token's first use, or its one grace use.
+  const consumeWithGrace = db.prepare(
+    `UPDATE oidc_models SET
+       payload = CASE WHEN consumed_at IS NULL
+                      THEN json_set(payload, '$.consumed', CAST(?1 AS INTEGER))
+                      ELSE json_set(payload, '$.${GRACE_USED}', CAST(?1 AS INTEGER)) END,
+       consumed_at = coalesce(consumed_at, ?2)
+     WHERE model = 'RefreshToken' AND id = ?3 AND (expires_at IS NULL OR expires_at > ?2)
+       AND (consumed_at IS NULL
+            OR (json_extract(payload, '$.${GRACE_USED}') IS NULL
+                AND json_extract(payload, '$.consumed') >= ?4))`,
+  );
   const destroy = db.prepare('DELETE FROM oidc_models WHERE model = ? AND id = ?');
   // Upserts are group-committed (sqlite-write-batch.ts); every other statement writes the batch first.
   const batch = writeBatch(db, upsert);
@@ -258,7 +272,15 @@ export function createSqliteAdapterFactory(
      WHERE grant_id = ? AND model IN (${GRANTABLE_MODELS.map(() => '?').join(', ')})`,
   );
 
-  return (model: string): Adapter => ({
+  const graceConsumable: GraceConsumable = {
+    async consumeWithGrace(id, firstUsedSince, now) {
+      flush();
+      return Number(consumeWithGrace.run(now, Date.now(), id, firstUsedSince).changes) > 0;
+    },
+  };
+
+  return (model: string): Adapter & Partial<GraceConsumable> => ({
+    ...(model === 'RefreshToken' ? graceConsumable : {}),
     async upsert(id, payload, expiresIn) {
       const now = Date.now();
       const columns = indexedColumns(model, payload, expiresIn, toleranceMs, now);

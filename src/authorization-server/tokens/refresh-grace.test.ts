@@ -15,7 +15,9 @@ after(() => {
 
 // The store stamps `consumed` with the real clock; the wrapper's clock starts there and moves ahead.
 let clock = Math.floor(Date.now() / 1000);
-const adapter = withRefreshTokenGrace(createSqliteAdapterFactory(db)('RefreshToken'), 10, () => clock);
+const adapter = withRefreshTokenGrace(createSqliteAdapterFactory(db)('RefreshToken'), 10, {
+  now: () => clock,
+});
 
 async function freshToken(id: string) {
   await adapter.upsert(id, { jti: id, kind: 'RefreshToken', exp: clock + 3600, grantId: 'g' }, 3600);

@@ -11,7 +11,9 @@ import {
   CONSUMED_ONCE,
   clientUseThrottle,
   DEFAULT_CLOCK_TOLERANCE_SECONDS,
+  GRACE_USED,
   GRANTABLE_MODELS,
+  type GraceConsumable,
   indexedColumns,
   type OidcModelStore,
   REPLAY_CLAIM_MS,
@@ -122,7 +124,25 @@ export function postgresOidcModelStore(db: Postgres, options: PostgresOidcStoreO
     return undefined;
   };
 
-  const adapter = (model: string): Adapter => ({
+  /** GraceConsumable (oidc-model-store.ts) in one statement. */
+  const consumeWithGrace = async (id: string, firstUsedSince: number, now: number): Promise<boolean> => {
+    const rows = await db.query(
+      `UPDATE oidc_models SET
+         payload = CASE WHEN consumed_at IS NULL
+                        THEN jsonb_set(payload, '{consumed}', to_jsonb($1::bigint))
+                        ELSE jsonb_set(payload, '{${GRACE_USED}}', to_jsonb($1::bigint)) END,
+         consumed_at = coalesce(consumed_at, $2::bigint)
+       WHERE model = 'RefreshToken' AND id = $3 AND (expires_at IS NULL OR expires_at > $2::bigint)
+         AND (consumed_at IS NULL
+              OR (NOT payload ? '${GRACE_USED}' AND (payload->>'consumed')::bigint >= $4::bigint))
+       RETURNING 1`,
+      [now, Date.now(), id, firstUsedSince],
+    );
+    return rows.length > 0;
+  };
+
+  const adapter = (model: string): Adapter & Partial<GraceConsumable> => ({
+    ...(model === 'RefreshToken' ? { consumeWithGrace } : {}),
     async upsert(id, payload, expiresIn) {
       const now = Date.now();
       const c = indexedColumns(model, payload, expiresIn, toleranceMs, now);
