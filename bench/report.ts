@@ -171,7 +171,7 @@ function scalingLines(s: Scaling): string[] {
     `4. Token endpoint scaling on ${s.store}: private_key_jwt, 1 and 2 authorization server processes on one store, ` +
       `the load split across them; ${s.rounds_used} of ${s.rounds} rounds used (${s.rounds_disturbed} disturbed)`,
     table([
-      ['processes', 'tokens/s', 'CPU µs/token', 'p50 ms', 'p99 ms', 'failed requests'],
+      ['processes', 'tokens/s', 'CPU µs/token', 'p50 ms', 'p99 ms', 'failed requests', 'cores busy'],
       ...[s.one_process, s.two_processes].map((row) => [
         row.processes,
         row.tokens_per_second,
@@ -179,11 +179,14 @@ function scalingLines(s: Scaling): string[] {
         row.p50_ms,
         row.p99_ms,
         row.failed_requests,
+        `${row.machine_cores_busy} of ${s.machine_cores}`,
       ]),
     ]),
     `2 ÷ 1 processes (median of rounds): ${s.speedup}; ${verdict}` +
       (s.failed_requests > 0 ? `; first failure: ${s.first_error}` : '') +
       unreliable(s.reliable),
+    `  the most this machine allows: ${s.ceiling} (${s.machine_cores} cores ÷ the cores the 1-process setup keeps busy: ` +
+      'its server, the database server and the load generator; a token costing the same CPU with two processes)',
     '',
   ];
 }

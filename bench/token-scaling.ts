@@ -9,8 +9,12 @@
  * (e.g. SQLITE_BUSY past the busy timeout) are counted here and do not fail the run.
  *
  * On this 2-core machine the load generator shares the cores with the servers: two server
- * processes cannot get two cores of their own, so the ratio is bounded well below 2.
+ * processes cannot get two cores of their own, so the ratio is bounded well below 2. The bound is
+ * reported beside it (`ceiling`): the machine's cores ÷ the cores the 1-process setup already keeps
+ * busy (its server process, the idle second one, the database server and the load generator), the
+ * most a second process could add if a token cost no more CPU with two than with one.
  */
+import os from 'node:os';
 import { type ServerChild, stopAll } from './child.ts';
 import { runTokenLoad, tokenRequestFactory } from './client-credentials.ts';
 import { freePort } from './config.ts';
@@ -40,6 +44,8 @@ interface Slice {
   firstError: string | undefined;
   elapsedMs: number;
   cpu: number;
+  /** Cores busy with this setup's work during the window: servers, database and load generator. */
+  cores: number;
   disturbed: boolean;
   latencies: number[];
 }
@@ -109,7 +115,8 @@ export async function benchTokenScaling(
         );
         // On PostgreSQL the database server's CPU is part of the cost (see token-bench.ts).
         const cpu = window.cpu + (first.name === 'postgres' ? window.databaseCpu : 0);
-        return { ...window.result, cpu, disturbed: window.disturbed };
+        const cores = (cpu + window.clientCpu) / (window.result.elapsedMs / 1000);
+        return { ...window.result, cpu, cores, disturbed: window.disturbed };
       },
       (r) =>
         progress(
@@ -132,8 +139,12 @@ export async function benchTokenScaling(
         p50_ms: round(latency.p50),
         p99_ms: round(latency.p99),
         failed_requests: slices.reduce((total, slice) => total + slice.errors, 0),
+        /** Of the machine's cores, how many this setup kept busy (servers, database, load generator). */
+        machine_cores_busy: round(medianOver(used, (r) => r.windows[setup].cores)),
       };
     };
+    const cores = os.availableParallelism();
+    const ceiling = round(medianOver(used, (r) => cores / r.windows['1 process'].cores));
     const speedup = round(
       medianOver(used, (r) => perSecond(r.windows['2 processes']) / perSecond(r.windows['1 process'])),
     );
@@ -154,6 +165,9 @@ export async function benchTokenScaling(
       two_processes: row('2 processes'),
       /** Median over the rounds of 2-process ÷ 1-process tokens/s. */
       speedup,
+      /** The most `speedup` could be on this machine: its cores ÷ those the 1-process setup keeps busy. */
+      ceiling,
+      machine_cores: cores,
       target_speedup: target,
       met: target === undefined ? undefined : speedup >= target,
       failed_requests: failed,
