@@ -37,6 +37,7 @@ import { createProviderFetch, PROVIDER_FETCH_MAX_BYTES } from './outbound/provid
 import type { ResourceRegistry } from './resources.ts';
 import { notFoundUnlessUnavailable } from './store/postgres/connection.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './store/sqlite-store.ts';
+import { anyRefreshTokens, mayHoldRefreshTokens, refreshTokenTtl } from './tokens/refresh-token-policy.ts';
 
 export const ROUTES = {
   authorization: '/authorize',
@@ -223,10 +224,22 @@ export function createProvider(deps: ProviderDependencies): Provider {
       if (!accountId) return clientClaims;
       return { ...(await userClaims(deps, accountId)), ...clientClaims };
     },
-    issueRefreshToken: async (_ctx, client) => {
-      if (!config.refreshTokens.enabled || !client.grantTypeAllowed('refresh_token')) return false;
-      return (await classifier.classify(client.clientId)).kind !== 'dynamic' || dcr.allowRefreshTokens;
-    },
+    // tokens/refresh-token-policy.ts: by the client's kind and whether it authenticates. The
+    // `offline_access` scope is neither needed nor advertised (MCP SEP-2207 leaves it to the
+    // server; oidc-provider drops it from a request of a client without the grant).
+    // Given only when some client may get one: oidc-provider then lists refresh_token in
+    // grant_types_supported (RFC 8414 §2), which must not advertise a grant nobody can use.
+    ...(anyRefreshTokens(config.refreshTokens)
+      ? {
+          issueRefreshToken: (async (_ctx, client) =>
+            client.grantTypeAllowed('refresh_token') &&
+            mayHoldRefreshTokens(
+              config.refreshTokens,
+              (await classifier.classify(client.clientId)).kind,
+              client.clientAuthMethod ?? 'none',
+            )) satisfies NonNullable<Configuration['issueRefreshToken']>,
+        }
+      : {}),
     // Rotation with reuse detection: a consumed refresh token presented again revokes the grant,
     // except within the grace window handled by the store (tokens/refresh-grace.ts).
     rotateRefreshToken: true,
@@ -247,7 +260,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
       Interaction: 900,
       Grant: config.consent.rememberSeconds,
       Session: config.sessionTtlSeconds,
-      RefreshToken: config.refreshTokens.ttlSeconds,
+      RefreshToken: (_ctx, token) =>
+        refreshTokenTtl(config.refreshTokens, token.iiat, Math.floor(Date.now() / 1000)),
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,

@@ -92,6 +92,7 @@ import { openStore } from './store/store.ts';
 import { createAccessTokenSigner } from './tokens/access-token-jwt.ts';
 import { phantomTokenMiddleware, removedUsersInactive } from './tokens/phantom-token.ts';
 import { withRefreshTokenGrace } from './tokens/refresh-grace.ts';
+import { mayHoldRefreshTokens } from './tokens/refresh-token-policy.ts';
 import {
   createTokenExchangeHandler,
   TOKEN_EXCHANGE_GRANT,
@@ -258,6 +259,7 @@ export async function startAuthorizationServer(
     if (sharedSecrets) await shareGeneratedClientSecrets(allClients, loaded.dataDir, sharedSecrets);
     const clients = await prepareClients(allClients, loaded.dataDir, {
       dpopRequired: config.dpop.preRegistered === 'required',
+      refreshTokens: (authMethod) => mayHoldRefreshTokens(config.refreshTokens, 'pre-registered', authMethod),
     });
     const cimd = config.clientIdMetadataDocuments;
     // What administrators change at run time; the configuration file seeds it (admin/seed.ts).
@@ -297,7 +299,8 @@ export async function startAuthorizationServer(
     });
     const clientPolicy = {
       allowedScopes: new Set(['openid', ...resources.mcp.scopes.keys()]),
-      allowRefreshTokens: config.refreshTokens.enabled && config.dynamicRegistration.allowRefreshTokens,
+      refreshTokens: (source: 'dcr' | 'cimd', authMethod: string) =>
+        mayHoldRefreshTokens(config.refreshTokens, source === 'dcr' ? 'dynamic' : 'cimd', authMethod),
       allowLoopbackHttp: cimd.allowLoopbackHttp,
       dpopRequired: {
         dcr: config.dpop.dynamic === 'required',
@@ -508,6 +511,7 @@ export async function startAuthorizationServer(
       invitation: (email) => invitationMessage(email, branding.organizationName, issuer),
       mcpScopes: new Set(resources.mcp.scopes.keys()),
       dpopRequired: config.dpop.preRegistered === 'required',
+      refreshTokens: (authMethod) => mayHoldRefreshTokens(config.refreshTokens, 'pre-registered', authMethod),
       logger,
     });
     // The MCP server's reports of every tool call it served: records of the audit trail.

@@ -64,8 +64,7 @@ describe('the agent with DPoP, through the whole stack', () => {
     stack = await startTestStack({
       gateway: { dpop: { requireNonce: true } },
       authorizationServer: {
-        refreshTokens: { enabled: true },
-        dynamicRegistration: { allowRefreshTokens: true },
+        refreshTokens: { clients: { cimd: true, publicClients: true } },
       },
     });
   });

@@ -19,8 +19,9 @@ for (const refresh of [true, false]) {
     before(async () => {
       stack = await startTestStack({
         authorizationServer: {
-          refreshTokens: { enabled: refresh },
-          dynamicRegistration: { allowRefreshTokens: refresh, maxAccessTokenTtlSeconds: TTL_SECONDS },
+          // The console agent is a public client: it gets refresh tokens only when they are allowed.
+          refreshTokens: { enabled: refresh, clients: { cimd: true, publicClients: true } },
+          dynamicRegistration: { maxAccessTokenTtlSeconds: TTL_SECONDS },
         },
       });
     });

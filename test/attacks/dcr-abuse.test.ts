@@ -307,7 +307,7 @@ describe('grant escalation', () => {
     assert.equal(real.status, 200, real.text);
   });
 
-  test('an update (RFC 7592) adding client_credentials and refresh_token keeps authorization_code only', async () => {
+  test('an update (RFC 7592) adding client_credentials and refresh_token never gets client_credentials', async () => {
     const body = await registerOk(ledger, as.issuer, { token_endpoint_auth_method: 'client_secret_basic' });
     const response = await rawRequest(String(body.registration_client_uri), {
       method: 'PUT',
@@ -327,7 +327,8 @@ describe('grant escalation', () => {
     assert.equal(response.status, 200, response.text);
     const updated = JSON.parse(response.text) as Json;
     ledger.rememberFields(updated);
-    assert.deepEqual(updated.grant_types, ['authorization_code']);
+    // refresh_token stays: the default policy gives it to confidential self-registered clients.
+    assert.deepEqual(updated.grant_types, ['authorization_code', 'refresh_token']);
     assert.equal(
       updated.scope,
       'openid stocks:read stocks:trade customers:read',
@@ -335,6 +336,7 @@ describe('grant escalation', () => {
     );
     assert.deepEqual(storeOf(as).payload('Client', String(body.client_id))?.grant_types, [
       'authorization_code',
+      'refresh_token',
     ]);
   });
 
@@ -363,15 +365,15 @@ describe('grant escalation', () => {
 describe('scopes past the ceiling', () => {
   test('admin:all and offline_access are neither granted nor turned into a refresh token', async () => {
     const as = await start({
+      // The defaults: refresh tokens for confidential clients only.
       refreshTokens: { enabled: true },
-      dynamicRegistration: { allowRefreshTokens: false },
     });
     const body = await registerOk(ledger, as.issuer, {
       scope: 'openid offline_access admin:all stocks:read',
       grant_types: ['authorization_code', 'refresh_token'],
     });
     const clientId = String(body.client_id);
-    assert.deepEqual(body.grant_types, ['authorization_code'], 'refresh tokens are off for DCR clients');
+    assert.deepEqual(body.grant_types, ['authorization_code'], 'a public client gets none');
     const result = await signIn(ledger, {
       issuer: as.issuer,
       clientId,

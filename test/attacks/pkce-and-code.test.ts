@@ -43,8 +43,8 @@ let confidential: { clientId: string; authorization: string };
 
 before(async () => {
   as = await startAttackServer(ledger, {
-    refreshTokens: { enabled: true, reuseGraceSeconds: 0 },
-    dynamicRegistration: { allowRefreshTokens: true, rateLimit: { max: 1000, windowSeconds: 60 } },
+    refreshTokens: { reuseGraceSeconds: 0, clients: { publicClients: true } },
+    dynamicRegistration: { rateLimit: { max: 1000, windowSeconds: 60 } },
   });
   const grants = { grant_types: ['authorization_code', 'refresh_token'] };
   victim = String(

@@ -103,8 +103,7 @@ let stack: ResourceStack;
 before(async () => {
   stack = await startResourceStack({
     authorizationServer: {
-      refreshTokens: { enabled: true },
-      dynamicRegistration: { allowRefreshTokens: true },
+      refreshTokens: { clients: { cimd: true, publicClients: true } },
     },
   });
 });

@@ -67,8 +67,7 @@ describe('DPoP-bound tokens (optional, the default)', () => {
   let as: TestAuthorizationServer;
   before(async () => {
     as = await startTestAuthorizationServer({
-      refreshTokens: { enabled: true },
-      dynamicRegistration: { allowRefreshTokens: true },
+      refreshTokens: { clients: { cimd: true, publicClients: true } },
     });
   });
   after(() => as.close());

@@ -948,8 +948,8 @@ describe('revocation (RFC 7009)', () => {
 
 describe('refresh tokens (rotation with reuse detection)', () => {
   const refreshPolicy = (reuseGraceSeconds: number) => ({
-    refreshTokens: { enabled: true, reuseGraceSeconds },
-    dynamicRegistration: { allowRefreshTokens: true },
+    // The suite's agents are public clients, which get refresh tokens only when allowed.
+    refreshTokens: { reuseGraceSeconds, clients: { publicClients: true } },
   });
 
   async function setUp(server: TestAuthorizationServer) {

@@ -60,8 +60,7 @@ describe('gatehouse migrate-store', { skip: skipPostgres }, () => {
           authorizationServer: {
             issuer: 'http://127.0.0.1:9000',
             listen: { host: '127.0.0.1', port: 0 },
-            refreshTokens: { enabled: true },
-            dynamicRegistration: { allowRefreshTokens: true },
+            refreshTokens: { clients: { cimd: true, publicClients: true } },
           },
         }),
         dataDir,

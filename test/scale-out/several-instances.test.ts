@@ -65,9 +65,8 @@ describe('two of every component on one PostgreSQL database', { skip: skipPostgr
     topology = await Topology.create({
       separateDataDirs: true,
       authorizationServer: {
-        refreshTokens: { enabled: true },
+        refreshTokens: { clients: { cimd: true, publicClients: true } },
         dynamicRegistration: {
-          allowRefreshTokens: true,
           maxAccessTokenTtlSeconds: TTL_SECONDS,
           rateLimit: { max: REGISTRATIONS_PER_WINDOW, windowSeconds: 600 },
         },

@@ -68,7 +68,12 @@ function jwksOf(input: unknown): { keys: Array<Record<string, unknown>> } {
  */
 export function newClientMetadata(
   input: NewClientInput,
-  options: { mcpScopes: ReadonlySet<string>; dpopRequired: boolean },
+  options: {
+    mcpScopes: ReadonlySet<string>;
+    dpopRequired: boolean;
+    /** Whether an agent authenticating so gets refresh tokens (tokens/refresh-token-policy.ts). */
+    refreshTokens?: (authMethod: string) => boolean;
+  },
 ): { clientId: string; role: RegisteredClient['role']; metadata: Record<string, unknown>; secret?: string } {
   const clientId =
     input.client_id === undefined || input.client_id === ''
@@ -103,7 +108,10 @@ export function newClientMetadata(
   const metadata: Record<string, unknown> = {
     client_id: clientId,
     client_name: name.trim(),
-    grant_types: role === 'agent' ? ['authorization_code'] : ['client_credentials'],
+    grant_types:
+      role !== 'agent'
+        ? ['client_credentials']
+        : ['authorization_code', ...(options.refreshTokens?.(authMethod) ? ['refresh_token'] : [])],
     response_types: role === 'agent' ? ['code'] : [],
     redirect_uris: redirectUris,
     token_endpoint_auth_method: authMethod,

@@ -88,6 +88,8 @@ export interface AdminServiceDependencies {
   mcpScopes: ReadonlySet<string>;
   /** `authorizationServer.dpop.preRegistered` is `required`. */
   dpopRequired: boolean;
+  /** Whether an agent registered here, authenticating so, gets refresh tokens. */
+  refreshTokens?: (authMethod: string) => boolean;
   logger: Logger;
 }
 
@@ -557,7 +559,11 @@ export function createAdminService(deps: AdminServiceDependencies) {
       actor: string,
       input: NewClientInput,
     ): Promise<AdminClientView & { client_secret?: string }> {
-      const built = newClientMetadata(input, { mcpScopes: deps.mcpScopes, dpopRequired: deps.dpopRequired });
+      const built = newClientMetadata(input, {
+        mcpScopes: deps.mcpScopes,
+        dpopRequired: deps.dpopRequired,
+        ...(deps.refreshTokens ? { refreshTokens: deps.refreshTokens } : {}),
+      });
       const taken =
         deps.staticClients.some((client) => client.config.clientId === built.clientId) ||
         (await directory.registeredClients.get(built.clientId)) !== undefined ||

@@ -21,7 +21,8 @@ export class ClientPolicyError extends Error {
 export interface ClientPolicy {
   /** Scopes a self-registered client may hold: the MCP server's. */
   allowedScopes: ReadonlySet<string>;
-  allowRefreshTokens: boolean;
+  /** Whether a client of this source, authenticating so, keeps the refresh_token grant (tokens/refresh-token-policy.ts). */
+  refreshTokens: (source: 'dcr' | 'cimd', authMethod: string) => boolean;
   /** DEVELOPMENT ONLY (clientIdMetadataDocuments.allowLoopbackHttp): loopback http URLs in metadata. */
   allowLoopbackHttp?: boolean;
   /** Self-registered clients of these sources must prove possession (DPoP, RFC 9449 §5.2). */
@@ -190,12 +191,14 @@ export function applyClientPolicy(
   checkWebUris(metadata, policy.allowLoopbackHttp === true);
   checkClientNames(metadata);
 
-  // Authorization code only (OAuth 2.1); refresh tokens only where the policy allows them.
+  // Authorization code only (OAuth 2.1); refresh tokens only where the policy allows them, so the
+  // registration says exactly which grants the client was given (RFC 7591 §3.2.1).
   const requestedGrants = Array.isArray(metadata.grant_types)
     ? (metadata.grant_types as unknown[])
     : ['authorization_code'];
+  const refreshTokens = policy.refreshTokens(source, method);
   const grants = requestedGrants.filter(
-    (grant) => grant === 'authorization_code' || (grant === 'refresh_token' && policy.allowRefreshTokens),
+    (grant) => grant === 'authorization_code' || (grant === 'refresh_token' && refreshTokens),
   );
   if (!grants.includes('authorization_code')) {
     throw new ClientPolicyError('invalid_client_metadata', 'grant_types must include authorization_code');

@@ -120,14 +120,19 @@ const TOKEN_HOLDING_ROLES = new Set<PreRegisteredClientConfig['role']>(['agent',
 export async function prepareClients(
   clients: PreRegisteredClientConfig[],
   dataDir: string,
-  options: { dpopRequired?: boolean } = {},
+  options: {
+    dpopRequired?: boolean;
+    /** Whether a pre-registered agent authenticating so gets refresh tokens (tokens/refresh-token-policy.ts). */
+    refreshTokens?: (authMethod: string) => boolean;
+  } = {},
 ): Promise<PreparedClient[]> {
   const prepared: PreparedClient[] = [];
   for (const client of clients) {
+    const refreshes = client.role === 'agent' && options.refreshTokens?.(client.authMethod) === true;
     const metadata: ClientMetadata = {
       client_id: client.clientId,
       client_name: client.name,
-      grant_types: GRANTS_BY_ROLE[client.role],
+      grant_types: [...GRANTS_BY_ROLE[client.role], ...(refreshes ? ['refresh_token'] : [])],
       response_types: client.role === 'agent' ? ['code'] : [],
       redirect_uris: client.redirectUris,
       token_endpoint_auth_method: client.authMethod,

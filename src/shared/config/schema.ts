@@ -237,15 +237,38 @@ const authorizationServerBase = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(true),
       maxAccessTokenTtlSeconds: seconds.default(900),
-      allowRefreshTokens: z.boolean().default(false),
+      /** Gone: who gets refresh tokens is refreshTokens.clients. Refused with a pointer there. */
+      allowRefreshTokens: z
+        .unknown()
+        .refine(() => false, {
+          message:
+            'moved: say which clients get refresh tokens in authorizationServer.refreshTokens.clients (dynamic, cimd, publicClients)',
+        })
+        .optional(),
       rateLimit: rateLimit.default({ max: 20, windowSeconds: 3600 }),
       removeUnusedAfterSeconds: seconds.default(30 * 86400),
     })
     .prefault({}),
   refreshTokens: z
     .strictObject({
-      /** Issue refresh tokens to clients allowed to use them (never to DCR clients unless dynamicRegistration allows). */
-      enabled: z.boolean().default(false),
+      /** Issue refresh tokens at all, to the clients `clients` names that have the refresh_token grant. */
+      enabled: z.boolean().default(true),
+      /**
+       * Who may get them, by how the client is known: pre-registered, self-registered (DCR) or by a
+       * metadata document (CIMD). Only clients that authenticate at the token endpoint, unless
+       * `publicClients`: a public client's refresh token is protected by rotation alone.
+       */
+      clients: z
+        .strictObject({
+          preRegistered: z.boolean().default(true),
+          dynamic: z.boolean().default(true),
+          cimd: z.boolean().default(false),
+          publicClients: z.boolean().default(false),
+        })
+        .prefault({}),
+      /** From the sign-in, across every rotation: after this the user signs in again. */
+      absoluteLifetimeSeconds: seconds.default(8 * 3600),
+      /** One refresh token's lifetime, if unused (never past the absolute lifetime). */
       ttlSeconds: seconds.default(14 * 86400),
       /** Window in which a just-rotated refresh token still works, for concurrent refreshes. */
       reuseGraceSeconds: z.number().int().min(0).max(60).default(10),
