@@ -37,6 +37,7 @@ import { createProviderFetch, PROVIDER_FETCH_MAX_BYTES } from './outbound/provid
 import type { ResourceRegistry } from './resources.ts';
 import { notFoundUnlessUnavailable } from './store/postgres/connection.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './store/sqlite-store.ts';
+import { narrowRefreshScopes } from './tokens/refresh-scope.ts';
 import { anyRefreshTokens, mayHoldRefreshTokens, refreshTokenTtl } from './tokens/refresh-token-policy.ts';
 
 export const ROUTES = {
@@ -433,6 +434,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
     if (await deps.isDisabledClient(id)) return undefined;
     return findClient(id);
   };
+
+  // A refresh request's scope wider than the grant is narrowed to it (tokens/refresh-scope.ts).
+  narrowRefreshScopes(provider);
 
   // RFC 8252 §7.3 for every client, not only native ones (clients/loopback-redirect.ts).
   provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(

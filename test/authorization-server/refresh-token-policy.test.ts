@@ -137,6 +137,34 @@ describe('refresh tokens under the default policy', () => {
   });
 });
 
+describe("a refresh request's scope", () => {
+  test('wider than the grant: narrowed to it (RFC 6749 §3.3), never widened; none of it held: invalid_scope', async () => {
+    const as = await start();
+    const client = await register(as);
+    const secretClient = { clientId: client.clientId, secret: client.secret! };
+    const tokens = await tokensFor(as, client, 'stocks:read');
+    const wide = await postForm(
+      `${as.issuer}/token`,
+      {
+        grant_type: 'refresh_token',
+        refresh_token: String(tokens.refresh_token),
+        scope: 'openid stocks:read stocks:trade customers:read',
+      },
+      { authorization: basic(secretClient.clientId, secretClient.secret) },
+    );
+    assert.equal(wide.status, 200, wide.text);
+    assert.equal(wide.json.scope, 'stocks:read');
+    assert.equal(wide.json.id_token, undefined, 'openid was not granted, so no ID token');
+    const outside = await postForm(
+      `${as.issuer}/token`,
+      { grant_type: 'refresh_token', refresh_token: String(wide.json.refresh_token), scope: 'stocks:trade' },
+      { authorization: basic(secretClient.clientId, secretClient.secret) },
+    );
+    assert.equal(outside.status, 400, outside.text);
+    assert.equal(outside.json.error, 'invalid_scope');
+  });
+});
+
 describe('refresh tokens switched off or narrowed', () => {
   test('enabled: false: the grant is advertised to nobody, registered for nobody, issued to nobody', async () => {
     const as = await start({ enabled: false });

@@ -12,7 +12,8 @@
  *   resource's `scopes_supported`;
  * - the code flow with `state` = its flow id and `resource` from the resource metadata, the code
  *   redeemed with `client_secret_basic`;
- * - a refresh, a tool call with the refreshed token, and the reuse of a rotated refresh token: its
+ * - its refresh (its own form POST, with the registration's `scope`, wider than the grant), a tool
+ *   call with the refreshed token, and the reuse of a rotated refresh token: its
  *   one grace use passes (LibreChat refreshes from several requests at once), a further one is
  *   refused and revokes the family, so the latest tokens stop working too.
  */
@@ -118,12 +119,28 @@ describe('LibreChat: registration, code flow with client_secret_basic, refresh, 
     assert.ok(stocksOf(await listStocks(stack, first.access_token)).length > 0);
   });
 
-  test('a refresh rotates the refresh token, and the refreshed token calls tools', async () => {
-    refreshed = await refreshAuthorization(stack.issuer, {
-      metadata,
-      clientInformation: registered,
-      refreshToken: String(first.refresh_token),
+  test('its own refresh (the registered scope sent along) rotates the token, which calls tools', async () => {
+    // LibreChat's refreshOAuthTokens does not use the SDK here: a form POST to the token endpoint
+    // with Basic authentication and the stored registration's `scope`, which is wider than what the
+    // user granted (`openid` and every MCP scope). It is narrowed to the grant, not refused.
+    assert.match(String(registered.scope), /openid/);
+    const response = await fetch(String(metadata?.token_endpoint), {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+        authorization: `Basic ${Buffer.from(`${registered.client_id}:${registered.client_secret}`).toString('base64')}`,
+      },
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: String(first.refresh_token),
+        scope: String(registered.scope),
+      }),
     });
+    const body = (await response.json()) as OAuthTokens;
+    assert.equal(response.status, 200, JSON.stringify(body));
+    assert.equal(body.scope, first.scope, 'what the user granted, and no more');
+    refreshed = body;
     assert.ok(refreshed.refresh_token);
     assert.notEqual(refreshed.refresh_token, first.refresh_token, 'rotated');
     assert.notEqual(refreshed.access_token, first.access_token);
