@@ -172,3 +172,89 @@ describe('LibreChat: registration, code flow with client_secret_basic, refresh, 
     }
   });
 });
+
+describe('LibreChat with an oauth: block (pre-registered, shown as Verified)', () => {
+  const CLIENT_ID = 'librechat';
+  const SECRET = 'librechat-secret-of-at-least-32-characters';
+  let stack: TestStack;
+  before(async () => {
+    stack = await startTestStack({
+      authorizationServer: {
+        clients: [
+          {
+            clientId: CLIENT_ID,
+            name: 'LibreChat',
+            role: 'agent',
+            authMethod: 'client_secret_basic',
+            secret: SECRET,
+            redirectUris: [REDIRECT_URI],
+          },
+        ],
+      },
+    });
+  });
+  after(() => stack.close());
+
+  test('authorization_url, token_url, client_id, client_secret, scope: sign-in, Verified, tokens, its refresh', async () => {
+    // LibreChat builds the metadata from the block (its defaults for the rest) and sends no `resource`.
+    const scope = 'stocks:read customers:read';
+    const metadata = {
+      issuer: stack.mcpUrl,
+      authorization_endpoint: `${stack.issuer}/authorize`,
+      token_endpoint: `${stack.issuer}/token`,
+      scopes_supported: scope.split(' '),
+      grant_types_supported: ['authorization_code', 'refresh_token'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+      response_types_supported: ['code'],
+      code_challenge_methods_supported: ['S256', 'plain'],
+    };
+    const clientInformation = {
+      client_id: CLIENT_ID,
+      client_secret: SECRET,
+      redirect_uris: [REDIRECT_URI],
+      scope,
+    };
+    const { authorizationUrl, codeVerifier } = await startAuthorization(stack.mcpUrl, {
+      metadata,
+      clientInformation,
+      redirectUrl: REDIRECT_URI,
+      scope,
+    });
+    authorizationUrl.searchParams.set('state', `user-2:${SERVER_NAME}`);
+    const user = new User();
+    await user.open(authorizationUrl);
+    const consent = user.visits.at(-1)?.played.consentHtml ?? '';
+    assert.match(
+      consent,
+      /<span class="badge verified">Verified<\/span>/,
+      'a pre-registered client is Verified',
+    );
+    const code = user.callback.searchParams.get('code');
+    assert.ok(code);
+    const tokens = await exchangeAuthorization(stack.mcpUrl, {
+      metadata,
+      clientInformation,
+      authorizationCode: code,
+      codeVerifier,
+      redirectUri: REDIRECT_URI,
+    });
+    assert.ok(tokens.refresh_token, 'a pre-registered confidential agent gets refresh tokens');
+    assert.ok(
+      stocksOf(await listStocks(stack, tokens.access_token)).length > 0,
+      'the MCP server is the default audience',
+    );
+    // Its refresh with the block's settings: Basic, and the configured scope.
+    const response = await fetch(metadata.token_endpoint, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+        authorization: `Basic ${Buffer.from(`${CLIENT_ID}:${SECRET}`).toString('base64')}`,
+      },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token, scope }),
+    });
+    const refreshed = (await response.json()) as OAuthTokens;
+    assert.equal(response.status, 200, JSON.stringify(refreshed));
+    assert.ok(stocksOf(await listStocks(stack, refreshed.access_token)).length > 0);
+  });
+});

@@ -18,7 +18,12 @@ test('no file means the safe built-in defaults', () => {
     false,
     'the development switch is off by default',
   );
-  assert.equal(as.refreshTokens.enabled, false, 'no refresh tokens by default');
+  assert.equal(as.refreshTokens.enabled, true);
+  assert.deepEqual(
+    as.refreshTokens.clients,
+    { preRegistered: true, dynamic: true, cimd: false, publicClients: false },
+    'refresh tokens for clients that authenticate only, by default',
+  );
   assert.deepEqual(
     as.users.approved.map((user) => [user.email, user.claims.region]),
     [
