@@ -4,10 +4,14 @@
  *   gatehouse agent <mcp-url>                             the interactive shell
  *   gatehouse agent <mcp-url> call <tool> --args '<json>'  one call, the result on stdout
  *   gatehouse agent <mcp-url> tools|scopes|logout          one command
+ *   gatehouse agent <mcp-url> chat --model-url URL --model NAME   a conversation with a model that calls the tools
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_LINK_LIFETIME_MS, MAX_SIGN_IN_LINKS, signInLinkMessage } from './authorization.ts';
 import { openSystemBrowser } from './browser.ts';
+import { runChatShell } from './chat/chat-shell.ts';
+import type { ChatModel } from './chat/model.ts';
+import { chatModel, modelSettingsFrom } from './chat/model-settings.ts';
 import { defaultConfigPath, loadAgentConfig } from './config.ts';
 import { AgentError, EXIT_CODES } from './errors.ts';
 import { createAgent } from './index.ts';
@@ -18,6 +22,7 @@ export const AGENT_USAGE = `Usage:
   gatehouse agent <mcp-url> [options]                         interactive shell (type help)
   gatehouse agent <mcp-url> call <tool> [--args JSON]         call one tool; its result on stdout
   gatehouse agent <mcp-url> tools | scopes | logout           run one command
+  gatehouse agent <mcp-url> chat [model options]              talk to a language model that calls the tools
 
 Options:
   --client-id ID              use a pre-registered client (else: a client metadata document, else
@@ -37,6 +42,15 @@ Options:
                               ${DEFAULT_LINK_LIFETIME_MS / 1000}); after it, a new link replaces it (at most ${MAX_SIGN_IN_LINKS})
   -h, --help                  show this text
 
+Model options (chat; else "model" in the --config file):
+  --model-api openai|anthropic  OpenAI-compatible chat completions (OpenAI, Ollama, vLLM, LM Studio;
+                              the default) or Anthropic's Messages API
+  --model-url URL             the API base, e.g. https://api.openai.com/v1, http://localhost:11434/v1,
+                              https://api.anthropic.com
+  --model NAME                the model, e.g. gpt-4.1, llama3.1, claude-sonnet-4-5
+  --model-key-env NAME        the environment variable holding the API key (default
+                              GATEHOUSE_AGENT_MODEL_KEY); the key is never printed or traced
+
 Exit codes: 0 success, 1 the tool failed, 2 usage, 3 authorization, 4 network, 5 server error.`;
 
 export interface CliIo {
@@ -49,6 +63,8 @@ export interface CliIo {
 }
 
 const ONE_SHOT = new Set(['call', 'tools', 'scopes', 'logout']);
+const COMMANDS = new Set([...ONE_SHOT, 'chat']);
+const MODEL_FLAGS = ['model-api', 'model-url', 'model', 'model-key-env'] as const;
 
 export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
   const say = (text: string) => io.stderr.write(`${text}\n`);
@@ -71,7 +87,7 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
     return 0;
   }
   const [serverUrl, command, ...rest] = positionals;
-  if (!serverUrl || (command && !ONE_SHOT.has(command))) {
+  if (!serverUrl || (command && !COMMANDS.has(command))) {
     say(
       `gatehouse agent: ${serverUrl ? `unknown command "${command}"` : 'the MCP server URL is missing'}\n\n${AGENT_USAGE}`,
     );
@@ -79,6 +95,11 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
   }
   if (values.args !== undefined && command !== 'call') {
     say('gatehouse agent: --args goes with call <tool>');
+    return EXIT_CODES.usage;
+  }
+  const modelFlag = MODEL_FLAGS.find((flag) => values[flag] !== undefined);
+  if (modelFlag && command !== 'chat') {
+    say(`gatehouse agent: --${modelFlag} goes with chat`);
     return EXIT_CODES.usage;
   }
   const timeout = values.timeout === undefined ? 300 : Number(values.timeout);
@@ -93,8 +114,24 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
   }
 
   let agent: ReturnType<typeof createAgent>;
+  let model: ChatModel | undefined;
   try {
     const config = loadAgentConfig(values.config ?? defaultConfigPath(io.env), values.config !== undefined);
+    if (command === 'chat') {
+      model = chatModel(
+        modelSettingsFrom(
+          {
+            api: values['model-api'],
+            url: values['model-url'],
+            name: values.model,
+            keyEnv: values['model-key-env'],
+          },
+          config.model,
+          io.env,
+          values.trace ? say : undefined,
+        ),
+      );
+    }
     agent = createAgent({
       serverUrl,
       storePath: values.store ?? defaultStorePath(io.env),
@@ -131,6 +168,14 @@ export async function runAgentCli(argv: string[], io: CliIo): Promise<number> {
       await runShell(agent, { input: io.stdin, prompt: io.interactive ? io.stdout : undefined, output });
       return 0;
     }
+    if (model) {
+      await runChatShell(agent, model, {
+        input: io.stdin,
+        prompt: io.interactive ? io.stdout : undefined,
+        output,
+      });
+      return 0;
+    }
     const argument =
       command === 'call' ? [rest.join(' '), values.args ?? ''].filter(Boolean).join(' ') : rest.join(' ');
     const ok = await runCommand(agent, command, argument, output);
@@ -161,6 +206,10 @@ function parse(argv: string[]) {
       timeout: { type: 'string' },
       'link-lifetime': { type: 'string' },
       args: { type: 'string' },
+      'model-api': { type: 'string' },
+      'model-url': { type: 'string' },
+      model: { type: 'string' },
+      'model-key-env': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -4,6 +4,7 @@
  *
  *   {
  *     "clientMetadataUrl": "https://agent.example.com/oauth/client.json",
+ *     "model": { "api": "openai", "url": "http://localhost:11434/v1", "name": "llama3.1", "keyEnv": "OPENAI_API_KEY" },
  *     "clients": {
  *       "https://auth.example.com": { "clientId": "partner-agent", "clientSecret": "…" },
  *       "http://localhost:9000": { "clientId": "example-workload", "privateKeyFile": "data/secrets/example-workload.private-key.json" }
@@ -22,6 +23,8 @@ import { agentHome } from './token-store.ts';
 export interface AgentConfig {
   clientMetadataUrl?: string;
   clients: Record<string, ClientCredentialsOption>;
+  /** The model of `chat` (chat/model-settings.ts); the key is never here, only the variable's name. */
+  model?: { api?: string; url?: string; name?: string; keyEnv?: string };
 }
 
 export const defaultConfigPath = (env: NodeJS.ProcessEnv = process.env) =>
@@ -48,7 +51,7 @@ export function loadAgentConfig(file: string, explicit: boolean): AgentConfig {
     throw invalid('not valid JSON');
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('must be a JSON object');
-  const { clientMetadataUrl, clients = {}, ...unknown } = raw as Record<string, unknown>;
+  const { clientMetadataUrl, clients = {}, model, ...unknown } = raw as Record<string, unknown>;
   const extra = Object.keys(unknown)[0];
   if (extra) throw invalid(`unknown key "${extra}"`);
   if (clientMetadataUrl !== undefined && !isString(clientMetadataUrl))
@@ -70,5 +73,28 @@ export function loadAgentConfig(file: string, explicit: boolean): AgentConfig {
       ...(privateKeyFile ? { privateKeyFile: path.resolve(path.dirname(file), privateKeyFile) } : {}),
     };
   }
-  return { ...(clientMetadataUrl ? { clientMetadataUrl } : {}), clients: parsed };
+  let chosenModel: AgentConfig['model'];
+  if (model !== undefined) {
+    if (typeof model !== 'object' || model === null || Array.isArray(model))
+      throw invalid('model must be { api?, url?, name?, keyEnv? }');
+    const { api, url, name, keyEnv, ...other } = model as Record<string, unknown>;
+    const stray = Object.keys(other)[0];
+    if (stray)
+      throw invalid(
+        `model: unknown key "${stray}" (the key itself goes in the environment: keyEnv names the variable)`,
+      );
+    for (const [key, value] of Object.entries({ api, url, name, keyEnv }))
+      if (value !== undefined && !isString(value)) throw invalid(`model.${key} must be a string`);
+    chosenModel = {
+      ...(api ? { api: api as string } : {}),
+      ...(url ? { url: url as string } : {}),
+      ...(name ? { name: name as string } : {}),
+      ...(keyEnv ? { keyEnv: keyEnv as string } : {}),
+    };
+  }
+  return {
+    ...(clientMetadataUrl ? { clientMetadataUrl } : {}),
+    clients: parsed,
+    ...(chosenModel ? { model: chosenModel } : {}),
+  };
 }
