@@ -212,4 +212,27 @@ describe('connectPostgres', { skip }, () => {
       await small.close();
     }
   });
+
+  test('a prepared statement the schema outgrew (another instance migrated): retried on a fresh connection, a transaction gets 503', async () => {
+    const one = connectPostgres(database.url, { ...POOL, max: 1 });
+    const other = connectPostgres(database.url, POOL);
+    try {
+      await other.query('CREATE TABLE prepared_shape (id int PRIMARY KEY, name text)');
+      await other.query("INSERT INTO prepared_shape VALUES (1, 'a')");
+      const read = () => one.query('SELECT * FROM prepared_shape WHERE id = $1', [1]);
+      for (let i = 0; i < 3; i += 1) await read(); // named and prepared from the second run on
+      await other.query('ALTER TABLE prepared_shape ADD COLUMN extra text');
+      assert.deepEqual(await read(), [{ id: 1, name: 'a', extra: null }], 'answered, with the new column');
+      assert.deepEqual(await read(), [{ id: 1, name: 'a', extra: null }], 'and from then on');
+      await other.query('ALTER TABLE prepared_shape ADD COLUMN more text');
+      await assert.rejects(
+        one.transaction((tx) => tx.query('SELECT * FROM prepared_shape WHERE id = $1', [1])),
+        (error: Error) => error instanceof StoreUnavailableError,
+      );
+      assert.equal((await read()).length, 1, 'the next statement runs on a connection that fits');
+    } finally {
+      await one.close();
+      await other.close();
+    }
+  });
 });

@@ -166,17 +166,31 @@ async function acquire(pool: pg.Pool): Promise<pg.PoolClient> {
   }
 }
 
+/**
+ * A connection's prepared statement that no longer fits the schema: another instance migrated
+ * (`0A000` cached plan must not change result type), or the statement is gone (`26000`). Such a
+ * connection is discarded, not given back, and the statement runs once more on another one.
+ */
+const STALE_PREPARED = new Set(['0A000', '26000']);
+const isStalePrepared = (error: unknown) => STALE_PREPARED.has(String((error as { code?: unknown })?.code));
+
 /** One statement on a pooled connection; a connection that failed is not given back to the pool. */
-async function runPooled<Row>(pool: pg.Pool, text: string, values?: readonly unknown[]): Promise<Row[]> {
+async function runPooled<Row>(
+  pool: pg.Pool,
+  text: string,
+  values?: readonly unknown[],
+  retried = false,
+): Promise<Row[]> {
   const client = await acquire(pool);
-  let failure: unknown;
   try {
-    return await run<Row>(client, text, values);
+    const rows = await run<Row>(client, text, values);
+    client.release();
+    return rows;
   } catch (error) {
-    failure = error;
+    const stale = isStalePrepared(error);
+    client.release(error instanceof StoreUnavailableError || stale ? (error as Error) : undefined);
+    if (stale && !retried) return runPooled<Row>(pool, text, values, true);
     throw error;
-  } finally {
-    client.release(failure instanceof StoreUnavailableError ? failure : undefined);
   }
 }
 
@@ -224,6 +238,12 @@ export function connectPostgres(
           await client.query('ROLLBACK');
         } catch (rollbackError) {
           broken = rollbackError;
+        }
+        // Not retried here (the transaction's work may not be repeatable): the connection goes,
+        // and the request gets 503, so that its retry runs on a connection that fits the schema.
+        if (isStalePrepared(error)) {
+          broken ??= error;
+          throw unavailable(error);
         }
         throw error;
       } finally {
