@@ -7,6 +7,7 @@
 import {
   type ChatMessage,
   type ChatModel,
+  keySource,
   ModelError,
   type ModelSettings,
   type ModelToolCall,
@@ -63,7 +64,7 @@ function safeObject(text: string): Record<string, unknown> {
 export function anthropicMessagesModel(settings: ModelSettings): ChatModel {
   const url = `${settings.url.replace(/\/+$/, '')}/v1/messages`;
   return {
-    description: `${settings.model} (Anthropic Messages API at ${settings.url})`,
+    description: `${settings.model} (Anthropic Messages API at ${settings.url}, ${keySource(settings)})`,
     async complete(system, messages, tools) {
       const answer = await postJson(
         settings,

@@ -32,6 +32,10 @@ function lineReader(input: NodeJS.ReadableStream) {
       if (ended) return Promise.resolve(undefined);
       return new Promise((resolve) => waiting.push(resolve));
     },
+    /** Forgets the lines read but not yet taken (typed ahead); how many. */
+    drop(): number {
+      return lines.splice(0).length;
+    },
     close: () => rl.close(),
   };
 }
@@ -52,6 +56,11 @@ export async function runChatShell(
     say: output.out,
     note: (text) => output.err(`· ${text}`),
     async confirm(question) {
+      // At a terminal only an answer typed after the question counts: a line typed while the
+      // model worked ("yes", say) must not approve a call its writer never saw. Piped input is a
+      // script, read in order.
+      const dropped = options.prompt ? lines.drop() : 0;
+      if (dropped > 0) output.err(`· ${dropped} line${dropped === 1 ? '' : 's'} typed meanwhile dropped`);
       // Shown whether or not there is a terminal: the question is the point.
       output.err(question.trimEnd());
       const answer = await lines.next();

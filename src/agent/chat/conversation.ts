@@ -6,9 +6,9 @@
  *
  * The model is not trusted with anything: a tool it names that the server does not offer, or
  * arguments that are not a JSON object, go back to it as an error it can correct, never to the
- * server; a tool that changes things (MCP annotations: not read-only, destructive by default) runs
- * only once the person said yes to that exact call; and the rounds of tool calls per message are
- * bounded.
+ * server; a tool that may change things (MCP annotations: anything not read-only) runs only once
+ * the person said yes to that exact call, whatever a tool result told the model; and the rounds of
+ * tool calls per message are bounded.
  */
 import type { Tool } from '@modelcontextprotocol/client';
 import { type Agent, resultText } from '../index.ts';
@@ -37,9 +37,12 @@ export const MAX_TOOL_ROUNDS = 8;
 /** Characters of a tool result shown to the person (the model gets it whole). */
 const SHOWN_RESULT_CHARS = 2000;
 
-/** MCP tool annotations: not read-only and not marked non-destructive means it may change things. */
+/**
+ * Anything not marked read-only may change things (MCP tool annotations). `destructiveHint: false`
+ * says only that its changes are additive: placing an order, sending a message; still asked.
+ */
 export function changesThings(tool: Tool): boolean {
-  return tool.annotations?.readOnlyHint !== true && tool.annotations?.destructiveHint !== false;
+  return tool.annotations?.readOnlyHint !== true;
 }
 
 function modelTool(tool: Tool): ModelTool {

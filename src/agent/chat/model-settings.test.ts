@@ -30,7 +30,16 @@ test('a missing model, an unknown API or a URL that is not http(s) is a usage er
   );
   assert.throws(
     () => modelSettingsFrom({ url: 'file:///etc/passwd', name: 'm' }, undefined, {}),
-    /not an http\(s\) URL/,
+    /only https/,
+  );
+  assert.throws(
+    () => modelSettingsFrom({ url: 'http://models.example.com/v1', name: 'm' }, undefined, {}),
+    /only https, or http on localhost/,
+    'the conversation and the key would travel in clear',
+  );
+  assert.equal(
+    modelSettingsFrom({ url: 'http://127.0.0.1:8080/v1', name: 'm' }, undefined, {}).url,
+    'http://127.0.0.1:8080/v1',
   );
 });
 
@@ -43,7 +52,7 @@ test('the agent configuration file names the model, never holds its key', () => 
   assert.throws(() => loadAgentConfig(file, true), /unknown key "apiKey".*keyEnv names the variable/);
 });
 
-test('what asks for confirmation: anything not read-only, unless marked non-destructive', () => {
+test('what asks for confirmation: anything not read-only, additive changes included', () => {
   const tool = (annotations: Record<string, boolean> | undefined) =>
     ({ name: 't', inputSchema: { type: 'object' }, ...(annotations ? { annotations } : {}) }) as Parameters<
       typeof changesThings
@@ -51,5 +60,9 @@ test('what asks for confirmation: anything not read-only, unless marked non-dest
   assert.equal(changesThings(tool({ readOnlyHint: true })), false);
   assert.equal(changesThings(tool({ readOnlyHint: false, destructiveHint: true })), true);
   assert.equal(changesThings(tool(undefined)), true, 'unannotated: treated as changing things');
-  assert.equal(changesThings(tool({ readOnlyHint: false, destructiveHint: false })), false);
+  assert.equal(
+    changesThings(tool({ readOnlyHint: false, destructiveHint: false })),
+    true,
+    'an additive change (an order, a message) is still a change',
+  );
 });

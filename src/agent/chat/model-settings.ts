@@ -36,17 +36,27 @@ export function modelSettingsFrom(
       'e.g. --model-url https://api.openai.com/v1 --model gpt-4.1, or --model-url http://localhost:11434/v1 --model llama3.1 (Ollama), or --model-api anthropic --model-url https://api.anthropic.com --model claude-sonnet-4-5; the key goes in GATEHOUSE_AGENT_MODEL_KEY.',
     );
   }
+  let parsed: URL;
   try {
-    const parsed = new URL(url);
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error('not http(s)');
+    parsed = new URL(url);
   } catch {
     throw new AgentError('usage', `--model-url ${url} is not an http(s) URL`, undefined);
+  }
+  // The conversation and the key cross this connection: https, or plain http to this machine only.
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname);
+  if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && loopback)) {
+    throw new AgentError(
+      'usage',
+      `--model-url ${url}: only https, or http on localhost, 127.0.0.1 or [::1]`,
+      'The conversation and the API key would travel in clear.',
+    );
   }
   const keyEnv = flags.keyEnv ?? config?.keyEnv ?? DEFAULT_MODEL_KEY_ENV;
   return {
     api: api as ModelApi,
     url,
     model,
+    keyEnv,
     apiKey: env[keyEnv] || undefined,
     timeoutMs: DEFAULT_TIMEOUT_MS,
     trace,

@@ -51,6 +51,8 @@ export interface ModelSettings {
   model: string;
   /** The key, from the environment; absent for local servers that need none. */
   apiKey: string | undefined;
+  /** The variable it came from, to say so. */
+  keyEnv?: string | undefined;
   timeoutMs: number;
   /** With --trace: one line per exchange with the model, without headers. */
   trace?: ((line: string) => void) | undefined;
@@ -60,6 +62,21 @@ export interface ModelSettings {
 export class ModelError extends Error {
   override name = 'ModelError';
 }
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** `text` with the key, and anything that starts like it (a masked echo), replaced. */
+export function withoutKey(text: string, key: string | undefined): string {
+  if (!key) return text;
+  const whole = text.split(key).join('[the key]');
+  return key.length < 12
+    ? whole
+    : whole.replace(new RegExp(`${escapeRegExp(key.slice(0, 8))}\\S*`, 'g'), '[the key]');
+}
+
+/** How the key is got, for the person: the variable's name, never the value. */
+export const keySource = (settings: ModelSettings) =>
+  settings.apiKey ? `key from ${settings.keyEnv ?? 'the environment'}` : 'no key';
 
 /** POSTs JSON to the model's API; a failure says what happened, never the key. */
 export async function postJson(
@@ -76,6 +93,8 @@ export async function postJson(
       headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(settings.timeoutMs),
+      // The key is in a header: it must not follow a redirect to another host.
+      redirect: 'error',
     });
   } catch (error) {
     const reason =
@@ -87,7 +106,8 @@ export async function postJson(
   const text = await response.text();
   settings.trace?.(`← model ${response.status} (${text.length} bytes)`);
   if (!response.ok) {
-    const excerpt = text.replace(/\s+/g, ' ').slice(0, 300);
+    // Some APIs repeat the key (or part of it) in their error: never shown.
+    const excerpt = withoutKey(text, settings.apiKey).replace(/\s+/g, ' ').slice(0, 300);
     const hint =
       response.status === 401 || response.status === 403
         ? ' (is the API key set, and the right one for this endpoint?)'

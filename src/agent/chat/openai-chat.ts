@@ -7,6 +7,7 @@
 import {
   type ChatMessage,
   type ChatModel,
+  keySource,
   ModelError,
   type ModelSettings,
   type ModelToolCall,
@@ -43,7 +44,7 @@ function wireMessage(message: ChatMessage): Record<string, unknown> {
 export function openAiChatModel(settings: ModelSettings): ChatModel {
   const url = `${settings.url.replace(/\/+$/, '')}/chat/completions`;
   return {
-    description: `${settings.model} (OpenAI-compatible chat completions at ${settings.url})`,
+    description: `${settings.model} (OpenAI-compatible chat completions at ${settings.url}, ${keySource(settings)})`,
     async complete(system, messages, tools) {
       const answer = await postJson(
         settings,
