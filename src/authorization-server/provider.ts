@@ -37,8 +37,14 @@ import { createProviderFetch, PROVIDER_FETCH_MAX_BYTES } from './outbound/provid
 import type { ResourceRegistry } from './resources.ts';
 import { notFoundUnlessUnavailable } from './store/postgres/connection.ts';
 import { DEFAULT_CLOCK_TOLERANCE_SECONDS } from './store/sqlite-store.ts';
+import { endRefreshTokensAtAbsoluteLifetime } from './tokens/refresh-absolute-lifetime.ts';
 import { narrowRefreshScopes } from './tokens/refresh-scope.ts';
-import { anyRefreshTokens, mayHoldRefreshTokens, refreshTokenTtl } from './tokens/refresh-token-policy.ts';
+import {
+  accessTokenTtlWithinSignIn,
+  anyRefreshTokens,
+  mayHoldRefreshTokens,
+  refreshTokenTtl,
+} from './tokens/refresh-token-policy.ts';
 
 export const ROUTES = {
   authorization: '/authorize',
@@ -249,8 +255,15 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // token, a refresh token) can be used or exchanged any more. Consent is asked again next time.
     revokeGrantPolicy: () => true,
     ttl: {
-      AccessToken: (_ctx, token) =>
-        token.resourceServer?.accessTokenTTL ?? resources.mcp.accessTokenTtlSeconds,
+      // Issued with a refresh token (a refresh, or the code exchange that issued one): never past
+      // the sign-in's absolute end (tokens/refresh-token-policy.ts).
+      AccessToken: (ctx, token) =>
+        accessTokenTtlWithinSignIn(
+          config.refreshTokens,
+          token.resourceServer?.accessTokenTTL ?? resources.mcp.accessTokenTtlSeconds,
+          (ctx?.oidc?.entities as { RefreshToken?: { iiat?: number } } | undefined)?.RefreshToken?.iiat,
+          Math.floor(Date.now() / 1000),
+        ),
       ClientCredentials: (_ctx, token) =>
         token.resourceServer?.accessTokenTTL ?? resources.mcp.accessTokenTtlSeconds,
       AuthorizationCode: 60,
@@ -437,6 +450,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
 
   // A refresh request's scope wider than the grant is narrowed to it (tokens/refresh-scope.ts).
   narrowRefreshScopes(provider);
+  // No refresh token of a sign-in past its absolute lifetime is found (tokens/refresh-absolute-lifetime.ts).
+  endRefreshTokensAtAbsoluteLifetime(provider, config.refreshTokens.absoluteLifetimeSeconds);
 
   // RFC 8252 §7.3 for every client, not only native ones (clients/loopback-redirect.ts).
   provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(

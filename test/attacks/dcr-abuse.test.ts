@@ -164,6 +164,24 @@ describe("the token endpoint's counts", () => {
     assert.equal(workload.status, 200, 'a client with a credential is never refused for its address');
   });
 
+  test('failed authentications with a Basic header, or any other Authorization header, count against the address too', async () => {
+    const as = await start({ tokenEndpointRateLimit: { perAddress: { max: 2, windowSeconds: 60 } } });
+    const withHeader = (authorization: string) =>
+      rawRequest(`${as.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
+        body: 'grant_type=client_credentials',
+      });
+    assert.equal(
+      (await withHeader(`Basic ${Buffer.from(`${WORKLOAD}:wrong`).toString('base64')}`)).status,
+      401,
+    );
+    assert.notEqual((await withHeader('Bearer not-a-client-credential')).status, 200);
+    assert.equal((await publicRequest(as)).status, 429, 'both counted: the address budget is used up');
+    const workload = await workloadTokenRequest(as);
+    assert.equal(workload.status, 200, 'and still no client with a credential is refused for its address');
+  });
+
   test('an authenticated client over its own budget gets 429 with Retry-After', async () => {
     const as = await start({
       tokenEndpointRateLimit: { perClient: { workload: { max: 2, windowSeconds: 60 } } },

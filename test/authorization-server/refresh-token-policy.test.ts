@@ -196,6 +196,10 @@ describe('the absolute lifetime', () => {
     await sleep(1500);
     const rotated = await refresh(as, secretClient, tokens.refresh_token);
     assert.equal(rotated.status, 200, 'within the lifetime');
+    assert.ok(
+      Number(rotated.json.expires_in) <= 2,
+      `its access token ends with the sign-in too (expires_in ${rotated.json.expires_in}, not 900)`,
+    );
     await sleep(2000);
     const late = await refresh(as, secretClient, rotated.json.refresh_token);
     assert.equal(late.status, 400, late.text);

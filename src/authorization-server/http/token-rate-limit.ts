@@ -163,12 +163,26 @@ export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logge
     if (ctx.method !== 'POST' || !isRoute(ctx.path, tokenPath)) return next();
     const address = ctx.ip;
     const claimed = basicClientId(ctx.get('authorization'));
+    // Every token request has a gate, whatever its Authorization header (Basic, another scheme, a
+    // malformed one), so that each is counted once: a Basic client's budget was looked at here,
+    // so the lookup inside the route does not look again.
+    const gate: TokenRequestGate = { addressCounted: false, checked: claimed !== undefined };
+    (ctx as GatedContext)[GATE] = gate;
+    // Not counted yet (refused before the lookup, a failed authentication, over its client's
+    // budget): it counts against its address, as any request that did not authenticate.
+    const countOnAddress = async () => {
+      if (!gate.addressCounted) {
+        gate.addressCounted = true;
+        await limits.perAddress.hit(address);
+      }
+    };
 
     if (claimed) {
-      // Refused before the body is even read; the count only moves on success, so only the client
-      // itself can have used it up.
+      // Refused before the body is even read; the client's count only moves on success, so only
+      // the client itself can have used it up.
       const own = await limits.perClient[await limits.classOf(claimed)].peek(claimed);
       if (own > 0) {
+        await countOnAddress();
         logger.audit('token', {
           outcome: 'denied',
           ip: address,
@@ -177,23 +191,11 @@ export function tokenRateLimit(tokenPath: string, limits: TokenRateLimits, logge
         });
         return tooMany(ctx, own, 'this client is sending too many token requests');
       }
-    } else if (!ctx.get('authorization')) {
-      // Whether the body holds a credential is known only inside the route (guardClientLookup).
-      (ctx as GatedContext)[GATE] = { addressCounted: false, checked: false };
     }
 
     await next();
 
-    const gate = (ctx as GatedContext)[GATE];
-    const denied = gate?.denied;
-    // Not counted yet (refused before the lookup, a failed authentication, over its client's
-    // budget): it counts against its address, as any request that did not authenticate.
-    const countOnAddress = async () => {
-      if (gate && !gate.addressCounted) {
-        gate.addressCounted = true;
-        await limits.perAddress.hit(address);
-      }
-    };
+    const denied = gate.denied;
     if (denied) {
       await countOnAddress();
       logger.audit('token', {

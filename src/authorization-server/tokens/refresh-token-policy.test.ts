@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfig } from '../../shared/config/load.ts';
-import { anyRefreshTokens, mayHoldRefreshTokens, refreshTokenTtl } from './refresh-token-policy.ts';
+import {
+  accessTokenTtlWithinSignIn,
+  anyRefreshTokens,
+  mayHoldRefreshTokens,
+  refreshTokenTtl,
+} from './refresh-token-policy.ts';
 
 const policyOf = (refreshTokens: Record<string, unknown> = {}) =>
   parseConfig({ authorizationServer: { refreshTokens } }).authorizationServer.refreshTokens;
@@ -35,6 +40,17 @@ test('a refresh token never outlives the absolute lifetime counted from the firs
   assert.equal(refreshTokenTtl(policy, 1000, 1000 + 3300), 300, 'cut at iiat + absolute');
   assert.equal(refreshTokenTtl(policy, 1000, 1000 + 4000), 1);
   assert.equal(refreshTokenTtl(policy, undefined, 5000), 600, 'no iiat: counted from now');
+});
+
+test("an access token issued with a refresh token's grant ends with the sign-in", () => {
+  const policy = policyOf({ absoluteLifetimeSeconds: 3600 });
+  assert.equal(accessTokenTtlWithinSignIn(policy, 900, 1000, 1000), 900);
+  assert.equal(accessTokenTtlWithinSignIn(policy, 900, 1000, 1000 + 3000), 600);
+  assert.equal(
+    accessTokenTtlWithinSignIn(policy, 900, undefined, 5000),
+    900,
+    'no refresh token: its own lifetime',
+  );
 });
 
 test('the old dynamicRegistration.allowRefreshTokens is refused with where it went', () => {

@@ -46,3 +46,17 @@ export function refreshTokenTtl(policy: RefreshTokenPolicy, iiat: number | undef
   const start = typeof iiat === 'number' && Number.isFinite(iiat) ? iiat : now;
   return Math.max(1, Math.min(policy.ttlSeconds, start + policy.absoluteLifetimeSeconds - now));
 }
+
+/**
+ * Seconds an access token issued with a refresh token's grant lives: its own lifetime, cut at the
+ * sign-in's absolute end, so that no token of a sign-in outlives it. `iiat` is the refresh token's.
+ */
+export function accessTokenTtlWithinSignIn(
+  policy: RefreshTokenPolicy,
+  ttl: number,
+  iiat: number | undefined,
+  now: number,
+): number {
+  if (typeof iiat !== 'number' || !Number.isFinite(iiat)) return ttl;
+  return Math.max(1, Math.min(ttl, iiat + policy.absoluteLifetimeSeconds - now));
+}
