@@ -92,7 +92,7 @@ import { openStore } from './store/store.ts';
 import { createAccessTokenSigner } from './tokens/access-token-jwt.ts';
 import { phantomTokenMiddleware, removedUsersInactive } from './tokens/phantom-token.ts';
 import { withRefreshTokenGrace } from './tokens/refresh-grace.ts';
-import { mayHoldRefreshTokens } from './tokens/refresh-token-policy.ts';
+import { mayHoldRefreshTokens, withRefreshGrantWithinPolicy } from './tokens/refresh-token-policy.ts';
 import {
   createTokenExchangeHandler,
   TOKEN_EXCHANGE_GRANT,
@@ -317,13 +317,16 @@ export async function startAuthorizationServer(
     const adapter = (model: string): Adapter => {
       const base = storeAdapter(model);
       if (model === 'Client') {
-        return withMetadataDocumentClients(withRegisteredClients(base, directory), {
-          resolver,
-          isDocumentUrl,
-          trustOf,
-          policy: clientPolicy,
-          logger,
-        });
+        return withRefreshGrantWithinPolicy(
+          withMetadataDocumentClients(withRegisteredClients(base, directory), {
+            resolver,
+            isDocumentUrl,
+            trustOf,
+            policy: clientPolicy,
+            logger,
+          }),
+          config.refreshTokens,
+        );
       }
       if (model === 'RefreshToken')
         return withRefreshTokenGrace(base, config.refreshTokens.reuseGraceSeconds, {

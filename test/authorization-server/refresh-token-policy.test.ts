@@ -187,6 +187,19 @@ describe('refresh tokens switched off or narrowed', () => {
   });
 });
 
+describe('the policy changed under stored clients', () => {
+  test('refresh tokens switched off: a client registered with refresh_token still signs in, and gets none', async () => {
+    const as = await start();
+    const client = await register(as);
+    assert.deepEqual(client.grantTypes, ['authorization_code', 'refresh_token']);
+    await as.restart({ refreshTokens: { enabled: false }, clients: [PRE_REGISTERED] });
+    const tokens = await tokensFor(as, client);
+    assert.equal(tokens.refresh_token, undefined);
+    const metadata = await metadataOf(as);
+    assert.ok(!metadata.grant_types_supported.includes('refresh_token'));
+  });
+});
+
 describe('the absolute lifetime', () => {
   test('rotation does not extend it: past it from the sign-in, the newest refresh token is refused', async () => {
     const as = await start({ absoluteLifetimeSeconds: 3 });

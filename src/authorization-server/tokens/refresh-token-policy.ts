@@ -11,6 +11,7 @@
  * at the absolute lifetime counted from the sign-in (oidc-provider's `iiat`, kept across rotations),
  * so a user signs in again at least that often whatever the client does.
  */
+import type { Adapter } from 'oidc-provider';
 import type { AuthorizationServerConfig } from '../../shared/config/schema.ts';
 import type { ClientKind } from '../clients/client-classification.ts';
 
@@ -59,4 +60,23 @@ export function accessTokenTtlWithinSignIn(
 ): number {
   if (typeof iiat !== 'number' || !Number.isFinite(iiat)) return ttl;
   return Math.max(1, Math.min(ttl, iiat + policy.absoluteLifetimeSeconds - now));
+}
+
+/**
+ * Stored clients (self-registered, or registered in the console) keep the grant types they were
+ * given. Once no client may hold refresh tokens, the provider no longer lists the grant, and would
+ * refuse the metadata of every client stored with it (invalid_client_metadata at each sign-in): the
+ * grant is dropped from what they are read as, and they go on without refresh tokens.
+ */
+export function withRefreshGrantWithinPolicy(adapter: Adapter, policy: RefreshTokenPolicy): Adapter {
+  if (anyRefreshTokens(policy)) return adapter;
+  return {
+    ...adapter,
+    async find(id) {
+      const payload = await adapter.find(id);
+      const grants = payload?.grant_types;
+      if (!payload || !Array.isArray(grants) || !grants.includes('refresh_token')) return payload;
+      return { ...payload, grant_types: grants.filter((grant) => grant !== 'refresh_token') };
+    },
+  };
 }
