@@ -26,7 +26,7 @@ import { createRouter, parseRequestTarget } from '../src/gateway/routes.ts';
 import { createUpstreamAgents } from '../src/gateway/upstream-agents.ts';
 import { MAX_REQUEST_BODY_BYTES, PROTOCOL_VERSIONS } from '../src/mcp-server/mcp-endpoint.ts';
 import { MCP_PATH } from '../src/mcp-server/server.ts';
-import { originHostname, type UpstreamApi } from '../src/mcp-server/settings.ts';
+import { originHostname, resolveApiScopes, type UpstreamApi } from '../src/mcp-server/settings.ts';
 import { buildCatalogue } from '../src/mcp-server/tools/catalogue.ts';
 import {
   buildUpstreamRequest,
@@ -130,7 +130,7 @@ export async function startPlainMcpServer(loaded: LoadedConfig, logger: Logger):
       { name, baseUrl: api.baseUrl.replace(/\/$/, ''), audience: api.audience },
     ]),
   );
-  const catalogue = buildCatalogue(mcp.tools, apis);
+  const catalogue = buildCatalogue(resolveApiScopes(loaded.config), apis);
   const factory: McpServerFactory = () => {
     const server = new McpServer(
       { name: 'gatehouse-mcp-server', title: 'Gatehouse', version: '0.1.0' },

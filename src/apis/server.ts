@@ -7,6 +7,7 @@
  * path segment (404) → bearer token (401/503) → route (404/405) → scope (403) → handler. One
  * structured log line per request: method, path, status, sub, client_id, duration; never a token.
  */
+
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StartComponent } from '../shared/component.ts';
 import type { LoadedConfig } from '../shared/config/load.ts';
@@ -19,6 +20,8 @@ import { createLogger, type LogFields, type Logger } from '../shared/logging.ts'
 import { componentMetrics } from '../shared/metrics.ts';
 import { requestIdFrom } from '../shared/request-id.ts';
 import { tlsFiles } from '../shared/tls-listener.ts';
+import { TOOL_CLAIM } from '../shared/tool-claims.ts';
+import { isPlausibleToolName } from '../shared/tool-header.ts';
 import { annotateSpan, componentTracing } from '../shared/tracing.ts';
 import { ApiError, invalidRequest, notFound } from './api-error.ts';
 import { authenticate, requireScope } from './bearer-auth.ts';
@@ -77,6 +80,11 @@ function createHandler(apis: Api[], logger: Logger, refused: (api: string, reaso
     const claims = await authenticate(req, api.verifier, api.name);
     entry.sub = claims.sub;
     entry.client_id = claims.client_id;
+    // What the token allows and which tool call it was minted for (the MCP server's exchange names
+    // it, shared/tool-claims.ts): each request's log line says what it carried.
+    if (typeof claims.scope === 'string') entry.scope = claims.scope;
+    const tool = claims[TOOL_CLAIM];
+    if (typeof tool === 'string' && isPlausibleToolName(tool)) entry.tool = tool;
     // The client is not personal; the subject stays out of traces (shared/tracing.ts).
     annotateSpan({
       'gatehouse.client_id': typeof claims.client_id === 'string' ? claims.client_id : undefined,

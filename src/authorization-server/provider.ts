@@ -5,6 +5,7 @@
  * opaque, audience-bound to the MCP server and not tied to the browser session; PKCE S256 is required
  * for every client; refresh tokens only where policy allows; no development keys or interactions.
  */
+
 import type { DatabaseSync } from 'node:sqlite';
 import Provider, {
   type Adapter,
@@ -15,6 +16,7 @@ import Provider, {
 } from 'oidc-provider';
 import type { AuthorizationServerConfig, GatewayConfig } from '../shared/config/schema.ts';
 import type { Logger } from '../shared/logging.ts';
+import { PERMITTED_TOOLS_CLAIM } from '../shared/tool-claims.ts';
 import { FIRST_PARTY_CLIENT_ID } from './account/first-party-sign-in.ts';
 import { clientAssertionHook } from './clients/client-assertion-policy.ts';
 import type { ClientClassifier } from './clients/client-classification.ts';
@@ -45,6 +47,8 @@ import {
   mayHoldRefreshTokens,
   refreshTokenTtl,
 } from './tokens/refresh-token-policy.ts';
+import { alignGrantWithToolPolicy } from './tools/grant-alignment.ts';
+import type { ToolPolicy } from './tools/tool-policy.ts';
 
 export const ROUTES = {
   authorization: '/authorize',
@@ -87,6 +91,8 @@ export interface ProviderDependencies {
   adminAudience: string;
   /** A client an administrator disabled: it is not found, so nothing of it works (admin/admin-service.ts). */
   isDisabledClient: (clientId: string) => Promise<boolean>;
+  /** Who may ever use which tool (tools/tool-policy.ts): in user tokens, and at consent. */
+  toolPolicy: ToolPolicy;
   logger: Logger;
 }
 
@@ -121,9 +127,52 @@ export async function userClaims(
  * slipped through. Confidential clients authenticate at the token endpoint, so a stolen code is
  * useless to another program; their remembered consent is honoured.
  */
-function interactionPrompts() {
+/** The MCP scopes a request asks for that the signed-in user may never hold (tools/tool-policy.ts). */
+export type ForbiddenScopesOf = (accountId: string, scopes: string[]) => Promise<string[]>;
+
+/**
+ * Consent never grants a scope the user's tool policy forbids. This check sends the request to the
+ * consent page (interactions/routes.ts decides what it shows) when it asks for such a scope and
+ * either the user was not told yet (the scope is not among the grant's rejected ones) or nothing
+ * else is asked for. A request whose forbidden scopes were refused before, beside scopes the user
+ * holds, goes through without them (RFC 6749 §3.3: the server may issue less than requested).
+ */
+function forbiddenScopeCheck(mcpResource: string, forbiddenScopesOf: ForbiddenScopesOf) {
+  return new interactionPolicy.Check(
+    'scope_not_permitted',
+    'a requested scope is not available to the user',
+    'access_denied',
+    async (ctx) => {
+      const { oidc } = ctx;
+      const accountId = oidc.session?.accountId;
+      const server = (oidc.resourceServers as Record<string, { scopes: Set<string> }> | undefined)?.[
+        mcpResource
+      ];
+      if (!accountId || !server) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const requested = [...(oidc.requestParamScopes as Set<string>)].filter((scope) =>
+        server.scopes.has(scope),
+      );
+      const forbidden = await forbiddenScopesOf(accountId, requested);
+      if (forbidden.length === 0) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const rejected = new Set(oidc.grant?.getRejectedResourceScope(mcpResource).split(' ') ?? []);
+      const told = forbidden.every((scope) => rejected.has(scope));
+      const onlyForbidden = requested.every((scope) => forbidden.includes(scope));
+      return !told || onlyForbidden
+        ? interactionPolicy.Check.REQUEST_PROMPT
+        : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    },
+    async (ctx) => {
+      const { oidc } = ctx;
+      const requested = [...(oidc.requestParamScopes as Set<string>)];
+      return { forbiddenScopes: await forbiddenScopesOf(oidc.session!.accountId!, requested) };
+    },
+  );
+}
+
+function interactionPrompts(mcpResource: string, forbiddenScopesOf: ForbiddenScopesOf) {
   const prompts = interactionPolicy.base();
   const consent = prompts.get('consent')!;
+  consent.checks.add(forbiddenScopeCheck(mcpResource, forbiddenScopesOf), 0);
   consent.checks.remove('native_client_prompt');
   consent.checks.add(
     new interactionPolicy.Check(
@@ -156,6 +205,12 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const dcr = config.dynamicRegistration;
   const { clientPolicy } = deps;
   const scopes = ['openid', ...resources.mcp.scopes.keys()];
+  const forbiddenScopesOf: ForbiddenScopesOf = async (accountId, requested) => {
+    if (requested.length === 0) return [];
+    const claims = await userClaims(deps, accountId);
+    // No claims: the user is no longer approved, and holds nothing.
+    return claims ? deps.toolPolicy.forbiddenScopes(claims, requested) : requested;
+  };
 
   const configuration: Configuration = {
     adapter: deps.adapter as unknown as Configuration['adapter'],
@@ -216,6 +271,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
       if (!grant || grant.accountId !== oidc.session?.accountId || grant.clientId !== oidc.client!.clientId) {
         return undefined;
       }
+      await alignGrantWithToolPolicy(grant, resources.mcp.uri, (scopes) =>
+        forbiddenScopesOf(grant.accountId!, scopes),
+      );
       return grant;
     },
     extraTokenClaims: async (_ctx, token) => {
@@ -229,7 +287,11 @@ export function createProvider(deps: ProviderDependencies): Provider {
       if (token.kind === 'ClientCredentials') return { sub: token.clientId, ...clientClaims };
       const accountId = 'accountId' in token ? (token.accountId as string | undefined) : undefined;
       if (!accountId) return clientClaims;
-      return { ...(await userClaims(deps, accountId)), ...clientClaims };
+      const claims = await userClaims(deps, accountId);
+      // The tools this user may use, decided now (tools/tool-policy.ts): the MCP server lists and runs
+      // only these. A removed user has no claims and so no tools.
+      const tools = claims ? await deps.toolPolicy.permittedTools(claims) : [];
+      return { ...claims, [PERMITTED_TOOLS_CLAIM]: tools, ...clientClaims };
     },
     // tokens/refresh-token-policy.ts: by the client's kind and whether it authenticates. The
     // `offline_access` scope is neither needed nor advertised (MCP SEP-2207 leaves it to the
@@ -279,7 +341,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: interactionPrompts(),
+      policy: interactionPrompts(resources.mcp.uri, forbiddenScopesOf),
     },
     extraClientMetadata: {
       // The validator runs for every listed property; `software_id` (RFC 7591 §2) is a harmless anchor

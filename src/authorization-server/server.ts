@@ -99,6 +99,7 @@ import {
   TOKEN_EXCHANGE_PARAMETERS,
 } from './tokens/token-exchange.ts';
 import { tagIssuedTokens } from './tokens/token-tags.ts';
+import { createToolPolicy } from './tools/tool-policy.ts';
 
 export interface RunningAuthorizationServer {
   issuer: string;
@@ -411,7 +412,9 @@ export async function startAuthorizationServer(
       ]);
       provider.emit('grant.revoked', undefined, grantId);
     };
+    const toolPolicy = createToolPolicy(loaded.config.mcpServer.tools, directory.toolRules);
     const provider = createProvider({
+      toolPolicy,
       adminAudience,
       isDisabledClient,
       tokenLimits,

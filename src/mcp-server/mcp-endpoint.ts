@@ -3,7 +3,8 @@
  * 2026-07-28 protocol (`server/discover`, per-request `_meta` envelope) and, through its default
  * `legacy: 'stateless'` fallback, 2025-11-25 and 2025-06-18 clients with the `initialize` handshake;
  * malformed JSON-RPC gets JSON-RPC errors from it. A fresh `McpServer` is built per request from the
- * one tool catalogue, so both eras always see the same tools.
+ * one tool catalogue and the caller's token, so both eras see the same tools: those the caller may
+ * use (tools/tool-visibility.ts).
  *
  * Each tool's `scopeChallenge` makes the SDK answer a `tools/call` the token's scopes do not cover
  * with HTTP 403 `insufficient_scope` before the handler runs: before any token exchange or API call.
@@ -23,6 +24,7 @@ import { type ProtocolEra, scopeChallenge } from './challenges.ts';
 import { principalOf, requestIdOfCall } from './token-validation.ts';
 import type { ToolDefinition } from './tools/catalogue.ts';
 import { runToolCall, type ToolCallDependencies } from './tools/tool-call.ts';
+import { toolMeta, visibleTools } from './tools/tool-visibility.ts';
 
 /** 2026-07-28 over `server/discover`; the 2025 revisions over `initialize`, newest first. */
 export const PROTOCOL_VERSIONS = ['2026-07-28', '2025-11-25', '2025-06-18'];
@@ -63,17 +65,30 @@ function toolSpanAttributes(authInfo: AuthInfo | undefined): Record<string, stri
   };
 }
 
-/** The per-request server: every configured tool, with its schema, annotations and scope check. */
+/**
+ * The list follows the token (tools/tool-visibility.ts), so it may be kept only by the client that
+ * asked (SEP-2549 `cacheScope: private`), and not at all (`ttlMs: 0`): a step-up or a policy change
+ * gives the next token another list, and a stateless server cannot announce it.
+ */
+const LIST_CACHE_HINT = { ttlMs: 0, cacheScope: 'private' } as const;
+
+/**
+ * The per-request server: the tools this caller may use (tools/tool-visibility.ts), each with its
+ * schema, annotations and scope check, and the step-up marker where the token lacks its scopes.
+ */
 export function createServerFactory(
   catalogue: ToolDefinition[],
   deps: ToolCallDependencies,
 ): McpServerFactory {
-  return ({ era }) => {
+  return ({ era, authInfo }) => {
     const server = new McpServer(SERVER_INFO, {
       capabilities: { tools: {} },
       supportedProtocolVersions: PROTOCOL_VERSIONS,
+      cacheHints: { 'tools/list': LIST_CACHE_HINT },
     });
-    for (const tool of catalogue) {
+    for (const visible of visibleTools(catalogue, authInfo)) {
+      const { tool } = visible;
+      const _meta = toolMeta(visible);
       server.registerTool(
         tool.name,
         {
@@ -81,6 +96,7 @@ export function createServerFactory(
           description: tool.description,
           inputSchema: tool.inputSchema,
           annotations: tool.annotations,
+          ...(_meta ? { _meta } : {}),
           scopeChallenge: toolScopeChallenge(tool, era, deps.logger),
         },
         // SEP-414: the caller's trace context may come in `_meta` (shared/tracing.ts decides its use).

@@ -60,6 +60,58 @@ describe('MCP server settings', () => {
     );
   });
 
+  test("each tool's API scopes default to what its own scopes map to, never to all the user's", () => {
+    const scopes = Object.fromEntries(
+      resolveMcpServerSettings(load()).tools.map((t) => [t.name, t.apiScopes]),
+    );
+    assert.deepEqual(scopes, {
+      list_stocks: ['stocks.read'],
+      get_stock: ['stocks.read'],
+      place_order: ['stocks.trade'],
+      get_my_customer_record: ['customers.read'],
+    });
+  });
+
+  test('API scopes outside what the exchange policy maps to are a configuration error', () => {
+    const tools = parseConfig({}).mcpServer.tools.map((tool) =>
+      tool.name === 'list_stocks' ? { ...tool, apiScopes: ['stocks.trade'] } : tool,
+    );
+    assert.throws(
+      () => resolveMcpServerSettings(load({ mcpServer: { tools } })),
+      (error: unknown) =>
+        error instanceof ConfigError && /mcpServer\.tools\.0\.apiScopes: stocks\.trade/.test(error.message),
+    );
+    const narrower = parseConfig({}).mcpServer.tools.map((tool) =>
+      tool.name === 'list_stocks'
+        ? { ...tool, scopes: ['stocks:read', 'stocks:trade'], apiScopes: ['stocks.read'] }
+        : tool,
+    );
+    assert.deepEqual(resolveMcpServerSettings(load({ mcpServer: { tools: narrower } })).tools[0]!.apiScopes, [
+      'stocks.read',
+    ]);
+  });
+
+  test('a tool whose scopes map to nothing at its API says to add the mapping or set apiScopes', () => {
+    assert.throws(
+      () =>
+        resolveMcpServerSettings(
+          load({
+            mcpServer: {
+              apis: {
+                stocks: { baseUrl: 'http://127.0.0.1:8002/stocks', audience: 'http://elsewhere/api/stocks' },
+                customers: {
+                  baseUrl: 'http://127.0.0.1:8002/customers',
+                  audience: 'http://localhost:8000/api/customers',
+                },
+              },
+            },
+          }),
+        ),
+      (error: unknown) =>
+        error instanceof ConfigError && /map to no scope of its API.*set apiScopes/.test(error.message),
+    );
+  });
+
   test('a missing client secret says to start the authorization server first', () => {
     const empty = mkdtempSync(path.join(tmpdir(), 'gatehouse-mcp-nosecret-'));
     try {

@@ -103,10 +103,24 @@ describe('the token exchange client', () => {
     assert.equal(endpoint.sent[0]?.form.get('scope'), 'stocks.read');
   });
 
-  test('without the subject claims the cache key is the token hash, audience and scope: never the token', () => {
-    const key = exchangeCacheKey({ subjectToken: 'subject.jwt', audience: STOCKS, scope: 'a b' });
-    assert.equal(key, `token:${tokenHash('subject.jwt')} ${STOCKS} a b`);
+  test('without the subject claims the cache key is the token hash, audience, scope set and tool: never the token', () => {
+    const key = exchangeCacheKey({
+      subjectToken: 'subject.jwt',
+      audience: STOCKS,
+      scope: 'b a',
+      tool: 'get_stock',
+    });
+    assert.equal(key, `token:${tokenHash('subject.jwt')} ${STOCKS} a b tool:get_stock`);
     assert.ok(!key.includes('subject.jwt'));
+    // The scope is a set (RFC 6749 §3.3): its order does not make another key; another tool does.
+    assert.equal(
+      exchangeCacheKey({ subjectToken: 'subject.jwt', audience: STOCKS, scope: 'a b', tool: 'get_stock' }),
+      key,
+    );
+    assert.notEqual(
+      exchangeCacheKey({ subjectToken: 'subject.jwt', audience: STOCKS, scope: 'a b', tool: 'list_stocks' }),
+      key,
+    );
   });
 
   test('with them, the key is the grant, expiry and scopes: a re-signed phantom token reuses the entry (defect 11)', async () => {

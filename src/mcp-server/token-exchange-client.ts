@@ -8,7 +8,8 @@
  * authorization server.
  *
  * The cache key is what the subject token stands for, not its bytes: the grant (or, for a workload,
- * the client and subject), the token's expiry and scopes, the audience and the requested scope. The
+ * the client and subject), the token's expiry and scopes, the audience, the requested scope set and
+ * the tool. The
  * gateway gets a freshly signed phantom token at each introspection, so a key by token hash made every
  * agent re-exchange every 30 s (defect 11); the same grant and token now reuse one exchanged token.
  * Revocations announced by the authorization server drop entries by grant, token, client or subject.
@@ -56,9 +57,9 @@ export interface ExchangeRequest {
   /** The agent request's id (src/shared/request-id.ts), for the authorization server's audit line. */
   requestId?: string | undefined;
   /**
-   * The tool whose call needs the token, for the authorization server's audit record (which tool
-   * call caused which exchange). Not part of the cache key: a token cached for one tool serves the
-   * next tool of the same API and grant, whose exchange the authorization server then never sees.
+   * The tool whose call needs the token: the authorization server names it in the token (`mcp_tool`)
+   * and in its audit record, and refuses a tool the subject may not use. Part of the cache key, so a
+   * token minted for one tool never serves another.
    */
   tool?: string | undefined;
 }
@@ -124,7 +125,9 @@ export function exchangeCacheKey(request: ExchangeRequest): string {
   const who = subject
     ? `${subject.grantId ? `grant:${subject.grantId}` : `client:${subject.clientId}:${subject.sub}`} ${subject.expiresAt} ${[...subject.scopes].sort().join(',')}`
     : `token:${tokenHash(request.subjectToken)}`;
-  return `${who} ${request.audience} ${request.scope ?? ''}`;
+  // The requested scope as a set (its order is not its meaning), and the tool the token names.
+  const scope = [...new Set((request.scope ?? '').split(' ').filter(Boolean))].sort().join(' ');
+  return `${who} ${request.audience} ${scope} tool:${request.tool ?? ''}`;
 }
 
 const indexNames = (subject: ExchangeSubject | undefined) =>

@@ -16,6 +16,7 @@ import {
   SigningKeysUnavailableError,
   scopesOf,
 } from '../shared/jwt.ts';
+import { permittedToolsOf } from '../shared/tool-claims.ts';
 import { invalidToken } from './challenges.ts';
 import type { RevokedTokens } from './revoked-tokens.ts';
 import type { McpServerSettings } from './settings.ts';
@@ -28,6 +29,12 @@ export interface Principal {
   grantId?: string | undefined;
   /** SHA-256 of the agent's opaque token (the phantom token's `token_hash`), as revocations name it. */
   tokenHash?: string | undefined;
+  /**
+   * The tools the authorization server lets this caller use (`mcp_tools`, shared/tool-claims.ts);
+   * undefined for a workload, whose scopes alone decide. A user token without the claim gets an
+   * empty set: no tools (fail closed).
+   */
+  permittedTools?: ReadonlySet<string> | undefined;
 }
 
 /** Adapts the shared JWT verifier to the SDK's verifier interface. */
@@ -53,6 +60,9 @@ export function createPhantomTokenVerifier(
           clientId: payload.client_id,
           ...(typeof payload.grant_id === 'string' ? { grantId: payload.grant_id } : {}),
           ...(typeof payload.token_hash === 'string' ? { tokenHash: payload.token_hash } : {}),
+          ...(payload.client_type === 'workload'
+            ? {}
+            : { permittedTools: permittedToolsOf(payload) ?? new Set() }),
         };
         return {
           token,

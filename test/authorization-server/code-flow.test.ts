@@ -247,7 +247,7 @@ describe('authorization code flow', () => {
       clientId: id,
       redirectUri: REDIRECT,
       scope: 'stocks:read',
-      email: 'bob@example.com',
+      email: 'alice@example.com',
     });
     assert.deepEqual(first.pages, ['email', 'code', 'consent']);
     // A new browser: the user signs in again, but is not asked to consent again.
@@ -256,7 +256,7 @@ describe('authorization code flow', () => {
       clientId: id,
       redirectUri: REDIRECT,
       scope: 'stocks:read',
-      email: 'bob@example.com',
+      email: 'alice@example.com',
     });
     assert.deepEqual(again.pages, ['email', 'code']);
     // Step-up in the same browser: no login, consent only for stocks:trade.

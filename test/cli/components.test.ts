@@ -106,7 +106,7 @@ test('gatehouse start runs the whole stack, prints the banner, and a taken port 
     const banner = stack.output.stdout;
     assert.match(banner, new RegExp(`MCP server\\s+http://127\\.0\\.0\\.1:${ports.gateway}/mcp`));
     assert.match(banner, /Development inbox\s+http:\/\/127\.0\.0\.1:\d+\/dev\/inbox/);
-    assert.match(banner, /alice@example\.com\s+\(region=eu\)/);
+    assert.match(banner, /alice@example\.com\s+\(region=eu role=trader\)/);
     assert.match(banner, /claude mcp add --transport http gatehouse http:\/\/127\.0\.0\.1:\d+\/mcp/);
     assert.match(banner, /npx mcp-remote /);
     // A second stack on the same ports: the authorization server's port is taken.

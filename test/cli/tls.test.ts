@@ -79,8 +79,8 @@ gateway:
 mcpServer:
   listen: { port: ${mcp} }
   apis:
-    stocks: { baseUrl: "http://127.0.0.1:${apis}/stocks", audience: "https://127.0.0.1:${gateway}/api/stocks" }
-    customers: { baseUrl: "http://127.0.0.1:${apis}/customers", audience: "https://127.0.0.1:${gateway}/api/customers" }
+    stocks: { baseUrl: "http://127.0.0.1:${apis}/stocks", audience: "http://localhost:8000/api/stocks" }
+    customers: { baseUrl: "http://127.0.0.1:${apis}/customers", audience: "http://localhost:8000/api/customers" }
 apis:
   listen: { port: ${apis} }
 `,

@@ -530,7 +530,12 @@ describe('MCP server', () => {
     assert.equal(hit.method, 'POST');
     assert.equal(hit.url, '/stocks/orders');
     assert.deepEqual(JSON.parse(hit.body), { symbol: 'ACME', side: 'buy', quantity: 3 });
-    assert.equal(decodeJwt(hit.authorization!.slice(7)).scope, 'stocks.read stocks.trade');
+    // Least privilege per call: the token carries what place_order needs, not stocks.read too, and
+    // names the tool.
+    const exchanged = decodeJwt(hit.authorization!.slice(7));
+    assert.equal(exchanged.scope, 'stocks.trade');
+    assert.equal(exchanged.mcp_tool, 'place_order');
+    assert.equal(exchanged.mcp_tools, undefined, 'the list of tools stays with the MCP server');
   });
 
   test('exchanged tokens are cached: two calls, one exchange at the authorization server', async () => {

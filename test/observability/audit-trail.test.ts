@@ -177,10 +177,13 @@ describe('the audit trail of a tool call', () => {
       );
     const forged = await exchangeAs('gatehouse-gateway', 'forged_tool');
     assert.ok(forged.status >= 400, 'the gateway may not exchange');
-    const fromMcp = await exchangeAs('gatehouse-mcp-server', 'named_by_mcp');
+    const fromMcp = await exchangeAs('gatehouse-mcp-server', 'get_my_customer_record');
     assert.equal(fromMcp.status, 200);
 
-    assert.equal((await trail.search({ tool: 'named_by_mcp' })).records.length, 1);
+    assert.equal(
+      (await trail.search({ tool: 'get_my_customer_record', event: 'token.exchange' })).records.length,
+      1,
+    );
     assert.equal((await trail.search({ tool: 'forged_tool' })).records.length, 0);
     assert.ok(
       !(await collect(await trail.exportLines({}))).join('').includes('forged_tool'),

@@ -7,6 +7,7 @@
  * instance on one database). Every call is asked of the store, never of a copy another instance
  * could have made stale: a client disabled at one instance is refused at the next request anywhere.
  */
+import type { ToolRule } from '../../shared/config/schema.ts';
 import type { ClaimValue } from '../login/approved-users.ts';
 
 export type UserStatus = 'active' | 'suspended';
@@ -74,6 +75,17 @@ export interface SeenClient {
   lastUsedAt: number;
 }
 
+/**
+ * An administrator's rule for a tool (admin console), in place of the configuration's
+ * `mcpServer.tools[].allow`: a rule on the user's claims, or null for "every user".
+ */
+export interface ToolRuleOverride {
+  tool: string;
+  rule: ToolRule | null;
+  updatedBy: string;
+  updatedAt: number;
+}
+
 export interface Directory {
   users: {
     list(search?: string): Promise<DirectoryUser[]>;
@@ -116,6 +128,13 @@ export interface Directory {
     /** Queues a client (or refreshes who tried it last); a decided one keeps its decision. */
     request(approval: Omit<ClientApproval, 'status' | 'decidedBy' | 'decidedAt'>): Promise<ClientApproval>;
     decide(clientId: string, status: 'approved' | 'denied', by: string): Promise<ClientApproval | undefined>;
+  };
+  /** Who may use which tool, where an administrator overrode the configuration (tools/tool-policy.ts). */
+  toolRules: {
+    list(): Promise<ToolRuleOverride[]>;
+    put(entry: Omit<ToolRuleOverride, 'updatedAt'>): Promise<ToolRuleOverride>;
+    /** Back to the configuration's rule. */
+    remove(tool: string): Promise<boolean>;
   };
   /**
    * Entries of the configuration file an administrator removed: a restart must not bring them back

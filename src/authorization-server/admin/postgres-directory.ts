@@ -6,6 +6,7 @@
  * the next request at any other. Every call is one statement (or one transaction); a database that
  * cannot answer raises StoreUnavailableError (503), never a guess.
  */
+import type { ToolRule } from '../../shared/config/schema.ts';
 import type { ClaimValue } from '../login/approved-users.ts';
 import type { Postgres, Queryable } from '../store/postgres/connection.ts';
 import type { Migration } from '../store/postgres/migrations.ts';
@@ -18,6 +19,7 @@ import type {
   EntrySource,
   RegisteredClient,
   SeenClient,
+  ToolRuleOverride,
   TrustedDomain,
 } from './directory.ts';
 
@@ -82,6 +84,17 @@ export const DIRECTORY_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    id: 'directory-2-tool-rules',
+    sql: `
+      CREATE TABLE tool_rules (
+        tool       text   PRIMARY KEY,
+        rule       jsonb,
+        updated_by text   NOT NULL,
+        updated_at bigint NOT NULL
+      );
+    `,
+  },
 ];
 
 /**
@@ -115,6 +128,15 @@ function domainOf(row: Row): DirectoryDomain {
     claims: row.claims as Record<string, ClaimValue>,
     source: row.source as EntrySource,
     createdAt: Number(row.created_at),
+  };
+}
+
+function toolRuleOf(row: Row): ToolRuleOverride {
+  return {
+    tool: String(row.tool),
+    rule: (row.rule ?? null) as ToolRule | null,
+    updatedBy: String(row.updated_by),
+    updatedAt: Number(row.updated_at),
   };
 }
 
@@ -234,6 +256,20 @@ export function postgresDirectory(db: Postgres): Directory {
           return trustedOf(row!);
         },
         remove: (domain) => changed('DELETE FROM directory_trusted_domains WHERE domain = $1', [domain]),
+      },
+      toolRules: {
+        list: async () => (await q.query(`SELECT * FROM tool_rules ORDER BY tool ${C}`)).map(toolRuleOf),
+        put: async (entry) => {
+          const row = await one(
+            `INSERT INTO tool_rules (tool, rule, updated_by, updated_at) VALUES ($1, $2::jsonb, $3, $4)
+             ON CONFLICT (tool) DO UPDATE SET rule = excluded.rule, updated_by = excluded.updated_by,
+               updated_at = excluded.updated_at
+             RETURNING *`,
+            [entry.tool, entry.rule === null ? null : json(entry.rule), entry.updatedBy, Date.now()],
+          );
+          return toolRuleOf(row!);
+        },
+        remove: (tool) => changed('DELETE FROM tool_rules WHERE tool = $1', [tool]),
       },
       clients: {
         disabledSince: async (clientId) => {

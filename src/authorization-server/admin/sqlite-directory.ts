@@ -9,6 +9,7 @@
  * promises.
  */
 import type { DatabaseSync } from 'node:sqlite';
+import type { ToolRule } from '../../shared/config/schema.ts';
 import type { ClaimValue } from '../login/approved-users.ts';
 import { transaction } from '../store/sqlite-store.ts';
 import type {
@@ -21,6 +22,7 @@ import type {
   RegisteredClient,
   SeedKind,
   SeenClient,
+  ToolRuleOverride,
   TrustedDomain,
 } from './directory.ts';
 
@@ -67,6 +69,12 @@ const SCHEMA = `
     created_at INTEGER NOT NULL,
     created_by TEXT NOT NULL
   ) STRICT;
+  CREATE TABLE IF NOT EXISTS tool_rules (
+    tool       TEXT PRIMARY KEY,
+    rule       TEXT,
+    updated_by TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
   CREATE TABLE IF NOT EXISTS client_approvals (
     client_id TEXT PRIMARY KEY,
     client_class TEXT NOT NULL,
@@ -136,6 +144,15 @@ function approvalOf(row: Row): ClientApproval {
   };
 }
 
+function toolRuleOf(row: Row): ToolRuleOverride {
+  return {
+    tool: String(row.tool),
+    rule: row.rule === null ? null : (JSON.parse(String(row.rule)) as ToolRule),
+    updatedBy: String(row.updated_by),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
 /** `%` and `_` in a search are letters, not wildcards. */
 const likePattern = (search: string) => `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
@@ -167,6 +184,13 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
     ),
     trustedOne: db.prepare('SELECT * FROM directory_trusted_domains WHERE domain = ?'),
     removeTrusted: db.prepare('DELETE FROM directory_trusted_domains WHERE domain = ?'),
+    toolRules: db.prepare('SELECT * FROM tool_rules ORDER BY tool'),
+    putToolRule: db.prepare(
+      `INSERT INTO tool_rules (tool, rule, updated_by, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (tool) DO UPDATE SET rule = excluded.rule, updated_by = excluded.updated_by,
+         updated_at = excluded.updated_at`,
+    ),
+    removeToolRule: db.prepare('DELETE FROM tool_rules WHERE tool = ?'),
     removedSeed: db.prepare('SELECT 1 FROM directory_removed_seeds WHERE kind = ? AND key = ?'),
     markRemoved: db.prepare(
       'INSERT INTO directory_removed_seeds (kind, key) VALUES (?, ?) ON CONFLICT DO NOTHING',
@@ -279,6 +303,20 @@ export function createSqliteDirectory(db: DatabaseSync): Directory {
         return { domain, source: row.source as EntrySource, createdAt: Number(row.created_at) };
       },
       remove: async (domain) => Number(q.removeTrusted.run(domain).changes) > 0,
+    },
+    toolRules: {
+      list: async () => q.toolRules.all().map(toolRuleOf),
+      put: async (entry) => {
+        const updatedAt = Date.now();
+        q.putToolRule.run(
+          entry.tool,
+          entry.rule === null ? null : JSON.stringify(entry.rule),
+          entry.updatedBy,
+          updatedAt,
+        );
+        return { ...entry, updatedAt };
+      },
+      remove: async (tool) => Number(q.removeToolRule.run(tool).changes) > 0,
     },
     clients: {
       disabledSince: async (clientId) => disabledClients.get(clientId),

@@ -27,6 +27,7 @@ import { waitInWords } from './views/duration.ts';
 import { CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY_REDIRECTING_FORMS } from './views/html.ts';
 import { codePage, emailPage } from './views/login-pages.ts';
 import { messagePage } from './views/message-page.ts';
+import { scopeRefusalPage } from './views/scope-refusal-page.ts';
 
 export interface InteractionDependencies {
   provider: Provider;
@@ -293,6 +294,24 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     if (prompt !== 'consent' || !details.session?.accountId)
       throw new PageError(400, 'There is nothing to consent to.');
     const accountId = details.session.accountId;
+    const { permitted, forbidden } = splitByToolPolicy(details);
+    if (
+      form.get('decision') === 'refused' ||
+      (form.get('decision') === 'allow' && forbidden.length > 0 && permitted.length === 0)
+    ) {
+      logger.audit('consent', {
+        outcome: 'denied',
+        sub: accountId,
+        client_id: clientId,
+        ...(details.grantId ? { grant_id: details.grantId } : {}),
+        scope: forbidden.join(' '),
+        reason: 'scope not permitted by the tool policy',
+      });
+      return finish(ctx, {
+        error: 'access_denied',
+        error_description: `not available to this user: ${forbidden.join(' ')}`,
+      });
+    }
     if (form.get('decision') !== 'allow') {
       logger.audit('consent', {
         outcome: 'denied',
@@ -311,10 +330,19 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     const grant =
       (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ??
       new provider.Grant({ accountId, clientId });
-    if (missing.missingOIDCScope?.length) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    // The MCP scopes are OpenID scopes of this provider too (provider.ts `scopes`): refused on both sides.
+    const oidcScopes = (missing.missingOIDCScope ?? []).filter((scope) => !forbidden.includes(scope));
+    if (oidcScopes.length) grant.addOIDCScope(oidcScopes.join(' '));
     if (missing.missingOIDCClaims?.length) grant.addOIDCClaims(missing.missingOIDCClaims);
     for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
-      grant.addResourceScope(indicator, scopes.join(' '));
+      const allowed = scopes.filter((scope) => !forbidden.includes(scope));
+      if (allowed.length > 0) grant.addResourceScope(indicator, allowed.join(' '));
+    }
+    // Recorded as refused, so the next request that asks for them beside what the user holds goes
+    // through without them (provider.ts, forbiddenScopeCheck).
+    if (forbidden.length > 0) {
+      grant.rejectResourceScope(deps.resources.mcp.uri, forbidden.join(' '));
+      grant.rejectOIDCScope(forbidden.join(' '));
     }
     const grantId = await grant.save();
     await deps.accounts.rememberGrant(accountId, clientId, grantId);
@@ -324,11 +352,26 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       sub: accountId,
       client_id: clientId,
       grant_id: grantId,
-      scope: Object.values(missing.missingResourceScopes ?? {})
-        .flat()
-        .join(' '),
+      scope: permitted.join(' '),
+      ...(forbidden.length > 0 ? { refused: forbidden.join(' ') } : {}),
     });
     return finish(ctx, { consent: { grantId } });
+  }
+
+  /**
+   * The MCP scopes a consent prompt asks for, split by the tool policy: those the user may be given
+   * and those they may never hold (provider.ts's check names them in `forbiddenScopes`).
+   */
+  function splitByToolPolicy(details: Awaited<ReturnType<Provider['interactionDetails']>>) {
+    const prompt = details.prompt.details as {
+      missingResourceScopes?: Record<string, string[]>;
+      forbiddenScopes?: string[];
+    };
+    const forbidden = prompt.forbiddenScopes ?? [];
+    const permitted = Object.values(prompt.missingResourceScopes ?? {})
+      .flat()
+      .filter((scope) => !forbidden.includes(scope));
+    return { permitted: [...new Set(permitted)], forbidden };
   }
 
   /**
@@ -409,13 +452,34 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     const granted = new Set(
       existing?.getResourceScope(deps.resources.mcp.uri)?.split(' ').filter(Boolean) ?? [],
     );
+    const { permitted, forbidden } = splitByToolPolicy(details);
     const requested = [
-      ...(missing.missingOIDCScope ?? []),
-      ...Object.values(missing.missingResourceScopes ?? {}).flat(),
+      ...(missing.missingOIDCScope ?? []).filter((scope) => !forbidden.includes(scope)),
+      ...permitted,
     ];
     const describe = (name: string) =>
       deps.resources.mcp.scopes.get(name) ?? SCOPE_DESCRIPTIONS[name] ?? name;
     const redirectUri = URL.parse(String(details.params.redirect_uri ?? ''));
+    const described = (names: string[]) => names.map((name) => ({ name, description: describe(name) }));
+    // Nothing new the user could allow: a step-up for what the policy closes to them. A consent page
+    // would only lead back here; this page says why, and ends the request.
+    if (forbidden.length > 0 && permitted.length === 0) {
+      render(
+        ctx,
+        scopeRefusalPage({
+          action: `/interaction/${uid}/consent`,
+          csrfToken: csrfToken(uid),
+          clientName: client.clientName ?? clientId,
+          redirectHost: redirectUri?.host ?? 'unknown',
+          email: (await deps.accounts.emailOf(details.session?.accountId ?? '')) ?? 'you',
+          scopes: described(forbidden),
+          devBanner: deps.devBanner,
+          branding: deps.branding,
+        }),
+        { redirectingForm: true, status: 403 },
+      );
+      return;
+    }
     render(
       ctx,
       consentPage({
@@ -445,6 +509,7 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
             .filter((name) => !requested.includes(name))
             .map((name) => ({ name, description: describe(name), alreadyGranted: true })),
         ],
+        unavailable: described(forbidden),
         devBanner: deps.devBanner,
         branding: deps.branding,
       }),

@@ -6,6 +6,7 @@
  */
 
 import { createHmac } from 'node:crypto';
+import { PERMITTED_TOOLS_CLAIM, TOOL_CLAIM } from '../../shared/tool-claims.ts';
 
 export type ClaimValue = string | number | boolean | string[];
 
@@ -40,7 +41,8 @@ export interface ApprovedUserLookup {
  * Claims the authorization server sets itself. Letting the configuration set them would let one entry
  * take over another user's subject, or claim an address that was never verified, so they are refused.
  */
-const RESERVED_CLAIMS = new Set(['sub', 'email', 'email_verified']);
+// The tool claims (shared/tool-claims.ts) too: a user given `mcp_tools` would choose their own tools.
+const RESERVED_CLAIMS = new Set(['sub', 'email', 'email_verified', PERMITTED_TOOLS_CLAIM, TOOL_CLAIM]);
 
 // Deliberately stricter than RFC 5321: plain ASCII "dot-atom" local parts and LDH domain labels. Quoted
 // local parts, IP literals and raw Unicode are refused, because every extra form is another way for two

@@ -12,6 +12,7 @@ import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { ExchangePolicyConfig } from '../../shared/config/schema.ts';
 import type { Logger } from '../../shared/logging.ts';
 import { requestIdFrom } from '../../shared/request-id.ts';
+import { PERMITTED_TOOLS_CLAIM, permittedToolsOf, TOOL_CLAIM } from '../../shared/tool-claims.ts';
 import { toolNameFrom } from '../../shared/tool-header.ts';
 import { ACCESS_TOKEN_ALG } from '../keys/signing-key.ts';
 import { normalizeResourceUri, type ResourceRegistry } from '../resources.ts';
@@ -241,6 +242,14 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       refuseSubject('user no longer approved', 'the subject is no longer allowed to sign in');
     }
 
+    // The tool policy (tools/tool-policy.ts), once more: a user's token names the tools they may use,
+    // and a token for another tool is not minted, whatever the MCP server asks.
+    if (tool && subject.extra.client_type !== 'workload') {
+      const permitted = permittedToolsOf(subject.extra);
+      if (!permitted?.has(tool))
+        refuseSubject('tool not permitted', `the subject may not use the ${tool} tool`);
+    }
+
     // Scopes map down: only what the subject's MCP scopes map to for this API, never more.
     const mapped = new Set(subject.scopes.flatMap((scope) => target.scopeMap[scope] ?? []));
     let granted: string[];
@@ -275,8 +284,11 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
 
     // RFC 8693 §4.1: `act` names the current actor; a prior actor nests inside it.
     const act = subject.act ? { sub: actor, act: subject.act } : { sub: actor };
+    // The list of tools is for the MCP server; the API learns the one tool this token is for.
+    const { [PERMITTED_TOOLS_CLAIM]: _tools, ...claims } = subject.extra;
     const accessToken = await deps.sign({
-      ...subject.extra,
+      ...claims,
+      ...(tool ? { [TOOL_CLAIM]: tool } : {}),
       sub: subject.sub,
       aud: api.audience,
       exp,

@@ -1,22 +1,21 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, parseConfig } from '../../shared/config/load.ts';
-import type { ToolConfig } from '../../shared/config/schema.ts';
-import type { UpstreamApi } from '../settings.ts';
+import { type ResolvedToolConfig, resolveApiScopes, type UpstreamApi } from '../settings.ts';
 import { buildCatalogue, type ToolDefinition, validateArguments } from './catalogue.ts';
 
 const apis = new Map<string, UpstreamApi>([
   ['stocks', { name: 'stocks', baseUrl: 'http://127.0.0.1:8002/stocks', audience: 'http://a/stocks' }],
 ]);
 
-const defaults = parseConfig({}).mcpServer.tools;
+const defaults = resolveApiScopes(parseConfig({}));
 const catalogue = buildCatalogue(
   defaults,
   new Map([...apis, ['customers', { ...apis.get('stocks')!, name: 'customers' }]]),
 );
 const tool = (name: string) => catalogue.find((entry) => entry.name === name) as ToolDefinition;
 
-function toolConfig(overrides: Partial<ToolConfig>): ToolConfig {
+function toolConfig(overrides: Partial<ResolvedToolConfig>): ResolvedToolConfig {
   return {
     name: 't',
     description: 'a tool',
@@ -25,6 +24,7 @@ function toolConfig(overrides: Partial<ToolConfig>): ToolConfig {
     method: 'GET',
     path: '/',
     scopes: ['stocks:read'],
+    apiScopes: ['stocks.read'],
     annotations: {},
     ...overrides,
   };

@@ -14,7 +14,7 @@ import {
 } from '@modelcontextprotocol/server';
 import { ConfigError } from '../../shared/config/load.ts';
 import type { ToolConfig } from '../../shared/config/schema.ts';
-import type { UpstreamApi } from '../settings.ts';
+import type { ResolvedToolConfig, UpstreamApi } from '../settings.ts';
 import { pathParameters } from './upstream-call.ts';
 
 export type ToolArguments = Record<string, unknown>;
@@ -27,6 +27,8 @@ export interface ToolDefinition {
   annotations: ToolAnnotations;
   /** MCP scopes the token must carry; checked before any token exchange or upstream call. */
   scopes: string[];
+  /** API scopes the exchanged token is asked for: exactly these (settings.ts resolves the default). */
+  apiScopes: string[];
   api: UpstreamApi;
   method: ToolConfig['method'];
   path: string;
@@ -53,7 +55,10 @@ function compileInputSchema(tool: ToolConfig, key: string): ToolDefinition['inpu
 }
 
 /** Compiles the configured tools; `apis` are the resolved `mcpServer.apis`. */
-export function buildCatalogue(tools: ToolConfig[], apis: Map<string, UpstreamApi>): ToolDefinition[] {
+export function buildCatalogue(
+  tools: ResolvedToolConfig[],
+  apis: Map<string, UpstreamApi>,
+): ToolDefinition[] {
   return tools.map((tool, i) => {
     const key = `mcpServer.tools.${i}`;
     const api = apis.get(tool.api);
@@ -65,6 +70,7 @@ export function buildCatalogue(tools: ToolConfig[], apis: Map<string, UpstreamAp
       inputSchema: compileInputSchema(tool, key),
       annotations: { ...(tool.title ? { title: tool.title } : {}), ...tool.annotations },
       scopes: [...new Set(tool.scopes)],
+      apiScopes: [...new Set(tool.apiScopes)],
       api,
       method: tool.method,
       path: tool.path,

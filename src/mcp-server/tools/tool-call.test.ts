@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import type { AuthInfo } from '@modelcontextprotocol/server';
 import { parseConfig } from '../../shared/config/load.ts';
 import { createLogger } from '../../shared/logging.ts';
+import { resolveApiScopes } from '../settings.ts';
 import { type TokenExchangeClient, TokenExchangeError } from '../token-exchange-client.ts';
 import { buildCatalogue } from './catalogue.ts';
 import { describeExchangeFailure, runToolCall } from './tool-call.ts';
@@ -14,7 +15,7 @@ const apis = new Map([
   ],
   ['customers', { name: 'customers', baseUrl: 'http://api.test/customers', audience: 'http://c' }],
 ]);
-const getStock = buildCatalogue(parseConfig({}).mcpServer.tools, apis).find(
+const getStock = buildCatalogue(resolveApiScopes(parseConfig({})), apis).find(
   (tool) => tool.name === 'get_stock',
 )!;
 
@@ -55,7 +56,9 @@ describe('a tool call', () => {
       {
         subjectToken: 'subject.phantom.jwt',
         audience: 'http://localhost:8000/api/stocks',
-        // Named to the authorization server for its audit trail (Gatehouse-Tool).
+        // Least privilege per call: exactly what get_stock needs at the API, not all stocks:* maps to.
+        scope: 'stocks.read',
+        // Named to the authorization server: in the token (mcp_tool) and its audit trail.
         tool: 'get_stock',
         // What the token stands for: the exchange cache key, stable across re-introspections.
         subject: {

@@ -74,10 +74,12 @@ export async function runToolCall(
 
   try {
     const request = buildUpstreamRequest(tool, tool.api.baseUrl, args);
-    // No `scope`: the authorization server maps the caller's MCP scopes down for this audience.
+    // Least privilege per call: exactly the API scopes this tool needs (RFC 8693 §2.1 `scope`), not
+    // everything the caller's MCP scopes map to; the token names the tool.
     const { accessToken } = await deps.tokenExchange.exchange({
       subjectToken: authInfo.token,
       audience: tool.api.audience,
+      scope: tool.apiScopes.join(' '),
       tool: tool.name,
       ...(requestId ? { requestId } : {}),
       ...(principal && authInfo.expiresAt

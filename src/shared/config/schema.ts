@@ -18,6 +18,19 @@ const scopeName = z
   .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'is not a valid OAuth scope token (RFC 6749 §3.3)');
 const claimValue = z.union([z.string(), z.number(), z.boolean(), z.array(z.string())]);
 const claims = z.record(z.string(), claimValue).default({});
+/**
+ * Who may ever use a tool, on the user's claims: claim name → the values that admit (a user whose
+ * claim is a list is admitted by any element). Every claim named must admit.
+ */
+export const toolRuleSchema = z
+  .record(
+    z.string().regex(/^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/, 'is not a claim name'),
+    z
+      .array(z.union([z.string().min(1).max(200), z.number(), z.boolean()]))
+      .min(1)
+      .max(50),
+  )
+  .refine((rule) => Object.keys(rule).length >= 1 && Object.keys(rule).length <= 10, 'names 1 to 10 claims');
 
 /** A secret given literally (32 characters or more), from an environment variable, or from a file. */
 const secretReference = z
@@ -294,7 +307,7 @@ const authorizationServerBase = z.strictObject({
   users: z
     .strictObject({
       approved: z.array(z.strictObject({ email: z.email(), name: z.string().optional(), claims })).default([
-        { email: 'alice@example.com', name: 'Alice Example', claims: { region: 'eu' } },
+        { email: 'alice@example.com', name: 'Alice Example', claims: { region: 'eu', role: 'trader' } },
         { email: 'bob@example.com', name: 'Bob Example', claims: { region: 'us' } },
       ]),
       domains: z
@@ -622,6 +635,13 @@ const toolSchema = z.strictObject({
   path: z.string().regex(/^\//, 'must start with /'),
   /** MCP scopes the token must carry to call this tool; checked before any upstream call. */
   scopes: z.array(scopeName).min(1),
+  /**
+   * The API scopes the call needs: the token exchange asks for exactly these (RFC 8693 `scope`).
+   * Default: what `scopes` map to at the tool's API under `authorizationServer.tokenExchange`.
+   */
+  apiScopes: z.array(scopeName).min(1).optional(),
+  /** Who may ever use the tool (a rule on the user's claims); absent: every user its scopes allow. */
+  allow: toolRuleSchema.optional(),
   annotations: z
     .strictObject({
       readOnlyHint: z.boolean().optional(),
@@ -680,6 +700,7 @@ const DEFAULT_TOOLS: z.input<typeof toolSchema>[] = [
     method: 'POST',
     path: '/orders',
     scopes: ['stocks:trade'],
+    allow: { role: ['trader'] },
     annotations: { readOnlyHint: false, destructiveHint: true },
   },
   {
@@ -901,6 +922,7 @@ export type ExchangePolicyConfig = z.infer<typeof exchangePolicy>;
 export type GatewayConfig = z.infer<typeof gatewaySchema>;
 export type McpServerConfig = z.infer<typeof mcpServerSchema>;
 export type ToolConfig = z.infer<typeof toolSchema>;
+export type ToolRule = z.infer<typeof toolRuleSchema>;
 export type ApisConfig = z.infer<typeof apisSchema>;
 export type HttpConfig = z.infer<typeof httpSchema>;
 export type MetricsConfig = z.infer<typeof metricsSchema>;

@@ -35,6 +35,11 @@ export interface ConsentPageOptions {
   user: { email: string; signOutUrl?: string; accountUrl?: string };
   resource: { name: string; uri: string };
   scopes: ConsentScope[];
+  /**
+   * Asked for, but closed to this user by the tool policy (tools/tool-policy.ts): listed as not
+   * given, whatever the user chooses.
+   */
+  unavailable?: Array<{ name: string; description: string }>;
   devBanner?: boolean;
   branding?: Branding | undefined;
 }
@@ -65,6 +70,7 @@ export function consentPage({
   user,
   resource,
   scopes,
+  unavailable = [],
   devBanner,
   branding = DEFAULT_BRANDING,
 }: ConsentPageOptions): string {
@@ -98,6 +104,14 @@ ${
   granted.length > 0 &&
   html`<h2>Already allowed</h2>
 ${scopeList(granted, 'scopes granted')}`
+}
+${
+  unavailable.length > 0 &&
+  html`<h2>Not available to your account</h2>
+<p>It also asks for these, which your account may not be given; they are left out whatever you choose.</p>
+<ul class="scopes unavailable">${unavailable.map(
+    (scope) => html`<li>${scope.description} <code>${scope.name}</code></li>`,
+  )}</ul>`
 }
 <form method="post" action="${safeUrl(action)}">
 ${csrfField(csrfToken)}

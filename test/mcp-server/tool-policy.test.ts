@@ -1,0 +1,319 @@
+/**
+ * Tools the user may use, and least privilege per call (issue 13), through the whole stack: agents
+ * with opaque tokens at the gateway, the MCP server's tools/list and tools/call, token exchange, and
+ * the APIs' own log lines for the tokens they received.
+ *
+ * The default policy: place_order (stocks:trade) is for `role: trader`; alice is a trader, bob is
+ * not. Bob never sees place_order and cannot step up to stocks:trade; alice sees it marked, steps
+ * up, and then sees it unmarked. Each call's exchanged token carries exactly the API scopes of its
+ * tool and names the tool.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import {
+  authorize,
+  Browser,
+  basic,
+  csrfOf,
+  pageText,
+  postForm,
+  redeemCode,
+  registerNativeClient,
+} from '../helpers/oauth.ts';
+import { internalSecret, phantomFor } from '../helpers/revocation.ts';
+import { startTestStack, type TestStack } from '../helpers/stack.ts';
+
+const REDIRECT = 'http://127.0.0.1:9/callback';
+const BASE = 'stocks:read customers:read';
+const STEP_UP_KEY = 'gatehouse/step-up';
+const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
+interface ListedTool {
+  name: string;
+  _meta?: Record<string, unknown>;
+}
+
+describe('tools the user may use, and least privilege per call', () => {
+  let stack: TestStack;
+  let clientId: string;
+  const browsers = { alice: new Browser(), bob: new Browser() };
+  const tokens: Record<string, string> = {};
+
+  /** A token for `email` through sign-in and consent, in that user's browser. */
+  async function signIn(email: 'alice' | 'bob', scope: string) {
+    const result = await authorize({
+      issuer: stack.issuer,
+      clientId,
+      redirectUri: REDIRECT,
+      scope,
+      resource: stack.mcpUrl,
+      email: `${email}@example.com`,
+      browser: browsers[email],
+    });
+    const token = await redeemCode(stack.issuer, {
+      code: result.callback.searchParams.get('code') ?? '',
+      verifier: result.verifier,
+      redirectUri: REDIRECT,
+      clientId,
+      resource: stack.mcpUrl,
+    });
+    assert.equal(token.status, 200, token.text);
+    return { result, token: String(token.json.access_token), scope: String(token.json.scope) };
+  }
+
+  /** An MCP client on the 2026-07-28 protocol with the agent's opaque token; raw answers recorded. */
+  async function connect(token: string) {
+    const raw: Response[] = [];
+    const transport = new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+      fetch: async (input: string | URL, init?: RequestInit) => {
+        const response = await fetch(input, init);
+        raw.push(response.clone());
+        return response;
+      },
+    });
+    const client = new Client(
+      { name: 'tool-policy-test', version: '1.0.0' },
+      { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    await client.connect(transport);
+    return { client, raw };
+  }
+
+  async function listTools(token: string) {
+    const { client, raw } = await connect(token);
+    try {
+      const { tools } = await client.listTools();
+      return { tools: tools as ListedTool[], raw };
+    } finally {
+      await client.close();
+    }
+  }
+
+  /** The APIs' log lines for requests (src/apis/server.ts), newest last. */
+  const apiRequests = () =>
+    stack.logs
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      // The gateway's request lines name an `upstream`; the APIs' name the `api`.
+      .filter(
+        (record) => record.message === 'request' && typeof record.api === 'string' && !('upstream' in record),
+      );
+
+  before(async () => {
+    stack = await startTestStack();
+    clientId = await registerNativeClient(stack.issuer, [REDIRECT]);
+    tokens.alice = (await signIn('alice', BASE)).token;
+    tokens.bob = (await signIn('bob', BASE)).token;
+  });
+  after(async () => {
+    await stack?.close();
+  });
+
+  test('alice sees place_order, marked with the scope a step-up adds; her other tools unmarked', async () => {
+    const { tools } = await listTools(tokens.alice!);
+    assert.deepEqual(
+      tools.map((tool) => tool.name),
+      ['list_stocks', 'get_stock', 'place_order', 'get_my_customer_record'],
+    );
+    const placeOrder = tools.find((tool) => tool.name === 'place_order')!;
+    assert.deepEqual(placeOrder._meta?.[STEP_UP_KEY], { scopes: ['stocks:trade'] });
+    for (const tool of tools.filter((t) => t.name !== 'place_order'))
+      assert.equal(tool._meta?.[STEP_UP_KEY], undefined, tool.name);
+  });
+
+  test('the list is private to the caller and never fresh (SEP-2549): it follows the token', async () => {
+    const { raw } = await listTools(tokens.alice!);
+    const bodies = await Promise.all(raw.map((response) => response.text()));
+    const list = bodies
+      .flatMap((body) => body.split('\n'))
+      .map((line) => line.replace(/^data: /, ''))
+      .filter((line) => line.includes('"tools"'))
+      .map((line) => JSON.parse(line) as { result: Record<string, unknown> })[0];
+    assert.ok(list, bodies.join('\n'));
+    assert.equal(list.result.cacheScope, 'private');
+    assert.equal(list.result.ttlMs, 0);
+  });
+
+  test('bob never sees place_order', async () => {
+    const { tools } = await listTools(tokens.bob!);
+    assert.deepEqual(
+      tools.map((tool) => tool.name),
+      ['list_stocks', 'get_stock', 'get_my_customer_record'],
+    );
+  });
+
+  test('bob calling place_order anyway gets the same refusal as an unknown tool, and nothing reaches the API', async () => {
+    const before = apiRequests().length;
+    const { client } = await connect(tokens.bob!);
+    try {
+      const refusal = async (name: string) => {
+        try {
+          const result = await client.callTool({
+            name,
+            arguments: { symbol: 'ACME', side: 'buy', quantity: 1 },
+          });
+          return { result };
+        } catch (error) {
+          const { code, message } = error as { code?: number; message: string };
+          return { code, message: message.replaceAll(name, '<tool>') };
+        }
+      };
+      const hidden = await refusal('place_order');
+      const unknown = await refusal('no_such_tool');
+      assert.deepEqual(hidden, unknown);
+      assert.equal(hidden.result, undefined, 'a protocol error, not a tool result');
+    } finally {
+      await client.close();
+    }
+    assert.equal(apiRequests().length, before, 'no API call');
+  });
+
+  test('bob cannot step up to stocks:trade: a refusal page, then access_denied for his application', async () => {
+    const url = new URL(`${stack.issuer}/authorize`);
+    const { challenge } = { challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM' };
+    for (const [key, value] of Object.entries({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: REDIRECT,
+      scope: `${BASE} stocks:trade`,
+      resource: stack.mcpUrl,
+      state: 'step-up-state',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+    }))
+      url.searchParams.set(key, value);
+    let response = await browsers.bob.request(url.href);
+    for (let hop = 0; hop < 5 && response.location?.startsWith(stack.issuer); hop += 1)
+      response = await browsers.bob.request(response.location);
+    assert.equal(response.status, 403, response.text.slice(0, 300));
+    const text = pageText(response.text);
+    assert.match(text, /Not available to your account/);
+    assert.match(text, /stocks:trade/);
+    assert.match(text, /bob@example\.com/);
+    assert.doesNotMatch(response.text, /value="allow"/, 'nothing to allow');
+    const action = /action="(\/interaction\/[^"]+\/consent)"/.exec(response.text)?.[1];
+    assert.ok(action);
+    const back = await browsers.bob.request(`${stack.issuer}${action}`, {
+      form: { csrf: csrfOf(response.text), decision: 'refused' },
+    });
+    let redirect = back;
+    for (let hop = 0; hop < 5 && redirect.location?.startsWith(stack.issuer); hop += 1)
+      redirect = await browsers.bob.request(redirect.location);
+    const callback = new URL(redirect.location!);
+    assert.equal(callback.origin + callback.pathname, REDIRECT);
+    assert.equal(callback.searchParams.get('error'), 'access_denied');
+    assert.equal(callback.searchParams.get('state'), 'step-up-state');
+    assert.equal(callback.searchParams.get('code'), null);
+    const refused = stack.audit('consent').at(-1);
+    assert.equal(refused?.outcome, 'denied');
+    assert.equal(refused?.scope, 'stocks:trade');
+  });
+
+  test('bob asking for everything at first sign-in is given what he may have, and told what he may not', async () => {
+    const other = await registerNativeClient(stack.issuer, [REDIRECT]);
+    const first = await authorize({
+      issuer: stack.issuer,
+      clientId: other,
+      redirectUri: REDIRECT,
+      scope: `${BASE} stocks:trade`,
+      resource: stack.mcpUrl,
+      email: 'bob@example.com',
+    });
+    assert.deepEqual(first.pages, ['email', 'code', 'consent']);
+    const consent = first.consentHtml!;
+    const requested = consent.split('Not available to your account')[0]!;
+    assert.doesNotMatch(requested, /stocks:trade/, 'not offered');
+    assert.match(consent, /<ul class="scopes unavailable"><li>[^<]*<code>stocks:trade<\/code>/);
+    const token = await redeemCode(stack.issuer, {
+      code: first.callback.searchParams.get('code') ?? '',
+      verifier: first.verifier,
+      redirectUri: REDIRECT,
+      clientId: other,
+      resource: stack.mcpUrl,
+    });
+    assert.equal(token.status, 200, token.text);
+    assert.deepEqual(
+      new Set(String(token.json.scope).split(' ')),
+      new Set(['stocks:read', 'customers:read']),
+    );
+    // The same request again (clients that always ask for every scope): no page about it any more.
+    const again = await authorize({
+      issuer: stack.issuer,
+      clientId: other,
+      redirectUri: REDIRECT,
+      scope: `${BASE} stocks:trade`,
+      resource: stack.mcpUrl,
+      browser: first.browser,
+    });
+    assert.ok(again.callback.searchParams.get('code'), 'signed in, without stocks:trade');
+    assert.doesNotMatch(again.consentHtml ?? '', /stocks:trade/);
+  });
+
+  test('a token exchange for a tool the user may not use is refused, whatever the MCP server asks', async () => {
+    const phantom = await phantomFor(stack, tokens.bob!);
+    const exchange = await postForm(
+      `${stack.issuer}/token`,
+      {
+        grant_type: EXCHANGE,
+        subject_token: phantom,
+        subject_token_type: JWT_TYPE,
+        audience: `${stack.gatewayUrl}/api/stocks`,
+        scope: 'stocks.read',
+      },
+      {
+        authorization: basic('gatehouse-mcp-server', internalSecret(stack, 'gatehouse-mcp-server')),
+        'gatehouse-tool': 'place_order',
+      },
+    );
+    assert.equal(exchange.status, 400, exchange.text);
+    assert.equal(exchange.json.error, 'invalid_grant');
+    assert.equal(exchange.json.access_token, undefined);
+  });
+
+  test('each tool call carries exactly its API scopes, and names its tool, at the API', async () => {
+    const { client } = await connect(tokens.alice!);
+    try {
+      for (const [tool, args, api, scope] of [
+        ['list_stocks', {}, 'stocks', 'stocks.read'],
+        ['get_stock', { symbol: 'SAP' }, 'stocks', 'stocks.read'],
+        ['get_my_customer_record', {}, 'customers', 'customers.read'],
+      ] as const) {
+        const result = await client.callTool({ name: tool, arguments: args });
+        assert.notEqual(result.isError, true, JSON.stringify(result));
+        const seen = apiRequests().at(-1)!;
+        assert.equal(seen.api, api);
+        assert.equal(seen.tool, tool);
+        assert.equal(seen.scope, scope);
+        assert.equal(seen.status, 200);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('alice steps up: place_order is then unmarked, and its token carries stocks.trade only', async () => {
+    const stepUp = await signIn('alice', `${BASE} stocks:trade`);
+    assert.deepEqual(stepUp.result.pages, ['consent'], 'signed in already: consent for stocks:trade only');
+    const { tools } = await listTools(stepUp.token);
+    const placeOrder = tools.find((tool) => tool.name === 'place_order');
+    assert.ok(placeOrder);
+    assert.equal(placeOrder._meta?.[STEP_UP_KEY], undefined);
+    const { client } = await connect(stepUp.token);
+    try {
+      const result = await client.callTool({
+        name: 'place_order',
+        arguments: { symbol: 'SAP', side: 'buy', quantity: 2 },
+      });
+      assert.notEqual(result.isError, true, JSON.stringify(result));
+    } finally {
+      await client.close();
+    }
+    const seen = apiRequests().at(-1)!;
+    assert.equal(seen.path, '/stocks/orders');
+    assert.equal(seen.tool, 'place_order');
+    assert.equal(seen.scope, 'stocks.trade');
+    assert.equal(seen.status, 201);
+  });
+});
