@@ -30,6 +30,7 @@ import { directoryApprovedUsers } from './admin/directory-users.ts';
 import { importLocalDirectory } from './admin/import-local-directory.ts';
 import { keysAdmin } from './admin/keys-admin.ts';
 import { seedDirectory } from './admin/seed.ts';
+import { toolsAdmin } from './admin/tools-admin.ts';
 import { type AuditTrail, createAuditTrail, recordAudits } from './audit/audit-trail.ts';
 import { toolCallIntake } from './audit/tool-call-intake.ts';
 import { createClientClassifier } from './clients/client-classification.ts';
@@ -531,6 +532,7 @@ export async function startAuthorizationServer(
       }),
     );
     const keysForAdmins = keysAdmin({ list: keys.list, rotate: keys.rotate });
+    const toolsForAdmins = toolsAdmin({ policy: toolPolicy, rules: directory.toolRules, logger });
     const auditForAdmins = auditAdmin({
       trail: audit,
       accounts,
@@ -539,7 +541,7 @@ export async function startAuthorizationServer(
     });
     provider.use(
       adminApiRoutes({
-        extensions: [...auditForAdmins.api, ...keysForAdmins.api],
+        extensions: [...auditForAdmins.api, ...keysForAdmins.api, ...toolsForAdmins.api],
         service: adminService,
         authenticate: createAdminTokenCheck({
           provider,
@@ -555,7 +557,7 @@ export async function startAuthorizationServer(
     const devBanner = mailer.devInbox !== undefined || cimd.allowLoopbackHttp;
     provider.use(
       consoleRoutes({
-        extensions: [keysForAdmins.console, auditForAdmins.console],
+        extensions: [toolsForAdmins.console, keysForAdmins.console, auditForAdmins.console],
         signIn,
         service: adminService,
         accounts,

@@ -16,6 +16,7 @@ import {
   Browser,
   basic,
   csrfOf,
+  openSignedIn,
   pageText,
   postForm,
   redeemCode,
@@ -164,6 +165,7 @@ describe('tools the user may use, and least privilege per call', () => {
       const unknown = await refusal('no_such_tool');
       assert.deepEqual(hidden, unknown);
       assert.equal(hidden.result, undefined, 'a protocol error, not a tool result');
+      assert.equal(hidden.code, -32602, 'JSON-RPC invalid params: Tool <tool> not found');
     } finally {
       await client.close();
     }
@@ -315,5 +317,85 @@ describe('tools the user may use, and least privilege per call', () => {
     assert.equal(seen.tool, 'place_order');
     assert.equal(seen.scope, 'stocks.trade');
     assert.equal(seen.status, 201);
+  });
+
+  test("an administrator opens place_order to every user, then resets it: bob's access follows both", async () => {
+    const admin = await openSignedIn(stack.issuer, '/admin/tools', 'admin@example.com');
+    assert.equal(admin.status, 200);
+    const text = pageText(admin.text);
+    assert.match(text, /place_order .*stocks:trade .*role=trader .*configuration/);
+    const opened = await admin.browser.request(`${stack.issuer}/admin/tools/set`, {
+      form: { csrf: csrfOf(admin.text), tool: 'place_order', rule: '' },
+    });
+    assert.equal(opened.status, 303);
+    assert.equal(stack.audit('admin.tool_rule.set').at(-1)?.actor, 'admin@example.com');
+
+    // The admin API says the same.
+    const adminToken = await postForm(
+      `${stack.issuer}/token`,
+      { grant_type: 'client_credentials', scope: 'admin' },
+      { authorization: basic('gatehouse-admin', internalSecret(stack, 'gatehouse-admin')) },
+    );
+    const listed = await fetch(`${stack.issuer}/admin/api/tools`, {
+      headers: { authorization: `Bearer ${adminToken.json.access_token}` },
+    });
+    const tools = ((await listed.json()) as { tools: Array<Record<string, unknown>> }).tools;
+    const entry = tools.find((tool) => tool.name === 'place_order')!;
+    assert.equal(entry.rule, null);
+    assert.deepEqual(entry.configured_rule, { role: ['trader'] });
+    assert.equal(entry.source, 'administrator');
+
+    // Bob, in a new client: place_order is listed for him now, and his step-up is a consent.
+    const carol = await registerNativeClient(stack.issuer, [REDIRECT]);
+    const viaClient = async (scope: string, browser: Browser) => {
+      const result = await authorize({
+        issuer: stack.issuer,
+        clientId: carol,
+        redirectUri: REDIRECT,
+        scope,
+        resource: stack.mcpUrl,
+        email: 'bob@example.com',
+        browser,
+      });
+      const token = await redeemCode(stack.issuer, {
+        code: result.callback.searchParams.get('code') ?? '',
+        verifier: result.verifier,
+        redirectUri: REDIRECT,
+        clientId: carol,
+        resource: stack.mcpUrl,
+      });
+      assert.equal(token.status, 200, token.text);
+      return { result, token: String(token.json.access_token), scope: String(token.json.scope) };
+    };
+    const browser = new Browser();
+    const base = await viaClient(BASE, browser);
+    assert.ok((await listTools(base.token)).tools.some((tool) => tool.name === 'place_order'));
+    const stepUp = await viaClient(`${BASE} stocks:trade`, browser);
+    assert.deepEqual(stepUp.result.pages, ['consent']);
+    assert.ok(stepUp.scope.split(' ').includes('stocks:trade'));
+
+    // Back to the configuration: his remembered consent no longer gives stocks:trade.
+    const reset = await admin.browser.request(`${stack.issuer}/admin/tools/reset`, {
+      form: { csrf: csrfOf(admin.text), tool: 'place_order' },
+    });
+    assert.equal(reset.status, 303);
+    const after = await viaClient(`${BASE} stocks:trade`, browser);
+    assert.ok(!after.scope.split(' ').includes('stocks:trade'), after.scope);
+    assert.ok(!(await listTools(after.token)).tools.some((tool) => tool.name === 'place_order'));
+  });
+
+  test('the console refuses a rule that is not one, and a tool that does not exist', async () => {
+    const admin = await openSignedIn(stack.issuer, '/admin/tools', 'admin@example.com');
+    for (const [tool, rule, expected] of [
+      ['place_order', 'role', /Not done: .*is not name=value/],
+      ['no_such_tool', 'role=trader', /Not done: there is no tool (&quot;|")no_such_tool/],
+    ] as const) {
+      const answer = await admin.browser.request(`${stack.issuer}/admin/tools/set`, {
+        form: { csrf: csrfOf(admin.text), tool, rule },
+      });
+      assert.equal(answer.status, 303);
+      const page = await admin.browser.request(answer.location!);
+      assert.match(pageText(page.text), expected);
+    }
   });
 });

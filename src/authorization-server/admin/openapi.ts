@@ -251,6 +251,31 @@ export function openApiDocument(issuer: string) {
             fields: { type: 'object', description: 'Everything else the event said (redacted)' },
           },
         },
+        ToolRuleMatch: {
+          type: 'object',
+          description:
+            'Claim name → the values that admit a user (a list claim admits by any element); every claim named must admit',
+          additionalProperties: {
+            type: 'array',
+            items: { type: ['string', 'number', 'boolean'] },
+            minItems: 1,
+          },
+        },
+        ToolRule: {
+          type: 'object',
+          properties: {
+            name: { type: 'string' },
+            scopes: { type: 'array', items: { type: 'string' } },
+            rule: {
+              oneOf: [{ type: 'null' }, ref('ToolRuleMatch')],
+              description: 'In force; null: every user',
+            },
+            configured_rule: { oneOf: [{ type: 'null' }, ref('ToolRuleMatch')] },
+            source: { enum: ['configuration', 'administrator'] },
+            updated_by: { type: 'string' },
+            updated_at: { type: 'string', format: 'date-time' },
+          },
+        },
         Key: {
           type: 'object',
           properties: {
@@ -406,6 +431,30 @@ export function openApiDocument(issuer: string) {
           },
           queryParams(['user', 'As for /audit'], ['since', 'As for /audit'], ['until', 'As for /audit']),
         ),
+      },
+      '/tools': {
+        get: op(
+          'Who may use each tool of the MCP server: the rule in force, the configured one, and who set it',
+          'admin.read',
+          ok(list('tools', 'ToolRule')),
+        ),
+      },
+      '/tools/{tool}/rule': {
+        ...pathParam('tool', 'The tool name (mcpServer.tools[].name)'),
+        post: op(
+          "Put an administrator's rule in place of the configured one (null: every user)",
+          'admin',
+          ok(ref('ToolRule')),
+          body({
+            type: 'object',
+            required: ['rule'],
+            properties: { rule: { oneOf: [{ type: 'null' }, ref('ToolRuleMatch')] } },
+          }),
+        ),
+      },
+      '/tools/{tool}/reset': {
+        ...pathParam('tool', 'The tool name (mcpServer.tools[].name)'),
+        post: op('Back to the configured rule', 'admin', ok(ref('ToolRule'))),
       },
       '/keys': {
         get: op(

@@ -7,7 +7,7 @@ import { csrfField, html, layout, type SafeHtml } from '../../interactions/views
 import type { AdminClientView, AdminGrantView, AdminUserView } from '../admin-service.ts';
 import type { ClientApproval } from '../directory.ts';
 
-export type ConsoleTab = 'users' | 'clients' | 'approvals' | 'keys' | 'audit';
+export type ConsoleTab = 'users' | 'clients' | 'approvals' | 'tools' | 'keys' | 'audit';
 
 export interface ConsoleFrame {
   email: string;
@@ -24,6 +24,7 @@ const TAB_NAMES: Record<ConsoleTab, string> = {
   users: 'Users',
   clients: 'Clients',
   approvals: 'Approvals',
+  tools: 'Tools',
   keys: 'Keys',
   audit: 'Audit trail',
 };
