@@ -154,6 +154,35 @@ function directoryContract(fresh: () => Promise<Directory>): void {
     assert.equal((await directory.trustedDomains.list()).length, 1);
   });
 
+  test('tool rules: put (a rule or null for every user), replaced, listed in order, removed', async () => {
+    const directory = await fresh();
+    const put = await directory.toolRules.put({
+      tool: 'place_order',
+      rule: { role: ['trader', 'desk'] },
+      updatedBy: 'a@x',
+    });
+    assert.ok(put.updatedAt > 0);
+    await directory.toolRules.put({ tool: 'get_stock', rule: null, updatedBy: 'a@x' });
+    await directory.toolRules.put({
+      tool: 'place_order',
+      rule: { level: [3], ok: [true] },
+      updatedBy: 'b@x',
+    });
+    assert.deepEqual(
+      (await directory.toolRules.list()).map(({ tool, rule, updatedBy }) => ({ tool, rule, updatedBy })),
+      [
+        { tool: 'get_stock', rule: null, updatedBy: 'a@x' },
+        { tool: 'place_order', rule: { level: [3], ok: [true] }, updatedBy: 'b@x' },
+      ],
+    );
+    assert.equal(await directory.toolRules.remove('get_stock'), true);
+    assert.equal(await directory.toolRules.remove('get_stock'), false);
+    assert.deepEqual(
+      (await directory.toolRules.list()).map((entry) => entry.tool),
+      ['place_order'],
+    );
+  });
+
   test('clients: disabled since the first time, enabled again; seen with the latest name', async () => {
     const directory = await fresh();
     assert.equal(await directory.clients.disabledSince('c-1'), undefined);
