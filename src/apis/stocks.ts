@@ -6,9 +6,11 @@
  *   GET  /stocks/{symbol}  → 200 Stock | 404          404 too for a stock of another region
  *   POST /stocks/orders    → 201 Order | 400 | 403 insufficient_client_assurance | 404
  */
+
 import type { ApisConfig } from '../shared/config/schema.ts';
 import type { AccessTokenPayload, AccessTokenVerifier } from '../shared/jwt.ts';
 import type { Logger } from '../shared/logging.ts';
+import { argumentsDigest, toolCallDetailsOf } from '../shared/operation-approval.ts';
 import { ApiError, notFound } from './api-error.ts';
 import { createOrderBook, type OrderBook, parseOrderRequest } from './orders.ts';
 import { findVisibleStock, regionsOf, visibleStocks } from './regions.ts';
@@ -73,7 +75,29 @@ export function createStocksApi(options: StocksApiOptions): Api {
                 `this client has ${level}. Use a pre-registered client or one from a trusted domain`,
             );
           }
-          const request = parseOrderRequest(await body());
+          const received = await body();
+          // An order made against the user's approval of it (RFC 9396 authorization_details in the
+          // token): it must be the very operation approved, or it is refused.
+          const approved =
+            claims.authorization_details === undefined
+              ? undefined
+              : toolCallDetailsOf(claims.authorization_details);
+          if (
+            claims.authorization_details !== undefined &&
+            (!approved || approved.arguments_digest !== argumentsDigest(received))
+          ) {
+            logger.audit('stocks.order', {
+              outcome: 'denied',
+              ...audit,
+              reason: 'not the approved operation',
+            });
+            throw new ApiError(
+              403,
+              'insufficient_authorization_details',
+              'this order is not the one the user approved',
+            );
+          }
+          const request = parseOrderRequest(received);
           if (!findVisibleStock(stocks, regionsOf(claims), request.symbol))
             throw unknownStock(request.symbol);
           const order = orders.place(request, claims);
@@ -82,6 +106,7 @@ export function createStocksApi(options: StocksApiOptions): Api {
             ...audit,
             actor: order.actor,
             order_id: order.id,
+            ...(approved?.approval_id ? { approval_id: approved.approval_id } : {}),
             symbol: order.symbol,
             side: order.side,
             quantity: order.quantity,

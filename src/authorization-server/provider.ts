@@ -13,6 +13,7 @@ import Provider, {
   type Configuration,
   errors,
   interactionPolicy,
+  type KoaContextWithOIDC,
 } from 'oidc-provider';
 import type { AuthorizationServerConfig, GatewayConfig } from '../shared/config/schema.ts';
 import type { Logger } from '../shared/logging.ts';
@@ -47,7 +48,7 @@ import {
   mayHoldRefreshTokens,
   refreshTokenTtl,
 } from './tokens/refresh-token-policy.ts';
-import { alignGrantWithToolPolicy } from './tools/grant-alignment.ts';
+import { alignGrantsOnRefresh, alignGrantWithToolPolicy } from './tools/grant-alignment.ts';
 import type { ToolPolicy } from './tools/tool-policy.ts';
 
 export const ROUTES = {
@@ -137,42 +138,53 @@ export type ForbiddenScopesOf = (accountId: string, scopes: string[]) => Promise
  * else is asked for. A request whose forbidden scopes were refused before, beside scopes the user
  * holds, goes through without them (RFC 6749 §3.3: the server may issue less than requested).
  */
-function forbiddenScopeCheck(mcpResource: string, forbiddenScopesOf: ForbiddenScopesOf) {
+function forbiddenScopeCheck(
+  isMcpResource: (indicator: string) => boolean,
+  forbiddenScopesOf: ForbiddenScopesOf,
+) {
+  /** The MCP scopes requested, and those the grant refused, over every indicator naming the MCP server. */
+  const mcpSide = (ctx: KoaContextWithOIDC) => {
+    const { oidc } = ctx;
+    const servers = (oidc.resourceServers ?? {}) as Record<string, { scopes: Set<string> }>;
+    const indicators = Object.keys(servers).filter(isMcpResource);
+    const supported = new Set(indicators.flatMap((indicator) => [...servers[indicator]!.scopes]));
+    const requested = [...(oidc.requestParamScopes as Set<string>)].filter((scope) => supported.has(scope));
+    const rejected = new Set(
+      indicators.flatMap((indicator) => oidc.grant?.getRejectedResourceScope(indicator).split(' ') ?? []),
+    );
+    return { indicators, requested, rejected };
+  };
   return new interactionPolicy.Check(
     'scope_not_permitted',
     'a requested scope is not available to the user',
     'access_denied',
     async (ctx) => {
-      const { oidc } = ctx;
-      const accountId = oidc.session?.accountId;
-      const server = (oidc.resourceServers as Record<string, { scopes: Set<string> }> | undefined)?.[
-        mcpResource
-      ];
-      if (!accountId || !server) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
-      const requested = [...(oidc.requestParamScopes as Set<string>)].filter((scope) =>
-        server.scopes.has(scope),
-      );
+      const accountId = ctx.oidc.session?.accountId;
+      const { indicators, requested, rejected } = mcpSide(ctx);
+      if (!accountId || indicators.length === 0) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       const forbidden = await forbiddenScopesOf(accountId, requested);
       if (forbidden.length === 0) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
-      const rejected = new Set(oidc.grant?.getRejectedResourceScope(mcpResource).split(' ') ?? []);
       const told = forbidden.every((scope) => rejected.has(scope));
       const onlyForbidden = requested.every((scope) => forbidden.includes(scope));
       return !told || onlyForbidden
         ? interactionPolicy.Check.REQUEST_PROMPT
         : interactionPolicy.Check.NO_NEED_TO_PROMPT;
     },
-    async (ctx) => {
-      const { oidc } = ctx;
-      const requested = [...(oidc.requestParamScopes as Set<string>)];
-      return { forbiddenScopes: await forbiddenScopesOf(oidc.session!.accountId!, requested) };
-    },
+    async (ctx) => ({
+      forbiddenScopes: await forbiddenScopesOf(ctx.oidc.session!.accountId!, [
+        ...(ctx.oidc.requestParamScopes as Set<string>),
+      ]),
+    }),
   );
 }
 
-function interactionPrompts(mcpResource: string, forbiddenScopesOf: ForbiddenScopesOf) {
+function interactionPrompts(
+  isMcpResource: (indicator: string) => boolean,
+  forbiddenScopesOf: ForbiddenScopesOf,
+) {
   const prompts = interactionPolicy.base();
   const consent = prompts.get('consent')!;
-  consent.checks.add(forbiddenScopeCheck(mcpResource, forbiddenScopesOf), 0);
+  consent.checks.add(forbiddenScopeCheck(isMcpResource, forbiddenScopesOf), 0);
   consent.checks.remove('native_client_prompt');
   consent.checks.add(
     new interactionPolicy.Check(
@@ -271,7 +283,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       if (!grant || grant.accountId !== oidc.session?.accountId || grant.clientId !== oidc.client!.clientId) {
         return undefined;
       }
-      await alignGrantWithToolPolicy(grant, resources.mcp.uri, (scopes) =>
+      await alignGrantWithToolPolicy(grant, resources.isMcpResource, (scopes) =>
         forbiddenScopesOf(grant.accountId!, scopes),
       );
       return grant;
@@ -341,7 +353,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: interactionPrompts(resources.mcp.uri, forbiddenScopesOf),
+      policy: interactionPrompts(resources.isMcpResource, forbiddenScopesOf),
     },
     extraClientMetadata: {
       // The validator runs for every listed property; `software_id` (RFC 7591 §2) is a harmless anchor
@@ -512,6 +524,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
 
   // A refresh request's scope wider than the grant is narrowed to it (tokens/refresh-scope.ts).
   narrowRefreshScopes(provider);
+  alignGrantsOnRefresh(provider, resources.isMcpResource, forbiddenScopesOf);
   // No refresh token of a sign-in past its absolute lifetime is found (tokens/refresh-absolute-lifetime.ts).
   endRefreshTokensAtAbsoluteLifetime(provider, config.refreshTokens.absoluteLifetimeSeconds);
 

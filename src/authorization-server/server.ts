@@ -1,6 +1,7 @@
 /**
  * Starts the authorization server: storage, keys, clients, oidc-provider and the HTTP listener.
  */
+
 import { createHmac } from 'node:crypto';
 import type { IncomingMessage, RequestListener } from 'node:http';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import type Provider from 'oidc-provider';
 import type { Adapter, KoaContextWithOIDC } from 'oidc-provider';
 import type { LoadedConfig } from '../shared/config/load.ts';
 import { resolveSecret } from '../shared/config/secrets.ts';
+import { resolveApiScopes } from '../shared/config/tool-api-scopes.ts';
 import { type Readiness, serveHealth } from '../shared/health.ts';
 import { sendJson } from '../shared/http.ts';
 import { type CloseOptions, createHttpServer } from '../shared/http-server.ts';
@@ -31,6 +33,8 @@ import { importLocalDirectory } from './admin/import-local-directory.ts';
 import { keysAdmin } from './admin/keys-admin.ts';
 import { seedDirectory } from './admin/seed.ts';
 import { toolsAdmin } from './admin/tools-admin.ts';
+import { approvalPages } from './approvals/approval-pages.ts';
+import { approvalRequests } from './approvals/approval-requests.ts';
 import { type AuditTrail, createAuditTrail, recordAudits } from './audit/audit-trail.ts';
 import { toolCallIntake } from './audit/tool-call-intake.ts';
 import { createClientClassifier } from './clients/client-classification.ts';
@@ -98,6 +102,7 @@ import {
   createTokenExchangeHandler,
   TOKEN_EXCHANGE_GRANT,
   TOKEN_EXCHANGE_PARAMETERS,
+  verifyPhantomSubject,
 } from './tokens/token-exchange.ts';
 import { tagIssuedTokens } from './tokens/token-tags.ts';
 import { createToolPolicy } from './tools/tool-policy.ts';
@@ -414,6 +419,9 @@ export async function startAuthorizationServer(
       provider.emit('grant.revoked', undefined, grantId);
     };
     const toolPolicy = createToolPolicy(loaded.config.mcpServer.tools, directory.toolRules);
+    const approvalTools = new Set(
+      loaded.config.mcpServer.tools.filter((tool) => tool.approval === 'required').map((tool) => tool.name),
+    );
     const provider = createProvider({
       toolPolicy,
       adminAudience,
@@ -475,6 +483,14 @@ export async function startAuthorizationServer(
         isRemovedUser,
         isRevokedToken: (hash) => revocationLog.hasToken(hash),
         isClientRemovedSince: (clientId, at) => revocationLog.hasClientSince(clientId, at),
+        tools: new Map(
+          resolveApiScopes(loaded.config).map((tool) => [
+            tool.name,
+            { audience: loaded.config.mcpServer.apis[tool.api]!.audience, apiScopes: tool.apiScopes },
+          ]),
+        ),
+        approvalTools,
+        approvals: store.operationApprovals,
       }) as never,
       TOKEN_EXCHANGE_PARAMETERS,
     );
@@ -521,12 +537,30 @@ export async function startAuthorizationServer(
       refreshTokens: (authMethod) => mayHoldRefreshTokens(config.refreshTokens, 'pre-registered', authMethod),
       logger,
     });
+    const mcpServerClients = new Map(
+      [...internalListeners(clients)].filter(([id]) => classifier.configured(id)?.role === 'mcp-server'),
+    );
+    // The MCP server's requests for a user's approval of one tool call (approvals/).
+    provider.use(
+      approvalRequests({
+        issuer,
+        mcpServers: mcpServerClients,
+        approvalTools,
+        approvals: store.operationApprovals,
+        ttlSeconds: config.operationApprovals.ttlSeconds,
+        verifySubject: (token) =>
+          verifyPhantomSubject(token, { issuer, mcpUri: resources.mcp.uri, key: keys.verificationKey }),
+        stillAllowed: async (subject) => {
+          const grant = subject.grantId ? await provider.Grant.find(subject.grantId) : undefined;
+          return Boolean(grant && grant.accountId === subject.sub) && !(await isRemovedUser(subject.sub));
+        },
+        logger,
+      }),
+    );
     // The MCP server's reports of every tool call it served: records of the audit trail.
     provider.use(
       toolCallIntake({
-        mcpServers: new Map(
-          [...internalListeners(clients)].filter(([id]) => classifier.configured(id)?.role === 'mcp-server'),
-        ),
+        mcpServers: mcpServerClients,
         record: (event, fields) => audit.record(event, fields),
         logger,
       }),
@@ -562,6 +596,19 @@ export async function startAuthorizationServer(
         service: adminService,
         accounts,
         isAdministrator: approvedUsers.isAdministrator,
+        branding,
+        devBanner,
+        logger,
+      }),
+    );
+    provider.use(
+      approvalPages({
+        signIn,
+        approvals: store.operationApprovals,
+        accounts,
+        classifier,
+        clientName: async (clientId) => (await provider.Client.find(clientId))?.clientName,
+        tools: new Map(loaded.config.mcpServer.tools.map((tool) => [tool.name, tool])),
         branding,
         devBanner,
         logger,
@@ -645,6 +692,15 @@ export async function startAuthorizationServer(
     // At start and then every minute: drop retired keys past their time, rotate when due.
     await keys.maintain();
     const stopKeySchedule = keys.startSchedule();
+    // Approvals that ended (used, or expired) an hour ago go: the trail keeps what happened.
+    const approvalPurge = setInterval(() => {
+      store.operationApprovals
+        .purge(Date.now() - 3_600_000)
+        .catch((error: unknown) =>
+          logger.warn('ended approvals were not purged', { error: (error as Error).message }),
+        );
+    }, 60_000);
+    approvalPurge.unref();
     const stopHousekeeping = startHousekeeping(store.oidc, {
       purgeIntervalMs: 60_000,
       unusedClientSeconds: config.dynamicRegistration.removeUnusedAfterSeconds,
@@ -763,6 +819,7 @@ export async function startAuthorizationServer(
         // Once: a launcher or a test may close a server that is already closed.
         closing ??= (async () => {
           stopHousekeeping();
+          clearInterval(approvalPurge);
           stopKeySchedule();
           await keys.close();
           clearInterval(pruneRevocations);

@@ -24,6 +24,8 @@ export interface ToolCallRecord {
   duration_ms: number;
   /** Why a call did not succeed, in a few words (`insufficient_scope`, `token_exchange:invalid_grant`, ...). */
   reason?: string | undefined;
+  /** The user's approval of this very call (tools with `approval: required`): asked for, or used. */
+  approval_id?: string | undefined;
 }
 
 export function auditToolCall(logger: Logger, record: ToolCallRecord): void {

@@ -21,6 +21,7 @@ import { componentMetrics } from '../shared/metrics.ts';
 import { REQUEST_ID_HEADER, requestIdOf } from '../shared/request-id.ts';
 import { tlsFiles } from '../shared/tls-listener.ts';
 import { componentTracing } from '../shared/tracing.ts';
+import { createApprovalClient } from './approval-client.ts';
 import {
   dpopChallenge,
   invalidTokenResponse,
@@ -119,8 +120,15 @@ export async function startMcpServer(
     clientSecret: settings.client.secret,
     logger,
   });
+  const approvals = createApprovalClient({
+    endpoint: `${settings.authorizationServerUrl}/approvals`,
+    clientId: settings.client.clientId,
+    clientSecret: settings.client.secret,
+    timeoutMs: settings.upstreamTimeoutMs,
+  });
   const endpoint = createMcpEndpoint(catalogue, {
     tokenExchange,
+    approvals,
     logger: toolCalls.wrap(logger),
     upstreamTimeoutMs: settings.upstreamTimeoutMs,
   });

@@ -9,8 +9,8 @@
 import { getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/server';
 import { authorizationServerUrl } from '../shared/component.ts';
 import { ConfigError, type LoadedConfig } from '../shared/config/load.ts';
-import type { ToolConfig } from '../shared/config/schema.ts';
 import { resolveSecret } from '../shared/config/secrets.ts';
+import { type ResolvedToolConfig, resolveApiScopes } from '../shared/config/tool-api-scopes.ts';
 
 export interface UpstreamApi {
   /** The key in `mcpServer.apis`, used in messages and audit lines. */
@@ -21,8 +21,7 @@ export interface UpstreamApi {
   audience: string;
 }
 
-/** A tool of the configuration with its API scopes resolved (resolveApiScopes). */
-export type ResolvedToolConfig = ToolConfig & { apiScopes: string[] };
+export { type ResolvedToolConfig, resolveApiScopes } from '../shared/config/tool-api-scopes.ts';
 
 export interface McpServerSettings {
   /** Canonical URI of the MCP server as agents see it, through the gateway (RFC 8707, RFC 9728 `resource`). */
@@ -64,33 +63,6 @@ export function originHostname(entry: string): string {
   } catch {
     return entry;
   }
-}
-
-/**
- * Each tool's API scopes: what its token exchange asks for. By default what the tool's MCP scopes map
- * to at its API under the authorization server's exchange policy for this MCP server's client; given
- * explicitly, they must lie within that map, or every call would be refused (RFC 8693 `invalid_scope`).
- */
-export function resolveApiScopes(config: LoadedConfig['config']): ResolvedToolConfig[] {
-  const mcp = config.mcpServer;
-  const policy = config.authorizationServer.tokenExchange.find((p) => p.clientId === mcp.client.clientId);
-  return mcp.tools.map((tool, i) => {
-    const audience = mcp.apis[tool.api]?.audience;
-    const target = policy?.targets.find(
-      (t) => audience && t.audience.replace(/\/$/, '') === audience.replace(/\/$/, ''),
-    );
-    const mapped = new Set(tool.scopes.flatMap((scope) => target?.scopeMap[scope] ?? []));
-    const apiScopes = tool.apiScopes ?? [...mapped];
-    const outside = apiScopes.filter((scope) => !mapped.has(scope));
-    if (outside.length > 0 || apiScopes.length === 0) {
-      throw new ConfigError(
-        apiScopes.length === 0
-          ? `mcpServer.tools.${i}: the scopes of ${tool.name} map to no scope of its API under authorizationServer.tokenExchange (${mcp.client.clientId}); add the mapping, or set apiScopes`
-          : `mcpServer.tools.${i}.apiScopes: ${outside.join(', ')} is not what the tool's scopes map to at its API under authorizationServer.tokenExchange, so every exchange would be refused`,
-      );
-    }
-    return { ...tool, apiScopes };
-  });
 }
 
 export function resolveMcpServerSettings(loaded: LoadedConfig): McpServerSettings {

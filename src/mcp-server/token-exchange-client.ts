@@ -20,6 +20,7 @@
 import { LRUCache } from 'lru-cache';
 import { tokenHash } from '../shared/jwt.ts';
 import { KeyIndex } from '../shared/key-index.ts';
+import { toolCallDetailsOf } from '../shared/operation-approval.ts';
 import { REQUEST_ID_HEADER } from '../shared/request-id.ts';
 import { isPlausibleToolName, TOOL_HEADER } from '../shared/tool-header.ts';
 import { annotateSpan, inClientSpan, injectTraceContext } from '../shared/tracing.ts';
@@ -33,6 +34,8 @@ export interface ExchangedToken {
   /** Seconds since the epoch, from `expires_in`. */
   expiresAt: number;
   scope: string | undefined;
+  /** The approval the token was minted against (RFC 9396 §7 `authorization_details`), if any. */
+  approvalId?: string | undefined;
 }
 
 /** What a verified subject token stands for: the cache key and what revocations name. */
@@ -62,6 +65,11 @@ export interface ExchangeRequest {
    * token minted for one tool never serves another.
    */
   tool?: string | undefined;
+  /**
+   * RFC 9396 `authorization_details` naming the approved call (shared/operation-approval.ts): the
+   * token it gets serves that one call, so it is neither cached nor shared with another call.
+   */
+  authorizationDetails?: string | undefined;
 }
 
 /** The longest Retry-After waited out before one retry; longer ones fail the call at once. */
@@ -182,6 +190,12 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
       audience: request.audience,
     });
     if (request.scope) body.set('scope', request.scope);
+    if (request.authorizationDetails) {
+      body.set('authorization_details', request.authorizationDetails);
+      // oidc-provider wants a resource indicator beside authorization_details (RFC 9396 §6.2): the
+      // same API as `audience`, which the exchange accepts when both name one target.
+      body.set('resource', request.audience);
+    }
     const issuedAt = now();
     let response: Response;
     try {
@@ -259,6 +273,9 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
       accessToken: json.access_token,
       expiresAt: issuedAt + json.expires_in,
       scope: typeof json.scope === 'string' ? json.scope : undefined,
+      ...(typeof toolCallDetailsOf(json.authorization_details)?.approval_id === 'string'
+        ? { approvalId: toolCallDetailsOf(json.authorization_details)!.approval_id }
+        : {}),
     };
   }
 
@@ -270,6 +287,11 @@ export function createTokenExchangeClient(options: TokenExchangeClientOptions): 
       return cache.size;
     },
     exchange(request) {
+      // One approved call, one token: never from or into the cache, never joined.
+      if (request.authorizationDetails) {
+        options.onLookup?.('miss');
+        return requestToken(request);
+      }
       const key = exchangeCacheKey(request);
       const cached = cache.get(key)?.token;
       const usable = cached && cached.expiresAt - options.refreshBeforeSeconds > now();

@@ -29,12 +29,13 @@ export interface Principal {
   grantId?: string | undefined;
   /** SHA-256 of the agent's opaque token (the phantom token's `token_hash`), as revocations name it. */
   tokenHash?: string | undefined;
+  /** A workload (client credentials, `client_type: workload`): its scopes alone decide its tools. */
+  workload: boolean;
   /**
-   * The tools the authorization server lets this caller use (`mcp_tools`, shared/tool-claims.ts);
-   * undefined for a workload, whose scopes alone decide. A user token without the claim gets an
-   * empty set: no tools (fail closed).
+   * The tools the authorization server lets this user use (`mcp_tools`, shared/tool-claims.ts). A
+   * user token without the claim gets an empty set: no tools (fail closed).
    */
-  permittedTools?: ReadonlySet<string> | undefined;
+  permittedTools: ReadonlySet<string>;
 }
 
 /** Adapts the shared JWT verifier to the SDK's verifier interface. */
@@ -60,9 +61,8 @@ export function createPhantomTokenVerifier(
           clientId: payload.client_id,
           ...(typeof payload.grant_id === 'string' ? { grantId: payload.grant_id } : {}),
           ...(typeof payload.token_hash === 'string' ? { tokenHash: payload.token_hash } : {}),
-          ...(payload.client_type === 'workload'
-            ? {}
-            : { permittedTools: permittedToolsOf(payload) ?? new Set() }),
+          workload: payload.client_type === 'workload',
+          permittedTools: permittedToolsOf(payload) ?? new Set(),
         };
         return {
           token,

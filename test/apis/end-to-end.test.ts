@@ -15,7 +15,7 @@ import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
-import { authorize, Browser, basic, postForm, redeemCode } from '../helpers/oauth.ts';
+import { authorize, Browser, basic, postForm, redeemCode, toolHeader } from '../helpers/oauth.ts';
 
 const STOCKS = 'http://localhost:8000/api/stocks';
 const CUSTOMERS = 'http://localhost:8000/api/customers';
@@ -80,7 +80,7 @@ async function userToken(email: string, scope: string): Promise<string> {
 }
 
 /** What the MCP server does before each upstream call: exchange the subject token for the API's audience. */
-async function exchange(subjectToken: string, audience: string): Promise<string> {
+async function exchange(subjectToken: string, audience: string, tool?: string): Promise<string> {
   const response = await postForm(
     `${as.issuer}/token`,
     {
@@ -89,7 +89,7 @@ async function exchange(subjectToken: string, audience: string): Promise<string>
       subject_token_type: ACCESS_TOKEN_TYPE,
       audience,
     },
-    { authorization: mcpServer },
+    { authorization: mcpServer, ...toolHeader(audience, tool) },
   );
   assert.equal(response.status, 200, response.text);
   secrets.add(String(response.json.access_token));
@@ -169,9 +169,10 @@ describe('stocks API with exchanged tokens', () => {
   });
 
   test('an order with the trade scope is accepted, on behalf of the user, by the agent, through the MCP server', async () => {
-    const token = await exchange(alice, STOCKS);
+    const token = await exchange(alice, STOCKS, 'place_order');
     const claims = decodeJwt(token);
-    assert.equal(claims.scope, 'stocks.read stocks.trade');
+    // Exactly what place_order needs (mcpServer.tools[].apiScopes), not stocks.read too.
+    assert.equal(claims.scope, 'stocks.trade');
     const response = await call(apis.url, '/stocks/orders', token, {
       symbol: 'ASML',
       side: 'buy',
@@ -202,7 +203,7 @@ describe('stocks API with exchanged tokens', () => {
   });
 
   test('an order from a dynamically registered client where level 4 is required: 403 insufficient_client_assurance', async () => {
-    const token = await exchange(alice, STOCKS);
+    const token = await exchange(alice, STOCKS, 'place_order');
     assert.equal(decodeJwt(token).client_assurance_level, 1);
     const response = await call(strictApis.url, '/stocks/orders', token, {
       symbol: 'SAP',
@@ -213,7 +214,7 @@ describe('stocks API with exchanged tokens', () => {
     assert.equal(response.json.error, 'insufficient_client_assurance');
     assert.equal(response.headers.get('www-authenticate'), null);
     // Reading is not affected.
-    assert.equal((await call(strictApis.url, '/stocks', token)).status, 200);
+    assert.equal((await call(strictApis.url, '/stocks', await exchange(alice, STOCKS))).status, 200);
   });
 });
 

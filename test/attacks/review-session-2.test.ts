@@ -16,7 +16,7 @@ import { createIntrospectionCache } from '../../src/gateway/introspection-cache.
 import type { Introspection } from '../../src/gateway/introspection-client.ts';
 import { createTokenExchangeClient } from '../../src/mcp-server/token-exchange-client.ts';
 import { tokenHash } from '../../src/shared/jwt.ts';
-import { basic, postForm, userToken } from '../helpers/oauth.ts';
+import { basic, postForm, toolHeader, userToken } from '../helpers/oauth.ts';
 import { internalSecret, phantomFor, rpc, until } from '../helpers/revocation.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
@@ -33,7 +33,10 @@ function exchangeAtStocks(stack: TestStack, subjectToken: string, type = 'jwt') 
       subject_token_type: `urn:ietf:params:oauth:token-type:${type}`,
       audience: `${stack.gatewayUrl}/api/stocks`,
     },
-    { authorization: basic('gatehouse-mcp-server', secretOf(stack, 'gatehouse-mcp-server')) },
+    {
+      authorization: basic('gatehouse-mcp-server', secretOf(stack, 'gatehouse-mcp-server')),
+      ...toolHeader('stocks'),
+    },
   );
 }
 

@@ -28,7 +28,7 @@ import type { RunningComponent } from '../../src/shared/component.ts';
 import { parseConfig } from '../../src/shared/config/load.ts';
 import { close } from '../../src/shared/http.ts';
 import { createLogger } from '../../src/shared/logging.ts';
-import { authorize, basic, postForm, redeemCode } from '../helpers/oauth.ts';
+import { authorize, basic, postForm, redeemCode, toolHeader } from '../helpers/oauth.ts';
 import { freePort } from '../helpers/stack.ts';
 
 export const REDIRECT = 'http://127.0.0.1/callback';
@@ -351,7 +351,7 @@ export async function exchangedFor(stack: ResourceStack, subject: string, audien
         : 'urn:ietf:params:oauth:token-type:access_token',
       audience,
     },
-    { authorization: basic(MCP_SERVER_CLIENT, stack.secret(MCP_SERVER_CLIENT)) },
+    { authorization: basic(MCP_SERVER_CLIENT, stack.secret(MCP_SERVER_CLIENT)), ...toolHeader(audience) },
   );
   if (response.status !== 200) throw new Error(`exchange failed: ${response.text}`);
   return String(response.json.access_token);

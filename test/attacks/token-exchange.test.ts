@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt } from 'jose';
 import type { TestAuthorizationServer } from '../helpers/authorization-server.ts';
-import { Browser } from '../helpers/oauth.ts';
+import { Browser, toolHeader } from '../helpers/oauth.ts';
 import { declareLeakCheck, SecretLedger } from '../helpers/secret-leaks.ts';
 import {
   ACCESS_TOKEN_TYPE,
@@ -80,7 +80,13 @@ function exchange(
   fields: Record<string, string | undefined>,
   headers: Record<string, string> = {},
 ): Promise<TokenResponse> {
-  return post(ledger, `${as.issuer}/token`, { grant_type: TOKEN_EXCHANGE, ...fields }, headers);
+  // As the MCP server names the tool a call is for; a caller's own header wins.
+  return post(
+    ledger,
+    `${as.issuer}/token`,
+    { grant_type: TOKEN_EXCHANGE, ...fields },
+    { ...toolHeader(fields.audience ?? fields.resource), ...headers },
+  );
 }
 
 let as: TestAuthorizationServer;

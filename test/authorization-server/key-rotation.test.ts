@@ -29,6 +29,7 @@ import {
   postForm,
   redeemCode,
   registerNativeClient,
+  toolHeader,
 } from '../helpers/oauth.ts';
 import { callGetStock, internalSecret, phantomFor } from '../helpers/revocation.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
@@ -91,7 +92,10 @@ describe('signing keys rotate with overlap on the running stack', () => {
         subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
         audience: `${stack.gatewayUrl}/api/stocks`,
       },
-      { authorization: basic('gatehouse-mcp-server', internalSecret(stack, 'gatehouse-mcp-server')) },
+      {
+        authorization: basic('gatehouse-mcp-server', internalSecret(stack, 'gatehouse-mcp-server')),
+        ...toolHeader('stocks'),
+      },
     );
     assert.equal(response.status, 200, response.text);
     return String(response.json.access_token);

@@ -25,7 +25,7 @@ import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
-import { authorize, Browser, basic, inbox, postForm, redeemCode } from '../helpers/oauth.ts';
+import { authorize, Browser, basic, inbox, postForm, redeemCode, toolHeader } from '../helpers/oauth.ts';
 
 const MCP = 'http://localhost:8000/mcp';
 const STOCKS = 'http://localhost:8000/api/stocks';
@@ -151,6 +151,9 @@ function introspectAsPublicClient(as: TestAuthorizationServer, token: string, cl
   return postForm(`${as.issuer}/introspect`, { token, client_id: clientId });
 }
 
+/** The form without the test's own `tool` field (it names the Gatehouse-Tool header). */
+const withoutTool = ({ tool: _tool, ...fields }: Record<string, string | undefined>) => fields;
+
 async function exchange(
   as: TestAuthorizationServer,
   fields: Record<string, string | undefined>,
@@ -158,9 +161,11 @@ async function exchange(
 ) {
   const response = await postForm(
     `${as.issuer}/token`,
-    { grant_type: TOKEN_EXCHANGE, ...fields },
+    { grant_type: TOKEN_EXCHANGE, ...withoutTool(fields) },
     {
       authorization: auth,
+      // As the MCP server names the tool a call is for (a `tool` field picks another).
+      ...toolHeader(fields.audience ?? fields.resource, fields.tool),
     },
   );
   remember(response.json.access_token);

@@ -319,3 +319,12 @@ export async function openSignedIn(issuer: string, route: string, email: string,
   }
   throw new Error('did not arrive');
 }
+
+/**
+ * The `Gatehouse-Tool` header the MCP server sends on a token exchange: a user's token is exchanged
+ * for one call of one tool, capped at that tool's API scopes. By the API audience: a read of the
+ * stocks API (`list_stocks`) or of the customers API (`get_my_customer_record`), unless named.
+ */
+export const toolHeader = (audience: string | undefined, tool?: string): Record<string, string> => ({
+  'gatehouse-tool': tool ?? (audience?.includes('customers') ? 'get_my_customer_record' : 'list_stocks'),
+});

@@ -22,7 +22,7 @@ import {
   startTestAuthorizationServer,
   type TestAuthorizationServer,
 } from '../helpers/authorization-server.ts';
-import { authorize, basic, postForm, redeemCode } from '../helpers/oauth.ts';
+import { authorize, basic, postForm, redeemCode, toolHeader } from '../helpers/oauth.ts';
 
 const RESOURCE = 'http://localhost:8000/mcp';
 const PRM_URL = 'http://localhost:8000/.well-known/oauth-protected-resource/mcp';
@@ -327,7 +327,7 @@ describe('MCP server', () => {
               subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
               audience: STOCKS,
             },
-            { authorization: basic(MCP_SERVER_CLIENT, secret) },
+            { authorization: basic(MCP_SERVER_CLIENT, secret), ...toolHeader(STOCKS) },
           );
           assert.equal(exchanged.status, 200, exchanged.text);
           return String(exchanged.json.access_token);

@@ -65,7 +65,7 @@ describe('tools the user may use, and least privilege per call', () => {
   }
 
   /** An MCP client on the 2026-07-28 protocol with the agent's opaque token; raw answers recorded. */
-  async function connect(token: string) {
+  async function connect(token: string, era: '2026-07-28' | '2025-11-25' | '2025-06-18' = '2026-07-28') {
     const raw: Response[] = [];
     const transport = new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
       requestInit: { headers: { authorization: `Bearer ${token}` } },
@@ -77,14 +77,16 @@ describe('tools the user may use, and least privilege per call', () => {
     });
     const client = new Client(
       { name: 'tool-policy-test', version: '1.0.0' },
-      { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+      era === '2026-07-28'
+        ? { versionNegotiation: { mode: { pin: era } } }
+        : { supportedProtocolVersions: [era] },
     );
     await client.connect(transport);
     return { client, raw };
   }
 
-  async function listTools(token: string) {
-    const { client, raw } = await connect(token);
+  async function listTools(token: string, era?: '2026-07-28' | '2025-11-25' | '2025-06-18') {
+    const { client, raw } = await connect(token, era);
     try {
       const { tools } = await client.listTools();
       return { tools: tools as ListedTool[], raw };
@@ -396,6 +398,137 @@ describe('tools the user may use, and least privilege per call', () => {
       assert.equal(answer.status, 303);
       const page = await admin.browser.request(answer.location!);
       assert.match(pageText(page.text), expected);
+    }
+  });
+
+  test('the 2025-era protocols list the same tools as 2026-07-28, step-up mark included', async () => {
+    for (const era of ['2025-11-25', '2025-06-18'] as const) {
+      const bob = await listTools(tokens.bob!, era);
+      assert.ok(!bob.tools.some((tool) => tool.name === 'place_order'), `bob, ${era}`);
+      const alice = await listTools(tokens.alice!, era);
+      const placeOrder = alice.tools.find((tool) => tool.name === 'place_order');
+      assert.deepEqual(placeOrder?._meta?.[STEP_UP_KEY], { scopes: ['stocks:trade'] }, `alice, ${era}`);
+    }
+  });
+
+  test('another spelling of the MCP resource (a trailing slash) is held to the same policy', async () => {
+    const other = await registerNativeClient(stack.issuer, [REDIRECT]);
+    const first = await authorize({
+      issuer: stack.issuer,
+      clientId: other,
+      redirectUri: REDIRECT,
+      scope: `${BASE} stocks:trade`,
+      resource: `${stack.mcpUrl}/`,
+      email: 'bob@example.com',
+    });
+    assert.match(first.consentHtml ?? '', /<ul class="scopes unavailable">/);
+    const token = await redeemCode(stack.issuer, {
+      code: first.callback.searchParams.get('code') ?? '',
+      verifier: first.verifier,
+      redirectUri: REDIRECT,
+      clientId: other,
+      resource: `${stack.mcpUrl}/`,
+    });
+    assert.equal(token.status, 200, token.text);
+    assert.ok(!String(token.json.scope).split(' ').includes('stocks:trade'), String(token.json.scope));
+  });
+
+  test("a user's token is exchanged only for a named tool they may use, capped at its API scopes", async () => {
+    const phantom = await phantomFor(stack, tokens.alice!);
+    const exchangeAs = (fields: Record<string, string>, headers: Record<string, string>) =>
+      postForm(
+        `${stack.issuer}/token`,
+        { grant_type: EXCHANGE, subject_token: phantom, subject_token_type: JWT_TYPE, ...fields },
+        {
+          authorization: basic('gatehouse-mcp-server', internalSecret(stack, 'gatehouse-mcp-server')),
+          ...headers,
+        },
+      );
+    const stocks = `${stack.gatewayUrl}/api/stocks`;
+    const unnamed = await exchangeAs({ audience: stocks }, {});
+    assert.equal(unnamed.status, 400);
+    assert.equal(unnamed.json.error, 'invalid_grant', 'no tool named: nothing for a user');
+    const otherApi = await exchangeAs({ audience: stocks }, { 'gatehouse-tool': 'get_my_customer_record' });
+    assert.equal(otherApi.json.error, 'invalid_grant', 'a tool of another API');
+    const wider = await exchangeAs(
+      { audience: stocks, scope: 'stocks.trade' },
+      { 'gatehouse-tool': 'list_stocks' },
+    );
+    assert.equal(wider.json.error, 'invalid_scope', "more than the tool's API scopes");
+    const exact = await exchangeAs({ audience: stocks }, { 'gatehouse-tool': 'list_stocks' });
+    assert.equal(exact.status, 200, exact.text);
+    assert.equal(exact.json.scope, 'stocks.read');
+    assert.ok(
+      stack
+        .audit('token.exchange')
+        .some((record) => record.outcome === 'denied' && record.reason === 'tool not named'),
+    );
+  });
+
+  test('a refresh after the policy closed a scope does not bring it back', async () => {
+    // A confidential client, which gets refresh tokens (refreshTokens.clients.dynamic).
+    const registered = await fetch(`${stack.issuer}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        redirect_uris: ['https://agent.example/callback'],
+        token_endpoint_auth_method: 'client_secret_basic',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+      }),
+    });
+    const client = (await registered.json()) as { client_id: string; client_secret: string };
+    assert.equal(registered.status, 201);
+    const auth = { authorization: basic(client.client_id, client.client_secret) };
+    const admin = await openSignedIn(stack.issuer, '/admin/tools', 'admin@example.com');
+    const setRule = (rule: string | undefined) =>
+      admin.browser.request(`${stack.issuer}/admin/tools/${rule === undefined ? 'reset' : 'set'}`, {
+        form: { csrf: csrfOf(admin.text), tool: 'place_order', ...(rule === undefined ? {} : { rule }) },
+      });
+    assert.equal((await setRule('')).status, 303);
+    try {
+      const signedIn = await authorize({
+        issuer: stack.issuer,
+        clientId: client.client_id,
+        redirectUri: 'https://agent.example/callback',
+        scope: `${BASE} stocks:trade`,
+        resource: stack.mcpUrl,
+        email: 'bob@example.com',
+      });
+      const token = await redeemCode(
+        stack.issuer,
+        {
+          code: signedIn.callback.searchParams.get('code') ?? '',
+          verifier: signedIn.verifier,
+          redirectUri: 'https://agent.example/callback',
+          clientId: client.client_id,
+          resource: stack.mcpUrl,
+        },
+        auth,
+      );
+      assert.equal(token.status, 200, token.text);
+      assert.ok(String(token.json.scope).split(' ').includes('stocks:trade'));
+      assert.ok(token.json.refresh_token, 'a refresh token');
+      assert.equal((await setRule(undefined)).status, 303);
+      const refreshed = await postForm(
+        `${stack.issuer}/token`,
+        {
+          grant_type: 'refresh_token',
+          refresh_token: String(token.json.refresh_token),
+          resource: stack.mcpUrl,
+        },
+        auth,
+      );
+      assert.equal(refreshed.status, 200, refreshed.text);
+      assert.ok(
+        !String(refreshed.json.scope).split(' ').includes('stocks:trade'),
+        String(refreshed.json.scope),
+      );
+      assert.ok(
+        !(await listTools(String(refreshed.json.access_token))).tools.some((t) => t.name === 'place_order'),
+      );
+    } finally {
+      await setRule(undefined);
     }
   });
 });

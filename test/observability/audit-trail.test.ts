@@ -169,7 +169,12 @@ describe('the audit trail of a tool call', () => {
     const exchangeAs = (client: string, tool: string) =>
       postForm(
         `${stack.issuer}/token`,
-        { grant_type: EXCHANGE, subject_token: phantom, subject_token_type: JWT_TYPE, audience: STOCKS },
+        {
+          grant_type: EXCHANGE,
+          subject_token: phantom,
+          subject_token_type: JWT_TYPE,
+          audience: STOCKS,
+        },
         {
           authorization: basic(client, internalSecret(stack, client)),
           'gatehouse-tool': tool,
@@ -177,13 +182,10 @@ describe('the audit trail of a tool call', () => {
       );
     const forged = await exchangeAs('gatehouse-gateway', 'forged_tool');
     assert.ok(forged.status >= 400, 'the gateway may not exchange');
-    const fromMcp = await exchangeAs('gatehouse-mcp-server', 'get_my_customer_record');
+    const fromMcp = await exchangeAs('gatehouse-mcp-server', 'list_stocks');
     assert.equal(fromMcp.status, 200);
 
-    assert.equal(
-      (await trail.search({ tool: 'get_my_customer_record', event: 'token.exchange' })).records.length,
-      1,
-    );
+    assert.equal((await trail.search({ tool: 'list_stocks', event: 'token.exchange' })).records.length, 1);
     assert.equal((await trail.search({ tool: 'forged_tool' })).records.length, 0);
     assert.ok(
       !(await collect(await trail.exportLines({}))).join('').includes('forged_tool'),

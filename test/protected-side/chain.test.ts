@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { decodeJwt } from 'jose';
-import { authorize, basic, postForm, redeemCode } from '../helpers/oauth.ts';
+import { authorize, basic, postForm, redeemCode, toolHeader } from '../helpers/oauth.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 
 const REDIRECT = 'http://127.0.0.1/callback';
@@ -152,7 +152,10 @@ describe('the protected side, end to end', () => {
         subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
         audience: `${stack.gatewayUrl}/api/stocks`,
       },
-      { authorization: basic('gatehouse-mcp-server', secret(stack, 'gatehouse-mcp-server')) },
+      {
+        authorization: basic('gatehouse-mcp-server', secret(stack, 'gatehouse-mcp-server')),
+        ...toolHeader('stocks'),
+      },
     );
     assert.equal(exchanged.status, 200, exchanged.text);
     const apiToken = String(exchanged.json.access_token);

@@ -26,6 +26,7 @@ const TEXT_FIELDS = [
   'audience',
   'grant_id',
   'reason',
+  'approval_id',
 ] as const;
 
 async function readBody(ctx: Context): Promise<unknown> {

@@ -295,9 +295,10 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
       throw new PageError(400, 'There is nothing to consent to.');
     const accountId = details.session.accountId;
     const { permitted, forbidden } = splitByToolPolicy(details);
+    // The refusal page's button, or an Allow with nothing the user may be given: no grant, access_denied.
     if (
-      form.get('decision') === 'refused' ||
-      (form.get('decision') === 'allow' && forbidden.length > 0 && permitted.length === 0)
+      forbidden.length > 0 &&
+      (form.get('decision') === 'refused' || (form.get('decision') === 'allow' && permitted.length === 0))
     ) {
       logger.audit('consent', {
         outcome: 'denied',
@@ -341,7 +342,12 @@ export function interactionRoutes(deps: InteractionDependencies): Middleware {
     // Recorded as refused, so the next request that asks for them beside what the user holds goes
     // through without them (provider.ts, forbiddenScopeCheck).
     if (forbidden.length > 0) {
-      grant.rejectResourceScope(deps.resources.mcp.uri, forbidden.join(' '));
+      // Under every indicator that names the MCP server (`…/mcp` and `…/mcp/` are two keys).
+      const indicators = new Set([
+        deps.resources.mcp.uri,
+        ...Object.keys(missing.missingResourceScopes ?? {}).filter(deps.resources.isMcpResource),
+      ]);
+      for (const indicator of indicators) grant.rejectResourceScope(indicator, forbidden.join(' '));
       grant.rejectOIDCScope(forbidden.join(' '));
     }
     const grantId = await grant.save();

@@ -9,12 +9,16 @@
  * still live in the SQLite file of each instance's data directory. The directory (users, domains,
  * clients, approvals; admin/directory.ts) is in PostgreSQL with the rest of what instances share.
  */
+
 import type { DatabaseSync } from 'node:sqlite';
 import type { Check } from '../../shared/health.ts';
 import type { Logger } from '../../shared/logging.ts';
 import type { Directory } from '../admin/directory.ts';
 import { postgresDirectory } from '../admin/postgres-directory.ts';
 import { createSqliteDirectory } from '../admin/sqlite-directory.ts';
+import type { OperationApprovals } from '../approvals/operation-approvals.ts';
+import { postgresOperationApprovals } from '../approvals/postgres-operation-approvals.ts';
+import { createSqliteOperationApprovals } from '../approvals/sqlite-operation-approvals.ts';
 import type { AuditStore } from '../audit/audit-store.ts';
 import { postgresAuditStore } from '../audit/postgres-audit-store.ts';
 import { createSqliteAuditStore } from '../audit/sqlite-audit-store.ts';
@@ -59,6 +63,8 @@ export interface AuthorizationStore {
   readonly devInbox: DevInbox;
   /** What administrators change at run time: users, domains, clients, approvals (admin/directory.ts). */
   readonly directory: Directory;
+  /** Approvals of single tool calls (approvals/operation-approvals.ts). */
+  readonly operationApprovals: OperationApprovals;
   /** The SQLite database of this instance's data directory (the whole store, without PostgreSQL). */
   readonly sqlite: DatabaseSync;
   /** The PostgreSQL connections, when the store is PostgreSQL. */
@@ -108,6 +114,7 @@ export async function openStore(
       oneTimeCodes: (settings) => createSqliteOneTimeCodes(sqlite, settings),
       devInbox: createMemoryDevInbox(),
       directory: createSqliteDirectory(sqlite),
+      operationApprovals: createSqliteOperationApprovals(sqlite),
       sqlite,
       postgres: undefined,
       requestWrites: SQLITE_REQUEST_WRITES,
@@ -137,6 +144,7 @@ export async function openStore(
     oneTimeCodes: (settings) => postgresOneTimeCodes(postgres, settings),
     devInbox: postgresDevInbox(postgres),
     directory: postgresDirectory(postgres),
+    operationApprovals: postgresOperationApprovals(postgres),
     sqlite,
     postgres,
     requestWrites: SQLITE_REQUEST_WRITES,

@@ -41,6 +41,7 @@ const RESERVED = new Set([
   'act',
   'grant_id',
   'token_hash',
+  'authorization_details',
 ]);
 
 /** Copies extra claims (user attributes, client classification) without touching reserved ones. */

@@ -11,9 +11,11 @@ import { type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { ExchangePolicyConfig } from '../../shared/config/schema.ts';
 import type { Logger } from '../../shared/logging.ts';
+import { TOOL_CALL_DETAILS_TYPE, toolCallDetailsOf } from '../../shared/operation-approval.ts';
 import { requestIdFrom } from '../../shared/request-id.ts';
 import { PERMITTED_TOOLS_CLAIM, permittedToolsOf, TOOL_CLAIM } from '../../shared/tool-claims.ts';
 import { toolNameFrom } from '../../shared/tool-header.ts';
+import type { OperationApproval, OperationApprovals } from '../approvals/operation-approvals.ts';
 import { ACCESS_TOKEN_ALG } from '../keys/signing-key.ts';
 import { normalizeResourceUri, type ResourceRegistry } from '../resources.ts';
 import { type AccessTokenSigner, extraClaims } from './access-token-jwt.ts';
@@ -32,10 +34,12 @@ export const TOKEN_EXCHANGE_PARAMETERS = [
   'scope',
   'actor_token',
   'actor_token_type',
+  // RFC 9396: the approved tool call a token for an approval-bound tool must name.
+  'authorization_details',
 ];
 
 /** What the exchange needs to know about the token being exchanged. */
-interface Subject {
+export interface Subject {
   sub: string;
   clientId: string;
   scopes: string[];
@@ -69,44 +73,62 @@ export interface TokenExchangeDependencies {
   isRevokedToken: (tokenHash: string) => Promise<boolean>;
   /** True when the client was deleted at or after `at` (the revocation log's `client` events). */
   isClientRemovedSince: (clientId: string, at: number) => Promise<boolean>;
+  /** Each tool's API audience and API scopes (shared/config/tool-api-scopes.ts). */
+  tools: ReadonlyMap<string, { audience: string; apiScopes: readonly string[] }>;
+  /** The tools whose every call needs the user's approval (`mcpServer.tools[].approval`). */
+  approvalTools: ReadonlySet<string>;
+  approvals: Pick<OperationApprovals, 'consume'>;
 }
 
 const looksLikeJwt = (value: string) => value.split('.').length === 3;
 
+/**
+ * The phantom JWT the gateway forwarded, verified like any access token for the MCP server: what
+ * token exchange and an approval request (approvals/approval-requests.ts) rest on.
+ */
+export async function verifyPhantomSubject(
+  value: string,
+  options: { issuer: string; mcpUri: string; key: JWTVerifyGetKey },
+): Promise<Subject> {
+  try {
+    const { payload } = await jwtVerify(value, options.key, {
+      issuer: options.issuer,
+      audience: options.mcpUri,
+      typ: 'at+jwt',
+      algorithms: [ACCESS_TOKEN_ALG],
+    });
+    if (
+      typeof payload.sub !== 'string' ||
+      typeof payload.client_id !== 'string' ||
+      typeof payload.exp !== 'number'
+    ) {
+      throw new Error('missing claims');
+    }
+    return {
+      sub: payload.sub,
+      clientId: payload.client_id,
+      scopes: typeof payload.scope === 'string' ? payload.scope.split(' ') : [],
+      exp: payload.exp,
+      extra: extraClaims(payload),
+      act: payload.act as Record<string, unknown> | undefined,
+      ...(typeof payload.grant_id === 'string' ? { grantId: payload.grant_id } : {}),
+      ...(typeof payload.token_hash === 'string' ? { tokenHash: payload.token_hash } : {}),
+      ...(typeof payload.iat === 'number' ? { issuedAt: payload.iat } : {}),
+    };
+  } catch {
+    throw new errors.InvalidGrant('subject_token is invalid, expired or not meant for the MCP server');
+  }
+}
+
 export function createTokenExchangeHandler(provider: Provider, deps: TokenExchangeDependencies) {
   const policies = new Map(deps.policies.map((policy) => [policy.clientId, policy]));
 
-  /** The phantom JWT the gateway forwarded: verified like any access token for the MCP server. */
-  async function subjectFromJwt(value: string): Promise<Subject> {
-    try {
-      const { payload } = await jwtVerify(value, deps.verificationKey, {
-        issuer: deps.issuer,
-        audience: deps.resources.mcp.uri,
-        typ: 'at+jwt',
-        algorithms: [ACCESS_TOKEN_ALG],
-      });
-      if (
-        typeof payload.sub !== 'string' ||
-        typeof payload.client_id !== 'string' ||
-        typeof payload.exp !== 'number'
-      ) {
-        throw new Error('missing claims');
-      }
-      return {
-        sub: payload.sub,
-        clientId: payload.client_id,
-        scopes: typeof payload.scope === 'string' ? payload.scope.split(' ') : [],
-        exp: payload.exp,
-        extra: extraClaims(payload),
-        act: payload.act as Record<string, unknown> | undefined,
-        ...(typeof payload.grant_id === 'string' ? { grantId: payload.grant_id } : {}),
-        ...(typeof payload.token_hash === 'string' ? { tokenHash: payload.token_hash } : {}),
-        ...(typeof payload.iat === 'number' ? { issuedAt: payload.iat } : {}),
-      };
-    } catch {
-      throw new errors.InvalidGrant('subject_token is invalid, expired or not meant for the MCP server');
-    }
-  }
+  const subjectFromJwt = (value: string) =>
+    verifyPhantomSubject(value, {
+      issuer: deps.issuer,
+      mcpUri: deps.resources.mcp.uri,
+      key: deps.verificationKey,
+    });
 
   /** An opaque token: looked up in the store, so a revoked grant is refused at once. */
   async function subjectFromOpaque(value: string): Promise<Subject> {
@@ -242,16 +264,27 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       refuseSubject('user no longer approved', 'the subject is no longer allowed to sign in');
     }
 
-    // The tool policy (tools/tool-policy.ts), once more: a user's token names the tools they may use,
-    // and a token for another tool is not minted, whatever the MCP server asks.
-    if (tool && subject.extra.client_type !== 'workload') {
-      const permitted = permittedToolsOf(subject.extra);
-      if (!permitted?.has(tool))
+    // A user's token is exchanged for one call of one tool they may use (tools/tool-policy.ts: their
+    // token names those tools), at that tool's API, for at most that tool's API scopes: whatever the
+    // MCP server asks, and whether or not it names the tool. A workload's scopes are its policy.
+    const isUser = subject.extra.client_type !== 'workload';
+    const toolScopes = tool ? deps.tools.get(tool) : undefined;
+    if (isUser) {
+      if (!tool)
+        refuseSubject('tool not named', "a user's token is exchanged for one tool call: name the tool");
+      if (!toolScopes || !permittedToolsOf(subject.extra)?.has(tool!))
         refuseSubject('tool not permitted', `the subject may not use the ${tool} tool`);
+      if (normalizeResourceUri(toolScopes!.audience) !== normalizeResourceUri(api.audience))
+        refuseSubject('tool not at this API', `the ${tool} tool does not call this API`);
     }
 
-    // Scopes map down: only what the subject's MCP scopes map to for this API, never more.
-    const mapped = new Set(subject.scopes.flatMap((scope) => target.scopeMap[scope] ?? []));
+    // Scopes map down: only what the subject's MCP scopes map to for this API, never more; for a
+    // user, only what the tool needs of those.
+    const mapped = new Set(
+      subject.scopes
+        .flatMap((scope) => target.scopeMap[scope] ?? [])
+        .filter((scope) => !isUser || toolScopes!.apiScopes.includes(scope)),
+    );
     let granted: string[];
     if (params.scope) {
       granted = [...new Set(params.scope.split(' ').filter(Boolean))];
@@ -277,6 +310,35 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       throw new errors.InvalidScope('the subject token carries no scope that maps to this audience', '');
     }
 
+    // A tool whose calls need approval: this exact call must have been approved by the user, and
+    // the approval is used up here, once (approvals/operation-approvals.ts).
+    const details = params.authorization_details
+      ? toolCallDetailsOf(params.authorization_details)
+      : undefined;
+    let approval: OperationApproval | undefined;
+    if (tool && deps.approvalTools.has(tool)) {
+      if (!details || details.tool !== tool) {
+        audit({ outcome: 'denied', actor, audience: api.audience, reason: 'approval details missing' });
+        throw new errors.InvalidAuthorizationDetails(
+          `a call of ${tool} needs the user's approval: send authorization_details of type ${TOOL_CALL_DETAILS_TYPE} for it`,
+        );
+      }
+      approval = await deps.approvals.consume(
+        { sub: subject.sub, clientId: subject.clientId, tool, argumentsDigest: details.arguments_digest },
+        Date.now(),
+      );
+      if (!approval) {
+        audit({ outcome: 'denied', actor, audience: api.audience, reason: 'no approval of this call' });
+        throw new errors.InvalidAuthorizationDetails(
+          'no approval of this exact call is waiting (none was given, it was used, or it expired): ask the user to approve it',
+        );
+      }
+    } else if (params.authorization_details) {
+      throw new errors.InvalidAuthorizationDetails(
+        'authorization_details are only for calls of tools that need approval',
+      );
+    }
+
     // Never outlive the subject token.
     const now = Math.floor(Date.now() / 1000);
     const exp = Math.min(now + api.accessTokenTtlSeconds, subject.exp);
@@ -289,6 +351,21 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
     const accessToken = await deps.sign({
       ...claims,
       ...(tool ? { [TOOL_CLAIM]: tool } : {}),
+      // RFC 9396 §9.1: what exactly this token may do, for the API to compare with what it receives.
+      ...(approval
+        ? {
+            authorization_details: [
+              {
+                type: TOOL_CALL_DETAILS_TYPE,
+                tool: approval.tool,
+                arguments_digest: approval.argumentsDigest,
+                approval_id: approval.id,
+                approved_by: approval.sub,
+                approved_at: Math.floor((approval.decidedAt ?? approval.createdAt) / 1000),
+              },
+            ],
+          }
+        : {}),
       sub: subject.sub,
       aud: api.audience,
       exp,
@@ -296,13 +373,32 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       scope: granted.join(' '),
       act,
     });
-    audit({ outcome: 'success', actor, audience: api.audience, scope: granted.join(' ') });
+    audit({
+      outcome: 'success',
+      actor,
+      audience: api.audience,
+      scope: granted.join(' '),
+      ...(approval ? { approval_id: approval.id } : {}),
+    });
     ctx.body = {
       access_token: accessToken,
       issued_token_type: ACCESS_TOKEN_TYPE,
       token_type: 'Bearer',
       expires_in: exp - now,
       scope: granted.join(' '),
+      // RFC 9396 §7: the token response says which authorization details were granted.
+      ...(approval
+        ? {
+            authorization_details: [
+              {
+                type: TOOL_CALL_DETAILS_TYPE,
+                tool: approval.tool,
+                arguments_digest: approval.argumentsDigest,
+                approval_id: approval.id,
+              },
+            ],
+          }
+        : {}),
     };
   };
 }

@@ -25,6 +25,7 @@ function toolConfig(overrides: Partial<ResolvedToolConfig>): ResolvedToolConfig 
     path: '/',
     scopes: ['stocks:read'],
     apiScopes: ['stocks.read'],
+    approval: 'none',
     annotations: {},
     ...overrides,
   };

@@ -29,6 +29,8 @@ export interface ToolDefinition {
   scopes: string[];
   /** API scopes the exchanged token is asked for: exactly these (settings.ts resolves the default). */
   apiScopes: string[];
+  /** Every call runs only once the user approved it (approval-client.ts, tool-call.ts). */
+  approval: 'required' | 'none';
   api: UpstreamApi;
   method: ToolConfig['method'];
   path: string;
@@ -71,6 +73,7 @@ export function buildCatalogue(
       annotations: { ...(tool.title ? { title: tool.title } : {}), ...tool.annotations },
       scopes: [...new Set(tool.scopes)],
       apiScopes: [...new Set(tool.apiScopes)],
+      approval: tool.approval,
       api,
       method: tool.method,
       path: tool.path,

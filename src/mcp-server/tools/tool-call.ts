@@ -5,6 +5,8 @@
  */
 import type { AuthInfo, CallToolResult } from '@modelcontextprotocol/server';
 import type { Logger } from '../../shared/logging.ts';
+import { argumentsDigest, TOOL_CALL_DETAILS_TYPE } from '../../shared/operation-approval.ts';
+import { type ApprovalClient, ApprovalRequestError } from '../approval-client.ts';
 import { auditToolCall } from '../audit.ts';
 import { type TokenExchangeClient, TokenExchangeError } from '../token-exchange-client.ts';
 import { principalOf, requestIdOfCall } from '../token-validation.ts';
@@ -13,6 +15,8 @@ import { buildUpstreamRequest, callUpstream, errorResult, UpstreamRequestError }
 
 export interface ToolCallDependencies {
   tokenExchange: Pick<TokenExchangeClient, 'exchange'>;
+  /** Asks the user's approval of a call of a tool with `approval: required`. */
+  approvals?: ApprovalClient;
   logger: Logger;
   upstreamTimeoutMs: number;
   fetch?: typeof fetch;
@@ -35,6 +39,68 @@ export function describeExchangeFailure(apiName: string, error: TokenExchangeErr
   }
 }
 
+/**
+ * No approval of this call was waiting: ask for one (or learn the decision already made) and tell
+ * the agent where the user decides. Nothing was exchanged or sent to the API.
+ */
+async function approvalNeeded(
+  tool: ToolDefinition,
+  args: ToolArguments,
+  authInfo: AuthInfo,
+  requestId: string | undefined,
+  approvals: ApprovalClient,
+): Promise<[CallToolResult, { reason: string; approval_id?: string }]> {
+  try {
+    const approval = await approvals.request({
+      subjectToken: authInfo.token,
+      tool: tool.name,
+      arguments: args,
+      requestId,
+    });
+    if (approval.status === 'denied')
+      return [
+        errorResult(
+          `The user denied this ${tool.name} call. It was not run. Do not retry it unless the user asks again.`,
+        ),
+        { reason: 'approval_denied', approval_id: approval.approvalId },
+      ];
+    const minutes = Math.max(1, Math.round((approval.expiresAt - Date.now() / 1000) / 60));
+    return [
+      {
+        content: [
+          {
+            type: 'text',
+            text:
+              `This ${tool.name} call needs the user's approval before it runs, and has not run. ` +
+              `Ask the user to open ${approval.url} , check the values and approve; then call ${tool.name} ` +
+              `again with exactly the same arguments. The approval is for this one call and lasts ${minutes} minute${minutes === 1 ? '' : 's'}.`,
+          },
+        ],
+        isError: true,
+        _meta: {
+          [APPROVAL_META_KEY]: {
+            url: approval.url,
+            approvalId: approval.approvalId,
+            status: approval.status,
+          },
+        },
+      },
+      { reason: 'approval_required', approval_id: approval.approvalId },
+    ];
+  } catch (error) {
+    const code = error instanceof ApprovalRequestError ? error.code : 'server_error';
+    return [
+      errorResult(
+        `The ${tool.name} call needs the user's approval, which could not be asked for right now (${code}). Try again later.`,
+      ),
+      { reason: `approval_request:${code}` },
+    ];
+  }
+}
+
+/** Where a tool result that needs approval names the approval page (beside the text for the model). */
+export const APPROVAL_META_KEY = 'gatehouse/approval';
+
 export async function runToolCall(
   tool: ToolDefinition,
   args: ToolArguments,
@@ -55,9 +121,9 @@ export async function runToolCall(
     grant_id: principal?.grantId,
   };
   const finish = (
-    outcome: 'success' | 'failure',
+    outcome: 'success' | 'failure' | 'denied',
     result: CallToolResult,
-    extra: { upstream_status?: number | undefined; reason?: string } = {},
+    extra: { upstream_status?: number | undefined; reason?: string; approval_id?: string } = {},
   ) => {
     auditToolCall(deps.logger, {
       outcome,
@@ -74,13 +140,22 @@ export async function runToolCall(
 
   try {
     const request = buildUpstreamRequest(tool, tool.api.baseUrl, args);
+    // A tool whose calls need approval: the exchange names this exact call (RFC 9396), and the
+    // authorization server mints the token only against the user's approval of it, once.
+    const authorizationDetails =
+      tool.approval === 'required'
+        ? JSON.stringify([
+            { type: TOOL_CALL_DETAILS_TYPE, tool: tool.name, arguments_digest: argumentsDigest(args) },
+          ])
+        : undefined;
     // Least privilege per call: exactly the API scopes this tool needs (RFC 8693 §2.1 `scope`), not
     // everything the caller's MCP scopes map to; the token names the tool.
-    const { accessToken } = await deps.tokenExchange.exchange({
+    const { accessToken, approvalId } = await deps.tokenExchange.exchange({
       subjectToken: authInfo.token,
       audience: tool.api.audience,
       scope: tool.apiScopes.join(' '),
       tool: tool.name,
+      ...(authorizationDetails ? { authorizationDetails } : {}),
       ...(requestId ? { requestId } : {}),
       ...(principal && authInfo.expiresAt
         ? {
@@ -106,6 +181,7 @@ export async function runToolCall(
     });
     return finish(outcome.failure ? 'failure' : 'success', outcome.result, {
       upstream_status: outcome.status,
+      ...(approvalId ? { approval_id: approvalId } : {}),
       ...(outcome.failure ? { reason: `upstream_${outcome.failure}` } : {}),
     });
   } catch (error) {
@@ -113,6 +189,14 @@ export async function runToolCall(
       return finish('failure', errorResult(`Invalid arguments for ${tool.name}: ${error.message}.`), {
         reason: 'invalid_arguments',
       });
+    }
+    if (
+      error instanceof TokenExchangeError &&
+      error.code === 'invalid_authorization_details' &&
+      tool.approval === 'required' &&
+      deps.approvals
+    ) {
+      return finish('denied', ...(await approvalNeeded(tool, args, authInfo, requestId, deps.approvals)));
     }
     if (error instanceof TokenExchangeError) {
       deps.logger.warn('token exchange failed', {

@@ -26,10 +26,13 @@ export interface VisibleTool {
 export function visibleTools(catalogue: ToolDefinition[], authInfo: AuthInfo | undefined): VisibleTool[] {
   // No authInfo never reaches a tool (the HTTP layer answers 401 first): nothing to show.
   if (!authInfo) return [];
-  const permitted = principalOf(authInfo)?.permittedTools;
+  const principal = principalOf(authInfo);
+  // No principal (never, past authentication): no tools. A workload sees every tool its scopes reach.
+  const may = (tool: ToolDefinition) =>
+    principal !== undefined && (principal.workload || principal.permittedTools.has(tool.name));
   const held = new Set(authInfo.scopes);
   return catalogue
-    .filter((tool) => permitted === undefined || permitted.has(tool.name))
+    .filter(may)
     .map((tool) => ({ tool, missingScopes: tool.scopes.filter((scope) => !held.has(scope)) }));
 }
 

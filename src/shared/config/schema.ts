@@ -334,6 +334,15 @@ const authorizationServerBase = z.strictObject({
       rememberSeconds: seconds.default(30 * 86400),
     })
     .prefault({}),
+  /**
+   * Approvals of single tool calls (`mcpServer.tools[].approval: required`): how long a person has to
+   * decide, and how long an approval then waits for the agent's retry.
+   */
+  operationApprovals: z
+    .strictObject({
+      ttlSeconds: seconds.min(5).max(3600).default(300),
+    })
+    .prefault({}),
   /** The audit trail kept in the database (docs/operations.md, "Audit trail"). */
   audit: z
     .strictObject({
@@ -642,6 +651,11 @@ const toolSchema = z.strictObject({
   apiScopes: z.array(scopeName).min(1).optional(),
   /** Who may ever use the tool (a rule on the user's claims); absent: every user its scopes allow. */
   allow: toolRuleSchema.optional(),
+  /**
+   * `required`: each call runs only once the signed-in user approved that exact call (tool and
+   * arguments) on the authorization server's approval page. `none`: the scopes are enough.
+   */
+  approval: z.enum(['required', 'none']).default('none'),
   annotations: z
     .strictObject({
       readOnlyHint: z.boolean().optional(),

@@ -125,7 +125,8 @@ export async function post(
   fields: Record<string, string | undefined>,
   headers: Record<string, string> = {},
 ): Promise<TokenResponse> {
-  for (const value of Object.values(headers)) ledger.remember(value);
+  // Every header value is remembered as a secret but the tool name (Gatehouse-Tool), which is not one.
+  for (const [name, value] of Object.entries(headers)) if (name !== 'gatehouse-tool') ledger.remember(value);
   ledger.rememberFields(fields);
   const response = await postForm(url, fields, headers);
   ledger.rememberFields(response.json);

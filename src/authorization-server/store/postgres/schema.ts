@@ -4,6 +4,7 @@
  */
 
 import { DIRECTORY_MIGRATIONS } from '../../admin/postgres-directory.ts';
+import { OPERATION_APPROVAL_MIGRATIONS } from '../../approvals/postgres-operation-approvals.ts';
 import { AUDIT_MIGRATIONS } from '../../audit/postgres-audit-store.ts';
 import { RATE_LIMIT_MIGRATIONS } from '../../http/postgres-rate-limit.ts';
 import { SIGNING_KEY_MIGRATIONS } from '../../keys/postgres-key-store.ts';
@@ -26,4 +27,5 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   ...DIRECTORY_MIGRATIONS,
   ...SIGNING_KEY_MIGRATIONS,
   ...GENERATED_SECRET_MIGRATIONS,
+  ...OPERATION_APPROVAL_MIGRATIONS,
 ];

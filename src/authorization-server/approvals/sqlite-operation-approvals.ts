@@ -1,0 +1,85 @@
+/** Operation approvals (operation-approvals.ts) in the instance's SQLite database. */
+import type { DatabaseSync } from 'node:sqlite';
+import { approvalOf, type OperationApprovals } from './operation-approvals.ts';
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS operation_approvals (
+    id               TEXT PRIMARY KEY,
+    sub              TEXT NOT NULL,
+    client_id        TEXT NOT NULL,
+    grant_id         TEXT,
+    tool             TEXT NOT NULL,
+    arguments_digest TEXT NOT NULL,
+    arguments        TEXT NOT NULL,
+    request_id       TEXT,
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'used')),
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    decided_at       INTEGER,
+    used_at          INTEGER
+  );
+  CREATE INDEX IF NOT EXISTS operation_approvals_operation
+    ON operation_approvals (sub, client_id, tool, arguments_digest);
+`;
+
+export function createSqliteOperationApprovals(db: DatabaseSync): OperationApprovals {
+  db.exec(SCHEMA);
+  const q = {
+    insert: db.prepare(
+      `INSERT INTO operation_approvals (id, sub, client_id, grant_id, tool, arguments_digest, arguments,
+         request_id, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+    ),
+    get: db.prepare('SELECT * FROM operation_approvals WHERE id = ?'),
+    open: db.prepare(
+      `SELECT * FROM operation_approvals WHERE sub = ? AND client_id = ? AND tool = ? AND arguments_digest = ?
+         AND status <> 'used' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`,
+    ),
+    decide: db.prepare(
+      `UPDATE operation_approvals SET status = ?, decided_at = ? WHERE id = ? AND status = 'pending'
+         AND expires_at > ? RETURNING *`,
+    ),
+    consume: db.prepare(
+      `UPDATE operation_approvals SET status = 'used', used_at = ? WHERE id = (
+         SELECT id FROM operation_approvals WHERE sub = ? AND client_id = ? AND tool = ? AND arguments_digest = ?
+           AND status = 'approved' AND expires_at > ? ORDER BY created_at DESC LIMIT 1)
+       AND status = 'approved' RETURNING *`,
+    ),
+    purge: db.prepare(
+      `DELETE FROM operation_approvals WHERE expires_at < ? OR (status = 'used' AND used_at < ?)`,
+    ),
+  };
+  return {
+    create: async (approval) => {
+      q.insert.run(
+        approval.id,
+        approval.sub,
+        approval.clientId,
+        approval.grantId ?? null,
+        approval.tool,
+        approval.argumentsDigest,
+        JSON.stringify(approval.arguments),
+        approval.requestId ?? null,
+        approval.createdAt,
+        approval.expiresAt,
+      );
+      return { ...approval, status: 'pending' };
+    },
+    get: async (id) => {
+      const row = q.get.get(id);
+      return row ? approvalOf(row) : undefined;
+    },
+    findCurrent: async (op, now) => {
+      const row = q.open.get(op.sub, op.clientId, op.tool, op.argumentsDigest, now);
+      return row ? approvalOf(row) : undefined;
+    },
+    decide: async (id, status, now) => {
+      const row = q.decide.get(status, now, id, now);
+      return row ? approvalOf(row) : undefined;
+    },
+    consume: async (op, now) => {
+      const row = q.consume.get(now, op.sub, op.clientId, op.tool, op.argumentsDigest, now);
+      return row ? approvalOf(row) : undefined;
+    },
+    purge: async (before) => Number(q.purge.run(before, before).changes),
+  };
+}
