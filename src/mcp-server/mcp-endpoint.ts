@@ -12,6 +12,7 @@
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import {
   type AuthInfo,
+  CLIENT_CAPABILITIES_META_KEY,
   createMcpHandler,
   McpServer,
   type McpServerFactory,
@@ -23,7 +24,7 @@ import { auditToolCall } from './audit.ts';
 import { type ProtocolEra, scopeChallenge } from './challenges.ts';
 import { principalOf, requestIdOfCall } from './token-validation.ts';
 import type { ToolDefinition } from './tools/catalogue.ts';
-import { runToolCall, type ToolCallDependencies } from './tools/tool-call.ts';
+import { type ApprovalAsking, runToolCall, type ToolCallDependencies } from './tools/tool-call.ts';
 import { toolMeta, visibleTools } from './tools/tool-visibility.ts';
 
 /** 2026-07-28 over `server/discover`; the 2025 revisions over `initialize`, newest first. */
@@ -54,6 +55,27 @@ function toolScopeChallenge(tool: ToolDefinition, era: ProtocolEra, logger: Logg
       });
     }
     return challenge;
+  };
+}
+
+/**
+ * Whether this request's client can be sent to a URL for the approval (tools/tool-call.ts): only
+ * on 2026-07-28, where the envelope of each request declares the client's capabilities; a 2025-era
+ * stateless request does not say, and gets the link in the tool result.
+ */
+function approvalAsking(
+  era: ProtocolEra,
+  request: {
+    envelope?: Record<string, unknown> | undefined;
+    inputResponses?: Record<string, unknown> | undefined;
+  },
+): ApprovalAsking {
+  const capabilities = request.envelope?.[CLIENT_CAPABILITIES_META_KEY] as
+    | { elicitation?: { url?: unknown } }
+    | undefined;
+  return {
+    urlElicitation: era === 'modern' && capabilities?.elicitation?.url !== undefined,
+    afterElicitation: request.inputResponses?.approval !== undefined,
   };
 }
 
@@ -102,7 +124,14 @@ export function createServerFactory(
         // SEP-414: the caller's trace context may come in `_meta` (shared/tracing.ts decides its use).
         (args, ctx) =>
           inToolCallSpan(tool.name, ctx.mcpReq._meta, toolSpanAttributes(ctx.http?.authInfo), () =>
-            runToolCall(tool, args, ctx.http?.authInfo, deps, ctx.mcpReq.signal),
+            runToolCall(
+              tool,
+              args,
+              ctx.http?.authInfo,
+              deps,
+              ctx.mcpReq.signal,
+              approvalAsking(era, ctx.mcpReq),
+            ),
           ),
       );
     }

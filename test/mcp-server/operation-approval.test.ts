@@ -279,4 +279,60 @@ describe('approval of the operation itself', () => {
     assert.equal(made.json.error, 'invalid_authorization_details', 'a digest nobody approved');
     assert.equal(made.json.access_token, undefined);
   });
+
+  /** A client that can send its user to a URL (MCP URL-mode elicitation): `onUrl` plays the user. */
+  async function placeOrderEliciting(args: Record<string, unknown>, onUrl: (url: string) => Promise<void>) {
+    const asked: string[] = [];
+    const client = new Client(
+      { name: 'approval-eliciting', version: '1.0.0' },
+      { versionNegotiation: { mode: { pin: '2026-07-28' } }, capabilities: { elicitation: { url: {} } } },
+    );
+    client.setRequestHandler('elicitation/create', async (request) => {
+      const params = request.params as { mode?: string; url?: string };
+      assert.equal(params.mode, 'url');
+      asked.push(params.url!);
+      await onUrl(params.url!);
+      return { action: 'accept' };
+    });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    );
+    try {
+      return {
+        result: (await client.callTool({ name: 'place_order', arguments: args })) as ToolResult,
+        asked,
+      };
+    } finally {
+      await client.close();
+    }
+  }
+
+  test('a client with URL elicitation sends the user to the page, and the call completes after approval', async () => {
+    const before = orders().length;
+    const { result, asked } = await placeOrderEliciting(
+      { symbol: 'SAP', side: 'buy', quantity: 7 },
+      async (url) => {
+        await decide(alice, url, 'approve');
+      },
+    );
+    assert.equal(asked.length, 1);
+    assert.ok(asked[0]!.startsWith(`${stack.issuer}/account/approvals/ap_`));
+    assert.notEqual(result.isError, true, textOf(result));
+    assert.match(textOf(result), /"quantity":\s*7/);
+    assert.equal(orders().length, before + 1);
+  });
+
+  test('a client with URL elicitation whose user does not approve gets the link once, not a loop', async () => {
+    const before = orders().length;
+    const { result, asked } = await placeOrderEliciting(
+      { symbol: 'SAP', side: 'buy', quantity: 8 },
+      async () => {},
+    );
+    assert.equal(asked.length, 1, 'asked once');
+    assert.equal(result.isError, true);
+    assert.ok(approvalUrlOf(result), 'the tool result carries the link');
+    assert.equal(orders().length, before);
+  });
 });

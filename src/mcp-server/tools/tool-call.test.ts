@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { AuthInfo } from '@modelcontextprotocol/server';
+import type { AuthInfo, CallToolResult } from '@modelcontextprotocol/server';
 import { parseConfig } from '../../shared/config/load.ts';
 import { createLogger } from '../../shared/logging.ts';
 import { resolveApiScopes } from '../settings.ts';
@@ -50,7 +50,7 @@ describe('a tool call', () => {
       asked.push(request);
       return { accessToken: 'exchanged.for.stocks', expiresAt: 0, scope: 'stocks.read' };
     });
-    const result = await runToolCall(getStock, { symbol: 'ACME' }, authInfo, deps);
+    const result = (await runToolCall(getStock, { symbol: 'ACME' }, authInfo, deps)) as CallToolResult;
     assert.equal(result.isError, undefined);
     assert.deepEqual(asked, [
       {
@@ -100,7 +100,7 @@ describe('a tool call', () => {
         400,
       );
     });
-    const result = await runToolCall(getStock, { symbol: 'ACME' }, authInfo, deps);
+    const result = (await runToolCall(getStock, { symbol: 'ACME' }, authInfo, deps)) as CallToolResult;
     assert.equal(result.isError, true);
     assert.match((result.content[0] as { text: string }).text, /Sign in again and retry/);
     assert.equal(calls.length, 0);
@@ -112,7 +112,7 @@ describe('a tool call', () => {
     const { deps, audits } = harness(async () => {
       throw new Error('Cannot read properties of undefined (at exchange.ts:12)');
     });
-    const result = await runToolCall(getStock, { symbol: 'ACME' }, authInfo, deps);
+    const result = (await runToolCall(getStock, { symbol: 'ACME' }, authInfo, deps)) as CallToolResult;
     assert.equal(result.isError, true);
     assert.doesNotMatch((result.content[0] as { text: string }).text, /exchange\.ts|undefined/);
     assert.equal(audits()[0]?.reason, 'internal_error');

@@ -3,7 +3,12 @@
  * challenge) and validated the arguments: exchange the caller's token for the API's audience, call
  * the API with the exchanged token, audit, and answer with a tool result whatever happened.
  */
-import type { AuthInfo, CallToolResult } from '@modelcontextprotocol/server';
+import {
+  type AuthInfo,
+  type CallToolResult,
+  type InputRequiredResult,
+  inputRequired,
+} from '@modelcontextprotocol/server';
 import type { Logger } from '../../shared/logging.ts';
 import { argumentsDigest, TOOL_CALL_DETAILS_TYPE } from '../../shared/operation-approval.ts';
 import { type ApprovalClient, ApprovalRequestError } from '../approval-client.ts';
@@ -101,13 +106,25 @@ async function approvalNeeded(
 /** Where a tool result that needs approval names the approval page (beside the text for the model). */
 export const APPROVAL_META_KEY = 'gatehouse/approval';
 
+/**
+ * How this call may ask the person for an approval: with URL-mode elicitation when the client said
+ * it can open URLs for the user (a 2026-07-28 request whose envelope declares `elicitation.url`),
+ * unless this very call is already the retry after one; else the tool result carries the link.
+ */
+export interface ApprovalAsking {
+  urlElicitation: boolean;
+  /** The retry after the user was sent to the approval page (the request carries its response). */
+  afterElicitation: boolean;
+}
+
 export async function runToolCall(
   tool: ToolDefinition,
   args: ToolArguments,
   authInfo: AuthInfo | undefined,
   deps: ToolCallDependencies,
   signal?: AbortSignal,
-): Promise<CallToolResult> {
+  asking: ApprovalAsking = { urlElicitation: false, afterElicitation: false },
+): Promise<CallToolResult | InputRequiredResult> {
   const started = performance.now();
   const principal = principalOf(authInfo);
   const requestId = requestIdOfCall(authInfo);
@@ -196,7 +213,29 @@ export async function runToolCall(
       tool.approval === 'required' &&
       deps.approvals
     ) {
-      return finish('denied', ...(await approvalNeeded(tool, args, authInfo, requestId, deps.approvals)));
+      const [result, extra] = await approvalNeeded(tool, args, authInfo, requestId, deps.approvals);
+      const url =
+        (result._meta?.[APPROVAL_META_KEY] as { url?: string; approvalId?: string } | undefined) ?? {};
+      if (url.url && url.approvalId && asking.urlElicitation && !asking.afterElicitation) {
+        // MCP URL-mode elicitation (2025-11-25 and later; on 2026-07-28 an input_required result):
+        // the client sends the user to the page, then retries this call with the same arguments.
+        auditToolCall(deps.logger, {
+          outcome: 'denied',
+          ...record,
+          ...extra,
+          reason: 'approval_elicited',
+          duration_ms: 0,
+        });
+        return inputRequired({
+          inputRequests: {
+            approval: inputRequired.elicitUrl({
+              message: `Approve this ${tool.name} call (tool and arguments exactly as sent) at the sign-in service; it runs once you approve.`,
+              url: url.url,
+            }),
+          },
+        });
+      }
+      return finish('denied', result, extra);
     }
     if (error instanceof TokenExchangeError) {
       deps.logger.warn('token exchange failed', {
