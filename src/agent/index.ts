@@ -11,6 +11,7 @@
  * The MCP side is the SDK's Client over Streamable HTTP; the OAuth side is session.ts. Every failure
  * is thrown as an AgentError that says what to do next; a tool's own error is a result with `isError`.
  */
+
 import {
   type CallToolResult,
   Client,
@@ -19,6 +20,7 @@ import {
   type Tool,
 } from '@modelcontextprotocol/client';
 import packageJson from '../../package.json' with { type: 'json' };
+import { answerElicitation, type ElicitationParams } from './approval.ts';
 import { type SignInLink, signInLinkMessage } from './authorization.ts';
 import { openSystemBrowser } from './browser.ts';
 import { readSigningKey } from './client-authentication.ts';
@@ -85,6 +87,18 @@ export interface AgentOptions {
    * context sent in `_meta` (SEP-414; tool-call-tracing.ts). Undefined: no tracing.
    */
   otlpEndpoint?: string | undefined;
+  /**
+   * Shows the person an approval page a tool call asks them to visit (MCP URL-mode elicitation);
+   * defaults to opening the system browser. Only pages at the authorization server the agent
+   * signed in with are ever shown (approval.ts).
+   */
+  openApprovalUrl?: ((url: string) => void | Promise<void>) | undefined;
+}
+
+/** A tool call waiting for the person's approval on a page of the authorization server. */
+export interface ApprovalRequest {
+  url: string;
+  message: string;
 }
 
 export interface Agent {
@@ -99,6 +113,12 @@ export interface Agent {
   identity(): SessionIdentity | undefined;
   /** Revokes and forgets this server's tokens; returns what could not be done. */
   logout(): Promise<string[]>;
+  /**
+   * Who decides on approval requests: resolves true once the person says they approved, false to
+   * go on without (the call then answers with the link). Unset: the link is shown and the call goes
+   * on without waiting.
+   */
+  onApproval(handler: ((request: ApprovalRequest) => Promise<boolean>) | undefined): void;
   close(): Promise<void>;
 }
 
@@ -161,6 +181,11 @@ export function createAgent(options: AgentOptions): Agent {
       tell(signInLinkMessage(url, link, true).trimEnd());
       openSystemBrowser(url, (reason) => tell(`Could not open a browser (${reason}); open the link above.`));
     });
+  let approvalHandler: ((request: ApprovalRequest) => Promise<boolean>) | undefined;
+  const openApprovalUrl =
+    options.openApprovalUrl ??
+    ((url: string) =>
+      openSystemBrowser(url, (reason) => tell(`Could not open a browser (${reason}); open the link above.`)));
   const session = createSession({
     serverUrl,
     store: openTokenStore(options.storePath ?? defaultStorePath(), note),
@@ -208,7 +233,16 @@ export function createAgent(options: AgentOptions): Agent {
       // 2026-07-28 when the server speaks it (a server/discover probe), else the 2025 handshake.
       const candidate = new Client(
         { name: AGENT_NAME, version: AGENT_VERSION },
-        { versionNegotiation: { mode: 'auto' } },
+        // URL-mode elicitation: a tool call may send the person to approve it (approval.ts).
+        { versionNegotiation: { mode: 'auto' }, capabilities: { elicitation: { url: {} } } },
+      );
+      candidate.setRequestHandler('elicitation/create', (request) =>
+        answerElicitation(request.params as ElicitationParams, {
+          issuer: session.identity()?.issuer,
+          open: openApprovalUrl,
+          decide: approvalHandler,
+          tell,
+        }),
       );
       try {
         await candidate.connect(transport, { timeout });
@@ -251,6 +285,9 @@ export function createAgent(options: AgentOptions): Agent {
         );
       const traced = await toolCallTracing();
       return traced ? traced.call(name, call) : call();
+    },
+    onApproval(handler) {
+      approvalHandler = handler;
     },
     scopes: () => session.scopes(),
     identity: () => session.identity(),

@@ -22,6 +22,8 @@ import { after, before, describe, test } from 'node:test';
 import { runChatShell } from '../../src/agent/chat/chat-shell.ts';
 import { chatModel, modelSettingsFrom } from '../../src/agent/chat/model-settings.ts';
 import { createAgent } from '../../src/agent/index.ts';
+import { parseConfig } from '../../src/shared/config/load.ts';
+import { csrfOf } from '../helpers/oauth.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import { requestedScopes, storeFile, userAt } from './support.ts';
 
@@ -216,6 +218,69 @@ describe('chat: a model that calls the tools, OpenAI-compatible', () => {
   test('the key goes to the model in the Authorization header, and nowhere in the output', () => {
     for (const request of model.requests) assert.equal(request.headers.authorization, `Bearer ${KEY}`);
     assert.ok(![...io.out, ...io.err].some((line) => line.includes(KEY)));
+  });
+});
+
+describe("chat: a call that needs the person's approval (URL elicitation)", () => {
+  let stack: TestStack;
+  let model: Awaited<ReturnType<typeof scriptedModel>>;
+  const user = userAt();
+  const io = capture();
+  const opened: string[] = [];
+  let toolMessages: string[];
+
+  before(async () => {
+    const tools = parseConfig({}).mcpServer.tools.map((tool) =>
+      tool.name === 'place_order' ? { ...tool, approval: 'required' } : tool,
+    );
+    stack = await startTestStack({ mcpServer: { tools } });
+    model = await scriptedModel((body) => openAiScript(body));
+    const agent = createAgent({
+      serverUrl: stack.mcpUrl,
+      storePath: storeFile(),
+      openUrl: user.openUrl,
+      note: (message) => io.err.push(message),
+      // The person at the browser (signed in already): approves what the page shows.
+      openApprovalUrl: async (url) => {
+        opened.push(url);
+        const page = await user.browser.request(url);
+        assert.equal(page.status, 200, page.text.slice(0, 300));
+        await user.browser.request(url, { form: { csrf: csrfOf(page.text), decision: 'approve' } });
+      },
+    });
+    const settings = modelSettingsFrom({ url: `${model.url}/v1`, name: 'scripted' }, undefined, {
+      GATEHOUSE_AGENT_MODEL_KEY: KEY,
+    });
+    try {
+      await runChatShell(agent, chatModel(settings), {
+        // The order: confirmed (it changes things), then the step-up, then approved on the page.
+        input: Readable.from(['buy 2 SAP', 'y', 'y', 'quit'].map((line) => `${line}\n`).join('')),
+        output: io.output,
+      });
+    } finally {
+      await agent.close();
+    }
+    toolMessages = model.requests.flatMap((r) =>
+      (r.body.messages as WireMessage[]).filter((m) => m.role === 'tool').map((m) => String(m.content)),
+    );
+  });
+  after(async () => {
+    await model?.close();
+    await stack?.close();
+  });
+
+  test('the person is shown the approval page, approves, and the order runs once', () => {
+    assert.equal(opened.length, 1, io.err.join('\n'));
+    assert.ok(opened[0]!.startsWith(`${stack.issuer}/account/approvals/`));
+    assert.ok(
+      io.err.some((line) => line.startsWith('Approval needed: ')),
+      io.err.join('\n'),
+    );
+    assert.ok(io.err.some((line) => /Approved\? \[y\/N\]/.test(line)));
+    const order = toolMessages.find((content) => /"quantity":\s*2/.test(content));
+    assert.ok(order, toolMessages.join('\n'));
+    assert.match(order, /"status":\s*"accepted"/);
+    assert.equal(stack.audit('approval.decided').at(-1)?.decision, 'approved');
   });
 });
 

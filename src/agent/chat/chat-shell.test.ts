@@ -23,6 +23,7 @@ function fakeAgent() {
       calls.push(name);
       return { content: [{ type: 'text', text: '{"status":"filled"}' }] };
     },
+    onApproval: () => {},
   } as unknown as Agent;
   return { agent, calls };
 }

@@ -67,6 +67,14 @@ export async function runChatShell(
       return /^\s*(y|yes)\s*$/i.test(answer ?? '');
     },
   });
+  // A tool call that needs the person's approval (URL elicitation): the page opens, and the call
+  // goes on when the person says they approved (a line typed meanwhile does not count, as above).
+  agent.onApproval(async () => {
+    const dropped = options.prompt ? lines.drop() : 0;
+    if (dropped > 0) output.err(`· ${dropped} line${dropped === 1 ? '' : 's'} typed meanwhile dropped`);
+    output.err('Approve it on that page, then answer here. Approved? [y/N]');
+    return /^\s*(y|yes)\s*$/i.test((await lines.next()) ?? '');
+  });
   output.err(`Chatting with ${model.description}. ${CHAT_HELP}`);
   try {
     for (;;) {

@@ -1,0 +1,40 @@
+/**
+ * The agent's side of an approval (MCP URL-mode elicitation): a tool call of a tool that needs the
+ * person's approval sends `elicitation/create` with a URL. The agent shows it only when it is a
+ * page of the authorization server it signed in with (an MCP server must not be able to send the
+ * person anywhere else under the agent's name), opens it, and lets the person say when they are
+ * done; it answers `accept` then, else `decline`, and the SDK retries the call (2026-07-28).
+ */
+import type { ApprovalRequest } from './index.ts';
+
+export interface ElicitationParams {
+  mode?: string;
+  url?: string;
+  message?: string;
+}
+
+export async function answerElicitation(
+  params: ElicitationParams,
+  how: {
+    issuer: string | undefined;
+    open: (url: string) => void | Promise<void>;
+    decide: ((request: ApprovalRequest) => Promise<boolean>) | undefined;
+    tell: (message: string) => void;
+  },
+): Promise<{ action: 'accept' | 'decline' }> {
+  // Form-mode elicitation (questions in the terminal) is not something this agent answers.
+  if (params.mode !== 'url' || typeof params.url !== 'string') return { action: 'decline' };
+  const url = URL.parse(params.url);
+  const issuer = how.issuer ? URL.parse(how.issuer) : null;
+  if (!url || !issuer || url.origin !== issuer.origin) {
+    how.tell(
+      `A tool call asked to open ${params.url}, which is not a page of the authorization server: not opened.`,
+    );
+    return { action: 'decline' };
+  }
+  const message = params.message ?? 'A tool call needs your approval.';
+  how.tell(`Approval needed: ${message}\n  ${url.href}`);
+  await how.open(url.href);
+  if (!how.decide) return { action: 'decline' };
+  return { action: (await how.decide({ url: url.href, message })) ? 'accept' : 'decline' };
+}
