@@ -94,6 +94,13 @@ async function approvalNeeded(
     ];
   } catch (error) {
     const code = error instanceof ApprovalRequestError ? error.code : 'server_error';
+    if (code === 'invalid_grant')
+      return [
+        errorResult(
+          `The ${tool.name} tool runs only with a user's approval of each call, and no user can be asked for this one. It was not run.`,
+        ),
+        { reason: 'approval_request:invalid_grant' },
+      ];
     return [
       errorResult(
         `The ${tool.name} call needs the user's approval, which could not be asked for right now (${code}). Try again later.`,
