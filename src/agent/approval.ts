@@ -2,8 +2,10 @@
  * The agent's side of an approval (MCP URL-mode elicitation): a tool call of a tool that needs the
  * person's approval sends `elicitation/create` with a URL. The agent shows it only when it is a
  * page of the authorization server it signed in with (an MCP server must not be able to send the
- * person anywhere else under the agent's name), opens it, and lets the person say when they are
- * done; it answers `accept` then, else `decline`, and the SDK retries the call (2026-07-28).
+ * person anywhere else under the agent's name). It prints the link and never opens or fetches it
+ * by itself (MCP 2025-11-25, elicitation: not without the user's explicit consent); a caller that
+ * has the person's consent may open it (`open`). The person says when they are done: `accept`,
+ * else `decline`, and the SDK retries the call (2026-07-28).
  */
 import type { ApprovalRequest } from './index.ts';
 
@@ -17,7 +19,7 @@ export async function answerElicitation(
   params: ElicitationParams,
   how: {
     issuer: string | undefined;
-    open: (url: string) => void | Promise<void>;
+    open?: ((url: string) => void | Promise<void>) | undefined;
     decide: ((request: ApprovalRequest) => Promise<boolean>) | undefined;
     tell: (message: string) => void;
   },
@@ -33,8 +35,8 @@ export async function answerElicitation(
     return { action: 'decline' };
   }
   const message = params.message ?? 'A tool call needs your approval.';
-  how.tell(`Approval needed: ${message}\n  ${url.href}`);
-  await how.open(url.href);
+  how.tell(`Approval needed: ${message}\n  Open ${url.href} to approve or deny it.`);
+  await how.open?.(url.href);
   if (!how.decide) return { action: 'decline' };
   return { action: (await how.decide({ url: url.href, message })) ? 'accept' : 'decline' };
 }

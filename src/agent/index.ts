@@ -88,9 +88,9 @@ export interface AgentOptions {
    */
   otlpEndpoint?: string | undefined;
   /**
-   * Shows the person an approval page a tool call asks them to visit (MCP URL-mode elicitation);
-   * defaults to opening the system browser. Only pages at the authorization server the agent
-   * signed in with are ever shown (approval.ts).
+   * Opens an approval page a tool call asks the person to visit (MCP URL-mode elicitation), for a
+   * caller that has the person's consent to; by default the link is only printed. Only pages at
+   * the authorization server the agent signed in with are ever shown (approval.ts).
    */
   openApprovalUrl?: ((url: string) => void | Promise<void>) | undefined;
 }
@@ -182,10 +182,8 @@ export function createAgent(options: AgentOptions): Agent {
       openSystemBrowser(url, (reason) => tell(`Could not open a browser (${reason}); open the link above.`));
     });
   let approvalHandler: ((request: ApprovalRequest) => Promise<boolean>) | undefined;
-  const openApprovalUrl =
-    options.openApprovalUrl ??
-    ((url: string) =>
-      openSystemBrowser(url, (reason) => tell(`Could not open a browser (${reason}); open the link above.`)));
+  // Printed, never opened by default: a URL from a tool call opens only with the person's consent.
+  const openApprovalUrl = options.openApprovalUrl;
   const session = createSession({
     serverUrl,
     store: openTokenStore(options.storePath ?? defaultStorePath(), note),

@@ -107,6 +107,7 @@ export function createStocksApi(options: StocksApiOptions): Api {
             actor: order.actor,
             order_id: order.id,
             ...(approved?.approval_id ? { approval_id: approved.approval_id } : {}),
+            ...(approved?.amount ? { approved_amount: approved.amount.value } : {}),
             symbol: order.symbol,
             side: order.side,
             quantity: order.quantity,

@@ -486,7 +486,11 @@ export async function startAuthorizationServer(
         tools: new Map(
           resolveApiScopes(loaded.config).map((tool) => [
             tool.name,
-            { audience: loaded.config.mcpServer.apis[tool.api]!.audience, apiScopes: tool.apiScopes },
+            {
+              audience: loaded.config.mcpServer.apis[tool.api]!.audience,
+              apiScopes: tool.apiScopes,
+              amountArgument: tool.amountArgument,
+            },
           ]),
         ),
         approvalTools,

@@ -39,6 +39,8 @@ export interface ToolCallDetails {
   /** Who approved (their subject) and when (seconds since the epoch), in the issued token. */
   approved_by?: string;
   approved_at?: number;
+  /** The operation's amount, where the tool has one (`mcpServer.tools[].amountArgument`). */
+  amount?: { argument: string; value: number };
 }
 
 /** The tool-call entry of an `authorization_details` value (a JSON string or the parsed array). */

@@ -146,6 +146,7 @@ describe('approval of the operation itself', () => {
       /Trading agent Unverified wants to run Place a stock order \( place_order \) for you, once/,
     );
     assert.match(text, /could not verify who publishes this application/);
+    assert.match(text, /Amount: 3 \(quantity\)/);
     assert.match(text, /symbol SAP side buy quantity 3/);
     assert.match(text, /Signed in as alice@example\.com/);
     assert.equal(page.headers.get('x-frame-options'), 'DENY');
@@ -201,6 +202,11 @@ describe('approval of the operation itself', () => {
       stack.audit('mcp.tool_call').some((r) => r.outcome === 'success' && r.approval_id === approvalId),
     );
     assert.equal(orders().at(-1)?.approval_id, approvalId);
+    assert.equal(
+      orders().at(-1)?.approved_amount,
+      3,
+      'the amount the approval named (amountArgument: quantity)',
+    );
 
     // A replay of the approved call: the approval was used; it asks again and runs nothing.
     const replay = await placeOrder(args);

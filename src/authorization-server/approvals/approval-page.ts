@@ -12,7 +12,12 @@ export interface ApprovalPageOptions {
   action: string;
   csrfToken: string;
   email: string;
-  tool: { name: string; title?: string | undefined; description: string };
+  tool: {
+    name: string;
+    title?: string | undefined;
+    description: string;
+    amountArgument?: string | undefined;
+  };
   arguments: Record<string, unknown>;
   agent: { name: string; verified: boolean; kind: string };
   /** Seconds left to decide. */
@@ -43,6 +48,11 @@ export function approvalPage(options: ApprovalPageOptions): string {
   );
   const body = html`<h1>Approve this operation?</h1>
 <p><strong>${agent.name}</strong> ${badge} wants to run <strong>${tool.title ?? tool.name}</strong> (<code>${tool.name}</code>) for you, once, with exactly these values:</p>
+${
+  tool.amountArgument &&
+  typeof options.arguments[tool.amountArgument] === 'number' &&
+  html`<p class="amount">Amount: <strong>${String(options.arguments[tool.amountArgument])}</strong> (${tool.amountArgument})</p>`
+}
 <dl class="operation">${rows}</dl>
 <p class="hint">${tool.description}</p>
 ${

@@ -24,7 +24,10 @@ export interface ApprovalPageDependencies {
   accounts: Accounts;
   classifier: ClientClassifier;
   clientName: (clientId: string) => Promise<string | undefined>;
-  tools: ReadonlyMap<string, { title?: string | undefined; description: string }>;
+  tools: ReadonlyMap<
+    string,
+    { title?: string | undefined; description: string; amountArgument?: string | undefined }
+  >;
   branding: Branding;
   devBanner: boolean;
   logger: Logger;
@@ -97,7 +100,12 @@ export function approvalPages(deps: ApprovalPageDependencies): Middleware {
           action: ctx.path,
           csrfToken: signIn.csrfFor(session, purpose(id)),
           email,
-          tool: { name: approval.tool, title: tool.title, description: tool.description },
+          tool: {
+            name: approval.tool,
+            title: tool.title,
+            description: tool.description,
+            amountArgument: tool.amountArgument,
+          },
           arguments: approval.arguments,
           agent: {
             name: (await deps.clientName(approval.clientId)) ?? approval.clientId,

@@ -74,13 +74,24 @@ export interface TokenExchangeDependencies {
   /** True when the client was deleted at or after `at` (the revocation log's `client` events). */
   isClientRemovedSince: (clientId: string, at: number) => Promise<boolean>;
   /** Each tool's API audience and API scopes (shared/config/tool-api-scopes.ts). */
-  tools: ReadonlyMap<string, { audience: string; apiScopes: readonly string[] }>;
+  tools: ReadonlyMap<
+    string,
+    { audience: string; apiScopes: readonly string[]; amountArgument?: string | undefined }
+  >;
   /** The tools whose every call needs the user's approval (`mcpServer.tools[].approval`). */
   approvalTools: ReadonlySet<string>;
   approvals: Pick<OperationApprovals, 'consume'>;
 }
 
 const looksLikeJwt = (value: string) => value.split('.').length === 3;
+
+/** The approved operation's amount (RFC 9396 details may say "how much"), where the tool has one. */
+function amountOf(approval: OperationApproval, argument: string | undefined) {
+  const value = argument ? approval.arguments[argument] : undefined;
+  return typeof value === 'number' && Number.isFinite(value)
+    ? { amount: { argument: argument!, value } }
+    : {};
+}
 
 /**
  * The phantom JWT the gateway forwarded, verified like any access token for the MCP server: what
@@ -362,6 +373,7 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
                 approval_id: approval.id,
                 approved_by: approval.sub,
                 approved_at: Math.floor((approval.decidedAt ?? approval.createdAt) / 1000),
+                ...amountOf(approval, deps.tools.get(approval.tool)?.amountArgument),
               },
             ],
           }

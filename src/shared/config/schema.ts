@@ -656,6 +656,14 @@ const toolSchema = z.strictObject({
    * arguments) on the authorization server's approval page. `none`: the scopes are enough.
    */
   approval: z.enum(['required', 'none']).default('none'),
+  /**
+   * The argument that is the operation's amount (a number), shown apart on the approval page and
+   * named in the exchanged token's `authorization_details` (RFC 9396), for the API to check.
+   */
+  amountArgument: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'is not an argument name')
+    .optional(),
   annotations: z
     .strictObject({
       readOnlyHint: z.boolean().optional(),
@@ -715,6 +723,7 @@ const DEFAULT_TOOLS: z.input<typeof toolSchema>[] = [
     path: '/orders',
     scopes: ['stocks:trade'],
     allow: { role: ['trader'] },
+    amountArgument: 'quantity',
     annotations: { readOnlyHint: false, destructiveHint: true },
   },
   {
@@ -919,6 +928,17 @@ export const configSchema = z
           code: 'custom',
           path: ['mcpServer', 'tools', i, 'api'],
           message: `"${tool.api}" is not a key of mcpServer.apis`,
+        });
+      }
+    });
+    // An amount is one of the tool's declared arguments.
+    config.mcpServer.tools.forEach((tool, i) => {
+      const properties = (tool.inputSchema.properties ?? {}) as Record<string, unknown>;
+      if (tool.amountArgument && !(tool.amountArgument in properties)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['mcpServer', 'tools', i, 'amountArgument'],
+          message: `"${tool.amountArgument}" is not a property of the tool's inputSchema`,
         });
       }
     });
