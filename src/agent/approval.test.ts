@@ -23,7 +23,7 @@ function how(decision?: boolean) {
 
 test("an approval page of the authorization server is shown, and the answer is the person's", async () => {
   const yes = how(true);
-  const url = `${ISSUER}/account/approvals/ap_x`;
+  const url = `${ISSUER}/account/approvals/ap_${'x'.repeat(24)}`;
   assert.deepEqual(await answerElicitation({ mode: 'url', url, message: 'Approve it' }, yes.options), {
     action: 'accept',
   });
@@ -41,11 +41,24 @@ test("an approval page of the authorization server is shown, and the answer is t
 });
 
 test('a page anywhere else is never opened, and form-mode questions are declined', async () => {
-  for (const url of ['https://evil.example/approve', 'http://auth.example.com/account', 'not a url']) {
+  for (const url of [
+    'https://evil.example/approve',
+    'http://auth.example.com/account',
+    'not a url',
+    `${ISSUER}/authorize?client_id=attacker&response_type=code`,
+    `${ISSUER}/account/approvals/ap_${'x'.repeat(24)}?next=https://evil.example`,
+    `${ISSUER}/account`,
+  ]) {
     const h = how(true);
     assert.equal((await answerElicitation({ mode: 'url', url }, h.options)).action, 'decline', url);
     assert.deepEqual(h.opened, [], url);
   }
+  const noisy = how(true);
+  await answerElicitation(
+    { mode: 'url', url: `${ISSUER}/account/approvals/ap_${'y'.repeat(24)}`, message: 'ok\u001b[2Jcleared' },
+    noisy.options,
+  );
+  assert.ok(!noisy.told[0]!.includes('\u001b'), 'no terminal escapes from the server');
   const form = how(true);
   assert.equal(
     (await answerElicitation({ mode: 'form', message: 'your password?' }, form.options)).action,

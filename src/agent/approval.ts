@@ -9,6 +9,18 @@
  */
 import type { ApprovalRequest } from './index.ts';
 
+/** Where Gatehouse's authorization server shows an approval (approvals/approval-pages.ts). */
+const APPROVAL_PAGE = /^(\/[^?#]*)?\/account\/approvals\/ap_[A-Za-z0-9_-]{24}$/;
+
+/** C0 and C1 control characters (terminal escapes among them) become spaces. */
+const withoutControls = (text: string) =>
+  [...text]
+    .map((char) => {
+      const code = char.codePointAt(0)!;
+      return code < 0x20 || (code >= 0x7f && code < 0xa0) ? ' ' : char;
+    })
+    .join('');
+
 export interface ElicitationParams {
   mode?: string;
   url?: string;
@@ -28,13 +40,23 @@ export async function answerElicitation(
   if (params.mode !== 'url' || typeof params.url !== 'string') return { action: 'decline' };
   const url = URL.parse(params.url);
   const issuer = how.issuer ? URL.parse(how.issuer) : null;
-  if (!url || !issuer || url.origin !== issuer.origin) {
+  // The approval page itself, nothing else of the authorization server (not /authorize, whose
+  // consent for another client would look like an approval; no query, no fragment).
+  if (
+    !url ||
+    !issuer ||
+    url.origin !== issuer.origin ||
+    !APPROVAL_PAGE.test(url.pathname) ||
+    url.search ||
+    url.hash
+  ) {
     how.tell(
       `A tool call asked to open ${params.url}, which is not a page of the authorization server: not opened.`,
     );
     return { action: 'decline' };
   }
-  const message = params.message ?? 'A tool call needs your approval.';
+  // The message is the MCP server's text, printed at a terminal: no control characters.
+  const message = withoutControls(params.message ?? 'A tool call needs your approval.').slice(0, 300);
   how.tell(`Approval needed: ${message}\n  Open ${url.href} to approve or deny it.`);
   await how.open?.(url.href);
   if (!how.decide) return { action: 'decline' };

@@ -36,7 +36,31 @@ export function assuranceLevelOf(claims: AccessTokenPayload): number {
   return typeof level === 'number' && Number.isFinite(level) ? level : 0;
 }
 
+/**
+ * The approvals orders were placed against, until their tokens expire: an approval-bound token is
+ * good for one order. Per process (one API instance; several would share this in a store), and
+ * bounded: when full, the entries whose tokens expired go first, and a new one is refused rather
+ * than an old one forgotten.
+ */
+export function createUsedApprovals(maxEntries = 100_000) {
+  const spentUntil = new Map<string, number>();
+  return {
+    /** True the first time an approval is spent; false when it was, or when nothing can be kept. */
+    spend(approvalId: string, expiresAt: number): boolean {
+      if (!approvalId) return false;
+      const now = Date.now() / 1000;
+      if ((spentUntil.get(approvalId) ?? 0) > now) return false;
+      if (spentUntil.size >= maxEntries)
+        for (const [id, until] of spentUntil) if (until <= now) spentUntil.delete(id);
+      if (spentUntil.size >= maxEntries) return false;
+      spentUntil.set(approvalId, Number.isFinite(expiresAt) ? expiresAt : now + 3600);
+      return true;
+    },
+  };
+}
+
 export function createStocksApi(options: StocksApiOptions): Api {
+  const usedApprovals = createUsedApprovals();
   const { config, logger } = options;
   const stocks = options.stocks ?? STOCKS;
   const orders = options.orders ?? createOrderBook();
@@ -100,6 +124,21 @@ export function createStocksApi(options: StocksApiOptions): Api {
           const request = parseOrderRequest(received);
           if (!findVisibleStock(stocks, regionsOf(claims), request.symbol))
             throw unknownStock(request.symbol);
+          // One approval, one order: the token may be presented again while it lives, the approval
+          // is spent by the first order it placed (remembered until the token has expired).
+          if (approved && !usedApprovals.spend(approved.approval_id ?? '', Number(claims.exp))) {
+            logger.audit('stocks.order', {
+              outcome: 'denied',
+              ...audit,
+              reason: 'approval already used',
+              approval_id: approved.approval_id,
+            });
+            throw new ApiError(
+              403,
+              'insufficient_authorization_details',
+              'the approval of this order was used already',
+            );
+          }
           const order = orders.place(request, claims);
           logger.audit('stocks.order', {
             outcome: 'success',

@@ -554,9 +554,13 @@ export async function startAuthorizationServer(
         ttlSeconds: config.operationApprovals.ttlSeconds,
         verifySubject: (token) =>
           verifyPhantomSubject(token, { issuer, mcpUri: resources.mcp.uri, key: keys.verificationKey }),
+        // As token exchange checks a subject: grant there, token and client not revoked, user approved.
         stillAllowed: async (subject) => {
           const grant = subject.grantId ? await provider.Grant.find(subject.grantId) : undefined;
-          return Boolean(grant && grant.accountId === subject.sub) && !(await isRemovedUser(subject.sub));
+          if (!grant || grant.accountId !== subject.sub || grant.clientId !== subject.clientId) return false;
+          if (subject.tokenHash && (await revocationLog.hasToken(subject.tokenHash))) return false;
+          if (await revocationLog.hasClientSince(subject.clientId, subject.issuedAt ?? 0)) return false;
+          return !(await isRemovedUser(subject.sub));
         },
         logger,
       }),
@@ -612,6 +616,8 @@ export async function startAuthorizationServer(
         accounts,
         classifier,
         clientName: async (clientId) => (await provider.Client.find(clientId))?.clientName,
+        grantStands: async (grantId, sub) => (await provider.Grant.find(grantId))?.accountId === sub,
+        ttlSeconds: config.operationApprovals.ttlSeconds,
         tools: new Map(loaded.config.mcpServer.tools.map((tool) => [tool.name, tool])),
         branding,
         devBanner,

@@ -14,6 +14,7 @@ import {
   type AuthInfo,
   CLIENT_CAPABILITIES_META_KEY,
   createMcpHandler,
+  inputResponse,
   McpServer,
   type McpServerFactory,
   type ScopeChallengeHandler,
@@ -73,9 +74,13 @@ function approvalAsking(
   const capabilities = request.envelope?.[CLIENT_CAPABILITIES_META_KEY] as
     | { elicitation?: { url?: unknown } }
     | undefined;
+  const answer = request.inputResponses?.approval;
+  const view = answer === undefined ? undefined : inputResponse(request.inputResponses, 'approval');
   return {
     urlElicitation: era === 'modern' && capabilities?.elicitation?.url !== undefined,
-    afterElicitation: request.inputResponses?.approval !== undefined,
+    afterElicitation: answer !== undefined,
+    // The person's answer to the elicitation: only `accept` lets the call go on.
+    accepted: view?.kind === 'elicit' && view.action === 'accept',
   };
 }
 

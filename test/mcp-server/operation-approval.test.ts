@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { parseConfig } from '../../src/shared/config/load.ts';
+import { argumentsDigest } from '../../src/shared/operation-approval.ts';
 import {
   authorize,
   Browser,
@@ -40,6 +41,7 @@ const approvalUrlOf = (result: ToolResult) =>
 describe('approval of the operation itself', () => {
   let stack: TestStack;
   let token: string;
+  let clientId: string;
   const alice = new Browser();
   const bob = new Browser();
 
@@ -51,7 +53,7 @@ describe('approval of the operation itself', () => {
       mcpServer: { tools },
       authorizationServer: { operationApprovals: { ttlSeconds: TTL_SECONDS } },
     });
-    const clientId = await registerNativeClient(stack.issuer, [REDIRECT], { client_name: 'Trading agent' });
+    clientId = await registerNativeClient(stack.issuer, [REDIRECT], { client_name: 'Trading agent' });
     const signedIn = await authorize({
       issuer: stack.issuer,
       clientId,
@@ -174,11 +176,19 @@ describe('approval of the operation itself', () => {
     const url = approvalUrlOf(await placeOrder({ symbol: 'SAP', side: 'buy', quantity: 3 }))!;
     const forged = await alice.request(url, { form: { csrf: 'forged', decision: 'approve' } });
     assert.equal(forged.status, 403);
+    // The right token from another site (the Origin is checked, not only the token).
+    let page = await alice.request(url);
+    for (let hop = 0; hop < 6 && page.location; hop += 1) page = await alice.request(page.location);
     const crossSite = await alice.request(url, {
-      form: { csrf: 'x', decision: 'approve' },
+      form: { csrf: csrfOf(page.text), decision: 'approve' },
       headers: { origin: 'https://evil.example' },
     });
     assert.equal(crossSite.status, 403);
+    assert.equal(
+      (await placeOrder({ symbol: 'SAP', side: 'buy', quantity: 3 })).isError,
+      true,
+      'not approved',
+    );
   });
 
   test('approved: the retry runs the order once, with a token bound to the approval', async () => {
@@ -340,5 +350,87 @@ describe('approval of the operation itself', () => {
     assert.equal(result.isError, true);
     assert.ok(approvalUrlOf(result), 'the tool result carries the link');
     assert.equal(orders().length, before);
+  });
+
+  test('an approval-bound token places one order at the API, and only the approved one', async () => {
+    const args = { symbol: 'SAP', side: 'buy', quantity: 9 };
+    await decide(alice, approvalUrlOf(await placeOrder(args))!, 'approve');
+    const phantom = await phantomFor(stack, token);
+    const stocks = `${stack.gatewayUrl}/api/stocks`;
+    const exchanged = await postForm(
+      `${stack.issuer}/token`,
+      {
+        grant_type: EXCHANGE,
+        subject_token: phantom,
+        subject_token_type: JWT_TYPE,
+        audience: stocks,
+        resource: stocks,
+        authorization_details: JSON.stringify([
+          { type: 'gatehouse_tool_call', tool: 'place_order', arguments_digest: argumentsDigest(args) },
+        ]),
+      },
+      {
+        authorization: basic('gatehouse-mcp-server', internalSecret(stack, 'gatehouse-mcp-server')),
+        'gatehouse-tool': 'place_order',
+      },
+    );
+    assert.equal(exchanged.status, 200, exchanged.text);
+    assert.ok(
+      Number(exchanged.json.expires_in) <= 60,
+      'a token for one approved call lives a minute at most',
+    );
+    const order = (body: Record<string, unknown>) =>
+      fetch(`${stack.apisUrl}/stocks/orders`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${exchanged.json.access_token}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify(body),
+      });
+    const other = await order({ ...args, quantity: 90 });
+    assert.equal(other.status, 403);
+    assert.equal(((await other.json()) as { error: string }).error, 'insufficient_authorization_details');
+    assert.equal((await order(args)).status, 201);
+    const replay = await order(args);
+    assert.equal(replay.status, 403, 'the token again: the approval is spent');
+    assert.equal(((await replay.json()) as { error: string }).error, 'insufficient_authorization_details');
+  });
+
+  test("the person's No at the client stops the call, even after approving on the page", async () => {
+    const before = orders().length;
+    const client = new Client(
+      { name: 'approval-declining', version: '1.0.0' },
+      { versionNegotiation: { mode: { pin: '2026-07-28' } }, capabilities: { elicitation: { url: {} } } },
+    );
+    client.setRequestHandler('elicitation/create', async (request) => {
+      await decide(alice, (request.params as { url: string }).url, 'approve');
+      return { action: 'decline' };
+    });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(stack.mcpUrl), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    );
+    try {
+      const result = (await client.callTool({
+        name: 'place_order',
+        arguments: { symbol: 'ASML', side: 'buy', quantity: 5 },
+      })) as ToolResult;
+      assert.equal(result.isError, true);
+      assert.match(textOf(result), /did not confirm/);
+    } finally {
+      await client.close();
+    }
+    assert.equal(orders().length, before);
+  });
+
+  test('a revoked grant leaves nothing to approve', async () => {
+    const url = approvalUrlOf(await placeOrder({ symbol: 'NESN', side: 'buy', quantity: 1 }))!;
+    const revoked = await postForm(`${stack.issuer}/revoke`, { token, client_id: clientId });
+    assert.equal(revoked.status, 200, revoked.text);
+    const page = await alice.request(url);
+    assert.equal(page.status, 410);
+    assert.match(pageText(page.text), /no longer acts for you/);
   });
 });

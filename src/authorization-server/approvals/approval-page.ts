@@ -26,10 +26,12 @@ export interface ApprovalPageOptions {
   branding: Branding;
 }
 
-/** An argument's value as a person reads it: text as it is, anything else as JSON, bounded. */
+/**
+ * An argument's value as a person reads it, in full (what is approved is all of it; the request
+ * that made the approval is at most 16 KiB): text as it is, anything else as JSON.
+ */
 function shown(value: unknown): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value);
-  return text.length > 200 ? `${text.slice(0, 199)}\u2026` : text;
+  return typeof value === 'string' ? value : JSON.stringify(value, null, 1);
 }
 
 const KIND_TEXT: Record<string, string> = {
@@ -44,7 +46,7 @@ export function approvalPage(options: ApprovalPageOptions): string {
     ? html`<span class="badge verified">Verified</span>`
     : html`<span class="badge unverified">Unverified</span>`;
   const rows = Object.entries(options.arguments).map(
-    ([name, value]) => html`<dt>${name}</dt><dd><strong>${shown(value)}</strong></dd>`,
+    ([name, value]) => html`<dt>${name}</dt><dd><pre class="value">${shown(value)}</pre></dd>`,
   );
   const body = html`<h1>Approve this operation?</h1>
 <p><strong>${agent.name}</strong> ${badge} wants to run <strong>${tool.title ?? tool.name}</strong> (<code>${tool.name}</code>) for you, once, with exactly these values:</p>

@@ -24,6 +24,10 @@ export interface ApprovalPageDependencies {
   accounts: Accounts;
   classifier: ClientClassifier;
   clientName: (clientId: string) => Promise<string | undefined>;
+  /** The approval's grant still stands (not revoked): else nothing of it may be decided. */
+  grantStands: (grantId: string, sub: string) => Promise<boolean>;
+  /** How long an approval, once given, waits for the agent's retry (operationApprovals.ttlSeconds). */
+  ttlSeconds: number;
   tools: ReadonlyMap<
     string,
     { title?: string | undefined; description: string; amountArgument?: string | undefined }
@@ -50,7 +54,7 @@ export function approvalPages(deps: ApprovalPageDependencies): Middleware {
       404,
     );
   const decided = (ctx: Context, approval: OperationApproval, now: number) => {
-    if (approval.status === 'pending' && approval.expiresAt <= now)
+    if ((approval.status === 'pending' || approval.status === 'approved') && approval.expiresAt <= now)
       return message(
         ctx,
         'This approval has expired',
@@ -90,6 +94,13 @@ export function approvalPages(deps: ApprovalPageDependencies): Middleware {
     }
     const now = Date.now();
     if (approval.status !== 'pending' || approval.expiresAt <= now) return decided(ctx, approval, now);
+    if (!approval.grantId || !(await deps.grantStands(approval.grantId, approval.sub)))
+      return message(
+        ctx,
+        'This agent no longer acts for you',
+        'Its access was revoked, so there is nothing to approve: nothing will run.',
+        410,
+      );
     const tool = deps.tools.get(approval.tool) ?? { description: '' };
 
     if (ctx.method === 'GET' || ctx.method === 'HEAD') {
@@ -125,10 +136,13 @@ export function approvalPages(deps: ApprovalPageDependencies): Middleware {
     const decision = form.get('decision');
     if (decision !== 'approve' && decision !== 'deny')
       return message(ctx, 'Nothing was decided', 'Choose Approve or Deny.', 400);
+    const decidedAt = Date.now();
+    // From the decision, the agent has the whole lifetime again for its retry (a denial stands as long).
     const result = await deps.approvals.decide(
       id,
       decision === 'approve' ? 'approved' : 'denied',
-      Date.now(),
+      decidedAt,
+      decidedAt + deps.ttlSeconds * 1000,
     );
     if (!result) return decided(ctx, (await deps.approvals.get(id)) ?? approval, Date.now());
     logger.audit('approval.decided', {

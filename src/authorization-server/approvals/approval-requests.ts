@@ -55,6 +55,15 @@ async function readJson(ctx: Context): Promise<unknown> {
 
 export const approvalUrl = (issuer: string, id: string) => `${issuer}/account/approvals/${id}`;
 
+/** No NUL and no lone surrogate anywhere in the value (strings and keys alike). */
+function storable(value: unknown): boolean {
+  if (typeof value === 'string') return value.isWellFormed() && !value.includes('\u0000');
+  if (Array.isArray(value)) return value.every(storable);
+  if (value !== null && typeof value === 'object')
+    return Object.entries(value).every(([key, inner]) => storable(key) && storable(inner));
+  return true;
+}
+
 export function approvalRequests(deps: ApprovalRequestDependencies): Middleware {
   const { logger } = deps;
   const answer = (ctx: Context, status: number, body: Record<string, unknown>) => {
@@ -141,11 +150,16 @@ export function approvalRequests(deps: ApprovalRequestDependencies): Middleware 
       return refuse(ctx, 400, 'invalid_grant', `the subject may not use the ${tool} tool`);
     }
     const now = Date.now();
+    // PostgreSQL's jsonb cannot hold NUL or a lone surrogate: such arguments are refused here, as
+    // bad input, not met with a 500 from the store.
+    if (!storable(args))
+      return refuse(ctx, 400, 'invalid_request', 'the arguments hold characters that cannot be stored');
     const operation = {
       sub: subject.sub,
       clientId: subject.clientId,
       tool,
       argumentsDigest: argumentsDigest(args),
+      grantId: subject.grantId,
     };
     const current = await deps.approvals.findCurrent(operation, now);
     if (current) return answer(ctx, 200, view(current));

@@ -25,6 +25,7 @@ const operation = {
   clientId: 'agent-1',
   tool: 'place_order',
   argumentsDigest: 'd'.repeat(43),
+  grantId: 'grant-1',
 };
 let counter = 0;
 const newApproval = (overrides: Partial<NewApproval> = {}): NewApproval => ({
@@ -39,6 +40,24 @@ const newApproval = (overrides: Partial<NewApproval> = {}): NewApproval => ({
 });
 
 function contract(fresh: () => Promise<OperationApprovals>) {
+  test('an approval is of its grant: another grant of the same client finds and uses nothing', async () => {
+    const approvals = await fresh();
+    const { id } = await approvals.create(newApproval());
+    await approvals.decide(id, 'approved', NOW + 1, NOW + 300_000);
+    const otherGrant = { ...operation, grantId: 'grant-2' };
+    assert.equal(await approvals.findCurrent(otherGrant, NOW + 2), undefined);
+    assert.equal(await approvals.consume(otherGrant, NOW + 2), undefined);
+    assert.equal((await approvals.consume(operation, NOW + 2))?.id, id);
+  });
+
+  test('approving starts the retry window: an approval given late still waits its time', async () => {
+    const approvals = await fresh();
+    const { id } = await approvals.create(newApproval({ expiresAt: NOW + 10 }));
+    const approved = await approvals.decide(id, 'approved', NOW + 9, NOW + 9 + 300_000);
+    assert.equal(approved?.expiresAt, NOW + 9 + 300_000);
+    assert.ok(await approvals.consume(operation, NOW + 60_000), 'usable after the first deadline');
+  });
+
   test('created pending, found open, read back with its arguments', async () => {
     const approvals = await fresh();
     const created = await approvals.create(newApproval());
@@ -58,16 +77,20 @@ function contract(fresh: () => Promise<OperationApprovals>) {
     const approvals = await fresh();
     const { id } = await approvals.create(newApproval());
     assert.equal(await approvals.consume(operation, NOW + 1), undefined, 'pending is not usable');
-    assert.equal((await approvals.decide(id, 'approved', NOW + 2))?.status, 'approved');
-    assert.equal(await approvals.decide(id, 'denied', NOW + 3), undefined, 'decided is final');
+    assert.equal((await approvals.decide(id, 'approved', NOW + 2, NOW + 300_000))?.status, 'approved');
+    assert.equal(await approvals.decide(id, 'denied', NOW + 3, NOW + 300_000), undefined, 'decided is final');
     const late = await approvals.create(newApproval());
-    assert.equal(await approvals.decide(late.id, 'approved', NOW + 300_001), undefined, 'expired');
+    assert.equal(
+      await approvals.decide(late.id, 'approved', NOW + 300_001, NOW + 300_000),
+      undefined,
+      'expired',
+    );
   });
 
   test('an approved approval serves one call: many racing calls, one wins', async () => {
     const approvals = await fresh();
     const { id } = await approvals.create(newApproval());
-    await approvals.decide(id, 'approved', NOW + 1);
+    await approvals.decide(id, 'approved', NOW + 1, NOW + 300_000);
     const results = await Promise.all(Array.from({ length: 8 }, () => approvals.consume(operation, NOW + 2)));
     assert.equal(results.filter(Boolean).length, 1);
     assert.equal((await approvals.get(id))?.status, 'used');
@@ -78,11 +101,11 @@ function contract(fresh: () => Promise<OperationApprovals>) {
   test('denied and expired approvals serve no call; purge forgets what ended', async () => {
     const approvals = await fresh();
     const denied = await approvals.create(newApproval());
-    await approvals.decide(denied.id, 'denied', NOW + 1);
+    await approvals.decide(denied.id, 'denied', NOW + 1, NOW + 300_000);
     assert.equal(await approvals.consume(operation, NOW + 2), undefined);
     assert.equal((await approvals.findCurrent(operation, NOW + 2))?.status, 'denied', 'a denial stands');
     const expiring = await approvals.create(newApproval({ expiresAt: NOW + 10 }));
-    await approvals.decide(expiring.id, 'approved', NOW + 5);
+    await approvals.decide(expiring.id, 'approved', NOW + 5, NOW + 10);
     assert.equal(await approvals.consume(operation, NOW + 11), undefined, 'approved, but expired');
     assert.ok((await approvals.purge(NOW + 1_000_000)) >= 2);
     assert.equal(await approvals.get(expiring.id), undefined);

@@ -31,6 +31,14 @@ export interface OperationApproval {
 
 export type NewApproval = Omit<OperationApproval, 'status' | 'decidedAt' | 'usedAt'>;
 
+/**
+ * What an approval is of: this user's call of this tool with these arguments, by this agent, under
+ * this grant (a revoked grant's approvals serve nothing, even for the same client signed in again).
+ */
+export type Operation = Pick<OperationApproval, 'sub' | 'clientId' | 'tool' | 'argumentsDigest'> & {
+  grantId: string;
+};
+
 export interface OperationApprovals {
   create(approval: NewApproval): Promise<OperationApproval>;
   get(id: string): Promise<OperationApproval | undefined>;
@@ -38,20 +46,23 @@ export interface OperationApprovals {
    * The newest unexpired approval of this operation that was not used yet: pending, approved or
    * denied (a denial stands until it expires, so a retry is told, not asked again at once).
    */
-  findCurrent(
-    operation: Pick<OperationApproval, 'sub' | 'clientId' | 'tool' | 'argumentsDigest'>,
+  findCurrent(operation: Operation, now: number): Promise<OperationApproval | undefined>;
+  /**
+   * Pending and unexpired → approved or denied, lasting from now until `expiresAt` (an approval
+   * waits that long for the agent's retry; a denial stands that long); anything else changes
+   * nothing (undefined).
+   */
+  decide(
+    id: string,
+    status: 'approved' | 'denied',
     now: number,
+    expiresAt: number,
   ): Promise<OperationApproval | undefined>;
-  /** Pending and unexpired → approved or denied; anything else changes nothing (undefined). */
-  decide(id: string, status: 'approved' | 'denied', now: number): Promise<OperationApproval | undefined>;
   /**
    * Approved and unexpired → used, atomically: the one approval of this operation that may serve
    * one call. Undefined when there is none.
    */
-  consume(
-    operation: Pick<OperationApproval, 'sub' | 'clientId' | 'tool' | 'argumentsDigest'>,
-    now: number,
-  ): Promise<OperationApproval | undefined>;
+  consume(operation: Operation, now: number): Promise<OperationApproval | undefined>;
   /** Forgets approvals that ended (expired or used) before `before`; how many went. */
   purge(before: number): Promise<number>;
 }

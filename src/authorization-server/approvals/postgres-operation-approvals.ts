@@ -60,22 +60,23 @@ export function postgresOperationApprovals(db: Postgres): OperationApprovals {
     findCurrent: (op, now) =>
       one(
         `SELECT * FROM operation_approvals WHERE sub = $1 AND client_id = $2 AND tool = $3 AND arguments_digest = $4
-           AND status <> 'used' AND expires_at > $5 ORDER BY created_at DESC LIMIT 1`,
-        [op.sub, op.clientId, op.tool, op.argumentsDigest, now],
+           AND grant_id = $6 AND status <> 'used' AND expires_at > $5 ORDER BY created_at DESC LIMIT 1`,
+        [op.sub, op.clientId, op.tool, op.argumentsDigest, now, op.grantId],
       ),
-    decide: (id, status, now) =>
+    decide: (id, status, now, expiresAt) =>
       one(
-        `UPDATE operation_approvals SET status = $1, decided_at = $2 WHERE id = $3 AND status = 'pending'
-           AND expires_at > $2 RETURNING *`,
-        [status, now, id],
+        `UPDATE operation_approvals SET status = $1, decided_at = $2, expires_at = $4 WHERE id = $3
+           AND status = 'pending' AND expires_at > $2 RETURNING *`,
+        [status, now, id, expiresAt],
       ),
     consume: (op, now) =>
       one(
         `UPDATE operation_approvals SET status = 'used', used_at = $1 WHERE id = (
            SELECT id FROM operation_approvals WHERE sub = $2 AND client_id = $3 AND tool = $4 AND arguments_digest = $5
-             AND status = 'approved' AND expires_at > $1 ORDER BY created_at DESC LIMIT 1 FOR UPDATE SKIP LOCKED)
+             AND grant_id = $6 AND status = 'approved' AND expires_at > $1 ORDER BY created_at DESC LIMIT 1
+             FOR UPDATE SKIP LOCKED)
          AND status = 'approved' RETURNING *`,
-        [now, op.sub, op.clientId, op.tool, op.argumentsDigest],
+        [now, op.sub, op.clientId, op.tool, op.argumentsDigest, op.grantId],
       ),
     purge: async (before) =>
       (

@@ -32,16 +32,16 @@ export function createSqliteOperationApprovals(db: DatabaseSync): OperationAppro
     get: db.prepare('SELECT * FROM operation_approvals WHERE id = ?'),
     open: db.prepare(
       `SELECT * FROM operation_approvals WHERE sub = ? AND client_id = ? AND tool = ? AND arguments_digest = ?
-         AND status <> 'used' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`,
+         AND grant_id = ? AND status <> 'used' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`,
     ),
     decide: db.prepare(
-      `UPDATE operation_approvals SET status = ?, decided_at = ? WHERE id = ? AND status = 'pending'
+      `UPDATE operation_approvals SET status = ?, decided_at = ?, expires_at = ? WHERE id = ? AND status = 'pending'
          AND expires_at > ? RETURNING *`,
     ),
     consume: db.prepare(
       `UPDATE operation_approvals SET status = 'used', used_at = ? WHERE id = (
          SELECT id FROM operation_approvals WHERE sub = ? AND client_id = ? AND tool = ? AND arguments_digest = ?
-           AND status = 'approved' AND expires_at > ? ORDER BY created_at DESC LIMIT 1)
+           AND grant_id = ? AND status = 'approved' AND expires_at > ? ORDER BY created_at DESC LIMIT 1)
        AND status = 'approved' RETURNING *`,
     ),
     purge: db.prepare(
@@ -69,15 +69,15 @@ export function createSqliteOperationApprovals(db: DatabaseSync): OperationAppro
       return row ? approvalOf(row) : undefined;
     },
     findCurrent: async (op, now) => {
-      const row = q.open.get(op.sub, op.clientId, op.tool, op.argumentsDigest, now);
+      const row = q.open.get(op.sub, op.clientId, op.tool, op.argumentsDigest, op.grantId, now);
       return row ? approvalOf(row) : undefined;
     },
-    decide: async (id, status, now) => {
-      const row = q.decide.get(status, now, id, now);
+    decide: async (id, status, now, expiresAt) => {
+      const row = q.decide.get(status, now, expiresAt, id, now);
       return row ? approvalOf(row) : undefined;
     },
     consume: async (op, now) => {
-      const row = q.consume.get(now, op.sub, op.clientId, op.tool, op.argumentsDigest, now);
+      const row = q.consume.get(now, op.sub, op.clientId, op.tool, op.argumentsDigest, op.grantId, now);
       return row ? approvalOf(row) : undefined;
     },
     purge: async (before) => Number(q.purge.run(before, before).changes),

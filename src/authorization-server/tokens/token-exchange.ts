@@ -334,10 +334,18 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
           `a call of ${tool} needs the user's approval: send authorization_details of type ${TOOL_CALL_DETAILS_TYPE} for it`,
         );
       }
-      approval = await deps.approvals.consume(
-        { sub: subject.sub, clientId: subject.clientId, tool, argumentsDigest: details.arguments_digest },
-        Date.now(),
-      );
+      approval = subject.grantId
+        ? await deps.approvals.consume(
+            {
+              sub: subject.sub,
+              clientId: subject.clientId,
+              tool,
+              argumentsDigest: details.arguments_digest,
+              grantId: subject.grantId,
+            },
+            Date.now(),
+          )
+        : undefined;
       if (!approval) {
         audit({ outcome: 'denied', actor, audience: api.audience, reason: 'no approval of this call' });
         throw new errors.InvalidAuthorizationDetails(
@@ -350,9 +358,12 @@ export function createTokenExchangeHandler(provider: Provider, deps: TokenExchan
       );
     }
 
-    // Never outlive the subject token.
+    // Never outlive the subject token; a token for one approved call lives a minute at most.
     const now = Math.floor(Date.now() / 1000);
-    const exp = Math.min(now + api.accessTokenTtlSeconds, subject.exp);
+    const exp = Math.min(
+      now + (approval ? Math.min(api.accessTokenTtlSeconds, 60) : api.accessTokenTtlSeconds),
+      subject.exp,
+    );
     if (exp <= now) throw new errors.InvalidGrant('subject_token has expired');
 
     // RFC 8693 §4.1: `act` names the current actor; a prior actor nests inside it.

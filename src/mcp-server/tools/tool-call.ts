@@ -122,6 +122,8 @@ export interface ApprovalAsking {
   urlElicitation: boolean;
   /** The retry after the user was sent to the approval page (the request carries its response). */
   afterElicitation: boolean;
+  /** That response was `accept`: anything else (decline, cancel) stops the call here. */
+  accepted?: boolean;
 }
 
 export async function runToolCall(
@@ -162,6 +164,16 @@ export async function runToolCall(
   if (!authInfo)
     return finish('failure', errorResult('This call is not authenticated.'), { reason: 'no_token' });
 
+  // The person said no (or closed the prompt) when the client sent them to approve: not run, and
+  // the approval, if they gave one on the page anyway, stays for a call they do want.
+  if (tool.approval === 'required' && asking.afterElicitation && asking.accepted !== true)
+    return finish(
+      'denied',
+      errorResult(`The user did not confirm approving this ${tool.name} call. It was not run.`),
+      {
+        reason: 'approval_declined',
+      },
+    );
   try {
     const request = buildUpstreamRequest(tool, tool.api.baseUrl, args);
     // A tool whose calls need approval: the exchange names this exact call (RFC 9396), and the
