@@ -22,7 +22,7 @@ import { after, before, describe, test } from 'node:test';
 import { Browser, type PlayedUser, playUser } from '../helpers/oauth.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
-import { consentScopes, scopesOf, stocksOf, textOf } from './journey.ts';
+import { consentScopes, deliverCallback, scopesOf, stocksOf, textOf } from './journey.ts';
 
 const INSPECTOR_CLI = createRequire(import.meta.url).resolve(
   '@modelcontextprotocol/inspector/clients/cli/build/index.js',
@@ -126,7 +126,7 @@ describe('the MCP Inspector CLI, at a terminal, through the whole stack', () => 
           try {
             const played = await playUser(url, { email: 'alice@example.com', browser });
             plays.push(played);
-            await deliver(played.callback);
+            await deliverCallback(played.callback);
           } catch (error) {
             failures.push(error);
           }
@@ -260,16 +260,3 @@ describe('the MCP Inspector CLI, at a terminal, through the whole stack', () => 
     assert.ok(scopesOf(storedTokens().tokens.scope).has('stocks:trade'), 'the stored token now carries it');
   });
 });
-
-/** The browser's last step, the redirect to the CLI's callback listener (retried while it starts). */
-async function deliver(callback: URL): Promise<void> {
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      await (await fetch(callback)).text();
-      return;
-    } catch (error) {
-      if (attempt >= 50) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}

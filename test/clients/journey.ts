@@ -220,3 +220,20 @@ export const documentFetches = (logs: string[], clientId: string) =>
   logs
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .filter((r) => r.message === 'client metadata document fetched' && r.client_id === clientId);
+
+/**
+ * The browser's last step for a client with its own callback listener (mcp-remote, the Inspector
+ * CLI): the redirect to it, retried briefly, since such a client may print the URL a moment before
+ * its listener is up (a person is never that quick).
+ */
+export async function deliverCallback(callback: URL): Promise<void> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      await (await fetch(callback)).text();
+      return;
+    } catch (error) {
+      if (attempt >= 50) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}

@@ -19,26 +19,10 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { Browser, type PlayedUser, playUser } from '../helpers/oauth.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startTestStack, type TestStack } from '../helpers/stack.ts';
-import { stocksOf, textOf } from './journey.ts';
+import { deliverCallback, stocksOf, textOf } from './journey.ts';
 
 const MCP_REMOTE = createRequire(import.meta.url).resolve('mcp-remote/dist/proxy.js');
 
-/**
- * The browser's last step, the redirect to mcp-remote's callback. For a step-up mcp-remote prints
- * the URL a moment before its callback server listens again (a person is never that quick), so
- * the browser tries again for a few seconds.
- */
-async function deliver(callback: URL): Promise<void> {
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      await (await fetch(callback)).text();
-      return;
-    } catch (error) {
-      if (attempt >= 50) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
 const AUTHORIZE = /Please authorize this client by visiting:\s+(\S+)/;
 
 describe('mcp-remote, as a stdio server, through the whole stack', () => {
@@ -71,7 +55,7 @@ describe('mcp-remote, as a stdio server, through the whole stack', () => {
         playing = playing.then(async () => {
           const played = await playUser(url, { email: 'alice@example.com', browser });
           plays.push(played);
-          await deliver(played.callback);
+          await deliverCallback(played.callback);
         });
       }
     });

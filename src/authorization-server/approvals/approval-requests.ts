@@ -15,6 +15,7 @@ import type { Logger } from '../../shared/logging.ts';
 import { argumentsDigest } from '../../shared/operation-approval.ts';
 import { permittedToolsOf } from '../../shared/tool-claims.ts';
 import { internalCaller } from '../http/internal-client-auth.ts';
+import { readBoundedJson } from '../http/json-body.ts';
 import type { Subject } from '../tokens/token-exchange.ts';
 import type { OperationApproval, OperationApprovals } from './operation-approvals.ts';
 
@@ -36,21 +37,6 @@ export interface ApprovalRequestDependencies {
   /** The subject's grant is still there (not revoked), and the user still approved. */
   stillAllowed: (subject: Subject) => Promise<boolean>;
   logger: Logger;
-}
-
-async function readJson(ctx: Context): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    return undefined;
-  }
 }
 
 export const approvalUrl = (issuer: string, id: string) => `${issuer}/account/approvals/${id}`;
@@ -99,7 +85,7 @@ export function approvalRequests(deps: ApprovalRequestDependencies): Middleware 
     }
     if (!ctx.is('application/json'))
       return refuse(ctx, 415, 'invalid_request', 'send {"subject_token", "tool", "arguments"} as JSON');
-    const body = (await readJson(ctx)) as Record<string, unknown> | undefined;
+    const body = (await readBoundedJson(ctx, MAX_BODY_BYTES)) as Record<string, unknown> | undefined;
     const { subject_token: token, tool, arguments: args, request_id: requestId } = body ?? {};
     if (
       typeof token !== 'string' ||

@@ -10,6 +10,7 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from '../../shared/logging.ts';
 import { internalCaller } from '../http/internal-client-auth.ts';
+import { readBoundedJson } from '../http/json-body.ts';
 
 export const TOOL_CALLS_PATH = '/events/tool-calls';
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -28,21 +29,6 @@ const TEXT_FIELDS = [
   'reason',
   'approval_id',
 ] as const;
-
-async function readBody(ctx: Context): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
 
 /** The fields of one reported call, or undefined when any is not what the MCP server sends. */
 function checkedRecord(input: unknown): Record<string, string | number> | undefined {
@@ -103,7 +89,7 @@ export function toolCallIntake(options: {
         error: 'invalid_request',
         error_description: 'send {"records": [...]} as JSON',
       });
-    const body = (await readBody(ctx)) as { records?: unknown } | undefined;
+    const body = (await readBoundedJson(ctx, MAX_BODY_BYTES)) as { records?: unknown } | undefined;
     const records = body?.records;
     if (!Array.isArray(records) || records.length > MAX_RECORDS)
       return answer(ctx, 400, {
