@@ -11,6 +11,8 @@ export interface ApprovalState {
   url: string;
   /** Seconds since the epoch. */
   expiresAt: number;
+  /** When an identical call ran lately, seconds since the epoch. */
+  identicalCallRanAt?: number | undefined;
 }
 
 export class ApprovalRequestError extends Error {
@@ -78,6 +80,9 @@ export function createApprovalClient(options: {
         status: json.status as ApprovalState['status'],
         url: json.approval_url,
         expiresAt: Number(json.expires_at),
+        ...(typeof json.identical_call_ran_at === 'number'
+          ? { identicalCallRanAt: json.identical_call_ran_at }
+          : {}),
       };
     },
   };

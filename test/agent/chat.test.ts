@@ -254,7 +254,10 @@ describe("chat: a call that needs the person's approval (URL elicitation)", () =
     try {
       await runChatShell(agent, chatModel(settings), {
         // The order: confirmed (it changes things), then the step-up, then approved on the page.
-        input: Readable.from(['buy 2 SAP', 'y', 'y', 'quit'].map((line) => `${line}\n`).join('')),
+        // Then an order approved on the page whose approval the person does not confirm here: not run.
+        input: Readable.from(
+          ['buy 2 SAP', 'y', 'y', 'buy 3 SAP', 'y', 'n', 'quit'].map((line) => `${line}\n`).join(''),
+        ),
         output: io.output,
       });
     } finally {
@@ -269,8 +272,14 @@ describe("chat: a call that needs the person's approval (URL elicitation)", () =
     await stack?.close();
   });
 
+  test('the person answers no at the agent: the order is not run, approved on the page or not', () => {
+    const refused = toolMessages.find((content) => /did not confirm/.test(content));
+    assert.ok(refused, toolMessages.join('\n'));
+    assert.ok(!toolMessages.some((content) => /"quantity":\s*3/.test(content)), 'no order of 3');
+  });
+
   test('the person is shown the approval page, approves, and the order runs once', () => {
-    assert.equal(opened.length, 1, io.err.join('\n'));
+    assert.equal(opened.length, 2, io.err.join('\n'));
     assert.ok(opened[0]!.startsWith(`${stack.issuer}/account/approvals/`));
     assert.ok(
       io.err.some((line) => line.startsWith('Approval needed: ')),

@@ -222,6 +222,14 @@ describe('approval of the operation itself', () => {
     const replay = await placeOrder(args);
     assert.equal(replay.isError, true);
     assert.notEqual(approvalUrlOf(replay), url, 'a new approval is needed');
+    assert.match(
+      textOf(replay),
+      /an identical place_order call already ran at/,
+      'and the model is told it ran',
+    );
+    let again = await alice.request(approvalUrlOf(replay)!);
+    for (let hop = 0; hop < 6 && again.location; hop += 1) again = await alice.request(again.location);
+    assert.match(pageText(again.text), /already ran at .* Approve only if you want it to run a second time/);
     assert.equal(orders().length, before + 1);
   });
 

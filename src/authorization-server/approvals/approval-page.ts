@@ -22,6 +22,8 @@ export interface ApprovalPageOptions {
   agent: { name: string; verified: boolean; kind: string };
   /** Seconds left to decide. */
   secondsLeft: number;
+  /** When an identical call ran lately (milliseconds since the epoch): approving runs it again. */
+  identicalCallRanAt?: number | undefined;
   devBanner?: boolean;
   branding: Branding;
 }
@@ -54,6 +56,15 @@ ${
   tool.amountArgument &&
   typeof options.arguments[tool.amountArgument] === 'number' &&
   html`<p class="amount">Amount: <strong>${String(options.arguments[tool.amountArgument])}</strong> (${tool.amountArgument})</p>`
+}
+${
+  options.identicalCallRanAt &&
+  html`<p class="notice unverified">The same operation, with exactly these values, already ran at ${new Date(
+    options.identicalCallRanAt,
+  )
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC')}. Approve only if you want it to run a second time.</p>`
 }
 <dl class="operation">${rows}</dl>
 <p class="hint">${tool.description}</p>

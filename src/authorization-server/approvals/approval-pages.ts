@@ -124,6 +124,14 @@ export function approvalPages(deps: ApprovalPageDependencies): Middleware {
             kind: classification.kind,
           },
           secondsLeft: Math.max(1, Math.floor((approval.expiresAt - now) / 1000)),
+          identicalCallRanAt: approval.grantId
+            ? (
+                await deps.approvals.lastUsed(
+                  { ...approval, grantId: approval.grantId },
+                  now - deps.ttlSeconds * 1000,
+                )
+              )?.usedAt
+            : undefined,
           devBanner: deps.devBanner,
           branding: deps.branding,
         }),

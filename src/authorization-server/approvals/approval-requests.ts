@@ -59,11 +59,14 @@ export function approvalRequests(deps: ApprovalRequestDependencies): Middleware 
   };
   const refuse = (ctx: Context, status: number, error: string, description: string) =>
     answer(ctx, status, { error, error_description: description });
-  const view = (approval: OperationApproval) => ({
+  const view = (approval: OperationApproval, sameRanAt?: number) => ({
     approval_id: approval.id,
     status: approval.status,
     approval_url: approvalUrl(deps.issuer, approval.id),
     expires_at: Math.floor(approval.expiresAt / 1000),
+    // An identical call ran a moment ago (a retry that raced the one that ran, say): said, so
+    // that nobody approves a second one by mistake.
+    ...(sameRanAt ? { identical_call_ran_at: Math.floor(sameRanAt / 1000) } : {}),
   });
 
   return async (ctx, next) => {
@@ -148,7 +151,8 @@ export function approvalRequests(deps: ApprovalRequestDependencies): Middleware 
       grantId: subject.grantId,
     };
     const current = await deps.approvals.findCurrent(operation, now);
-    if (current) return answer(ctx, 200, view(current));
+    const ran = (await deps.approvals.lastUsed(operation, now - deps.ttlSeconds * 1000))?.usedAt;
+    if (current) return answer(ctx, 200, view(current, ran));
     const approval = await deps.approvals.create({
       id: `ap_${randomBytes(18).toString('base64url')}`,
       ...operation,
@@ -164,6 +168,6 @@ export function approvalRequests(deps: ApprovalRequestDependencies): Middleware 
       grant_id: subject.grantId,
       approval_id: approval.id,
     });
-    answer(ctx, 201, view(approval));
+    answer(ctx, approval.createdAt === now ? 201 : 200, view(approval, ran));
   };
 }

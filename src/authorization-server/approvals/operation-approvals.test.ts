@@ -58,6 +58,25 @@ function contract(fresh: () => Promise<OperationApprovals>) {
     assert.ok(await approvals.consume(operation, NOW + 60_000), 'usable after the first deadline');
   });
 
+  test('one pending approval per operation: requests at the same moment get the same one', async () => {
+    const approvals = await fresh();
+    const created = await Promise.all(Array.from({ length: 6 }, () => approvals.create(newApproval())));
+    assert.equal(new Set(created.map((approval) => approval.id)).size, 1);
+    const { id } = created[0]!;
+    await approvals.decide(id, 'approved', NOW + 1, NOW + 300_000);
+    assert.notEqual((await approvals.create(newApproval())).id, id, 'a new one once that one is decided');
+  });
+
+  test('the last use of an approval of the operation is known, for a second identical call', async () => {
+    const approvals = await fresh();
+    const { id } = await approvals.create(newApproval());
+    await approvals.decide(id, 'approved', NOW + 1, NOW + 300_000);
+    assert.equal(await approvals.lastUsed(operation, NOW), undefined);
+    await approvals.consume(operation, NOW + 2);
+    assert.equal((await approvals.lastUsed(operation, NOW))?.id, id);
+    assert.equal(await approvals.lastUsed(operation, NOW + 3), undefined, 'not since then');
+  });
+
   test('created pending, found open, read back with its arguments', async () => {
     const approvals = await fresh();
     const created = await approvals.create(newApproval());

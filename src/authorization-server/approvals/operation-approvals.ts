@@ -40,6 +40,7 @@ export type Operation = Pick<OperationApproval, 'sub' | 'clientId' | 'tool' | 'a
 };
 
 export interface OperationApprovals {
+  /** A new pending approval; when one of the same operation is pending already, that one. */
   create(approval: NewApproval): Promise<OperationApproval>;
   get(id: string): Promise<OperationApproval | undefined>;
   /**
@@ -63,6 +64,8 @@ export interface OperationApprovals {
    * one call. Undefined when there is none.
    */
   consume(operation: Operation, now: number): Promise<OperationApproval | undefined>;
+  /** The latest use of an approval of this operation since `since`: an identical call that ran. */
+  lastUsed(operation: Operation, since: number): Promise<OperationApproval | undefined>;
   /** Forgets approvals that ended (expired or used) before `before`; how many went. */
   purge(before: number): Promise<number>;
 }

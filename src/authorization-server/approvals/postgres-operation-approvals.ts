@@ -27,6 +27,8 @@ export const OPERATION_APPROVAL_MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX operation_approvals_operation
         ON operation_approvals (sub, client_id, tool, arguments_digest);
+      CREATE UNIQUE INDEX operation_approvals_one_pending
+        ON operation_approvals (sub, client_id, tool, arguments_digest, grant_id) WHERE status = 'pending';
     `,
   },
 ];
@@ -38,9 +40,10 @@ export function postgresOperationApprovals(db: Postgres): OperationApprovals {
   };
   return {
     create: async (approval) => {
-      await db.query(
+      const inserted = await db.query(
         `INSERT INTO operation_approvals (id, sub, client_id, grant_id, tool, arguments_digest, arguments,
-           request_id, status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, 'pending', $9, $10)`,
+           request_id, status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, 'pending', $9, $10)
+         ON CONFLICT DO NOTHING RETURNING id`,
         [
           approval.id,
           approval.sub,
@@ -54,7 +57,13 @@ export function postgresOperationApprovals(db: Postgres): OperationApprovals {
           approval.expiresAt,
         ],
       );
-      return { ...approval, status: 'pending' };
+      if (inserted.length > 0) return { ...approval, status: 'pending' };
+      // One pending approval per operation: a request made at the same moment gets that one.
+      return (await one(
+        `SELECT * FROM operation_approvals WHERE sub = $1 AND client_id = $2 AND tool = $3 AND arguments_digest = $4
+           AND grant_id IS NOT DISTINCT FROM $5 AND status = 'pending'`,
+        [approval.sub, approval.clientId, approval.tool, approval.argumentsDigest, approval.grantId ?? null],
+      ))!;
     },
     get: (id) => one('SELECT * FROM operation_approvals WHERE id = $1', [id]),
     findCurrent: (op, now) =>
@@ -77,6 +86,12 @@ export function postgresOperationApprovals(db: Postgres): OperationApprovals {
              FOR UPDATE SKIP LOCKED)
          AND status = 'approved' RETURNING *`,
         [now, op.sub, op.clientId, op.tool, op.argumentsDigest, op.grantId],
+      ),
+    lastUsed: (op, since) =>
+      one(
+        `SELECT * FROM operation_approvals WHERE sub = $1 AND client_id = $2 AND tool = $3 AND arguments_digest = $4
+           AND grant_id = $5 AND status = 'used' AND used_at > $6 ORDER BY used_at DESC LIMIT 1`,
+        [op.sub, op.clientId, op.tool, op.argumentsDigest, op.grantId, since],
       ),
     purge: async (before) =>
       (

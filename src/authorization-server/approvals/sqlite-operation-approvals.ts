@@ -20,6 +20,8 @@ const SCHEMA = `
   );
   CREATE INDEX IF NOT EXISTS operation_approvals_operation
     ON operation_approvals (sub, client_id, tool, arguments_digest);
+  CREATE UNIQUE INDEX IF NOT EXISTS operation_approvals_one_pending
+    ON operation_approvals (sub, client_id, tool, arguments_digest, grant_id) WHERE status = 'pending';
 `;
 
 export function createSqliteOperationApprovals(db: DatabaseSync): OperationApprovals {
@@ -27,9 +29,18 @@ export function createSqliteOperationApprovals(db: DatabaseSync): OperationAppro
   const q = {
     insert: db.prepare(
       `INSERT INTO operation_approvals (id, sub, client_id, grant_id, tool, arguments_digest, arguments,
-         request_id, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+         request_id, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)
+       ON CONFLICT DO NOTHING`,
     ),
     get: db.prepare('SELECT * FROM operation_approvals WHERE id = ?'),
+    pendingOf: db.prepare(
+      `SELECT * FROM operation_approvals WHERE sub = ? AND client_id = ? AND tool = ? AND arguments_digest = ?
+         AND grant_id IS ? AND status = 'pending'`,
+    ),
+    recentlyUsed: db.prepare(
+      `SELECT * FROM operation_approvals WHERE sub = ? AND client_id = ? AND tool = ? AND arguments_digest = ?
+         AND grant_id = ? AND status = 'used' AND used_at > ? ORDER BY used_at DESC LIMIT 1`,
+    ),
     open: db.prepare(
       `SELECT * FROM operation_approvals WHERE sub = ? AND client_id = ? AND tool = ? AND arguments_digest = ?
          AND grant_id = ? AND status <> 'used' AND expires_at > ? ORDER BY created_at DESC LIMIT 1`,
@@ -50,7 +61,7 @@ export function createSqliteOperationApprovals(db: DatabaseSync): OperationAppro
   };
   return {
     create: async (approval) => {
-      q.insert.run(
+      const inserted = q.insert.run(
         approval.id,
         approval.sub,
         approval.clientId,
@@ -62,7 +73,17 @@ export function createSqliteOperationApprovals(db: DatabaseSync): OperationAppro
         approval.createdAt,
         approval.expiresAt,
       );
-      return { ...approval, status: 'pending' };
+      if (Number(inserted.changes) > 0) return { ...approval, status: 'pending' };
+      // One pending approval per operation: a request made at the same moment gets that one.
+      return approvalOf(
+        q.pendingOf.get(
+          approval.sub,
+          approval.clientId,
+          approval.tool,
+          approval.argumentsDigest,
+          approval.grantId ?? null,
+        )!,
+      );
     },
     get: async (id) => {
       const row = q.get.get(id);
@@ -78,6 +99,10 @@ export function createSqliteOperationApprovals(db: DatabaseSync): OperationAppro
     },
     consume: async (op, now) => {
       const row = q.consume.get(now, op.sub, op.clientId, op.tool, op.argumentsDigest, op.grantId, now);
+      return row ? approvalOf(row) : undefined;
+    },
+    lastUsed: async (op, since) => {
+      const row = q.recentlyUsed.get(op.sub, op.clientId, op.tool, op.argumentsDigest, op.grantId, since);
       return row ? approvalOf(row) : undefined;
     },
     purge: async (before) => Number(q.purge.run(before, before).changes),

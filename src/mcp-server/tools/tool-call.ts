@@ -78,7 +78,10 @@ async function approvalNeeded(
             text:
               `This ${tool.name} call needs the user's approval before it runs, and has not run. ` +
               `Ask the user to open ${approval.url} , check the values and approve; then call ${tool.name} ` +
-              `again with exactly the same arguments. The approval is for this one call and lasts ${minutes} minute${minutes === 1 ? '' : 's'}.`,
+              `again with exactly the same arguments. The approval is for this one call and lasts ${minutes} minute${minutes === 1 ? '' : 's'}.` +
+              (approval.identicalCallRanAt
+                ? ` Note: an identical ${tool.name} call already ran at ${new Date(approval.identicalCallRanAt * 1000).toISOString()}; approving again would run it a second time.`
+                : ''),
           },
         ],
         isError: true,
