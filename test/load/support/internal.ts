@@ -42,7 +42,7 @@ export async function phantomJwt(stack: Stack, token: string): Promise<string> {
   return answer.body.trim();
 }
 
-/** A token for the stocks API, exchanged for a phantom JWT as the MCP server does it. */
+/** A token for the stocks API, for an order: exchanged as the MCP server does for place_order. */
 export async function stocksApiToken(stack: Stack, phantom: string): Promise<string> {
   const answer = await request(`${stack.urls.issuer}/token`, {
     method: 'POST',
@@ -50,6 +50,8 @@ export async function stocksApiToken(stack: Stack, phantom: string): Promise<str
       ...FORM,
       accept: 'application/json',
       authorization: basic('gatehouse-mcp-server', stack.secret('gatehouse-mcp-server')),
+      // As the MCP server does: a user's token is exchanged for one tool's call (an order).
+      'gatehouse-tool': 'place_order',
     },
     body: new URLSearchParams({
       grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',

@@ -56,8 +56,8 @@ export const LOAD_TEST_DOMAIN = 'load-test.example';
  */
 export const APPROVED_DOMAIN: Deviation = {
   setting: 'authorizationServer.users.domains',
-  value: [{ domain: LOAD_TEST_DOMAIN, claims: { region: 'eu' } }],
-  why: 'many distinct users sign in (one per agent); the built-in list has two example users',
+  value: [{ domain: LOAD_TEST_DOMAIN, claims: { region: 'eu', role: 'trader' } }],
+  why: 'many distinct users sign in (one per agent), traders all (some place orders); the built-in list has two example users',
 };
 
 type Section = Record<string, unknown>;
