@@ -8,8 +8,9 @@
  * authorization server.
  *
  * The cache key is what the subject token stands for, not its bytes: the grant (or, for a workload,
- * the client and subject), the token's expiry and scopes, the audience, the requested scope set and
- * the tool. The
+ * the client and subject), the token's expiry and scopes, the audience and the requested scope
+ * set. Tools that need the same scopes at the same API share a token: it allows no more for one
+ * than for the other, and a token per tool would double what every API verifies and caches. The
  * gateway gets a freshly signed phantom token at each introspection, so a key by token hash made every
  * agent re-exchange every 30 s (defect 11); the same grant and token now reuse one exchanged token.
  * Revocations announced by the authorization server drop entries by grant, token, client or subject.
@@ -60,9 +61,10 @@ export interface ExchangeRequest {
   /** The agent request's id (src/shared/request-id.ts), for the authorization server's audit line. */
   requestId?: string | undefined;
   /**
-   * The tool whose call needs the token: the authorization server names it in the token (`mcp_tool`)
-   * and in its audit record, and refuses a tool the subject may not use. Part of the cache key, so a
-   * token minted for one tool never serves another.
+   * The tool whose call needs the token: the authorization server names it in the token (`mcp_tool`,
+   * the tool whose call it was exchanged for) and in its audit record, and refuses a tool the
+   * subject may not use. Not part of the cache key: a later call of a tool with the same scopes at
+   * the same API reuses the token.
    */
   tool?: string | undefined;
   /**
@@ -133,9 +135,9 @@ export function exchangeCacheKey(request: ExchangeRequest): string {
   const who = subject
     ? `${subject.grantId ? `grant:${subject.grantId}` : `client:${subject.clientId}:${subject.sub}`} ${subject.expiresAt} ${[...subject.scopes].sort().join(',')}`
     : `token:${tokenHash(request.subjectToken)}`;
-  // The requested scope as a set (its order is not its meaning), and the tool the token names.
+  // The requested scope as a set (its order is not its meaning).
   const scope = [...new Set((request.scope ?? '').split(' ').filter(Boolean))].sort().join(' ');
-  return `${who} ${request.audience} ${scope} tool:${request.tool ?? ''}`;
+  return `${who} ${request.audience} ${scope}`;
 }
 
 const indexNames = (subject: ExchangeSubject | undefined) =>
